@@ -1,0 +1,384 @@
+/**
+ * The plugin contracts: Searcher, Scheduler, Callback, Executor; and the name registry the YAML
+ * experiment file uses (`scheduler: { name: asha }` -> `ashaScheduler`).
+ *
+ * Plugins are plain objects made by factories. They see read-only trial snapshots, never the
+ * runner, and return data: a searcher returns a config, `"wait"` or `"done"`; a scheduler returns
+ * a {@linkcode Decision}.
+ *
+ * @module
+ */
+
+import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
+import type { Space } from "./space.ts";
+
+/** What every searcher is told once, before the first `suggest`. */
+export interface SearcherContext {
+  /** The search space. */
+  readonly space: Space;
+  /** The experiment's metric. */
+  readonly metric: string;
+  /** Whether the metric is minimised or maximised. */
+  readonly mode: Mode;
+  /** The experiment seed: a searcher with the same seed suggests the same configs. */
+  readonly seed: number;
+  /** `numSamples` of the experiment (-1: unlimited). The runner caps the number of trials. */
+  readonly numSamples: number;
+}
+
+/**
+ * Proposes configs. The runner calls `suggest` while resources are free and stops asking after
+ * `numSamples × gridSize(space)` trials; a searcher may say `"done"` earlier (an exhausted grid)
+ * or `"wait"` (e.g. a concurrency limit, or waiting for results).
+ */
+export interface Searcher {
+  /** A short name, shown in logs and errors. */
+  readonly name: string;
+  /** Called once before the first suggestion. */
+  setup?(ctx: SearcherContext): void;
+  /** A config for a new trial, `"wait"` to be asked again after the next event, or `"done"`. */
+  suggest(trialId: string): Config | "wait" | "done";
+  /** An intermediate result of a trial. */
+  onReport?(trialId: string, result: TrialResult): void;
+  /**
+   * A trial ended. `final` is its last result (undefined if it never reported); `error` is true
+   * when it failed. `stopped` is true when a scheduler stopped it early (pruned).
+   */
+  onComplete?(
+    trialId: string,
+    final: TrialResult | undefined,
+    info?: { readonly error?: boolean; readonly stopped?: boolean },
+  ): void;
+  /** JSON state for resume. */
+  snapshot?(): JsonValue;
+  /** Restores {@linkcode Searcher.snapshot}'s state. */
+  restore?(state: JsonValue): void;
+}
+
+/** What every scheduler is told once, before the first trial. */
+export interface SchedulerContext {
+  /** The experiment's metric. */
+  readonly metric: string;
+  /** Whether the metric is minimised or maximised. */
+  readonly mode: Mode;
+  /** The experiment seed, for schedulers that draw random numbers (PBT). */
+  readonly seed: number;
+}
+
+/** What a scheduler decides for a trial that just reported. */
+export type Decision =
+  | { readonly kind: "continue" }
+  | { readonly kind: "stop"; readonly reason: string }
+  | { readonly kind: "pause" }
+  | { readonly kind: "exploit"; readonly from: string; readonly config: Config };
+
+/** A scheduler's wish to end a trial that is not the one reporting (e.g. a paused loser). */
+export interface StopRequest {
+  /** The trial to end. */
+  readonly trialId: string;
+  /** Why, shown to the user and recorded. */
+  readonly reason: string;
+}
+
+/**
+ * Decides, at every report, whether a trial continues, stops, pauses or exploits another
+ * (PBT), and which pending or paused trial runs next.
+ */
+export interface Scheduler {
+  /** A short name, shown in logs and errors. */
+  readonly name: string;
+  /** Called once before the first trial. */
+  setup?(ctx: SchedulerContext): void;
+  /** A trial was created (status pending). */
+  onTrialAdd?(trial: TrialSnapshot): void;
+  /** The decision for a trial that just reported `result`. */
+  onReport(trial: TrialSnapshot, result: TrialResult): Decision;
+  /** A trial ended (finished, stopped or failed); `result` is its last result. */
+  onComplete?(trial: TrialSnapshot, result?: TrialResult): void;
+  /**
+   * Which of the runnable trials (pending or paused) to start next, or undefined to start none
+   * now. When absent, the runner resumes paused trials first, then pending ones in order.
+   */
+  chooseNext?(runnable: readonly TrialSnapshot[]): string | undefined;
+  /** Trials other than the reporting one that should end now; called after each hook. */
+  takeStops?(): readonly StopRequest[];
+  /** JSON state for resume. */
+  snapshot?(): JsonValue;
+  /** Restores {@linkcode Scheduler.snapshot}'s state. */
+  restore?(state: JsonValue): void;
+}
+
+/** Sent to callbacks when the experiment starts (or resumes). */
+export interface ExperimentStart {
+  /** Experiment name. */
+  readonly name: string;
+  /** The experiment folder. */
+  readonly dir: string;
+  /** The search space. */
+  readonly space: Space;
+  /** The metric and its mode. */
+  readonly metric: string;
+  /** Whether the metric is minimised or maximised. */
+  readonly mode: Mode;
+  /** Names of the searcher and scheduler. */
+  readonly searcher: string;
+  /** Name of the scheduler. */
+  readonly scheduler: string;
+  /** True when resuming an interrupted experiment. */
+  readonly resumed: boolean;
+}
+
+/** Sent when a trial (re)starts. */
+export interface TrialStart {
+  /** The trial as it starts. */
+  readonly trial: TrialSnapshot;
+  /** True when it resumes (retry, unpause, exploit, experiment resume). */
+  readonly resumed: boolean;
+}
+
+/** Sent after every report is recorded. */
+export interface TrialReport {
+  /** The trial after the report. */
+  readonly trial: TrialSnapshot;
+  /** The recorded result. */
+  readonly result: TrialResult;
+  /** The scheduler's decision. */
+  readonly decision: Decision;
+}
+
+/** Sent when a checkpoint is committed. */
+export interface CheckpointEvent {
+  /** The trial. */
+  readonly trial: TrialSnapshot;
+  /** The committed folder. */
+  readonly path: string;
+  /** The iteration it belongs to. */
+  readonly iteration: number;
+}
+
+/** How a trial ended. */
+export type TrialOutcome = "completed" | "stopped" | "error" | "paused";
+
+/** Sent when a trial process ends (finished, stopped, failed, or paused). */
+export interface TrialEnd {
+  /** The trial after it ended. */
+  readonly trial: TrialSnapshot;
+  /** Why it ended. */
+  readonly outcome: TrialOutcome;
+  /** The scheduler's reason when stopped, or the error message. */
+  readonly reason?: string;
+}
+
+/** Sent when the experiment ends. */
+export interface ExperimentEnd {
+  /** Every trial. */
+  readonly trials: readonly TrialSnapshot[];
+  /** Whether the experiment was interrupted (signal, time budget). */
+  readonly interrupted: boolean;
+}
+
+/**
+ * Observes the experiment: loggers and reporters. A callback that throws or is slow never
+ * stalls the runner: its failure is reported with its name and the experiment goes on.
+ */
+export interface Callback {
+  /** A short name, shown when it fails. */
+  readonly name: string;
+  /** The experiment starts or resumes. */
+  onExperimentStart?(e: ExperimentStart): void | Promise<void>;
+  /** A trial (re)starts. */
+  onTrialStart?(e: TrialStart): void | Promise<void>;
+  /** A trial reported. */
+  onReport?(e: TrialReport): void | Promise<void>;
+  /** A checkpoint was committed. */
+  onCheckpoint?(e: CheckpointEvent): void | Promise<void>;
+  /** A trial process ended. */
+  onTrialEnd?(e: TrialEnd): void | Promise<void>;
+  /** The experiment ended; flush and close here. */
+  onExperimentEnd?(e: ExperimentEnd): void | Promise<void>;
+}
+
+/** Extra permissions a trial needs, merged into its sandbox. */
+export interface SandboxPolicy {
+  /** Paths the trial may read (besides its own folder, the trainable and the module cache). */
+  readonly read?: readonly string[];
+  /** Paths the trial may write (besides its own folder). */
+  readonly write?: readonly string[];
+  /** Hosts (`host[:port]`) the trial may connect to. */
+  readonly net?: readonly string[];
+  /** Environment variables the trial may read (their values are passed through). */
+  readonly env?: readonly string[];
+  /** Deno `--allow-sys` APIs (`cpus`, `hostname`, ...). */
+  readonly sys?: readonly string[];
+  /** Paths for `--allow-ffi` (native backends only). */
+  readonly ffi?: readonly string[];
+}
+
+/** The resources a trial asks for. */
+export interface Resources {
+  /** CPUs (may be fractional). @default 1 */
+  readonly cpu?: number;
+  /** GPUs (may be fractional, e.g. 0.5 to share). @default 0 */
+  readonly gpu?: number;
+}
+
+/** Everything an executor needs to run one trial. */
+export interface TrialJob {
+  /** Trial id. */
+  readonly trialId: string;
+  /** The trial's config. */
+  readonly config: Config;
+  /** The trial folder (exists). */
+  readonly dir: string;
+  /** The iteration to continue from (0 for a fresh trial). */
+  readonly iteration: number;
+  /** Committed checkpoint to restore from. */
+  readonly checkpoint?: string;
+  /** Seconds already spent in earlier runs of this trial (for `time_total_s`). */
+  readonly timeOffsetS: number;
+  /** Extra permissions. */
+  readonly sandbox: SandboxPolicy;
+  /** Environment variables set for the trial (e.g. `CUDA_VISIBLE_DEVICES`). */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** A report as it arrives from a trial, before the driver fills in the automatic keys. */
+export interface RawReport {
+  /** The user's metrics. */
+  readonly metrics: Readonly<Record<string, JsonValue>>;
+  /** A staging folder holding a checkpoint written with this report, if any. */
+  readonly checkpointDir?: string;
+}
+
+/** The driver's answer to a report. */
+export type Ack = "continue" | "stop";
+
+/** How a trial process ended. */
+export type TrialExit =
+  | { readonly kind: "done" }
+  | { readonly kind: "stopped" }
+  | {
+    readonly kind: "error";
+    readonly message: string;
+    readonly stack?: string;
+    readonly violation?: { readonly permission: string; readonly target: string };
+  };
+
+/** What the runner gives an executor to talk back. */
+export interface TrialListener {
+  /** A report came in; the returned promise resolves with the ack sent back to the trial. */
+  report(report: RawReport): Promise<Ack>;
+}
+
+/** A running trial. */
+export interface TrialHandle {
+  /** Resolves once the trial has ended, however it ended. */
+  readonly exited: Promise<TrialExit>;
+  /** Ask the trial to end; kill it after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Runs trials: in a sandboxed subprocess, in-process, or (later) on a cluster. */
+export interface Executor {
+  /** A short name. */
+  readonly name: string;
+  /** Starts a trial. */
+  start(job: TrialJob, listener: TrialListener): TrialHandle;
+  /** Releases pooled resources. */
+  close?(): Promise<void>;
+}
+
+/** The roles a plugin can play, for the YAML registry. */
+export type PluginRole = "searcher" | "scheduler" | "callback";
+
+/** The factory type a registry entry or a plugin module's default export has. */
+export type PluginFactory<T> = (options: Record<string, unknown>) => T;
+
+const registry: Record<PluginRole, Map<string, PluginFactory<unknown>>> = {
+  searcher: new Map(),
+  scheduler: new Map(),
+  callback: new Map(),
+};
+
+/**
+ * Registers a plugin factory under a name for YAML files (`scheduler: { name: asha }`). YAML
+ * options arrive with snake_case keys converted to camelCase.
+ *
+ * @example
+ * ```ts
+ * import { registerPlugin } from "./plugin.ts";
+ * registerPlugin("scheduler", "my_fifo", () => ({ name: "my_fifo", onReport: () => ({ kind: "continue" }) }));
+ * ```
+ */
+export function registerPlugin<T>(role: PluginRole, name: string, factory: PluginFactory<T>): void {
+  registry[role].set(name, factory as PluginFactory<unknown>);
+}
+
+/**
+ * The factory registered under a name, or undefined.
+ *
+ * @example
+ * ```ts
+ * import { lookupPlugin } from "./plugin.ts";
+ * console.log(lookupPlugin("scheduler", "nope")); // undefined
+ * ```
+ */
+export function lookupPlugin(role: PluginRole, name: string): PluginFactory<unknown> | undefined {
+  return registry[role].get(name);
+}
+
+/**
+ * The names registered for a role.
+ *
+ * @example
+ * ```ts
+ * import { pluginNames } from "./plugin.ts";
+ * console.log(pluginNames("scheduler"));
+ * ```
+ */
+export function pluginNames(role: PluginRole): string[] {
+  return [...registry[role].keys()].sort();
+}
+
+/**
+ * Checks that a value has the shape of a plugin of `role`; returns a problem description or
+ * undefined when it fits.
+ *
+ * @example
+ * ```ts
+ * import { checkPluginShape } from "./plugin.ts";
+ * console.log(checkPluginShape("searcher", { name: "x" })); // says suggest is missing
+ * ```
+ */
+export function checkPluginShape(role: PluginRole, value: unknown): string | undefined {
+  if (typeof value !== "object" || value === null) {
+    return `a ${role} must be an object, got ${String(value)}`;
+  }
+  const v = value as Record<string, unknown>;
+  if (typeof v.name !== "string" || !v.name) return `a ${role} needs a string "name"`;
+  const required = role === "searcher" ? ["suggest"] : role === "scheduler" ? ["onReport"] : [];
+  for (const m of required) {
+    if (typeof v[m] !== "function") return `${role} "${v.name}" has no ${m}() method`;
+  }
+  const hooks = role === "callback"
+    ? [
+      "onExperimentStart",
+      "onTrialStart",
+      "onReport",
+      "onCheckpoint",
+      "onTrialEnd",
+      "onExperimentEnd",
+    ]
+    : role === "searcher"
+    ? ["setup", "onReport", "onComplete", "snapshot", "restore"]
+    : ["setup", "onTrialAdd", "onComplete", "chooseNext", "takeStops", "snapshot", "restore"];
+  for (const h of hooks) {
+    if (h in v && v[h] !== undefined && typeof v[h] !== "function") {
+      return `${role} "${v.name}": ${h} must be a function`;
+    }
+  }
+  return undefined;
+}
+
+/** Re-exported so plugin authors import everything from one module. */
+export type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus };
