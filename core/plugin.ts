@@ -248,6 +248,8 @@ export interface RawReport {
   readonly metrics: Readonly<Record<string, JsonValue>>;
   /** A staging folder holding a checkpoint written with this report, if any. */
   readonly checkpointDir?: string;
+  /** Seconds since this run of the trial started, measured by the trial. */
+  readonly elapsedS?: number;
 }
 
 /** The driver's answer to a report. */
@@ -261,7 +263,10 @@ export type TrialExit =
     readonly kind: "error";
     readonly message: string;
     readonly stack?: string;
+    /** Set when Deno refused a permission: the trial broke its sandbox. */
     readonly violation?: { readonly permission: string; readonly target: string };
+    /** Set when the trainable itself is unusable (no default export): retrying cannot help. */
+    readonly fatal?: boolean;
   };
 
 /** What the runner gives an executor to talk back. */
@@ -282,6 +287,8 @@ export interface TrialHandle {
 export interface Executor {
   /** A short name. */
   readonly name: string;
+  /** Called once before the first trial: warm caches, check the trainable, open channels. */
+  prepare?(ctx: { readonly experimentDir: string }): Promise<void>;
   /** Starts a trial. */
   start(job: TrialJob, listener: TrialListener): TrialHandle;
   /** Releases pooled resources. */

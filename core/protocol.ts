@@ -1,0 +1,126 @@
+/**
+ * The versioned messages between the driver and a sandboxed trial: newline-delimited JSON on a
+ * unix socket that only the trial may open. The trial's own stdout/stderr stay free for the
+ * user's logs.
+ *
+ * @module
+ */
+
+import type { Config, JsonValue } from "./trial.ts";
+
+/** The protocol version; a trial speaking another version is refused with a clear error. */
+export const PROTOCOL_VERSION = 1;
+
+/** Trial -> driver. */
+export type TrialMessage =
+  | { readonly v: number; readonly type: "hello"; readonly trialId: string; readonly token: string }
+  | {
+    readonly v: number;
+    readonly type: "report";
+    readonly seq: number;
+    readonly metrics: Record<string, JsonValue>;
+    /** Seconds since the trial process booted. */
+    readonly elapsed: number;
+    /** A staging folder holding this report's checkpoint. */
+    readonly checkpointDir?: string;
+  }
+  | { readonly v: number; readonly type: "done" }
+  | {
+    readonly v: number;
+    readonly type: "error";
+    readonly name: string;
+    readonly message: string;
+    readonly stack?: string;
+    /** Set when the trainable module itself is unusable (missing default export). */
+    readonly fatal?: boolean;
+  };
+
+/** Driver -> trial. */
+export type DriverMessage =
+  | {
+    readonly v: number;
+    readonly type: "start";
+    readonly trialId: string;
+    readonly config: Config;
+    readonly iteration: number;
+    readonly checkpoint?: string;
+    readonly trialDir: string;
+  }
+  | {
+    readonly v: number;
+    readonly type: "ack";
+    readonly seq: number;
+    readonly decision: "continue" | "stop";
+  }
+  | { readonly v: number; readonly type: "stop" };
+
+/**
+ * Encodes one message as a line. Non-finite numbers become the strings `"NaN"`, `"Infinity"`
+ * and `"-Infinity"` so that a NaN metric survives the trip (JSON has no NaN).
+ *
+ * @example
+ * ```ts
+ * import { encodeLine } from "./protocol.ts";
+ * console.log(encodeLine({ x: NaN })); // {"x":"NaN"}\n
+ * ```
+ */
+export function encodeLine(message: unknown): string {
+  return JSON.stringify(message, nonFiniteReplacer) + "\n";
+}
+
+/**
+ * A `JSON.stringify` replacer that keeps NaN and ±Infinity as strings.
+ *
+ * @example
+ * ```ts
+ * import { nonFiniteReplacer } from "./protocol.ts";
+ * console.log(JSON.stringify([Infinity], nonFiniteReplacer)); // ["Infinity"]
+ * ```
+ */
+export function nonFiniteReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === "number" && !Number.isFinite(value)) return String(value);
+  return value;
+}
+
+/**
+ * Splits a byte stream into lines and yields each parsed JSON value.
+ *
+ * @example
+ * ```ts
+ * import { readLines } from "./protocol.ts";
+ * const stream = ReadableStream.from([new TextEncoder().encode('{"a":1}\n{"a":2}\n')]);
+ * for await (const m of readLines(stream)) console.log(m);
+ * ```
+ */
+export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<unknown> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of stream) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      if (line.trim()) yield JSON.parse(line);
+    }
+  }
+}
+
+const NON_FINITE: Record<string, number> = { NaN: NaN, Infinity: Infinity, "-Infinity": -Infinity };
+
+/**
+ * Turns the strings `"NaN"`, `"Infinity"`, `"-Infinity"` of a metrics object back into numbers.
+ *
+ * @example
+ * ```ts
+ * import { reviveMetrics } from "./protocol.ts";
+ * console.log(reviveMetrics({ loss: "NaN" }).loss); // NaN
+ * ```
+ */
+export function reviveMetrics(metrics: Record<string, JsonValue>): Record<string, JsonValue> {
+  let out: Record<string, JsonValue> | undefined;
+  for (const [k, v] of Object.entries(metrics)) {
+    if (typeof v === "string" && v in NON_FINITE) (out ??= { ...metrics })[k] = NON_FINITE[v];
+  }
+  return out ?? metrics;
+}

@@ -1,0 +1,199 @@
+/**
+ * The results of an experiment: every trial's status, config, last metrics and history, and the
+ * best trial by a metric. Built by `Tuner.fit()`, or loaded from a folder with
+ * {@linkcode ResultGrid.load}.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { Config, JsonValue, Mode, TrialResult, TrialStatus } from "./trial.ts";
+import {
+  flatten,
+  foldTrialEvents,
+  listCheckpoints,
+  readExperiment,
+  readResults,
+  readTrialEvents,
+  toCsv,
+} from "./store.ts";
+import { TuneError } from "./errors.ts";
+
+/** One trial of a {@linkcode ResultGrid}. */
+export interface TrialInfo {
+  /** Trial id. */
+  readonly id: string;
+  /** Final (or current) status. */
+  readonly status: TrialStatus;
+  /** The config it ran with (the last one, for PBT). */
+  readonly config: Config;
+  /** Its last result, if it reported. */
+  readonly metrics: TrialResult | undefined;
+  /** How many reports it made. */
+  readonly iterations: number;
+  /** The error message of a failed trial. */
+  readonly error?: string;
+  /** Why it was stopped, when a scheduler or a criterion stopped it. */
+  readonly reason?: string;
+  /** The trial folder. */
+  readonly path: string;
+  /** Its latest committed checkpoint folder. */
+  readonly checkpoint?: string;
+}
+
+/** Which result of each trial `best()` compares. */
+export type BestScope = "last" | "all";
+
+/**
+ * The trials of an experiment and queries over them.
+ *
+ * @example
+ * ```ts ignore
+ * import { ResultGrid } from "./results.ts";
+ * const grid = await ResultGrid.load("tunebox_results/my-exp");
+ * console.log(grid.best().config);
+ * ```
+ */
+export class ResultGrid {
+  /** The experiment folder. */
+  readonly path: string;
+  /** The experiment's metric. */
+  readonly metric: string;
+  /** The experiment's mode. */
+  readonly mode: Mode;
+  /** Every trial, in creation order. */
+  readonly trials: readonly TrialInfo[];
+  /** True when the experiment was stopped by a signal or the time budget before it finished. */
+  readonly interrupted: boolean;
+  readonly #histories: ReadonlyMap<string, readonly TrialResult[]>;
+
+  /** Creates a grid; use `Tuner.fit()` or {@linkcode ResultGrid.load} instead. */
+  constructor(
+    init: {
+      path: string;
+      metric: string;
+      mode: Mode;
+      trials: readonly TrialInfo[];
+      histories: ReadonlyMap<string, readonly TrialResult[]>;
+      interrupted?: boolean;
+    },
+  ) {
+    this.path = init.path;
+    this.metric = init.metric;
+    this.mode = init.mode;
+    this.trials = init.trials;
+    this.#histories = init.histories;
+    this.interrupted = init.interrupted ?? false;
+  }
+
+  /** The failed trials and their errors. */
+  get errors(): { trialId: string; message: string }[] {
+    return this.trials.filter((t) => t.status === "error").map((t) => ({
+      trialId: t.id,
+      message: t.error ?? "",
+    }));
+  }
+
+  /** Every result of a trial, in order. */
+  history(trialId: string): readonly TrialResult[] {
+    const h = this.#histories.get(trialId);
+    if (!h) throw new TuneError(`No trial "${trialId}" in this experiment`);
+    return h;
+  }
+
+  /**
+   * The best trial by `metric` (default: the experiment's). `scope: "last"` compares each trial's
+   * last result, `"all"` its best result ever (Ray's `get_best_result` scopes). NaN and infinite
+   * values are never picked.
+   *
+   * @throws {TuneError} when no trial reported a finite value of the metric.
+   */
+  best(
+    metric: string = this.metric,
+    mode: Mode = this.mode,
+    scope: BestScope = "last",
+  ): TrialInfo & { readonly score: number } {
+    let best: TrialInfo | undefined, bestScore = NaN;
+    const better = (a: number, b: number) => Number.isNaN(b) || (mode === "min" ? a < b : a > b);
+    for (const t of this.trials) {
+      const results = scope === "last"
+        ? (t.metrics ? [t.metrics] : [])
+        : this.#histories.get(t.id) ?? [];
+      for (const r of results) {
+        const v = flatten(r)[metric];
+        if (typeof v === "number" && Number.isFinite(v) && better(v, bestScore)) {
+          [best, bestScore] = [t, v];
+        }
+      }
+    }
+    if (!best) {
+      const seen = new Set(
+        this.trials.flatMap((t) => (t.metrics ? Object.keys(flatten(t.metrics)) : [])),
+      );
+      throw new TuneError(
+        `No trial reported a finite "${metric}"` +
+          (seen.size
+            ? ` (reported keys: ${[...seen].join(", ")})`
+            : this.trials.length
+            ? " (no trial reported anything)"
+            : " (there are no trials)"),
+      );
+    }
+    return { ...best, score: bestScore };
+  }
+
+  /** One CSV row per trial: id, status, iterations, `config/...` and the last metrics. */
+  toCsv(): string {
+    const rows = this.trials.map((t) => {
+      const row: Record<string, JsonValue> = {
+        trial_id: t.id,
+        status: t.status,
+        iterations: t.iterations,
+      };
+      for (const [k, v] of Object.entries(flatten(t.config))) row[`config/${k}`] = v;
+      for (const [k, v] of Object.entries(t.metrics ? flatten(t.metrics) : {})) {
+        if (k !== "trial_id") row[k] = v;
+      }
+      if (t.error) row.error = t.error;
+      return row;
+    });
+    return toCsv(rows);
+  }
+
+  /**
+   * Loads the results of an experiment folder (finished, interrupted or still running).
+   *
+   * @throws {TuneError} when the folder is not an experiment.
+   */
+  static async load(path: string): Promise<ResultGrid> {
+    const record = await readExperiment(path);
+    const stored = foldTrialEvents(await readTrialEvents(path));
+    const histories = new Map<string, TrialResult[]>();
+    const trials: TrialInfo[] = [];
+    for (const s of stored) {
+      const dir = join(path, s.id);
+      const history = await readResults(dir);
+      histories.set(s.id, history);
+      const cks = await listCheckpoints(dir);
+      trials.push({
+        id: s.id,
+        status: s.status,
+        config: s.config,
+        metrics: history.at(-1),
+        iterations: history.length ? history.at(-1)!.training_iteration : 0,
+        ...(s.status === "error" && s.reason ? { error: s.reason } : {}),
+        ...(s.status === "terminated" && s.reason ? { reason: s.reason } : {}),
+        path: dir,
+        ...(cks.length ? { checkpoint: cks.at(-1)!.path } : {}),
+      });
+    }
+    return new ResultGrid({
+      path,
+      metric: record.metric,
+      mode: record.mode,
+      trials,
+      histories,
+      interrupted: record.status === "interrupted",
+    });
+  }
+}

@@ -1,0 +1,1054 @@
+/**
+ * The event loop (DESIGN §4). One loop owns all state: it asks the searcher for configs while
+ * slots are free, starts trials through the executor, and for every report appends it to the
+ * trial's `result.jsonl`, asks the stop criteria and the scheduler for a decision, tells the
+ * searcher and the callbacks, then acknowledges the trial. State changes reach the disk before
+ * they are acknowledged.
+ *
+ * @module
+ */
+
+import { join, resolve, sep } from "node:path";
+import type {
+  Ack,
+  Callback,
+  Decision,
+  Executor,
+  RawReport,
+  SandboxPolicy,
+  Scheduler,
+  Searcher,
+  TrialExit,
+  TrialHandle,
+  TrialOutcome,
+} from "./plugin.ts";
+import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
+import { errorMessage, PluginError, TuneError } from "./errors.ts";
+import type { Space } from "./space.ts";
+import { spaceToJson } from "./space.ts";
+import {
+  checkpointName,
+  copyTree,
+  EventLog,
+  type ExperimentRecord,
+  flatten,
+  removeSymlinks,
+  ResultWriter,
+  STORE_FORMAT,
+  writeJsonAtomic,
+  writeParams,
+} from "./store.ts";
+
+/** Decides whether another trial may start, and gives it its devices' environment. */
+export interface ResourceGate {
+  /** Whether one more trial fits now. */
+  canStart(): boolean;
+  /** Takes the resources of one trial; returns the environment to set for it. */
+  acquire(trialId: string): Record<string, string>;
+  /** Gives a trial's resources back. */
+  release(trialId: string): void;
+}
+
+/**
+ * A gate that lets at most `n` trials run at once.
+ *
+ * @example
+ * ```ts
+ * import { concurrencyGate } from "./runner.ts";
+ * const gate = concurrencyGate(2);
+ * gate.acquire("a");
+ * console.log(gate.canStart()); // true
+ * ```
+ */
+export function concurrencyGate(n: number): ResourceGate {
+  const held = new Set<string>();
+  return {
+    canStart: () => held.size < n,
+    acquire(id) {
+      held.add(id);
+      return {};
+    },
+    release(id) {
+      held.delete(id);
+    },
+  };
+}
+
+/** Stop criteria: Ray's dict (`{ training_iteration: 10 }`: stop when any value is reached) or a function. */
+export type StopCriteria =
+  | { readonly [key: string]: number }
+  | ((trialId: string, result: TrialResult) => boolean);
+
+/** Checkpoint retention. */
+export interface CheckpointOptions {
+  /** Keep at most this many checkpoints per trial (the latest is always kept). @default all */
+  readonly numToKeep?: number;
+  /** Rank checkpoints by this result key instead of recency. */
+  readonly scoreAttribute?: string;
+  /** Whether a higher or lower score is better. @default "max" */
+  readonly scoreOrder?: Mode;
+}
+
+/** A trial the runner restores from disk. */
+export interface RestoredTrial {
+  /** Trial id. */
+  readonly id: string;
+  /** Status to continue with (`running` becomes runnable again). */
+  readonly status: TrialStatus;
+  /** Config. */
+  readonly config: Config;
+  /** Last iteration on disk. */
+  readonly iteration: number;
+  /** Last result on disk. */
+  readonly lastResult?: TrialResult;
+  /** Latest committed checkpoint. */
+  readonly checkpoint?: string;
+  /** Committed checkpoints, oldest first. */
+  readonly checkpoints: readonly { path: string; iteration: number; score?: number }[];
+  /** Failures so far. */
+  readonly failures: number;
+  /** Error message or stop reason. */
+  readonly reason?: string;
+}
+
+/** Everything the runner needs; the Tuner fills it from its options. */
+export interface RunnerConfig {
+  readonly name: string;
+  readonly dir: string;
+  readonly experimentId: string;
+  readonly space: Space;
+  readonly metric: string;
+  readonly mode: Mode;
+  readonly seed: number;
+  readonly numSamples: number;
+  readonly totalTrials: number;
+  readonly searcher: Searcher;
+  readonly scheduler: Scheduler;
+  readonly callbacks: readonly Callback[];
+  readonly executor: Executor;
+  readonly gate: ResourceGate;
+  readonly stop?: StopCriteria;
+  readonly timeBudgetMs?: number;
+  readonly trialTimeoutMs?: number;
+  readonly maxFailures: number;
+  readonly checkpoint: CheckpointOptions;
+  readonly sandbox: SandboxPolicy;
+  readonly savedOptions: { readonly [key: string]: JsonValue };
+  readonly createdAt: string;
+  readonly restored?: {
+    readonly trials: readonly RestoredTrial[];
+    readonly trialCount: number;
+    readonly searcherState: JsonValue;
+    readonly schedulerState: JsonValue;
+  };
+  /** Prints warnings (default: console.warn). */
+  readonly warn?: (message: string) => void;
+  /** Handle SIGINT/SIGTERM by stopping trials and saving state. @default true */
+  readonly handleSignals?: boolean;
+}
+
+type Action =
+  | { kind: "stop"; reason: string; outcome: "completed" | "stopped" }
+  | { kind: "pause" }
+  | { kind: "exploit"; from: string; config: Config }
+  | { kind: "timeout" }
+  | { kind: "interrupt" };
+
+interface TrialState {
+  id: string;
+  status: TrialStatus;
+  config: Config;
+  dir: string;
+  iteration: number;
+  lastResult?: TrialResult;
+  checkpoint?: string;
+  checkpoints: { path: string; iteration: number; score?: number }[];
+  failures: number;
+  timeTotalS: number;
+  error?: string;
+  reason?: string;
+  handle?: TrialHandle;
+  action?: Action;
+  writer?: ResultWriter;
+  timer?: ReturnType<typeof setTimeout>;
+  runIterations: number;
+  runTimeS: number;
+  priority: boolean;
+  warned: Set<string>;
+  env: Record<string, string>;
+}
+
+type LoopEvent =
+  | { type: "report"; trial: TrialState; raw: RawReport; resolve: (a: Ack) => void }
+  | { type: "exit"; trial: TrialState; exit: TrialExit }
+  | { type: "timeout"; trial: TrialState }
+  | { type: "budget" }
+  | { type: "interrupt"; signal: string };
+
+class EventQueue<T> {
+  #items: T[] = [];
+  #waiter: ((v: T) => void) | undefined;
+  push(item: T): void {
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w(item);
+    } else this.#items.push(item);
+  }
+  next(): Promise<T> {
+    if (this.#items.length) return Promise.resolve(this.#items.shift()!);
+    return new Promise((r) => (this.#waiter = r));
+  }
+}
+
+/** What {@linkcode runExperiment} returns. */
+export interface RunOutcome {
+  /** Every trial, in creation order. */
+  readonly trials: readonly TrialSnapshot[];
+  /** True when stopped by a signal. */
+  readonly interrupted: boolean;
+  /** True when the time budget ran out. */
+  readonly budgetExhausted: boolean;
+  /** A plugin or trainable error that ended the experiment early. */
+  readonly fatal?: Error;
+}
+
+/**
+ * Runs an experiment to its end (or until interrupted) and returns its trials.
+ *
+ * @example
+ * ```ts ignore
+ * import { runExperiment } from "./runner.ts";
+ * const outcome = await runExperiment(config);
+ * ```
+ */
+export async function runExperiment(config: RunnerConfig): Promise<RunOutcome> {
+  return await new Runner(config).run();
+}
+
+class Runner {
+  readonly c: RunnerConfig;
+  readonly trials = new Map<string, TrialState>();
+  readonly order: TrialState[] = [];
+  readonly queue = new EventQueue<LoopEvent>();
+  readonly chains = new Map<Callback, Promise<void>>();
+  readonly failedHooks = new Set<string>();
+  log!: EventLog;
+  running = 0;
+  trialCount = 0;
+  searcherDone = false;
+  searcherWaiting = false;
+  stopping = false;
+  interrupted = false;
+  budgetExhausted = false;
+  fatal: Error | undefined;
+  lastSave = 0;
+  warnedMissingMetric = false;
+  warn: (m: string) => void;
+
+  constructor(c: RunnerConfig) {
+    this.c = c;
+    this.warn = c.warn ?? ((m) => console.warn(`tunebox: ${m}`));
+  }
+
+  async run(): Promise<RunOutcome> {
+    const c = this.c;
+    this.log = await EventLog.open(c.dir);
+    const ctx = {
+      space: c.space,
+      metric: c.metric,
+      mode: c.mode,
+      seed: c.seed,
+      numSamples: c.numSamples,
+    };
+    this.plugin(c.searcher.name, "setup", () => c.searcher.setup?.(ctx));
+    this.plugin(
+      c.scheduler.name,
+      "setup",
+      () => c.scheduler.setup?.({ metric: c.metric, mode: c.mode, seed: c.seed }),
+    );
+    if (c.restored) this.restore(c.restored);
+    await this.save(true, "running");
+    this.emit("onExperimentStart", {
+      name: c.name,
+      dir: c.dir,
+      space: c.space,
+      metric: c.metric,
+      mode: c.mode,
+      searcher: c.searcher.name,
+      scheduler: c.scheduler.name,
+      resumed: !!c.restored,
+    });
+
+    const signals: [Deno.Signal, () => void][] = [];
+    if (c.handleSignals !== false) {
+      for (const s of ["SIGINT", "SIGTERM"] as const) {
+        const h = () => this.queue.push({ type: "interrupt", signal: s });
+        try {
+          Deno.addSignalListener(s, h);
+          signals.push([s, h]);
+        } catch { /* not supported here */ }
+      }
+    }
+    const budget = c.timeBudgetMs !== undefined
+      ? setTimeout(() => this.queue.push({ type: "budget" }), c.timeBudgetMs)
+      : undefined;
+
+    try {
+      await c.executor.prepare?.({ experimentDir: c.dir });
+      for (;;) {
+        if (!this.stopping && !this.fatal) await this.fill();
+        if (this.running === 0) {
+          if (this.stopping || this.fatal || this.finished()) break;
+          if (this.searcherWaiting) {
+            this.fatal = new PluginError(
+              c.searcher.name,
+              "suggest",
+              new Error('it answered "wait" while no trial was running, so it would wait forever'),
+            );
+            break;
+          }
+        }
+        await this.handle(await this.queue.next());
+      }
+    } catch (e) {
+      this.fatal ??= e instanceof Error ? e : new Error(String(e));
+      await this.stopAll({ kind: "interrupt" });
+    } finally {
+      clearTimeout(budget);
+      for (const [s, h] of signals) Deno.removeSignalListener(s, h);
+      await c.executor.close?.();
+    }
+    const snapshots = this.order.map((t) => this.snap(t));
+    this.emit("onExperimentEnd", {
+      trials: snapshots,
+      interrupted: this.interrupted || this.budgetExhausted,
+    });
+    await this.flushCallbacks();
+    await this.save(true, this.fatal ? "failed" : this.interrupted ? "interrupted" : "finished");
+    await this.log.close();
+    return {
+      trials: snapshots,
+      interrupted: this.interrupted,
+      budgetExhausted: this.budgetExhausted,
+      ...(this.fatal ? { fatal: this.fatal } : {}),
+    };
+  }
+
+  finished(): boolean {
+    const runnable = this.order.some((t) => t.status === "pending" || t.status === "paused");
+    return !runnable && (this.searcherDone || this.trialCount >= this.c.totalTrials);
+  }
+
+  restore(r: NonNullable<RunnerConfig["restored"]>): void {
+    this.trialCount = r.trialCount;
+    this.plugin(this.c.searcher.name, "restore", () => this.c.searcher.restore?.(r.searcherState));
+    this.plugin(
+      this.c.scheduler.name,
+      "restore",
+      () => this.c.scheduler.restore?.(r.schedulerState),
+    );
+    for (const t of r.trials) {
+      const state: TrialState = {
+        id: t.id,
+        // A trial that was running when the driver died restarts from its checkpoint.
+        status: t.status === "running" ? "pending" : t.status,
+        config: t.config,
+        dir: join(this.c.dir, t.id),
+        iteration: t.iteration,
+        ...(t.lastResult ? { lastResult: t.lastResult } : {}),
+        ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
+        checkpoints: [...t.checkpoints],
+        failures: t.failures,
+        timeTotalS: t.lastResult?.time_total_s ?? 0,
+        ...(t.reason ? (t.status === "error" ? { error: t.reason } : { reason: t.reason }) : {}),
+        runIterations: 0,
+        runTimeS: 0,
+        priority: t.status === "running",
+        warned: new Set(),
+        env: {},
+      };
+      this.trials.set(t.id, state);
+      this.order.push(state);
+    }
+  }
+
+  // ------------------------------------------------------------------ starting trials
+
+  async fill(): Promise<void> {
+    for (;;) {
+      if (!this.c.gate.canStart()) return;
+      const runnable = this.order.filter((t) => t.status === "pending" || t.status === "paused");
+      if (
+        !runnable.some((t) => t.status === "pending") && !this.searcherDone &&
+        this.trialCount < this.c.totalTrials
+      ) {
+        if (await this.create()) continue;
+      }
+      if (!runnable.length) return;
+      let pick = runnable.find((t) => t.priority);
+      if (!pick) {
+        const chosen = this.c.scheduler.chooseNext
+          ? this.plugin(
+            this.c.scheduler.name,
+            "chooseNext",
+            () => this.c.scheduler.chooseNext!(runnable.map((t) => this.snap(t))),
+          )
+          : (runnable.find((t) => t.status === "paused") ?? runnable[0]).id;
+        if (this.fatal) return;
+        pick = chosen ? this.trials.get(chosen) : undefined;
+        if (chosen && (!pick || !runnable.includes(pick))) {
+          this.fatal = new PluginError(
+            this.c.scheduler.name,
+            "chooseNext",
+            new Error(`it chose "${chosen}", which is not runnable`),
+          );
+          return;
+        }
+        if (!pick) {
+          if (this.running > 0) return;
+          // Nothing runs and the scheduler chose nothing: run the oldest rather than hang.
+          pick = runnable.find((t) => t.status === "paused") ?? runnable[0];
+        }
+      }
+      await this.startTrial(pick);
+      this.applyStops();
+    }
+  }
+
+  async create(): Promise<boolean> {
+    const c = this.c;
+    const id = `${c.experimentId}_${String(this.trialCount).padStart(5, "0")}`;
+    const s = this.plugin(c.searcher.name, "suggest", () => c.searcher.suggest(id));
+    if (this.fatal || s === undefined) return false;
+    if (s === "done") {
+      this.searcherDone = true;
+      return false;
+    }
+    if (s === "wait") {
+      this.searcherWaiting = true;
+      return false;
+    }
+    this.searcherWaiting = false;
+    if (typeof s !== "object" || s === null || Array.isArray(s)) {
+      this.fatal = new PluginError(
+        c.searcher.name,
+        "suggest",
+        new TypeError(`it returned ${JSON.stringify(s)}, not a config object`),
+      );
+      return false;
+    }
+    this.trialCount++;
+    const dir = join(c.dir, id);
+    // A fresh folder: nothing (no symlink) can be waiting in it.
+    await Deno.mkdir(dir);
+    await writeParams(dir, s);
+    const t: TrialState = {
+      id,
+      status: "pending",
+      config: s,
+      dir,
+      iteration: 0,
+      checkpoints: [],
+      failures: 0,
+      timeTotalS: 0,
+      runIterations: 0,
+      runTimeS: 0,
+      priority: false,
+      warned: new Set(),
+      env: {},
+    };
+    this.trials.set(id, t);
+    this.order.push(t);
+    await this.log.append({ trial: id, event: "created", config: s });
+    this.plugin(c.scheduler.name, "onTrialAdd", () => c.scheduler.onTrialAdd?.(this.snap(t)));
+    await this.save(false);
+    return true;
+  }
+
+  async startTrial(t: TrialState): Promise<void> {
+    const alloc = this.c.gate.acquire(t.id);
+    const resumed = t.iteration > 0 || t.failures > 0 || t.status === "paused" || !!t.checkpoint;
+    t.status = "running";
+    t.priority = false;
+    t.action = undefined;
+    t.runIterations = 0;
+    t.runTimeS = 0;
+    t.env = alloc;
+    t.writer = await ResultWriter.open(t.dir);
+    await this.log.append({ trial: t.id, event: "started" });
+    this.running++;
+    const handle = this.c.executor.start(
+      {
+        trialId: t.id,
+        config: t.config,
+        dir: t.dir,
+        iteration: t.iteration,
+        ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
+        timeOffsetS: t.timeTotalS,
+        sandbox: this.c.sandbox,
+        env: alloc,
+      },
+      {
+        report: (raw) =>
+          new Promise<Ack>((resolve) =>
+            this.queue.push({ type: "report", trial: t, raw, resolve })
+          ),
+      },
+    );
+    t.handle = handle;
+    handle.exited.then(
+      (exit) => this.queue.push({ type: "exit", trial: t, exit }),
+      (e) =>
+        this.queue.push({
+          type: "exit",
+          trial: t,
+          exit: { kind: "error", message: `executor failed: ${errorMessage(e)}` },
+        }),
+    );
+    if (this.c.trialTimeoutMs !== undefined) {
+      t.timer = setTimeout(
+        () => this.queue.push({ type: "timeout", trial: t }),
+        this.c.trialTimeoutMs,
+      );
+    }
+    this.emit("onTrialStart", { trial: this.snap(t), resumed });
+  }
+
+  // ------------------------------------------------------------------ events
+
+  async handle(ev: LoopEvent): Promise<void> {
+    switch (ev.type) {
+      case "report":
+        return ev.resolve(await this.onReport(ev.trial, ev.raw));
+      case "exit":
+        return await this.onExit(ev.trial, ev.exit);
+      case "timeout":
+        if (ev.trial.status === "running" && !ev.trial.action) {
+          ev.trial.action = { kind: "timeout" };
+          ev.trial.handle?.stop(1000);
+        }
+        return;
+      case "budget":
+        this.budgetExhausted = true;
+        this.warn(
+          `the time budget of ${this.c.timeBudgetMs} ms is spent: stopping the running trials`,
+        );
+        this.stopping = true;
+        await this.stopAll({ kind: "stop", reason: "time budget spent", outcome: "stopped" });
+        return;
+      case "interrupt":
+        if (this.stopping && this.interrupted) {
+          this.warn("second interrupt: killing trials now");
+          for (const t of this.order) if (t.status === "running") t.handle?.stop(0);
+          return;
+        }
+        this.interrupted = true;
+        this.stopping = true;
+        this.warn(
+          `${ev.signal} received: stopping trials and saving state; resume with \`tunebox resume ${this.c.dir}\``,
+        );
+        await this.stopAll({ kind: "interrupt" });
+        return;
+    }
+  }
+
+  async stopAll(action: Action): Promise<void> {
+    for (const t of this.order) {
+      if (t.status === "running" && !t.action) {
+        t.action = action;
+        t.handle?.stop();
+      }
+    }
+  }
+
+  async onReport(t: TrialState, raw: RawReport): Promise<Ack> {
+    if (t.status !== "running" || t.action) return "stop";
+    const c = this.c;
+    const now = Date.now();
+    const elapsed = raw.elapsedS ?? 0;
+    const timeTotal = t.timeTotalS - t.runTimeS + elapsed;
+    const iteration = t.iteration + 1;
+    const metrics = raw.metrics;
+    const result: TrialResult = {
+      ...metrics,
+      training_iteration: iteration,
+      time_this_iter_s: Math.max(0, elapsed - t.runTimeS),
+      time_total_s: timeTotal,
+      timestamp: Math.floor(now / 1000),
+      date: isoLocal(now),
+      trial_id: t.id,
+      iterations_since_restore: t.runIterations + 1,
+      time_since_restore: elapsed,
+      done: metrics.done === true,
+    };
+    // Commit the checkpoint first, so the result line can name it.
+    let checkpointPath: string | undefined;
+    if (raw.checkpointDir) {
+      try {
+        checkpointPath = await this.commitCheckpoint(t, raw.checkpointDir, iteration, result);
+      } catch (e) {
+        this.warnOnce(t, "checkpoint", `trial "${t.id}": checkpoint not saved: ${errorMessage(e)}`);
+      }
+    }
+    const recorded: TrialResult = checkpointPath
+      ? { ...result, checkpoint_dir_name: checkpointName(iteration) }
+      : result;
+    await t.writer!.append(recorded);
+    t.iteration = iteration;
+    t.runIterations++;
+    t.runTimeS = elapsed;
+    t.timeTotalS = timeTotal;
+    t.lastResult = recorded;
+    this.checkMetric(t, recorded);
+
+    let decision: Decision = { kind: "continue" };
+    const stopReason = this.stopCriterion(t, recorded);
+    if (stopReason) decision = { kind: "stop", reason: stopReason };
+    else {
+      const d = this.plugin(
+        c.scheduler.name,
+        "onReport",
+        () => c.scheduler.onReport(this.snap(t), recorded),
+      );
+      if (d !== undefined) decision = checkDecision(d, c.scheduler.name, this);
+    }
+    this.plugin(c.searcher.name, "onReport", () => c.searcher.onReport?.(t.id, recorded));
+    if (checkpointPath) {
+      this.emit("onCheckpoint", { trial: this.snap(t), path: checkpointPath, iteration });
+    }
+    this.emit("onReport", { trial: this.snap(t), result: recorded, decision });
+    this.applyStops();
+    if (this.fatal) {
+      this.stopping = true;
+      await this.stopAll({ kind: "interrupt" });
+      return "stop";
+    }
+    switch (decision.kind) {
+      case "continue":
+        return "continue";
+      case "stop":
+        t.action = {
+          kind: "stop",
+          reason: decision.reason,
+          outcome: stopReason ? "completed" : "stopped",
+        };
+        break;
+      case "pause":
+        if (!t.checkpoint) {
+          this.warnOnce(
+            t,
+            "pause",
+            `trial "${t.id}" is paused but never saved a checkpoint: it will restart from scratch (pass \`checkpoint\` to session.report)`,
+          );
+        }
+        t.action = { kind: "pause" };
+        break;
+      case "exploit":
+        t.action = { kind: "exploit", from: decision.from, config: decision.config };
+        break;
+    }
+    await this.save(false);
+    return "stop";
+  }
+
+  stopCriterion(t: TrialState, r: TrialResult): string | undefined {
+    if (r.done === true) return "the trial reported done";
+    const stop = this.c.stop;
+    if (!stop) return undefined;
+    if (typeof stop === "function") {
+      const v = this.plugin("stop", "function", () => stop(t.id, r));
+      return v ? "the stop function returned true" : undefined;
+    }
+    const flat = flatten(r);
+    for (const [k, limit] of Object.entries(stop)) {
+      const v = flat[k];
+      if (typeof v !== "number") {
+        this.warnOnce(
+          t,
+          `stop:${k}`,
+          `stop criterion "${k}" is not in the results of trial "${t.id}" (it reported ${
+            Object.keys(flat).filter((x) => !AUTO_KEYS.has(x)).join(", ") || "nothing"
+          })`,
+        );
+        continue;
+      }
+      if (v >= limit) return `${k} >= ${limit}`;
+    }
+    return undefined;
+  }
+
+  checkMetric(t: TrialState, r: TrialResult): void {
+    const flat = flatten(r);
+    const v = flat[this.c.metric];
+    if (v === undefined) {
+      if (!this.warnedMissingMetric) {
+        this.warnedMissingMetric = true;
+        this.warn(
+          `trial "${t.id}" did not report the metric "${this.c.metric}" (it reported ${
+            Object.keys(flat).filter((x) => !AUTO_KEYS.has(x)).join(", ") || "nothing"
+          }); ` +
+            `schedulers and searchers need it in every report`,
+        );
+      }
+    } else if (typeof v === "number" && !Number.isFinite(v)) {
+      this.warnOnce(
+        t,
+        "nan",
+        `trial "${t.id}" reported ${this.c.metric}=${v} at iteration ${r.training_iteration}: recorded, never picked as best`,
+      );
+    }
+  }
+
+  async commitCheckpoint(
+    t: TrialState,
+    staging: string,
+    iteration: number,
+    result: TrialResult,
+  ): Promise<string> {
+    const src = resolve(t.dir, staging);
+    if (!src.startsWith(t.dir + sep)) {
+      throw new TuneError(
+        `the checkpoint folder "${staging}" is outside the trial folder "${t.dir}"`,
+      );
+    }
+    const info = await Deno.lstat(src);
+    if (!info.isDirectory) throw new TuneError(`the checkpoint "${staging}" is not a folder`);
+    const removed = await removeSymlinks(src);
+    if (removed) {
+      this.warnOnce(
+        t,
+        "symlink",
+        `trial "${t.id}": ${removed} symlink(s) removed from its checkpoint (symlinks are never committed)`,
+      );
+    }
+    const dst = join(t.dir, checkpointName(iteration));
+    await Deno.remove(dst, { recursive: true }).catch(() => {});
+    await Deno.rename(src, dst);
+    const attr = this.c.checkpoint.scoreAttribute;
+    const scoreValue = attr ? flatten(result)[attr] : undefined;
+    t.checkpoints = t.checkpoints.filter((c) => c.path !== dst);
+    t.checkpoints.push({
+      path: dst,
+      iteration,
+      ...(typeof scoreValue === "number" ? { score: scoreValue } : {}),
+    });
+    t.checkpoint = dst;
+    await this.retain(t);
+    return dst;
+  }
+
+  async retain(t: TrialState): Promise<void> {
+    const keep = this.c.checkpoint.numToKeep;
+    if (keep === undefined || t.checkpoints.length <= keep) return;
+    const latest = t.checkpoints[t.checkpoints.length - 1];
+    const attr = this.c.checkpoint.scoreAttribute;
+    const sign = this.c.checkpoint.scoreOrder === "min" ? -1 : 1;
+    const ranked = [...t.checkpoints].sort((a, b) =>
+      attr
+        ? sign * ((b.score ?? -Infinity * sign) - (a.score ?? -Infinity * sign))
+        : b.iteration - a.iteration
+    );
+    const kept = new Set(ranked.slice(0, keep));
+    kept.add(latest); // resume and retries need the latest
+    for (const c of t.checkpoints) {
+      if (!kept.has(c)) await Deno.remove(c.path, { recursive: true }).catch(() => {});
+    }
+    t.checkpoints = t.checkpoints.filter((c) => kept.has(c));
+  }
+
+  async onExit(t: TrialState, exit: TrialExit): Promise<void> {
+    clearTimeout(t.timer);
+    t.writer?.close();
+    t.writer = undefined;
+    t.handle = undefined;
+    this.running--;
+    this.c.gate.release(t.id);
+    await Deno.remove(join(t.dir, ".staging"), { recursive: true }).catch(() => {});
+    const action = t.action;
+    t.action = undefined;
+    const c = this.c;
+
+    if (action?.kind === "interrupt") {
+      // Left as "running" in trials.jsonl: a resume restarts it from its checkpoint.
+      t.status = "pending";
+      return;
+    }
+    if (action?.kind === "stop" || (!action && exit.kind !== "error")) {
+      const outcome: TrialOutcome = action?.kind === "stop" ? action.outcome : "completed";
+      const reason = action?.kind === "stop" ? action.reason : undefined;
+      return await this.finish(t, "terminated", outcome, reason);
+    }
+    if (action?.kind === "pause") {
+      t.status = "paused";
+      await this.log.append({ trial: t.id, event: "paused" });
+      this.emit("onTrialEnd", { trial: this.snap(t), outcome: "paused" });
+      return;
+    }
+    if (action?.kind === "exploit") {
+      const donor = this.trials.get(action.from);
+      if (!donor?.checkpoint) {
+        this.fatal = new PluginError(
+          c.scheduler.name,
+          "onReport",
+          new Error(`exploit from "${action.from}", which has no checkpoint`),
+        );
+        t.status = "paused";
+        return;
+      }
+      const dst = join(t.dir, checkpointName(t.iteration));
+      const tmp = join(t.dir, `.staging/exploit_${Date.now()}`);
+      const skipped = await copyTree(donor.checkpoint, tmp);
+      if (skipped) this.warn(`exploit: ${skipped} symlink(s) not copied from "${donor.id}"`);
+      await Deno.remove(dst, { recursive: true }).catch(() => {});
+      await Deno.rename(tmp, dst);
+      t.checkpoints = t.checkpoints.filter((k) => k.path !== dst);
+      t.checkpoints.push({ path: dst, iteration: t.iteration });
+      t.checkpoint = dst;
+      t.config = action.config;
+      await writeParams(t.dir, t.config);
+      await this.log.append({
+        trial: t.id,
+        event: "config",
+        config: t.config,
+        reason: `exploit ${donor.id}`,
+      });
+      this.emit("onTrialEnd", {
+        trial: this.snap(t),
+        outcome: "paused",
+        reason: `exploiting ${donor.id}`,
+      });
+      t.status = "paused";
+      t.priority = true;
+      return;
+    }
+    // A failure (or a timeout).
+    const message = action?.kind === "timeout"
+      ? `timed out after ${c.trialTimeoutMs} ms (trialTimeoutMs) and was killed`
+      : (exit as Extract<TrialExit, { kind: "error" }>).message;
+    const violation = exit.kind === "error" ? exit.violation : undefined;
+    const full = violation
+      ? `sandbox violation: the trial needs ${violation.permission} access${
+        violation.target ? ` to "${violation.target}"` : ""
+      }, which the experiment does not allow. ` +
+        `Declare it in the experiment's \`sandbox\` option if the trial really needs it. (${
+          message.split("\n")[0]
+        })`
+      : message;
+    const fatal = exit.kind === "error" && exit.fatal;
+    if (!violation && !fatal && (c.maxFailures < 0 || t.failures < c.maxFailures)) {
+      t.failures++;
+      this.warn(
+        `trial "${t.id}" failed (${full.split("\n")[0]}); retry ${t.failures}/${
+          c.maxFailures < 0 ? "∞" : c.maxFailures
+        } from ${
+          t.checkpoint
+            ? `its checkpoint at iteration ${t.checkpoints.at(-1)?.iteration}`
+            : "the start"
+        }`,
+      );
+      await this.log.append({ trial: t.id, event: "retry", reason: full });
+      // Continue from the checkpoint: iterations after it are redone.
+      t.iteration = t.checkpoints.at(-1)?.iteration ?? 0;
+      t.status = "pending";
+      t.priority = true;
+      return;
+    }
+    const stack = exit.kind === "error" && exit.stack ? `\n\n${exit.stack}` : "";
+    await Deno.writeTextFile(join(t.dir, "error.txt"), `${full}${stack}\n`).catch(() => {});
+    t.error = full;
+    this.warn(`trial "${t.id}" failed: ${full}`);
+    if (fatal) {
+      this.fatal = new TuneError(`The trainable cannot run: ${full}`);
+      this.stopping = true;
+      await this.stopAll({ kind: "interrupt" });
+    }
+    await this.finish(t, "error", "error", full);
+  }
+
+  async finish(
+    t: TrialState,
+    status: "terminated" | "error",
+    outcome: TrialOutcome,
+    reason?: string,
+  ): Promise<void> {
+    t.status = status;
+    if (reason && status === "terminated") t.reason = reason;
+    await this.log.append({ trial: t.id, event: status, ...(reason ? { reason } : {}) });
+    const c = this.c;
+    this.plugin(
+      c.scheduler.name,
+      "onComplete",
+      () => c.scheduler.onComplete?.(this.snap(t), t.lastResult),
+    );
+    this.plugin(
+      c.searcher.name,
+      "onComplete",
+      () =>
+        c.searcher.onComplete?.(t.id, t.lastResult, {
+          error: status === "error",
+          stopped: outcome === "stopped",
+        }),
+    );
+    this.applyStops();
+    this.emit("onTrialEnd", { trial: this.snap(t), outcome, ...(reason ? { reason } : {}) });
+    await this.save(false);
+  }
+
+  applyStops(): void {
+    const stops = this.c.scheduler.takeStops
+      ? this.plugin(this.c.scheduler.name, "takeStops", () => this.c.scheduler.takeStops!())
+      : undefined;
+    for (const s of stops ?? []) {
+      const t = this.trials.get(s.trialId);
+      if (!t) continue;
+      if (t.status === "running" && !t.action) {
+        t.action = { kind: "stop", reason: s.reason, outcome: "stopped" };
+        t.handle?.stop();
+      } else if (t.status === "paused" || t.status === "pending") {
+        // Not running: end it right here (its finish runs through the loop's bookkeeping).
+        this.finish(t, "terminated", "stopped", s.reason);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  snap(t: TrialState): TrialSnapshot {
+    return Object.freeze({
+      id: t.id,
+      status: t.status,
+      config: t.config,
+      iteration: t.iteration,
+      dir: t.dir,
+      ...(t.lastResult ? { lastResult: t.lastResult } : {}),
+      ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
+      ...(t.error ? { error: t.error } : {}),
+    });
+  }
+
+  plugin<T>(name: string, hook: string, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (e) {
+      this.fatal ??= new PluginError(name, hook, e);
+      return undefined;
+    }
+  }
+
+  warnOnce(t: TrialState, key: string, message: string): void {
+    if (t.warned.has(key)) return;
+    t.warned.add(key);
+    this.warn(message);
+  }
+
+  emit<K extends Exclude<keyof Callback, "name">>(
+    hook: K,
+    event: Parameters<NonNullable<Callback[K]>>[0],
+  ): void {
+    for (const cb of this.c.callbacks) {
+      const fn = cb[hook] as ((e: unknown) => void | Promise<void>) | undefined;
+      if (typeof fn !== "function") continue;
+      const prev = this.chains.get(cb) ?? Promise.resolve();
+      this.chains.set(
+        cb,
+        prev.then(() => fn.call(cb, event)).catch((e) => {
+          const key = `${cb.name}.${hook}`;
+          if (this.failedHooks.has(key)) return;
+          this.failedHooks.add(key);
+          this.warn(`${new PluginError(cb.name, hook, e).message} (the experiment goes on)`);
+        }),
+      );
+    }
+  }
+
+  async flushCallbacks(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const all = Promise.all(this.chains.values()).then(() => true);
+    const ok = await Promise.race([
+      all,
+      new Promise<false>((r) => (timer = setTimeout(() => r(false), 60_000))),
+    ]);
+    clearTimeout(timer);
+    if (!ok) {
+      this.warn(
+        "some callbacks were still busy 60 s after the experiment ended; giving up on them",
+      );
+    }
+  }
+
+  async save(force: boolean, status: ExperimentRecord["status"] = "running"): Promise<void> {
+    const now = Date.now();
+    if (!force && now - this.lastSave < 1000) return;
+    this.lastSave = now;
+    const c = this.c;
+    const searcherState = this.plugin(c.searcher.name, "snapshot", () => c.searcher.snapshot?.()) ??
+      null;
+    const schedulerState =
+      this.plugin(c.scheduler.name, "snapshot", () => c.scheduler.snapshot?.()) ?? null;
+    const record: ExperimentRecord = {
+      format: STORE_FORMAT,
+      name: c.name,
+      experimentId: c.experimentId,
+      status,
+      createdAt: c.createdAt,
+      updatedAt: new Date(now).toISOString(),
+      metric: c.metric,
+      mode: c.mode,
+      seed: c.seed,
+      options: c.savedOptions,
+      space: spaceToJson(c.space),
+      trialCount: this.trialCount,
+      searcher: { name: c.searcher.name, state: searcherState },
+      scheduler: { name: c.scheduler.name, state: schedulerState },
+    };
+    await writeJsonAtomic(join(c.dir, "experiment.json"), record);
+  }
+}
+
+/** Keys the runner fills in; not user metrics. */
+export const AUTO_KEYS: ReadonlySet<string> = new Set([
+  "training_iteration",
+  "time_this_iter_s",
+  "time_total_s",
+  "timestamp",
+  "date",
+  "trial_id",
+  "iterations_since_restore",
+  "time_since_restore",
+  "done",
+  "checkpoint_dir_name",
+]);
+
+function checkDecision(d: Decision, name: string, r: Runner): Decision {
+  const kinds = ["continue", "stop", "pause", "exploit"];
+  if (typeof d !== "object" || d === null || !kinds.includes(d.kind)) {
+    r.fatal ??= new PluginError(
+      name,
+      "onReport",
+      new TypeError(
+        `it returned ${
+          JSON.stringify(d)
+        }, not a Decision ({ kind: "continue" | "stop" | "pause" | "exploit" })`,
+      ),
+    );
+    return { kind: "continue" };
+  }
+  if (d.kind === "exploit" && !r.trials.has(d.from)) {
+    r.fatal ??= new PluginError(
+      name,
+      "onReport",
+      new TypeError(`exploit from unknown trial "${d.from}"`),
+    );
+    return { kind: "continue" };
+  }
+  return d;
+}
+
+function isoLocal(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}_${p(d.getHours())}-${
+    p(d.getMinutes())
+  }-${p(d.getSeconds())}`;
+}

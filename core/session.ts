@@ -1,0 +1,250 @@
+/**
+ * The trial-side API: what a trainable receives to report metrics, save checkpoints and learn
+ * where to resume from. The same object shape runs in a sandboxed subprocess and in-process.
+ *
+ * @module
+ */
+
+import type { Config, JsonValue } from "./trial.ts";
+
+/** Writes a checkpoint into `dir` (an empty folder inside the trial folder). */
+export type CheckpointWriter = (dir: string) => void | Promise<void>;
+
+/** Options of {@linkcode Session.report}. */
+export interface ReportOptions {
+  /**
+   * A checkpoint for this report: a function that writes into the folder it is given, or the
+   * path of a folder already written inside the trial folder. The driver commits it atomically
+   * as `checkpoint_<iteration>` before the report is acknowledged.
+   */
+  readonly checkpoint?: CheckpointWriter | string;
+}
+
+/**
+ * What a trainable gets: its config, where to resume from, and `report`.
+ *
+ * @example
+ * ```ts
+ * import { defineTrainable } from "./session.ts";
+ * export default defineTrainable<{ lr: number }>(async (config, session) => {
+ *   for (let i = session.iteration; i < 10; i++) {
+ *     await session.report({ loss: 1 / (i + 1) / config.lr });
+ *   }
+ * });
+ * ```
+ */
+export interface Session<C = Config> {
+  /** The trial id. */
+  readonly trialId: string;
+  /** The trial's config. */
+  readonly config: C;
+  /** Reports made so far, including earlier runs of this trial (resume from here). */
+  readonly iteration: number;
+  /** The committed checkpoint folder to restore from, if any (retry, pause/resume, PBT). */
+  readonly checkpoint: string | undefined;
+  /** The trial folder: the only place a sandboxed trial may write by default. */
+  readonly trialDir: string;
+  /** Aborted when the driver asks the trial to stop. */
+  readonly signal: AbortSignal;
+  /**
+   * Reports metrics (and optionally a checkpoint) and waits for the driver's answer. When a
+   * scheduler or a stop criterion ends the trial, the returned promise rejects with
+   * {@linkcode TrialStopped}, which the runtime treats as a clean end: the trainable does not
+   * need to catch it.
+   *
+   * @throws {TypeError} when a metric is not a JSON value.
+   */
+  report(metrics: Record<string, unknown>, options?: ReportOptions): Promise<void>;
+}
+
+/** The function a trainable runs. */
+export type TrainableFn<C = Config> = (config: C, session: Session<C>) => void | Promise<void>;
+
+const TRAINABLE: unique symbol = Symbol.for("tunebox.trainable");
+
+/** A trainable made by {@linkcode defineTrainable}. */
+export interface Trainable<C = Config> {
+  /** Marks the object as a trainable. */
+  readonly [TRAINABLE]: true;
+  /** The training function. */
+  readonly run: TrainableFn<C>;
+}
+
+/**
+ * Wraps a training function as the default export of a trainable module (it also types the
+ * config).
+ *
+ * @example
+ * ```ts
+ * import { defineTrainable } from "./session.ts";
+ * export default defineTrainable<{ x: number }>(async (config, session) => {
+ *   await session.report({ score: -((config.x - 2) ** 2) });
+ * });
+ * ```
+ */
+export function defineTrainable<C = Config>(fn: TrainableFn<C>): Trainable<C> {
+  if (typeof fn !== "function") {
+    throw new TypeError(`defineTrainable: expected a function, got ${typeof fn}`);
+  }
+  return Object.freeze({ [TRAINABLE]: true as const, run: fn });
+}
+
+/**
+ * The training function of a module's default export (a trainable or a plain function), or
+ * undefined when it has neither.
+ *
+ * @example
+ * ```ts
+ * import { defineTrainable, trainableFn } from "./session.ts";
+ * console.log(typeof trainableFn(defineTrainable(() => {}))); // "function"
+ * ```
+ */
+export function trainableFn(value: unknown): TrainableFn<Config> | undefined {
+  if (typeof value === "function") return value as TrainableFn<Config>;
+  if (typeof value === "object" && value !== null && TRAINABLE in value) {
+    return (value as Trainable<Config>).run;
+  }
+  return undefined;
+}
+
+/**
+ * Rejects `report` when the driver stops the trial; the runtime ends the trial cleanly.
+ *
+ * @example
+ * ```ts
+ * import { TrialStopped } from "./session.ts";
+ * console.log(new TrialStopped().name); // "TrialStopped"
+ * ```
+ */
+export class TrialStopped extends Error {
+  /** Creates the signal error. */
+  constructor() {
+    super("The trial was stopped by the driver");
+    this.name = "TrialStopped";
+  }
+}
+
+/** How a session hands a report to its driver. */
+export interface ReportSink {
+  /** Sends the report; resolves with the driver's answer. */
+  send(
+    metrics: Record<string, JsonValue>,
+    checkpointDir: string | undefined,
+  ): Promise<"continue" | "stop">;
+}
+
+/** Where a session starts. */
+export interface SessionInit {
+  /** Trial id. */
+  readonly trialId: string;
+  /** Config. */
+  readonly config: Config;
+  /** Iteration to continue from. */
+  readonly iteration: number;
+  /** Checkpoint to restore. */
+  readonly checkpoint?: string;
+  /** Trial folder. */
+  readonly trialDir: string;
+}
+
+/**
+ * The session implementation both executors use.
+ *
+ * @example
+ * ```ts
+ * import { TrialSession } from "./session.ts";
+ * const s = new TrialSession(
+ *   { trialId: "t", config: {}, iteration: 0, trialDir: "." },
+ *   { send: () => Promise.resolve("continue") },
+ * );
+ * await s.report({ loss: 1 });
+ * console.log(s.iteration); // 1
+ * ```
+ */
+export class TrialSession implements Session<Config> {
+  readonly trialId: string;
+  readonly config: Config;
+  readonly checkpoint: string | undefined;
+  readonly trialDir: string;
+  readonly #controller = new AbortController();
+  readonly #sink: ReportSink;
+  #iteration: number;
+  #staged = 0;
+  #stopped = false;
+
+  /** Creates a session that reports through `sink`. */
+  constructor(init: SessionInit, sink: ReportSink) {
+    this.trialId = init.trialId;
+    this.config = init.config;
+    this.#iteration = init.iteration;
+    this.checkpoint = init.checkpoint;
+    this.trialDir = init.trialDir;
+    this.#sink = sink;
+  }
+
+  /** Reports made so far, including earlier runs. */
+  get iteration(): number {
+    return this.#iteration;
+  }
+
+  /** Aborted when the driver asks the trial to stop. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** Marks the session stopped: the next `report` rejects with {@linkcode TrialStopped}. */
+  abort(): void {
+    this.#stopped = true;
+    this.#controller.abort(new TrialStopped());
+  }
+
+  /** Reports metrics and waits for the driver's answer. */
+  async report(metrics: Record<string, unknown>, options: ReportOptions = {}): Promise<void> {
+    if (this.#stopped) throw new TrialStopped();
+    const clean = checkMetrics(metrics);
+    let dir: string | undefined;
+    const ck = options.checkpoint;
+    if (typeof ck === "function") {
+      dir = `${this.trialDir}/.staging/ckpt_${Date.now()}_${++this.#staged}`;
+      await Deno.mkdir(dir, { recursive: true });
+      await ck(dir);
+    } else if (typeof ck === "string") {
+      dir = ck;
+    } else if (ck !== undefined) {
+      throw new TypeError(
+        `report: "checkpoint" must be a function (dir) => ... or a folder path, got ${typeof ck}`,
+      );
+    }
+    const answer = await this.#sink.send(clean, dir);
+    this.#iteration++;
+    if (answer === "stop") {
+      this.abort();
+      throw new TrialStopped();
+    }
+  }
+}
+
+function checkMetrics(metrics: Record<string, unknown>): Record<string, JsonValue> {
+  if (typeof metrics !== "object" || metrics === null || Array.isArray(metrics)) {
+    throw new TypeError(
+      `report: metrics must be an object like { loss: 0.1 }, got ${JSON.stringify(metrics)}`,
+    );
+  }
+  const check = (v: unknown, path: string): void => {
+    if (v === null || typeof v === "string" || typeof v === "boolean" || typeof v === "number") {
+      return;
+    }
+    if (Array.isArray(v)) return v.forEach((x, i) => check(x, `${path}[${i}]`));
+    if (typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+      for (const [k, x] of Object.entries(v as object)) check(x, `${path}.${k}`);
+      return;
+    }
+    const what = typeof v === "object" ? (v as object).constructor?.name ?? "object" : typeof v;
+    throw new TypeError(
+      `report: metric "${path}" is a ${what}, not a JSON value; report plain numbers ` +
+        `(e.g. \`await t.data()\` or \`.dataSync()[0]\` for a tensor)`,
+    );
+  };
+  for (const [k, v] of Object.entries(metrics)) check(v, k);
+  return metrics as Record<string, JsonValue>;
+}

@@ -1,0 +1,479 @@
+/**
+ * The experiment folder on disk (DESIGN §6): `experiment.json` (written atomically),
+ * `trials.jsonl` (the lifecycle of every trial, append-only), and per trial `params.json`,
+ * `result.jsonl`, `progress.csv`, `checkpoint_<iteration>/`, `stdout.log`, `stderr.log`.
+ * Everything is plain JSON/CSV so that people and pandas can read it.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { nonFiniteReplacer, reviveMetrics } from "./protocol.ts";
+import type { Config, JsonValue, TrialResult, TrialStatus } from "./trial.ts";
+import { TuneError } from "./errors.ts";
+
+/** The format of `experiment.json`. */
+export const STORE_FORMAT = 1;
+
+/** The content of `experiment.json`. */
+export interface ExperimentRecord {
+  /** Format version. */
+  readonly format: number;
+  /** Experiment name. */
+  readonly name: string;
+  /** The 5-hex prefix of trial ids. */
+  readonly experimentId: string;
+  /** `running`, `finished`, `interrupted` or `failed`. */
+  readonly status: "running" | "finished" | "interrupted" | "failed";
+  /** ISO time of creation. */
+  readonly createdAt: string;
+  /** ISO time of this write. */
+  readonly updatedAt: string;
+  /** The metric and its mode. */
+  readonly metric: string;
+  /** `min` or `max`. */
+  readonly mode: "min" | "max";
+  /** The seed. */
+  readonly seed: number;
+  /** The options that can be saved (the trainable as a module URL, or `"<function>"`). */
+  readonly options: { readonly [key: string]: JsonValue };
+  /** The space in YAML form. */
+  readonly space: JsonValue;
+  /** How many trials were created. */
+  readonly trialCount: number;
+  /** Searcher name and snapshot. */
+  readonly searcher: { readonly name: string; readonly state: JsonValue };
+  /** Scheduler name and snapshot. */
+  readonly scheduler: { readonly name: string; readonly state: JsonValue };
+}
+
+/** One line of `trials.jsonl`. */
+export interface TrialEvent {
+  /** Unix time in seconds. */
+  readonly t: number;
+  /** The trial id. */
+  readonly trial: string;
+  /** What happened. */
+  readonly event: "created" | "started" | "paused" | "config" | "terminated" | "error" | "retry";
+  /** The config (`created`, `config`). */
+  readonly config?: Config;
+  /** The error or stop reason. */
+  readonly reason?: string;
+}
+
+/** A trial as folded from `trials.jsonl` and its folder. */
+export interface StoredTrial {
+  /** Trial id. */
+  readonly id: string;
+  /** Status as last recorded (`running` when the driver died while it ran). */
+  readonly status: TrialStatus;
+  /** Current config. */
+  readonly config: Config;
+  /** Error message or stop reason. */
+  readonly reason?: string;
+  /** How many failures were retried. */
+  readonly failures: number;
+}
+
+/**
+ * Writes `data` to `path` atomically (temp file + rename).
+ *
+ * @example
+ * ```ts
+ * import { writeJsonAtomic } from "./store.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeJsonAtomic(`${dir}/a.json`, { a: 1 });
+ * ```
+ */
+export async function writeJsonAtomic(path: string, data: unknown): Promise<void> {
+  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.writeTextFile(tmp, JSON.stringify(data, nonFiniteReplacer, 2) + "\n");
+  await Deno.rename(tmp, path);
+}
+
+/**
+ * Parses JSON lines, skipping a torn last line (a driver killed mid-write).
+ *
+ * @example
+ * ```ts
+ * import { parseJsonLines } from "./store.ts";
+ * console.log(parseJsonLines('{"a":1}\n{"a":')); // [{ a: 1 }]
+ * ```
+ */
+export function parseJsonLines<T>(text: string): T[] {
+  const out: T[] = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (!line) continue;
+    try {
+      out.push(JSON.parse(line) as T);
+    } catch (e) {
+      if (i < lines.length - 1 && lines.slice(i + 1).some((l) => l.trim())) {
+        throw new TuneError(`Line ${i + 1} is not JSON: ${line.slice(0, 80)}`, { cause: e });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Reads a trial's `result.jsonl` (NaN and ±Infinity restored).
+ *
+ * @example
+ * ```ts ignore
+ * import { readResults } from "./store.ts";
+ * const history = await readResults("tunebox_results/exp/a2b9e_00000");
+ * ```
+ */
+export async function readResults(trialDir: string): Promise<TrialResult[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(join(trialDir, "result.jsonl"));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  return parseJsonLines<Record<string, JsonValue>>(text).map((r) =>
+    reviveMetrics(r) as unknown as TrialResult
+  );
+}
+
+/**
+ * Folds `trials.jsonl` into the current state of every trial, in creation order.
+ *
+ * @example
+ * ```ts
+ * import { foldTrialEvents } from "./store.ts";
+ * const trials = foldTrialEvents([{ t: 0, trial: "a_00000", event: "created", config: { x: 1 } }]);
+ * console.log(trials[0].status); // "pending"
+ * ```
+ */
+export function foldTrialEvents(events: readonly TrialEvent[]): StoredTrial[] {
+  const byId = new Map<
+    string,
+    { id: string; status: TrialStatus; config: Config; reason?: string; failures: number }
+  >();
+  for (const e of events) {
+    let t = byId.get(e.trial);
+    if (e.event === "created") {
+      t = { id: e.trial, status: "pending", config: e.config ?? {}, failures: 0 };
+      byId.set(e.trial, t);
+      continue;
+    }
+    if (!t) continue;
+    switch (e.event) {
+      case "started":
+        t.status = "running";
+        break;
+      case "paused":
+        t.status = "paused";
+        break;
+      case "config":
+        if (e.config) t.config = e.config;
+        break;
+      case "retry":
+        t.failures++;
+        t.status = "pending";
+        break;
+      case "terminated":
+        t.status = "terminated";
+        t.reason = e.reason;
+        break;
+      case "error":
+        t.status = "error";
+        t.reason = e.reason;
+        break;
+    }
+  }
+  return [...byId.values()];
+}
+
+function pad(n: number): string {
+  return String(n).padStart(6, "0");
+}
+
+/**
+ * The name of the checkpoint folder of an iteration.
+ *
+ * @example
+ * ```ts
+ * import { checkpointName } from "./store.ts";
+ * console.log(checkpointName(4)); // "checkpoint_000004"
+ * ```
+ */
+export function checkpointName(iteration: number): string {
+  return `checkpoint_${pad(iteration)}`;
+}
+
+/**
+ * Lists committed checkpoints of a trial folder, oldest first.
+ *
+ * @example
+ * ```ts ignore
+ * import { listCheckpoints } from "./store.ts";
+ * const cks = await listCheckpoints("tunebox_results/exp/a2b9e_00000");
+ * ```
+ */
+export async function listCheckpoints(
+  trialDir: string,
+): Promise<{ path: string; iteration: number }[]> {
+  const out: { path: string; iteration: number }[] = [];
+  try {
+    for await (const e of Deno.readDir(trialDir)) {
+      const m = /^checkpoint_(\d+)$/.exec(e.name);
+      if (m && e.isDirectory) out.push({ path: join(trialDir, e.name), iteration: Number(m[1]) });
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort((a, b) => a.iteration - b.iteration);
+}
+
+/**
+ * Copies a folder without following or copying symlinks (a symlink placed by a trial could
+ * otherwise open a way out of the next trial's sandbox).
+ *
+ * @returns the number of symlinks skipped.
+ * @example
+ * ```ts ignore
+ * import { copyTree } from "./store.ts";
+ * await copyTree("a/checkpoint_000003", "b/checkpoint_000003");
+ * ```
+ */
+export async function copyTree(from: string, to: string): Promise<number> {
+  let skipped = 0;
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    const src = join(from, e.name), dst = join(to, e.name);
+    if (e.isSymlink) skipped++;
+    else if (e.isDirectory) skipped += await copyTree(src, dst);
+    else if (e.isFile) await Deno.copyFile(src, dst);
+  }
+  return skipped;
+}
+
+/**
+ * Removes every symlink under a folder.
+ *
+ * @returns the number removed.
+ * @example
+ * ```ts ignore
+ * import { removeSymlinks } from "./store.ts";
+ * await removeSymlinks("trial/.staging/ckpt_1");
+ * ```
+ */
+export async function removeSymlinks(dir: string): Promise<number> {
+  let n = 0;
+  for await (const e of Deno.readDir(dir)) {
+    const p = join(dir, e.name);
+    if (e.isSymlink) {
+      await Deno.remove(p);
+      n++;
+    } else if (e.isDirectory) n += await removeSymlinks(p);
+  }
+  return n;
+}
+
+/** Flattens nested objects with `/` (`{a: {b: 1}}` -> `{"a/b": 1}`), as Ray's CSV logger does. */
+export function flatten(
+  obj: Readonly<Record<string, JsonValue>>,
+  prefix = "",
+  out: Record<string, JsonValue> = {},
+): Record<string, JsonValue> {
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix ? `${prefix}/${k}` : k;
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+      flatten(v as Record<string, JsonValue>, key, out);
+    } else out[key] = v;
+  }
+  return out;
+}
+
+function csvCell(v: JsonValue | undefined): string {
+  if (v === undefined || v === null) return "";
+  const s = typeof v === "object" ? JSON.stringify(v) : String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+/**
+ * CSV text of rows (header from the first row's keys unless given), RFC 4180 quoting.
+ *
+ * @example
+ * ```ts
+ * import { toCsv } from "./store.ts";
+ * console.log(toCsv([{ a: 1, b: "x,y" }])); // a,b\n1,"x,y"\n
+ * ```
+ */
+export function toCsv(
+  rows: readonly Readonly<Record<string, JsonValue>>[],
+  header?: readonly string[],
+): string {
+  const cols = header ?? [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  return [
+    cols.map((c) => csvCell(c)).join(","),
+    ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(",")),
+  ]
+    .join("\n") + "\n";
+}
+
+/** Appends a trial's results to `result.jsonl` and `progress.csv`, keeping the files open. */
+export class ResultWriter {
+  #jsonl: Deno.FsFile;
+  #csv: Deno.FsFile;
+  #header: string[] | undefined;
+  #enc = new TextEncoder();
+
+  private constructor(jsonl: Deno.FsFile, csv: Deno.FsFile, header: string[] | undefined) {
+    this.#jsonl = jsonl;
+    this.#csv = csv;
+    this.#header = header;
+  }
+
+  /** Opens the writer of a trial folder (appending when the files exist, as on resume). */
+  static async open(trialDir: string): Promise<ResultWriter> {
+    const csvPath = join(trialDir, "progress.csv");
+    let header: string[] | undefined;
+    try {
+      const first = (await Deno.readTextFile(csvPath)).split("\n")[0];
+      if (first) header = first.split(",");
+    } catch { /* new file */ }
+    const jsonl = await Deno.open(join(trialDir, "result.jsonl"), { append: true, create: true });
+    const csv = await Deno.open(csvPath, { append: true, create: true });
+    return new ResultWriter(jsonl, csv, header);
+  }
+
+  /** Appends one result; resolves when both lines are written. */
+  async append(result: TrialResult): Promise<void> {
+    await writeAll(this.#jsonl, this.#enc.encode(JSON.stringify(result, nonFiniteReplacer) + "\n"));
+    const flat = flatten(result);
+    let text: string;
+    if (!this.#header) {
+      this.#header = Object.keys(flat);
+      text = toCsv([flat], this.#header);
+    } else {
+      text = this.#header.map((c) => csvCell(flat[c])).join(",") + "\n";
+    }
+    await writeAll(this.#csv, this.#enc.encode(text));
+  }
+
+  /** Closes both files. */
+  close(): void {
+    for (const f of [this.#jsonl, this.#csv]) {
+      try {
+        f.close();
+      } catch { /* closed */ }
+    }
+  }
+}
+
+async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await file.write(data.subarray(off));
+}
+
+/** Appends lifecycle events to `trials.jsonl`. */
+export class EventLog {
+  #file: Deno.FsFile;
+  #enc = new TextEncoder();
+  #chain: Promise<void> = Promise.resolve();
+
+  private constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  /** Opens (creating or appending) the log of an experiment folder. */
+  static async open(dir: string): Promise<EventLog> {
+    return new EventLog(await Deno.open(join(dir, "trials.jsonl"), { append: true, create: true }));
+  }
+
+  /** Appends an event; events are written in call order. */
+  append(event: Omit<TrialEvent, "t">): Promise<void> {
+    const line = JSON.stringify({ t: Date.now() / 1000, ...event }, nonFiniteReplacer) + "\n";
+    this.#chain = this.#chain.then(() => writeAll(this.#file, this.#enc.encode(line)));
+    return this.#chain;
+  }
+
+  /** Waits for pending writes and closes the file. */
+  async close(): Promise<void> {
+    await this.#chain.catch(() => {});
+    try {
+      this.#file.close();
+    } catch { /* closed */ }
+  }
+}
+
+/**
+ * Reads `trials.jsonl` of an experiment folder.
+ *
+ * @example
+ * ```ts ignore
+ * import { readTrialEvents } from "./store.ts";
+ * const events = await readTrialEvents("tunebox_results/exp");
+ * ```
+ */
+export async function readTrialEvents(dir: string): Promise<TrialEvent[]> {
+  try {
+    return parseJsonLines<TrialEvent>(await Deno.readTextFile(join(dir, "trials.jsonl")));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+}
+
+/**
+ * Reads `experiment.json`, with a clear error when the folder is not an experiment.
+ *
+ * @throws {TuneError} when the folder has no readable `experiment.json`.
+ * @example
+ * ```ts ignore
+ * import { readExperiment } from "./store.ts";
+ * const record = await readExperiment("tunebox_results/exp");
+ * ```
+ */
+export async function readExperiment(dir: string): Promise<ExperimentRecord> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(join(dir, "experiment.json"));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new TuneError(
+        `"${dir}" is not a tunebox experiment folder: it has no experiment.json`,
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+  try {
+    const record = JSON.parse(text) as ExperimentRecord;
+    if (record.format !== STORE_FORMAT) {
+      throw new TuneError(
+        `"${dir}/experiment.json" has format ${record.format}; this tunebox reads format ${STORE_FORMAT}`,
+      );
+    }
+    return record;
+  } catch (e) {
+    if (e instanceof TuneError) throw e;
+    throw new TuneError(`"${dir}/experiment.json" is not valid JSON: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+}
+
+/** Saves a trial's config as `params.json` (sorted keys, 2-space indent, as Ray does). */
+export async function writeParams(trialDir: string, config: Config): Promise<void> {
+  await Deno.writeTextFile(
+    join(trialDir, "params.json"),
+    JSON.stringify(sortKeys(config), null, 2) + "\n",
+  );
+}
+
+function sortKeys(v: JsonValue): JsonValue {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v !== null && typeof v === "object") {
+    const out: Record<string, JsonValue> = {};
+    for (const k of Object.keys(v).sort()) out[k] = sortKeys((v as Record<string, JsonValue>)[k]);
+    return out;
+  }
+  return v;
+}

@@ -1,0 +1,667 @@
+/**
+ * `Tuner`: the options of an experiment, their validation, the defaults, and `fit()`.
+ *
+ * @module
+ */
+
+import { basename, join, resolve } from "node:path";
+import type {
+  Callback,
+  Executor,
+  Resources,
+  SandboxPolicy,
+  Scheduler,
+  Searcher,
+} from "./plugin.ts";
+import { checkPluginShape, lookupPlugin } from "./plugin.ts";
+import type { Config, JsonValue, Mode, TrialResult } from "./trial.ts";
+import {
+  type ConfigOf,
+  gridSize,
+  type Space,
+  spaceFromJson,
+  spaceToJson,
+  suggest,
+  validateSpace,
+} from "./space.ts";
+import type { TrainableFn } from "./session.ts";
+import {
+  type CheckpointOptions,
+  type ResourceGate,
+  type RestoredTrial,
+  runExperiment,
+  type RunnerConfig,
+  type StopCriteria,
+} from "./runner.ts";
+import { ResultGrid, type TrialInfo } from "./results.ts";
+import { TuneError } from "./errors.ts";
+import {
+  foldTrialEvents,
+  listCheckpoints,
+  readExperiment,
+  readResults,
+  readTrialEvents,
+} from "./store.ts";
+import { type Device, discoverGpus, ResourcePool } from "./resources.ts";
+import { fifoScheduler } from "../plugins/schedulers/fifo.ts";
+import { randomSearcher } from "../plugins/searchers/random.ts";
+import { subprocessExecutor } from "../plugins/executors/subprocess.ts";
+import { inprocessExecutor } from "../plugins/executors/inprocess.ts";
+import { tableReporter } from "../plugins/reporters/table.ts";
+
+/** The options of a {@linkcode Tuner}. */
+export interface TunerOptions<S extends Space = Space> {
+  /**
+   * What to train: a module URL or path whose default export is a trainable (runs in a sandboxed
+   * subprocess), or a function `(config, session) => ...` (runs in-process).
+   */
+  readonly trainable: string | URL | TrainableFn<ConfigOf<S>>;
+  /** The search space. */
+  readonly space: S;
+  /** The metric to optimise (a key of the reported metrics; nested keys joined by `/`). */
+  readonly metric: string;
+  /** Whether to minimise or maximise `metric`. */
+  readonly mode: Mode;
+  /** How many samples of the space to run (each runs the whole grid); -1: until the budget ends. @default 1 */
+  readonly numSamples?: number;
+  /** At most this many trials at once. @default what `resources` allow on this machine */
+  readonly maxConcurrent?: number;
+  /** What each trial needs. @default { cpu: 1, gpu: 0 } */
+  readonly resources?: Resources;
+  /** GPUs to use instead of discovery (`nvidia-smi -L`, or `TUNEBOX_GPUS`): devices, or a count. */
+  readonly gpus?: readonly Device[] | number;
+  /** Stop a trial when any criterion is reached (`{ training_iteration: 10 }`), or when the function says so. */
+  readonly stop?: StopCriteria;
+  /** Stop the whole experiment after this long. */
+  readonly timeBudgetMs?: number;
+  /** Retry a failed trial from its last checkpoint this many times (-1: forever). @default 0 */
+  readonly maxFailures?: number;
+  /** Kill a trial run that takes longer than this (counts as a failure). */
+  readonly trialTimeoutMs?: number;
+  /** Checkpoint retention. */
+  readonly checkpoint?: CheckpointOptions;
+  /** What sandboxed trials may reach beyond their own folder. */
+  readonly sandbox?: SandboxPolicy;
+  /** When to stop, pause or exploit trials. @default fifoScheduler() */
+  readonly scheduler?: Scheduler;
+  /** How to choose configs. @default randomSearcher() */
+  readonly searcher?: Searcher;
+  /** Loggers and other observers. */
+  readonly callbacks?: readonly Callback[];
+  /** The live trial table, or `false` for none. @default tableReporter() */
+  readonly reporter?: Callback | false;
+  /** Where experiment folders go. @default "./tunebox_results" */
+  readonly storage?: string;
+  /** The experiment folder's name. @default "<trainable>_<date>" */
+  readonly name?: string;
+  /** Seed of every random choice: the same seed gives the same configs in the same order. */
+  readonly seed?: number;
+  /** Run trials with a custom executor instead of the default for the trainable's kind. */
+  readonly executor?: Executor;
+  /** The deno.json sandboxed trials run with, or false for none. @default the nearest above the trainable */
+  readonly denoConfig?: string | false;
+}
+
+/** Options of {@linkcode Tuner.restore}. */
+export interface RestoreOptions {
+  /** The trainable again; required when it was a function. */
+  readonly trainable?: string | URL | TrainableFn<Config>;
+  /** The space again; required when it holds `sampleFrom`. */
+  readonly space?: Space;
+  /** The scheduler again; required unless it was the default or came from a YAML name. */
+  readonly scheduler?: Scheduler;
+  /** The searcher again; required unless it was the default or came from a YAML name. */
+  readonly searcher?: Searcher;
+  /** Callbacks (loggers) for the resumed run. */
+  readonly callbacks?: readonly Callback[];
+  /** The live table, or false. */
+  readonly reporter?: Callback | false;
+  /** Retry trials that had failed. @default false */
+  readonly restartErrored?: boolean;
+}
+
+const OPTION_KEYS = [
+  "trainable",
+  "space",
+  "metric",
+  "mode",
+  "numSamples",
+  "maxConcurrent",
+  "resources",
+  "gpus",
+  "stop",
+  "timeBudgetMs",
+  "maxFailures",
+  "trialTimeoutMs",
+  "checkpoint",
+  "sandbox",
+  "scheduler",
+  "searcher",
+  "callbacks",
+  "reporter",
+  "storage",
+  "name",
+  "seed",
+  "executor",
+  "denoConfig",
+];
+
+/**
+ * Runs a hyperparameter search: samples configs from a space, runs a trial per config, and
+ * returns a {@linkcode ResultGrid}.
+ *
+ * @example
+ * ```ts ignore
+ * import { Tuner } from "./tuner.ts";
+ * import { uniform } from "./space.ts";
+ * const results = await new Tuner({
+ *   trainable: async (config, session) => {
+ *     await session.report({ score: -((config.x - 2) ** 2) });
+ *   },
+ *   space: { x: uniform(-5, 5) },
+ *   metric: "score",
+ *   mode: "max",
+ *   numSamples: 20,
+ * }).fit();
+ * console.log(results.best().config);
+ * ```
+ */
+export class Tuner<S extends Space = Space> {
+  /** The validated options. */
+  readonly options: TunerOptions<S>;
+  #restore: {
+    dir: string;
+    restored: NonNullable<RunnerConfig["restored"]>;
+    createdAt: string;
+    experimentId: string;
+  } | undefined;
+
+  /**
+   * Validates the options; nothing runs until {@linkcode Tuner.fit}.
+   *
+   * @throws {TypeError | RangeError} naming the option when one is wrong.
+   */
+  constructor(options: TunerOptions<S>) {
+    validateOptions(options as TunerOptions<Space>);
+    this.options = options;
+  }
+
+  /**
+   * Runs the experiment to its end and returns its results. A signal (Ctrl-C) stops the trials,
+   * saves the state and resolves with `interrupted: true`; resume with {@linkcode Tuner.restore}.
+   *
+   * @throws {TuneError} when the storage folder cannot be written, the trainable cannot run, or
+   * a plugin fails (the experiment's data is kept).
+   */
+  async fit(): Promise<ResultGrid> {
+    const o = this.options as TunerOptions<Space>;
+    const storage = resolve(o.storage ?? "./tunebox_results");
+    const name = o.name ?? `${trainableName(o.trainable)}_${stamp()}`;
+    const dir = this.#restore?.dir ?? join(storage, name);
+    if (!this.#restore) await prepareFolder(storage, dir);
+    const seed = o.seed ?? (Date.now() % 2 ** 31);
+    const numSamples = o.numSamples ?? 1;
+    const total = numSamples < 0 ? Infinity : numSamples * gridSize(o.space);
+    const resources = { cpu: o.resources?.cpu ?? 1, gpu: o.resources?.gpu ?? 0 };
+    const gate = await makeGate(resources, o.maxConcurrent, o.gpus);
+    const executor = o.executor ??
+      (typeof o.trainable === "function"
+        ? inprocessExecutor(o.trainable as TrainableFn<Config>)
+        : subprocessExecutor(o.trainable, {
+          ...(o.denoConfig !== undefined ? { denoConfig: o.denoConfig } : {}),
+        }));
+    const reporter = o.reporter === undefined
+      ? tableReporter({ metricColumns: [o.metric] })
+      : o.reporter;
+    const outcome = await runExperiment({
+      name: basename(dir),
+      dir,
+      experimentId: this.#restore?.experimentId ?? randomHex5(),
+      space: o.space,
+      metric: o.metric,
+      mode: o.mode,
+      seed,
+      numSamples,
+      totalTrials: total,
+      searcher: o.searcher ?? randomSearcher(),
+      scheduler: o.scheduler ?? fifoScheduler(),
+      callbacks: [...(reporter ? [reporter] : []), ...(o.callbacks ?? [])],
+      executor,
+      gate,
+      ...(o.stop ? { stop: o.stop } : {}),
+      ...(o.timeBudgetMs !== undefined ? { timeBudgetMs: o.timeBudgetMs } : {}),
+      ...(o.trialTimeoutMs !== undefined ? { trialTimeoutMs: o.trialTimeoutMs } : {}),
+      maxFailures: o.maxFailures ?? 0,
+      checkpoint: o.checkpoint ?? {},
+      sandbox: o.sandbox ?? {},
+      savedOptions: savedOptions(o, seed),
+      createdAt: this.#restore?.createdAt ?? new Date().toISOString(),
+      ...(this.#restore ? { restored: this.#restore.restored } : {}),
+    });
+    if (outcome.fatal) {
+      throw outcome.fatal instanceof TuneError
+        ? outcome.fatal
+        : new TuneError(`The experiment stopped: ${outcome.fatal.message}`, {
+          cause: outcome.fatal,
+        });
+    }
+    const histories = new Map<string, TrialResult[]>();
+    const trials: TrialInfo[] = [];
+    for (const t of outcome.trials) {
+      const history = await readResults(t.dir);
+      histories.set(t.id, history);
+      trials.push({
+        id: t.id,
+        status: t.status,
+        config: t.config,
+        metrics: t.lastResult,
+        iterations: t.iteration,
+        ...(t.error ? { error: t.error } : {}),
+        path: t.dir,
+        ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
+      });
+    }
+    return new ResultGrid({
+      path: dir,
+      metric: o.metric,
+      mode: o.mode,
+      trials,
+      histories,
+      interrupted: outcome.interrupted || outcome.budgetExhausted,
+    });
+  }
+
+  /**
+   * A Tuner that continues an interrupted experiment: finished trials are kept, unfinished ones
+   * restart from their last checkpoint, nothing acknowledged is lost.
+   *
+   * @throws {TuneError} when the folder is not an experiment, or a part that cannot be saved
+   * (a function trainable, a `sampleFrom` space, a custom plugin) is not given again.
+   */
+  static async restore(path: string, options: RestoreOptions = {}): Promise<Tuner> {
+    const dir = resolve(path);
+    const record = await readExperiment(dir);
+    const saved = record.options as Record<string, JsonValue>;
+    const trainable = options.trainable ??
+      (saved.trainable === "<function>" ? undefined : String(saved.trainable));
+    if (!trainable) {
+      throw new TuneError(
+        `The experiment in "${dir}" trained a function, which cannot be saved: pass it again with Tuner.restore(path, { trainable })`,
+      );
+    }
+    const spaceJson = JSON.stringify(record.space);
+    if (!options.space && spaceJson.includes('"sample_from"')) {
+      throw new TuneError(
+        `The space of "${dir}" uses sampleFrom, which cannot be saved: pass it again with Tuner.restore(path, { space })`,
+      );
+    }
+    const space = options.space ?? spaceFromJson(record.space);
+    const plugin = <T>(
+      role: "scheduler" | "searcher",
+      given: T | undefined,
+      savedName: string,
+      defaultName: string,
+      make: () => T,
+    ): T => {
+      if (given) return given;
+      const spec = saved[role] as
+        | { name?: string; options?: Record<string, unknown> }
+        | null
+        | undefined;
+      if (spec && typeof spec === "object" && spec.name) {
+        const factory = lookupPlugin(role, spec.name);
+        if (factory) return factory(spec.options ?? {}) as T;
+      }
+      if (savedName === defaultName) return make();
+      throw new TuneError(
+        `The experiment in "${dir}" used the ${role} "${savedName}": pass it again with Tuner.restore(path, { ${role} })`,
+      );
+    };
+    const scheduler = plugin(
+      "scheduler",
+      options.scheduler,
+      record.scheduler.name,
+      "fifo",
+      () => fifoScheduler(),
+    );
+    const searcher = plugin(
+      "searcher",
+      options.searcher,
+      record.searcher.name,
+      "random",
+      () => randomSearcher(),
+    );
+    const stored = foldTrialEvents(await readTrialEvents(dir));
+    const trials: RestoredTrial[] = [];
+    for (const s of stored) {
+      const tdir = join(dir, s.id);
+      const history = await readResults(tdir);
+      const cks = await listCheckpoints(tdir);
+      const status = s.status === "error" && options.restartErrored ? "pending" : s.status;
+      // Reports after the last checkpoint are on disk, but the trial restarts from that checkpoint.
+      const last = history.at(-1);
+      const resumable = status === "pending" || status === "running" || status === "paused";
+      const ckIter = cks.at(-1)?.iteration ?? 0;
+      trials.push({
+        id: s.id,
+        status,
+        config: s.config,
+        iteration: resumable ? Math.max(ckIter, 0) : last?.training_iteration ?? 0,
+        ...(last ? { lastResult: last } : {}),
+        ...(cks.length ? { checkpoint: cks.at(-1)!.path } : {}),
+        checkpoints: cks,
+        failures: s.failures,
+        ...(s.reason ? { reason: s.reason } : {}),
+      });
+    }
+    const o: TunerOptions<Space> = {
+      trainable: trainable as TunerOptions<Space>["trainable"],
+      space,
+      metric: record.metric,
+      mode: record.mode,
+      numSamples: Number(saved.numSamples ?? 1),
+      seed: record.seed,
+      scheduler,
+      searcher,
+      ...(options.callbacks ? { callbacks: options.callbacks } : {}),
+      ...(options.reporter !== undefined ? { reporter: options.reporter } : {}),
+      ...restoreScalars(saved),
+    };
+    const tuner = new Tuner(o);
+    tuner.#restore = {
+      dir,
+      createdAt: record.createdAt,
+      experimentId: record.experimentId,
+      restored: {
+        trials,
+        trialCount: record.trialCount,
+        searcherState: record.searcher.state,
+        schedulerState: record.scheduler.state,
+      },
+    };
+    return tuner;
+  }
+}
+
+function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<Space>> {
+  const out: Record<string, unknown> = {};
+  for (
+    const k of [
+      "maxConcurrent",
+      "resources",
+      "gpus",
+      "stop",
+      "timeBudgetMs",
+      "maxFailures",
+      "trialTimeoutMs",
+      "checkpoint",
+      "sandbox",
+      "denoConfig",
+    ]
+  ) {
+    if (saved[k] !== undefined && saved[k] !== null) out[k] = saved[k];
+  }
+  return out as Partial<TunerOptions<Space>>;
+}
+
+function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, JsonValue> {
+  const out: Record<string, JsonValue> = {
+    trainable: typeof o.trainable === "function"
+      ? "<function>"
+      : o.trainable instanceof URL
+      ? o.trainable.href
+      : moduleHref(o.trainable),
+    numSamples: o.numSamples ?? 1,
+    seed,
+  };
+  for (
+    const k of [
+      "maxConcurrent",
+      "resources",
+      "gpus",
+      "timeBudgetMs",
+      "maxFailures",
+      "trialTimeoutMs",
+      "checkpoint",
+      "sandbox",
+      "denoConfig",
+    ] as const
+  ) {
+    if (o[k] !== undefined) out[k] = o[k] as JsonValue;
+  }
+  if (o.stop && typeof o.stop !== "function") out.stop = o.stop as JsonValue;
+  const spec = (p: unknown) => (p as { spec?: JsonValue } | undefined)?.spec;
+  if (spec(o.scheduler)) out.scheduler = spec(o.scheduler)!;
+  if (spec(o.searcher)) out.searcher = spec(o.searcher)!;
+  return out;
+}
+
+function moduleHref(path: string): string {
+  return /^(file|https?|npm|jsr|data):/.test(path)
+    ? path
+    : new URL(path, `file://${Deno.cwd()}/`).href;
+}
+
+function trainableName(t: TunerOptions<Space>["trainable"]): string {
+  if (typeof t === "function") return t.name || "trainable";
+  const href = t instanceof URL ? t.href : t;
+  return (href.split("/").pop() ?? "trainable").replace(/\.[jt]sx?$/, "").replace(/[^\w-]/g, "_") ||
+    "trainable";
+}
+
+function stamp(): string {
+  const d = new Date(), p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}_${p(d.getHours())}-${
+    p(d.getMinutes())
+  }-${p(d.getSeconds())}`;
+}
+
+function randomHex5(): string {
+  return crypto.randomUUID().replaceAll("-", "").slice(0, 5);
+}
+
+async function prepareFolder(storage: string, dir: string): Promise<void> {
+  try {
+    await Deno.mkdir(storage, { recursive: true });
+    const probe = join(storage, `.tunebox_probe_${crypto.randomUUID().slice(0, 8)}`);
+    await Deno.writeTextFile(probe, "");
+    await Deno.remove(probe);
+  } catch (e) {
+    throw new TuneError(
+      `The storage folder "${storage}" is not writable (${
+        (e as Error).message
+      }); pass another with \`storage\` (YAML: storage:)`,
+      { cause: e },
+    );
+  }
+  try {
+    await Deno.mkdir(dir);
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) {
+      throw new TuneError(
+        `The experiment folder "${dir}" already exists: resume it with Tuner.restore("${dir}") (CLI: tunebox resume ${dir}), or choose another \`name\``,
+      );
+    }
+    throw new TuneError(`Cannot create the experiment folder "${dir}": ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+}
+
+async function makeGate(
+  req: { cpu: number; gpu: number },
+  maxConcurrent: number | undefined,
+  gpus: readonly Device[] | number | undefined,
+): Promise<ResourceGate> {
+  const devices = await discoverGpus(gpus !== undefined ? { gpus } : {});
+  const pool = new ResourcePool({
+    cpus: Math.max(navigator.hardwareConcurrency || 1, req.cpu),
+    gpus: devices,
+  });
+  pool.check(req);
+  const limit = maxConcurrent ?? Math.max(1, pool.maxConcurrent(req));
+  let running = 0;
+  return {
+    canStart() {
+      if (running >= limit) return false;
+      const probe = pool.tryAcquire("\u0000probe", req);
+      if (probe) pool.release("\u0000probe");
+      return !!probe;
+    },
+    acquire(id) {
+      const a = pool.tryAcquire(id, req);
+      if (!a) throw new TuneError(`No resources left for trial "${id}"`);
+      running++;
+      return { ...a.env };
+    },
+    release(id) {
+      if (pool.release(id)) running--;
+    },
+  };
+}
+
+function fail(message: string, Kind: typeof TypeError | typeof RangeError = TypeError): never {
+  throw new Kind(`Tuner: ${message}`);
+}
+
+function isPositiveInt(v: unknown): v is number {
+  return typeof v === "number" && Number.isInteger(v) && v > 0;
+}
+
+function validateOptions(o: TunerOptions<Space>): void {
+  if (typeof o !== "object" || o === null) fail(`expected an options object, got ${String(o)}`);
+  for (const k of Object.keys(o)) {
+    if (!OPTION_KEYS.includes(k)) fail(`unknown option "${k}"${suggest(k, OPTION_KEYS)}`);
+  }
+  const t = o.trainable;
+  if (!(typeof t === "function" || typeof t === "string" || t instanceof URL)) {
+    fail(
+      `"trainable" must be a module URL or path, or a function (config, session) => ..., got ${
+        t === undefined ? "nothing" : typeof t
+      }`,
+    );
+  }
+  if (typeof t === "string" && !t) fail(`"trainable" is an empty string`);
+  if (o.space === undefined) {
+    fail(`"space" is missing: give the search space, e.g. { lr: loguniform(1e-4, 1e-1) }`);
+  }
+  validateSpace(o.space);
+  if (typeof o.metric !== "string" || !o.metric) {
+    fail(`"metric" must name a reported metric, e.g. "val_loss", got ${JSON.stringify(o.metric)}`);
+  }
+  if (o.mode !== "min" && o.mode !== "max") {
+    fail(`"mode" must be "min" or "max", got ${JSON.stringify(o.mode)}`);
+  }
+  if (o.numSamples !== undefined && !(o.numSamples === -1 || isPositiveInt(o.numSamples))) {
+    fail(
+      `"numSamples" must be a positive integer or -1 (unlimited), got ${o.numSamples}`,
+      RangeError,
+    );
+  }
+  if (o.numSamples === -1 && o.timeBudgetMs === undefined && !o.searcher) {
+    fail(
+      `"numSamples: -1" runs forever with the random searcher: set "timeBudgetMs" too`,
+      RangeError,
+    );
+  }
+  if (o.maxConcurrent !== undefined && !isPositiveInt(o.maxConcurrent)) {
+    fail(`"maxConcurrent" must be a positive integer, got ${o.maxConcurrent}`, RangeError);
+  }
+  if (o.resources !== undefined) {
+    for (const [k, v] of Object.entries(o.resources)) {
+      if (k !== "cpu" && k !== "gpu") {
+        fail(`unknown resource "${k}"${suggest(k, ["cpu", "gpu"])}; use { cpu, gpu }`);
+      }
+      if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {
+        fail(`"resources.${k}" must be a number >= 0, got ${v}`, RangeError);
+      }
+    }
+    if ((o.resources.cpu ?? 1) === 0 && (o.resources.gpu ?? 0) === 0) {
+      fail(`"resources" asks for nothing: give cpu or gpu > 0`, RangeError);
+    }
+  }
+  for (const k of ["timeBudgetMs", "trialTimeoutMs"] as const) {
+    const v = o[k];
+    if (v !== undefined && !(typeof v === "number" && v > 0)) {
+      fail(`"${k}" must be a number of milliseconds > 0, got ${v}`, RangeError);
+    }
+  }
+  if (o.maxFailures !== undefined && !(Number.isInteger(o.maxFailures) && o.maxFailures >= -1)) {
+    fail(
+      `"maxFailures" must be an integer >= 0, or -1 for unlimited retries, got ${o.maxFailures}`,
+      RangeError,
+    );
+  }
+  if (o.stop !== undefined && typeof o.stop !== "function") {
+    if (typeof o.stop !== "object" || o.stop === null || Array.isArray(o.stop)) {
+      fail(`"stop" must be an object like { training_iteration: 10 } or a function`);
+    }
+    for (const [k, v] of Object.entries(o.stop)) {
+      if (typeof v !== "number" || Number.isNaN(v)) {
+        fail(
+          `"stop.${k}" must be a number (stop when the result reaches it), got ${
+            JSON.stringify(v)
+          }`,
+        );
+      }
+    }
+  }
+  if (o.checkpoint !== undefined) {
+    const c = o.checkpoint;
+    for (const k of Object.keys(c)) {
+      const keys = ["numToKeep", "scoreAttribute", "scoreOrder"];
+      if (!keys.includes(k)) fail(`unknown checkpoint option "${k}"${suggest(k, keys)}`);
+    }
+    if (c.numToKeep !== undefined && !isPositiveInt(c.numToKeep)) {
+      fail(`"checkpoint.numToKeep" must be a positive integer, got ${c.numToKeep}`, RangeError);
+    }
+    if (c.scoreOrder !== undefined && c.scoreOrder !== "min" && c.scoreOrder !== "max") {
+      fail(`"checkpoint.scoreOrder" must be "min" or "max", got ${JSON.stringify(c.scoreOrder)}`);
+    }
+  }
+  if (o.sandbox !== undefined) {
+    const keys = ["read", "write", "net", "env", "sys", "ffi"];
+    for (const [k, v] of Object.entries(o.sandbox)) {
+      if (!keys.includes(k)) fail(`unknown sandbox key "${k}"${suggest(k, keys)}`);
+      if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
+        fail(`"sandbox.${k}" must be a list of strings`);
+      }
+    }
+  }
+  if (o.scheduler !== undefined) {
+    const p = checkPluginShape("scheduler", o.scheduler);
+    if (p) fail(`"scheduler": ${p}`);
+  }
+  if (o.searcher !== undefined) {
+    const p = checkPluginShape("searcher", o.searcher);
+    if (p) fail(`"searcher": ${p}`);
+  }
+  for (const [i, cb] of (o.callbacks ?? []).entries()) {
+    const p = checkPluginShape("callback", cb);
+    if (p) fail(`"callbacks[${i}]": ${p}`);
+  }
+  if (o.seed !== undefined && !(typeof o.seed === "number" && Number.isFinite(o.seed))) {
+    fail(`"seed" must be a number, got ${o.seed}`);
+  }
+  if (o.name !== undefined && (typeof o.name !== "string" || !/^[\w.-]+$/.test(o.name))) {
+    fail(
+      `"name" must be a folder name of letters, digits, "_", "-" and ".", got ${
+        JSON.stringify(o.name)
+      }`,
+    );
+  }
+}
+
+/**
+ * Where a module path written relative to a file points (as YAML files write trainables).
+ *
+ * @example
+ * ```ts
+ * import { resolveModule } from "./tuner.ts";
+ * console.log(resolveModule("./train.ts", "/exp/experiment.yaml")); // file:///exp/train.ts
+ * ```
+ */
+export function resolveModule(path: string, baseFile: string): string {
+  if (/^(file|https?|npm|jsr|data):/.test(path)) return path;
+  return new URL(path, `file://${resolve(baseFile)}`).href;
+}

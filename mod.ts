@@ -1,0 +1,120 @@
+/**
+ * Tunebox: sandboxed hyperparameter tuning for Deno.
+ *
+ * Define a search space, a trainable that reports metrics, and let a {@linkcode Tuner} run
+ * trials — each in its own `deno run` subprocess whose permissions are its sandbox, or
+ * in-process for cheap objectives.
+ *
+ * @example
+ * ```ts
+ * import { choice, loguniform, Tuner } from "./mod.ts";
+ *
+ * const results = await new Tuner({
+ *   trainable: async (config, session) => {
+ *     for (let epoch = session.iteration; epoch < 5; epoch++) {
+ *       const loss = (Math.log10(config.lr) + 2.5) ** 2 + 1 / (epoch + 1) + config.batch / 1000;
+ *       await session.report({ loss });
+ *     }
+ *   },
+ *   space: { lr: loguniform(1e-4, 1e-1), batch: choice([32, 64, 128]) },
+ *   metric: "loss",
+ *   mode: "min",
+ *   numSamples: 8,
+ *   seed: 1,
+ *   reporter: false,
+ *   storage: await Deno.makeTempDir(),
+ * }).fit();
+ * console.log(results.best().config);
+ * ```
+ *
+ * @module
+ */
+
+export {
+  choice,
+  type ChoiceDomain,
+  type ConfigOf,
+  type Domain,
+  type FloatDomain,
+  grid,
+  type GridDomain,
+  type IntDomain,
+  lograndint,
+  loguniform,
+  type NormalDomain,
+  parameters,
+  type ParamInfo,
+  qlograndint,
+  qloguniform,
+  qrandint,
+  quniform,
+  randint,
+  randn,
+  sampleFrom,
+  type SampleFromDomain,
+  type Space,
+  uniform,
+} from "./core/space.ts";
+export { Rng } from "./core/random.ts";
+export {
+  defineTrainable,
+  type ReportOptions,
+  type Session,
+  type Trainable,
+  type TrainableFn,
+  TrialStopped,
+} from "./core/session.ts";
+export { type RestoreOptions, Tuner, type TunerOptions } from "./core/tuner.ts";
+export { type BestScope, ResultGrid, type TrialInfo } from "./core/results.ts";
+export type { CheckpointOptions, StopCriteria } from "./core/runner.ts";
+export {
+  type Ack,
+  type Callback,
+  checkPluginShape,
+  type CheckpointEvent,
+  type Decision,
+  type Executor,
+  type ExperimentEnd,
+  type ExperimentStart,
+  lookupPlugin,
+  pluginNames,
+  type PluginRole,
+  registerPlugin,
+  type Resources,
+  type SandboxPolicy,
+  type Scheduler,
+  type SchedulerContext,
+  type Searcher,
+  type SearcherContext,
+  type StopRequest,
+  type TrialEnd,
+  type TrialHandle,
+  type TrialJob,
+  type TrialOutcome,
+  type TrialReport,
+  type TrialStart,
+} from "./core/plugin.ts";
+export type {
+  Config,
+  JsonValue,
+  Mode,
+  TrialResult,
+  TrialSnapshot,
+  TrialStatus,
+} from "./core/trial.ts";
+export {
+  BackendUnavailableError,
+  ConfigError,
+  PluginError,
+  SandboxViolation,
+  TrialFailedError,
+  TuneError,
+} from "./core/errors.ts";
+export { fifoScheduler } from "./plugins/schedulers/fifo.ts";
+export { randomSearcher, type RandomSearcherOptions } from "./plugins/searchers/random.ts";
+export {
+  subprocessExecutor,
+  type SubprocessExecutorOptions,
+} from "./plugins/executors/subprocess.ts";
+export { inprocessExecutor } from "./plugins/executors/inprocess.ts";
+export { tableReporter, type TableReporterOptions } from "./plugins/reporters/table.ts";
