@@ -1,0 +1,474 @@
+/**
+ * The YAML experiment file (DESIGN §1) -> Tuner options. Keys are snake_case; every error names
+ * the file, line and column, the key, what came in and what is expected, with a "did you mean".
+ *
+ * @module
+ */
+
+import { dirname, isAbsolute, resolve } from "node:path";
+import { isMap, isPair, isScalar, LineCounter, parse as parseYamlValue, parseDocument } from "yaml";
+import type { Document, Node as YamlNode } from "yaml";
+import { ConfigError } from "./errors.ts";
+import { checkPluginShape, lookupPlugin, pluginNames, type PluginRole } from "./plugin.ts";
+import type { Callback, Scheduler, Searcher } from "./plugin.ts";
+import { type Space, spaceFromJson, SpaceSpecError, suggest } from "./space.ts";
+import type { TunerOptions } from "./tuner.ts";
+import { resolveModule, Tuner } from "./tuner.ts";
+import type { TableReporterOptions } from "../plugins/reporters/table.ts";
+import { tableReporter } from "../plugins/reporters/table.ts";
+
+type Path = (string | number)[];
+
+/** The top-level keys of an experiment file, and what each holds. */
+const TOP_KEYS: Record<string, string> = {
+  name: "a folder name",
+  trainable: "the path of the trainable module",
+  metric: "the metric to optimise",
+  mode: "min or max",
+  num_samples: "a positive integer or -1",
+  max_concurrent: "a positive integer",
+  resources: "{ cpu, gpu }",
+  gpus: "a count of GPUs to use",
+  stop: "{ key: value } criteria",
+  time_budget_s: "seconds",
+  time_budget_ms: "milliseconds",
+  max_failures: "an integer",
+  trial_timeout_s: "seconds",
+  trial_timeout_ms: "milliseconds",
+  checkpoint: "{ num_to_keep, score_attribute, score_order }",
+  sandbox: "{ read, write, net, env, sys, ffi }",
+  scheduler: "{ name: ..., options } or { module: ./file.ts, options }",
+  searcher: "{ name: ..., options } or { module: ./file.ts, options }",
+  loggers: "a list of { name: ... } or { module: ... }",
+  reporter: "{ parameter_columns, metric_columns, max_rows } or false",
+  storage: "a folder",
+  seed: "a number",
+  space: "the search space",
+  deno_config: "the deno.json trials run with, or false",
+};
+
+const SUB_KEYS: Record<string, string[]> = {
+  resources: ["cpu", "gpu"],
+  checkpoint: ["num_to_keep", "score_attribute", "score_order"],
+  sandbox: ["read", "write", "net", "env", "sys", "ffi"],
+  reporter: ["parameter_columns", "metric_columns", "max_rows", "interval_ms"],
+};
+
+/** An experiment file read into Tuner options. */
+export interface LoadedExperiment {
+  /** Options for `new Tuner(...)`. */
+  readonly options: TunerOptions<Space>;
+  /** The file it came from. */
+  readonly file: string;
+}
+
+/** Options of {@linkcode loadExperimentFile}. */
+export interface LoadOptions {
+  /** `key.path=value` overrides (values parsed as YAML), as the CLI's `--set`. */
+  readonly set?: readonly string[];
+  /** Overrides `name`. */
+  readonly name?: string;
+  /** Overrides `storage` (relative to the cwd). */
+  readonly storage?: string;
+}
+
+/**
+ * Reads an experiment YAML file into Tuner options.
+ *
+ * @throws {ConfigError} with file, line and column for every mistake.
+ * @example
+ * ```ts ignore
+ * import { loadExperimentFile } from "./config.ts";
+ * const { options } = await loadExperimentFile("experiment.yaml", { set: ["num_samples=4"] });
+ * ```
+ */
+export async function loadExperimentFile(
+  file: string,
+  options: LoadOptions = {},
+): Promise<LoadedExperiment> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    throw new ConfigError(`Cannot read the experiment file: ${(e as Error).message}`, file, 0, 0, {
+      cause: e,
+    });
+  }
+  return { options: await parseExperiment(text, file, options), file };
+}
+
+/**
+ * Parses experiment YAML text (`file` is used for positions and relative paths).
+ *
+ * @throws {ConfigError} with file, line and column for every mistake.
+ * @example
+ * ```ts ignore
+ * import { parseExperiment } from "./config.ts";
+ * const options = await parseExperiment("metric: loss\nmode: min\n...", "exp.yaml");
+ * ```
+ */
+export async function parseExperiment(
+  text: string,
+  file: string,
+  overrides: LoadOptions = {},
+): Promise<TunerOptions<Space>> {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length) {
+    const e = doc.errors[0];
+    const p = e.linePos?.[0];
+    throw new ConfigError(
+      `YAML syntax error: ${e.message.split("\n")[0]}`,
+      file,
+      p?.line ?? 0,
+      p?.col ?? 0,
+    );
+  }
+  const at = (path: Path, key = false): [number, number] => position(doc, lc, path, key);
+  const err = (message: string, path: Path, key = false): never => {
+    const [line, col] = at(path, key);
+    throw new ConfigError(message, file, line, col);
+  };
+  const raw = doc.toJS() as unknown;
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    err("The experiment file must be a mapping of keys (name, trainable, metric, ...)", []);
+  }
+  const y = raw as Record<string, unknown>;
+  for (const s of overrides.set ?? []) applySet(y, s);
+  if (overrides.name) y.name = overrides.name;
+
+  for (const k of Object.keys(y)) {
+    if (!(k in TOP_KEYS)) err(`Unknown key "${k}"${suggest(k, Object.keys(TOP_KEYS))}`, [k], true);
+  }
+  for (const [k, allowed] of Object.entries(SUB_KEYS)) {
+    const v = y[k];
+    if (v === undefined || v === false && k === "reporter") continue;
+    if (v === null || typeof v !== "object" || Array.isArray(v)) {
+      err(`"${k}" must be a mapping: ${TOP_KEYS[k]}`, [k]);
+    }
+    for (const sub of Object.keys(v as object)) {
+      if (!allowed.includes(sub)) {
+        err(`Unknown key "${k}.${sub}"${suggest(sub, allowed)}; expected ${allowed.join(", ")}`, [
+          k,
+          sub,
+        ], true);
+      }
+    }
+  }
+  const base = resolve(file);
+  const rel = (p: string) => (isAbsolute(p) ? p : resolve(dirname(base), p));
+  const str = (k: string, required = false): string | undefined => {
+    const v = y[k];
+    if (v === undefined || v === null) {
+      if (required) err(`Missing key "${k}": ${TOP_KEYS[k]}`, []);
+      return undefined;
+    }
+    if (typeof v !== "string" || !v) {
+      err(`"${k}" must be ${TOP_KEYS[k]}, got ${JSON.stringify(v)}`, [k]);
+    }
+    return v as string;
+  };
+  const num = (k: string): number | undefined => {
+    const v = y[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      err(`"${k}" must be ${TOP_KEYS[k]}, got ${JSON.stringify(v)}`, [k]);
+    }
+    return v as number;
+  };
+
+  const trainable = str("trainable", true)!;
+  const metric = str("metric", true)!;
+  const mode = str("mode", true)!;
+  if (mode !== "min" && mode !== "max") {
+    err(`"mode" must be min or max, got ${JSON.stringify(mode)}`, ["mode"]);
+  }
+  if (y.space === undefined) err(`Missing key "space": the search space`, []);
+  let space: Space;
+  try {
+    space = spaceFromJson(y.space);
+  } catch (e) {
+    if (e instanceof SpaceSpecError) {
+      err(e.message, ["space", ...e.path], e.message.includes("unknown key"));
+    }
+    throw e;
+  }
+
+  const out: Record<string, unknown> = {
+    trainable: resolveModule(trainable, base),
+    space: space!,
+    metric,
+    mode,
+  };
+  const map: [string, string, (v: number) => number][] = [
+    ["num_samples", "numSamples", (v) => v],
+    ["max_concurrent", "maxConcurrent", (v) => v],
+    ["max_failures", "maxFailures", (v) => v],
+    ["seed", "seed", (v) => v],
+    ["gpus", "gpus", (v) => v],
+    ["time_budget_ms", "timeBudgetMs", (v) => v],
+    ["time_budget_s", "timeBudgetMs", (v) => v * 1000],
+    ["trial_timeout_ms", "trialTimeoutMs", (v) => v],
+    ["trial_timeout_s", "trialTimeoutMs", (v) => v * 1000],
+  ];
+  for (const [k, opt, f] of map) {
+    const v = num(k);
+    if (v !== undefined) out[opt] = f(v);
+  }
+  const name = str("name");
+  if (name) out.name = name;
+  const storage = overrides.storage ? resolve(overrides.storage) : str("storage");
+  out.storage = storage ? (overrides.storage ? storage : rel(storage)) : rel("tunebox_results");
+  if (y.deno_config !== undefined) {
+    out.denoConfig = y.deno_config === false ? false : rel(String(y.deno_config));
+  }
+  if (y.resources) out.resources = y.resources;
+  if (y.stop !== undefined) out.stop = y.stop;
+  if (y.checkpoint) {
+    const c = y.checkpoint as Record<string, unknown>;
+    out.checkpoint = {
+      ...(c.num_to_keep !== undefined ? { numToKeep: c.num_to_keep } : {}),
+      ...(c.score_attribute !== undefined ? { scoreAttribute: c.score_attribute } : {}),
+      ...(c.score_order !== undefined ? { scoreOrder: c.score_order } : {}),
+    };
+  }
+  if (y.sandbox) {
+    const s = y.sandbox as Record<string, unknown>;
+    const sb: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(s)) {
+      if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
+        err(`"sandbox.${k}" must be a list of strings`, ["sandbox", k]);
+      }
+      sb[k] = k === "read" || k === "write" || k === "ffi" ? (v as string[]).map(rel) : v;
+    }
+    out.sandbox = sb;
+  }
+  if (y.reporter !== undefined) {
+    if (y.reporter === false) out.reporter = false;
+    else {
+      const r = y.reporter as Record<string, unknown>;
+      out.reporter = tableReporter({
+        ...(r.parameter_columns
+          ? { parameterColumns: r.parameter_columns as TableReporterOptions["parameterColumns"] }
+          : {}),
+        ...(r.metric_columns
+          ? { metricColumns: r.metric_columns as TableReporterOptions["metricColumns"] }
+          : {}),
+        ...(r.max_rows ? { maxRows: Number(r.max_rows) } : {}),
+        ...(r.interval_ms ? { intervalMs: Number(r.interval_ms) } : {}),
+      });
+    }
+  }
+  if (y.scheduler !== undefined) {
+    out.scheduler = await loadPlugin<Scheduler>("scheduler", y.scheduler, ["scheduler"], base, err);
+  }
+  if (y.searcher !== undefined) {
+    out.searcher = await loadPlugin<Searcher>("searcher", y.searcher, ["searcher"], base, err);
+  }
+  if (y.loggers !== undefined) {
+    if (!Array.isArray(y.loggers)) err(`"loggers" must be ${TOP_KEYS.loggers}`, ["loggers"]);
+    const cbs: Callback[] = [];
+    for (const [i, spec] of (y.loggers as unknown[]).entries()) {
+      cbs.push(await loadPlugin<Callback>("callback", spec, ["loggers", i], base, err));
+    }
+    out.callbacks = cbs;
+  }
+  // The Tuner validates the rest; its messages name the option, which we map back to a key.
+  try {
+    new Tuner(out as unknown as TunerOptions<Space>);
+  } catch (e) {
+    if (!(e instanceof TypeError || e instanceof RangeError)) throw e;
+    const m = /"([\w.]+)"/.exec(e.message);
+    const path = m ? m[1].split(".").map(snake) : [];
+    const where = path.length && path.every((_, i) => getIn(y, path.slice(0, i + 1)) !== undefined)
+      ? path
+      : [];
+    err(
+      e.message.replace(/^Tuner: /, "").replace(
+        /"([\w.]+)"/,
+        (_, p: string) => `"${p.split(".").map(snake).join(".")}"`,
+      ),
+      where,
+    );
+  }
+  return out as unknown as TunerOptions<Space>;
+}
+
+async function loadPlugin<T>(
+  role: PluginRole,
+  spec: unknown,
+  path: Path,
+  base: string,
+  err: (m: string, p: Path, key?: boolean) => never,
+): Promise<T> {
+  const what = role === "callback" ? "logger" : role;
+  if (typeof spec === "string") spec = { name: spec };
+  if (spec === null || typeof spec !== "object" || Array.isArray(spec)) {
+    err(
+      `A ${what} must be { name: ..., <options> } or { module: ./file.ts, options: {...} }, got ${
+        JSON.stringify(spec)
+      }`,
+      path,
+    );
+  }
+  const s = spec as Record<string, unknown>;
+  let factory: ((o: Record<string, unknown>) => unknown) | undefined;
+  let options: Record<string, unknown>;
+  let label: string;
+  if (typeof s.module === "string") {
+    for (const k of Object.keys(s)) {
+      if (k !== "module" && k !== "options") {
+        err(
+          `Unknown key "${k}" beside "module"; put plugin options under "options"`,
+          [...path, k],
+          true,
+        );
+      }
+    }
+    const url = resolveModule(s.module, base);
+    label = s.module;
+    let mod: Record<string, unknown>;
+    try {
+      mod = await import(url);
+    } catch (e) {
+      return err(
+        `Cannot load the ${what} module "${s.module}": ${(e as Error).message.split("\n")[0]}`,
+        [...path, "module"],
+      );
+    }
+    if (typeof mod.default !== "function") {
+      err(
+        `The ${what} module "${s.module}" must default-export a factory function (options) => ${what}`,
+        [...path, "module"],
+      );
+    }
+    factory = mod.default as (o: Record<string, unknown>) => unknown;
+    options = (s.options ?? {}) as Record<string, unknown>;
+  } else if (typeof s.name === "string") {
+    label = s.name;
+    factory = lookupPlugin(role, s.name);
+    if (!factory) {
+      const names = pluginNames(role);
+      err(
+        `Unknown ${what} "${s.name}"${suggest(s.name, names)}; known: ${
+          names.join(", ") || "none"
+        } (or load one with module: ./file.ts)`,
+        [...path, "name"],
+      );
+    }
+    options = {};
+    const nested = s.options && typeof s.options === "object"
+      ? (s.options as Record<string, unknown>)
+      : {};
+    for (const [k, v] of Object.entries({ ...s, ...nested })) {
+      if (k !== "name" && k !== "options") options[k] = v;
+    }
+  } else {
+    return err(`A ${what} needs "name" (a registered ${what}) or "module" (a file)`, path);
+  }
+  const camelOptions = camelKeys(options);
+  let plugin: unknown;
+  try {
+    plugin = factory!(camelOptions);
+  } catch (e) {
+    const m = /"(\w+)"/.exec((e as Error).message);
+    const key = m ? snake(m[1]) : undefined;
+    const where = key && key in options
+      ? (s.options ? [...path, "options", key] : [...path, key])
+      : path;
+    const msg = (e as Error).message.replace(/"(\w+)"/g, (_, k: string) => `"${snake(k)}"`);
+    return err(`${what} "${label}": ${msg}`, where, msg.includes("nknown"));
+  }
+  const problem = checkPluginShape(role, plugin);
+  if (problem) err(`${what} "${label}": ${problem}`, path);
+  // Saved in experiment.json so that `tunebox resume` can rebuild the plugin by name.
+  if (typeof s.name === "string") {
+    Object.defineProperty(plugin, "spec", {
+      value: { name: s.name, options: camelOptions as never },
+      enumerable: false,
+    });
+  }
+  return plugin as T;
+}
+
+function camelKeys(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    out[k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())] = v;
+  }
+  return out;
+}
+
+function snake(k: string): string {
+  const special: Record<string, string> = {
+    timeBudgetMs: "time_budget_ms",
+    trialTimeoutMs: "trial_timeout_ms",
+    callbacks: "loggers",
+    denoConfig: "deno_config",
+  };
+  return special[k] ?? k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+function getIn(o: unknown, path: Path): unknown {
+  let cur = o;
+  for (const p of path) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Record<string | number, unknown>)[p];
+  }
+  return cur;
+}
+
+function applySet(y: Record<string, unknown>, assignment: string): void {
+  const eq = assignment.indexOf("=");
+  if (eq <= 0) {
+    throw new ConfigError(`--set expects key=value, got ${JSON.stringify(assignment)}`, "--set");
+  }
+  const path = assignment.slice(0, eq).split(".");
+  let value: unknown;
+  try {
+    value = parseYamlValue(assignment.slice(eq + 1));
+  } catch (e) {
+    throw new ConfigError(
+      `--set ${path.join(".")}: the value is not valid YAML: ${(e as Error).message}`,
+      "--set",
+    );
+  }
+  let cur = y;
+  for (const p of path.slice(0, -1)) {
+    if (cur[p] === undefined || cur[p] === null) cur[p] = {};
+    if (typeof cur[p] !== "object") {
+      throw new ConfigError(`--set ${path.join(".")}: "${p}" is not a mapping`, "--set");
+    }
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[path.at(-1)!] = value;
+}
+
+function position(doc: Document, lc: LineCounter, path: Path, key: boolean): [number, number] {
+  // Walk down as far as the path exists; point at the key or the value.
+  let node: unknown = doc.contents;
+  let offset: number | undefined = (doc.contents as YamlNode | null)?.range?.[0];
+  for (let i = 0; i < path.length; i++) {
+    const seg = path[i];
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === seg);
+      if (!pair) break;
+      const last = i === path.length - 1;
+      if (last && key) {
+        offset = (pair.key as YamlNode).range?.[0] ?? offset;
+        break;
+      }
+      node = pair.value;
+      offset = (pair.value as YamlNode | null)?.range?.[0] ?? (pair.key as YamlNode).range?.[0] ??
+        offset;
+    } else if (node && typeof node === "object" && "items" in node && typeof seg === "number") {
+      const item = (node as { items: unknown[] }).items[seg];
+      if (!item) break;
+      node = item;
+      offset = (item as YamlNode).range?.[0] ?? offset;
+    } else break;
+  }
+  if (offset === undefined) return [1, 1];
+  const p = lc.linePos(offset);
+  return [p.line, p.col];
+}
