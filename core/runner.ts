@@ -35,6 +35,7 @@ import {
   removeSymlinks,
   ResultWriter,
   STORE_FORMAT,
+  type TrialEvent,
   writeJsonAtomic,
   writeParams,
 } from "./store.ts";
@@ -140,6 +141,8 @@ export interface RunnerConfig {
     readonly trialCount: number;
     readonly searcherState: JsonValue;
     readonly schedulerState: JsonValue;
+    /** Events logged after the plugin snapshots were taken: replayed into the plugins. */
+    readonly replay: readonly TrialEvent[];
   };
   /** Prints warnings (default: console.warn). */
   readonly warn?: (message: string) => void;
@@ -341,7 +344,6 @@ class Runner {
   }
 
   restore(r: NonNullable<RunnerConfig["restored"]>): void {
-    this.trialCount = r.trialCount;
     this.plugin(this.c.searcher.name, "restore", () => this.c.searcher.restore?.(r.searcherState));
     this.plugin(
       this.c.scheduler.name,
@@ -370,6 +372,32 @@ class Runner {
       };
       this.trials.set(t.id, state);
       this.order.push(state);
+    }
+    this.trialCount = Math.max(r.trialCount, this.order.length);
+    // The snapshots are up to a second older than the log: bring the plugins up to date.
+    const c = this.c;
+    for (const ev of r.replay) {
+      const t = this.trials.get(ev.trial);
+      if (!t) continue;
+      if (ev.event === "created") {
+        this.plugin(c.searcher.name, "suggest", () => c.searcher.suggest(t.id));
+        this.plugin(c.scheduler.name, "onTrialAdd", () => c.scheduler.onTrialAdd?.(this.snap(t)));
+      } else if (ev.event === "terminated" || ev.event === "error") {
+        this.plugin(
+          c.scheduler.name,
+          "onComplete",
+          () => c.scheduler.onComplete?.(this.snap(t), t.lastResult),
+        );
+        this.plugin(
+          c.searcher.name,
+          "onComplete",
+          () =>
+            c.searcher.onComplete?.(t.id, t.lastResult, {
+              error: ev.event === "error",
+              stopped: ev.event === "terminated" && !!ev.reason,
+            }),
+        );
+      }
     }
   }
 
@@ -999,6 +1027,7 @@ class Runner {
       options: c.savedOptions,
       space: spaceToJson(c.space),
       trialCount: this.trialCount,
+      eventCount: this.log.count,
       searcher: { name: c.searcher.name, state: searcherState },
       scheduler: { name: c.scheduler.name, state: schedulerState },
     };

@@ -41,6 +41,8 @@ export interface ExperimentRecord {
   readonly space: JsonValue;
   /** How many trials were created. */
   readonly trialCount: number;
+  /** How many lines of `trials.jsonl` the plugin snapshots below have seen (replayed on resume). */
+  readonly eventCount: number;
   /** Searcher name and snapshot. */
   readonly searcher: { readonly name: string; readonly state: JsonValue };
   /** Scheduler name and snapshot. */
@@ -377,18 +379,26 @@ export class EventLog {
   #file: Deno.FsFile;
   #enc = new TextEncoder();
   #chain: Promise<void> = Promise.resolve();
+  /** Events in the log so far. */
+  count: number;
 
-  private constructor(file: Deno.FsFile) {
+  private constructor(file: Deno.FsFile, count: number) {
     this.#file = file;
+    this.count = count;
   }
 
   /** Opens (creating or appending) the log of an experiment folder. */
   static async open(dir: string): Promise<EventLog> {
-    return new EventLog(await Deno.open(join(dir, "trials.jsonl"), { append: true, create: true }));
+    const existing = (await readTrialEvents(dir)).length;
+    return new EventLog(
+      await Deno.open(join(dir, "trials.jsonl"), { append: true, create: true }),
+      existing,
+    );
   }
 
   /** Appends an event; events are written in call order. */
   append(event: Omit<TrialEvent, "t">): Promise<void> {
+    this.count++;
     const line = JSON.stringify({ t: Date.now() / 1000, ...event }, nonFiniteReplacer) + "\n";
     this.#chain = this.#chain.then(() => writeAll(this.#file, this.#enc.encode(line)));
     return this.#chain;

@@ -331,12 +331,19 @@ export class Tuner<S extends Space = Space> {
       "random",
       () => randomSearcher(),
     );
-    const stored = foldTrialEvents(await readTrialEvents(dir));
+    const events = await readTrialEvents(dir);
+    const stored = foldTrialEvents(events);
     const trials: RestoredTrial[] = [];
     for (const s of stored) {
       const tdir = join(dir, s.id);
       const history = await readResults(tdir);
-      const cks = await listCheckpoints(tdir);
+      const lastIter = history.at(-1)?.training_iteration ?? 0;
+      // A checkpoint newer than the last recorded result was never acknowledged: drop it.
+      const all = await listCheckpoints(tdir);
+      const cks = all.filter((c) => c.iteration <= lastIter);
+      for (const c of all) {
+        if (c.iteration > lastIter) await Deno.remove(c.path, { recursive: true });
+      }
       const status = s.status === "error" && options.restartErrored ? "pending" : s.status;
       // Reports after the last checkpoint are on disk, but the trial restarts from that checkpoint.
       const last = history.at(-1);
@@ -377,6 +384,7 @@ export class Tuner<S extends Space = Space> {
         trialCount: record.trialCount,
         searcherState: record.searcher.state,
         schedulerState: record.scheduler.state,
+        replay: events.slice(record.eventCount ?? 0),
       },
     };
     return tuner;

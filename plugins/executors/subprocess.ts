@@ -126,7 +126,14 @@ export function subprocessExecutor(
         .filter(Boolean);
       // Trials run with --cached-only: fetch what the module graph needs once, here.
       const cache = await new Deno.Command(Deno.execPath(), {
-        args: ["cache", "--quiet", configFile ? `--config=${configFile}` : "--no-config", entry],
+        // The trainable is named too: a missing module in a dynamic import would not fail here.
+        args: [
+          "cache",
+          "--quiet",
+          configFile ? `--config=${configFile}` : "--no-config",
+          entry,
+          moduleUrl,
+        ],
         stdout: "piped",
         stderr: "piped",
       }).output();
@@ -192,6 +199,8 @@ export function subprocessExecutor(
           ...job.env,
           DENO_DIR: denoDir,
           NO_COLOR: "1",
+          // Lets Deno resolve a program name, so a spawn attempt meets the run permission check.
+          PATH: "/usr/local/bin:/usr/bin:/bin",
           TUNEBOX_SOCKET: socketPath,
           TUNEBOX_TRIAL_ID: job.trialId,
           TUNEBOX_TOKEN: token,
