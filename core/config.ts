@@ -116,12 +116,12 @@ export async function parseExperiment(
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length) {
     const e = doc.errors[0];
-    const p = e.linePos?.[0];
+    const p = e.linePos?.[0] ?? lc.linePos(e.pos[0]);
     throw new ConfigError(
       `YAML syntax error: ${e.message.split("\n")[0]}`,
       file,
-      p?.line ?? 0,
-      p?.col ?? 0,
+      p.line,
+      p.col,
     );
   }
   const at = (path: Path, key = false): [number, number] => position(doc, lc, path, key);
