@@ -352,13 +352,16 @@ function shuffle(n: number, seed: number): Uint32Array {
   return order;
 }
 
+const SCALE = Float32Array.from({ length: 256 }, (_, i) => i / 255);
+
 function gather(all: Decoded, picks: Uint32Array): MnistSplit {
   const images = new Float32Array(picks.length * MNIST_PIXELS);
   const labels = new Uint8Array(picks.length);
+  const pixels = all.pixels;
   for (let k = 0; k < picks.length; k++) {
     const src = picks[k] * MNIST_PIXELS;
     const dst = k * MNIST_PIXELS;
-    for (let p = 0; p < MNIST_PIXELS; p++) images[dst + p] = all.pixels[src + p] / 255;
+    for (let p = 0; p < MNIST_PIXELS; p++) images[dst + p] = SCALE[pixels[src + p]];
     labels[k] = all.labels[picks[k]];
   }
   return { images, labels, count: picks.length };
