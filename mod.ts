@@ -34,7 +34,9 @@ export {
   choice,
   type ChoiceDomain,
   type ConfigOf,
+  DOMAIN,
   type Domain,
+  type DomainBase,
   type FloatDomain,
   grid,
   type GridDomain,
@@ -44,6 +46,7 @@ export {
   type NormalDomain,
   parameters,
   type ParamInfo,
+  type ParamPath,
   qlograndint,
   qloguniform,
   qrandint,
@@ -54,12 +57,14 @@ export {
   type SampleFromDomain,
   type Space,
   uniform,
+  type ValueOf,
 } from "./core/space.ts";
 export { Rng } from "./core/random.ts";
 export {
   defineTrainable,
   type ReportOptions,
   type Session,
+  TRAINABLE,
   type Trainable,
   type TrainableFn,
   TrialStopped,
@@ -67,6 +72,7 @@ export {
 export { type RestoreOptions, Tuner, type TunerOptions } from "./core/tuner.ts";
 export { type BestScope, ResultGrid, type TrialInfo } from "./core/results.ts";
 export type { CheckpointOptions, StopCriteria } from "./core/runner.ts";
+export type { Device } from "./core/resources.ts";
 export {
   type Ack,
   type Callback,
@@ -77,8 +83,10 @@ export {
   type ExperimentEnd,
   type ExperimentStart,
   lookupPlugin,
+  type PluginFactory,
   pluginNames,
   type PluginRole,
+  type RawReport,
   registerPlugin,
   type Resources,
   type SandboxPolicy,
@@ -88,8 +96,10 @@ export {
   type SearcherContext,
   type StopRequest,
   type TrialEnd,
+  type TrialExit,
   type TrialHandle,
   type TrialJob,
+  type TrialListener,
   type TrialOutcome,
   type TrialReport,
   type TrialStart,

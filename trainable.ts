@@ -22,6 +22,7 @@ export {
   defineTrainable,
   type ReportOptions,
   type Session,
+  TRAINABLE,
   type Trainable,
   type TrainableFn,
   TrialStopped,

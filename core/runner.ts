@@ -316,7 +316,7 @@ class Runner {
       }
     } catch (e) {
       this.fatal ??= e instanceof Error ? e : new Error(String(e));
-      await this.stopAll({ kind: "interrupt" });
+      this.stopAll({ kind: "interrupt" });
     } finally {
       clearTimeout(budget);
       for (const [s, h] of signals) Deno.removeSignalListener(s, h);
@@ -563,7 +563,7 @@ class Runner {
           `the time budget of ${this.c.timeBudgetMs} ms is spent: stopping the running trials`,
         );
         this.stopping = true;
-        await this.stopAll({ kind: "stop", reason: "time budget spent", outcome: "stopped" });
+        this.stopAll({ kind: "stop", reason: "time budget spent", outcome: "stopped" });
         return;
       case "interrupt":
         if (this.stopping && this.interrupted) {
@@ -576,12 +576,12 @@ class Runner {
         this.warn(
           `${ev.signal} received: stopping trials and saving state; resume with \`tunebox resume ${this.c.dir}\``,
         );
-        await this.stopAll({ kind: "interrupt" });
+        this.stopAll({ kind: "interrupt" });
         return;
     }
   }
 
-  async stopAll(action: Action): Promise<void> {
+  stopAll(action: Action): void {
     for (const t of this.order) {
       if (t.status === "running" && !t.action) {
         t.action = action;
@@ -649,7 +649,7 @@ class Runner {
     this.applyStops();
     if (this.fatal) {
       this.stopping = true;
-      await this.stopAll({ kind: "interrupt" });
+      this.stopAll({ kind: "interrupt" });
       return "stop";
     }
     switch (decision.kind) {
@@ -889,7 +889,7 @@ class Runner {
     if (fatal) {
       this.fatal = new TuneError(`The trainable cannot run: ${full}`);
       this.stopping = true;
-      await this.stopAll({ kind: "interrupt" });
+      this.stopAll({ kind: "interrupt" });
     }
     await this.finish(t, "error", "error", full);
   }

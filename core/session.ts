@@ -60,7 +60,8 @@ export interface Session<C = Config> {
 /** The function a trainable runs. */
 export type TrainableFn<C = Config> = (config: C, session: Session<C>) => void | Promise<void>;
 
-const TRAINABLE: unique symbol = Symbol.for("tunebox.trainable");
+/** The brand of a trainable made by {@linkcode defineTrainable}. */
+export const TRAINABLE: unique symbol = Symbol.for("tunebox.trainable");
 
 /** A trainable made by {@linkcode defineTrainable}. */
 export interface Trainable<C = Config> {

@@ -17,9 +17,12 @@
 import type { Config, JsonValue } from "./trial.ts";
 import type { Rng } from "./random.ts";
 
-const DOMAIN: unique symbol = Symbol.for("tunebox.domain");
+/** The brand every domain carries (how `isDomain` tells a domain from a constant object). */
+export const DOMAIN: unique symbol = Symbol.for("tunebox.domain");
 
-interface DomainBase {
+/** What every domain has. */
+export interface DomainBase {
+  /** The brand. */
   readonly [DOMAIN]: true;
   /** The factory name (`uniform`, `qrandint`, ...), also the YAML `type:`. */
   readonly type: string;

@@ -27,6 +27,7 @@ export type TrialStatus = "pending" | "running" | "paused" | "terminated" | "err
  * auto-filled keys.
  */
 export interface TrialResult {
+  /** The user's metrics (nested objects allowed). */
   readonly [key: string]: JsonValue;
   /** 1 for the first report, then +1 per report (continues across pause/resume and retries). */
   readonly training_iteration: number;

@@ -20,7 +20,6 @@ import {
   gridSize,
   type Space,
   spaceFromJson,
-  spaceToJson,
   suggest,
   validateSpace,
 } from "./space.ts";

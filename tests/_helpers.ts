@@ -1,5 +1,5 @@
 // Small shared helpers for tests.
-import { ResultGrid, type TrialInfo } from "../mod.ts";
+import type { ResultGrid, TrialInfo } from "../mod.ts";
 
 export async function tempStorage(): Promise<string> {
   return await Deno.makeTempDir({ prefix: "tunebox_test_" });
