@@ -10,7 +10,8 @@ const results = await new Tuner({
   // A function trainable runs in-process (no sandbox): made for cheap objectives.
   trainable: async (config, session) => {
     for (let step = session.iteration; step < 10; step++) {
-      const loss = (Math.log10(config.lr) + 2) ** 2 + (config.momentum - 0.9) ** 2 + config.layers / 100 + 1 / (step + 1);
+      const loss = (Math.log10(config.lr) + 2) ** 2 + (config.momentum - 0.9) ** 2 +
+        config.layers / 100 + 1 / (step + 1);
       await session.report({ loss });
     }
   },
@@ -18,6 +19,7 @@ const results = await new Tuner({
   metric: "loss",
   mode: "min",
   numSamples: Number(Deno.env.get("NUM_SAMPLES") ?? 30),
+  storage: Deno.env.get("STORAGE") ?? "./tunebox_results",
   seed: 7,
 }).fit();
 

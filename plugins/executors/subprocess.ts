@@ -103,7 +103,18 @@ export function subprocessExecutor(
       socketDir = await Deno.makeTempDir({ prefix: "tunebox-" });
       await Deno.chmod(socketDir, 0o700);
       socketPath = join(socketDir, "driver.sock");
-      listener = Deno.listen({ transport: "unix", path: socketPath });
+      try {
+        listener = Deno.listen({ transport: "unix", path: socketPath });
+      } catch (e) {
+        if (e instanceof Deno.errors.NotCapable) {
+          throw new TuneError(
+            "The driver talks to sandboxed trials over a unix socket: run it with --allow-net " +
+              "(or -A). The trials themselves get no network unless `sandbox.net` lists hosts.",
+            { cause: e },
+          );
+        }
+        throw e;
+      }
       serve(listener).catch(() => {});
       configFile = options.denoConfig === false
         ? undefined
