@@ -1,0 +1,1522 @@
+/**
+ * Logs an experiment to an MLflow tracking server over its REST API: one parent run per
+ * experiment and one nested child run per trial, with the trial's config as params, every
+ * numeric metric of every report at `step = training_iteration`, tags, final statuses and
+ * (optionally) the trial's best or last checkpoint as artifacts.
+ *
+ * Nothing is sent on the report path: hooks put data in a queue that one background worker
+ * delivers in batches. A slow, failing or unreachable server never stalls the experiment:
+ * requests are retried with backoff (honouring `Retry-After`), data is kept in memory and
+ * spooled to `mlflow.json` in the experiment folder, and a resumed experiment delivers what
+ * was left. Resending is safe: metric points keep their timestamps, so MLflow's SQL store
+ * drops exact duplicates.
+ *
+ * ```ts
+ * import { mlflowLogger } from "./mlflow.ts";
+ * // e.g. after `mlflow server --host 127.0.0.1 --port 5000`
+ * const logger = mlflowLogger({ trackingUri: "http://127.0.0.1:5000", experiment: "mnist" });
+ * console.log(logger.name); // "mlflow"
+ * ```
+ *
+ * @module
+ */
+
+import type {
+  Callback,
+  CheckpointEvent,
+  Decision,
+  ExperimentEnd,
+  ExperimentStart,
+  TrialEnd,
+  TrialOutcome,
+  TrialReport,
+  TrialStart,
+} from "../../core/plugin.ts";
+import { registerPlugin } from "../../core/plugin.ts";
+import type {
+  Config,
+  JsonValue,
+  Mode,
+  TrialResult,
+  TrialSnapshot,
+  TrialStatus,
+} from "../../core/trial.ts";
+import { type Space, suggest } from "../../core/space.ts";
+import { errorMessage } from "../../core/errors.ts";
+
+// Re-exported so the documented API is complete from this entry point.
+export type {
+  Callback,
+  CheckpointEvent,
+  Config,
+  Decision,
+  ExperimentEnd,
+  ExperimentStart,
+  JsonValue,
+  Mode,
+  TrialEnd,
+  TrialOutcome,
+  TrialReport,
+  TrialResult,
+  TrialSnapshot,
+  TrialStart,
+  TrialStatus,
+};
+export type { Space };
+
+/** Which checkpoint of a trial to upload as artifacts when the trial ends. */
+export type MlflowCheckpointUpload = "none" | "best" | "last";
+
+/** Options of {@linkcode mlflowLogger}. Every field is optional. */
+export interface MlflowLoggerOptions {
+  /**
+   * The tracking server, `http(s)://host:port[/prefix]`.
+   * @default the `MLFLOW_TRACKING_URI` environment variable, else `"http://127.0.0.1:5000"`
+   */
+  readonly trackingUri?: string;
+  /**
+   * The MLflow experiment name; it is created when missing.
+   * @default the `MLFLOW_EXPERIMENT_NAME` environment variable, else the Tunebox experiment's name
+   */
+  readonly experiment?: string;
+  /**
+   * Bearer token (`Authorization: Bearer ...`).
+   * @default the `MLFLOW_TRACKING_TOKEN` environment variable
+   */
+  readonly token?: string;
+  /**
+   * HTTP Basic user name; wins over `token` when `password` is set too.
+   * @default the `MLFLOW_TRACKING_USERNAME` environment variable
+   */
+  readonly username?: string;
+  /**
+   * HTTP Basic password.
+   * @default the `MLFLOW_TRACKING_PASSWORD` environment variable
+   */
+  readonly password?: string;
+  /**
+   * Extra tags set on the parent run and on every trial run.
+   * @default {}
+   */
+  readonly tags?: Readonly<Record<string, string>>;
+  /**
+   * Upload the trial's best checkpoint (by the experiment's metric and mode), its last one, or
+   * none, as artifacts under `<checkpoint folder name>/` when the trial ends. Needs a server that
+   * proxies artifacts (`mlflow server`'s default `--serve-artifacts`).
+   * @default "none"
+   */
+  readonly checkpoint?: MlflowCheckpointUpload;
+  /**
+   * Longest param value sent, in characters; longer values are truncated with a warning
+   * (MLflow 2.x servers before 6000 characters allowed 500, and 1.x 250).
+   * @default 6000
+   */
+  readonly maxParamValueLength?: number;
+  /**
+   * How long `onExperimentEnd` waits for undelivered data before it spools the rest to
+   * `mlflow.json` in the experiment folder and returns.
+   * @default 30000
+   */
+  readonly drainTimeoutMs?: number;
+  /**
+   * Time limit of one HTTP request.
+   * @default 30000
+   */
+  readonly requestTimeoutMs?: number;
+  /**
+   * First delay before retrying a failed request; doubled (with jitter) per failure in a row.
+   * @default 500
+   */
+  readonly retryDelayMs?: number;
+  /**
+   * Longest delay between retries (a larger `Retry-After` is still honoured).
+   * @default 30000
+   */
+  readonly maxRetryDelayMs?: number;
+  /**
+   * Where warnings go; each kind of problem is reported once.
+   * @default console.warn
+   */
+  readonly warn?: (message: string) => void;
+}
+
+/** What the logger has delivered and what it still holds. */
+export interface MlflowDelivery {
+  /** Items delivered so far (runs created, params, tags, metric points, status updates, files). */
+  readonly delivered: number;
+  /** Items still waiting to be delivered. */
+  readonly pending: number;
+  /** The file in the experiment folder that holds run ids and any undelivered items. */
+  readonly stateFile?: string;
+  /** Why delivery is stuck (e.g. rejected credentials), when it is. */
+  readonly problem?: string;
+}
+
+/** The MLflow logger: a {@linkcode Callback} plus a way to wait for delivery. */
+export interface MlflowLogger extends Callback {
+  /** Always `"mlflow"`. */
+  readonly name: string;
+  /**
+   * Waits until everything queued so far is delivered, delivery is stuck, or `timeoutMs`
+   * passed, and says what is left. The experiment never needs to call this.
+   */
+  flush(timeoutMs?: number): Promise<MlflowDelivery>;
+}
+
+const OPTION_KEYS: readonly string[] = [
+  "trackingUri",
+  "experiment",
+  "token",
+  "username",
+  "password",
+  "tags",
+  "checkpoint",
+  "maxParamValueLength",
+  "drainTimeoutMs",
+  "requestTimeoutMs",
+  "retryDelayMs",
+  "maxRetryDelayMs",
+  "warn",
+];
+
+/**
+ * Makes the MLflow logger callback. Options are checked here; environment variables are read
+ * only when the experiment starts, and only for options not given (a missing `--allow-env`
+ * permission is tolerated).
+ *
+ * @param options where and how to log; see {@linkcode MlflowLoggerOptions}.
+ * @returns a callback named `"mlflow"`.
+ * @throws {TypeError} an unknown option or an option of the wrong type or form.
+ * @throws {RangeError} a number option out of range.
+ * @example
+ * ```ts
+ * import { mlflowLogger } from "./mlflow.ts";
+ * const logger = mlflowLogger({
+ *   trackingUri: "http://127.0.0.1:5000",
+ *   experiment: "mnist-asha",
+ *   checkpoint: "best",
+ * });
+ * console.log(logger.name); // "mlflow"
+ * // new Tuner({ ..., callbacks: [logger] })
+ * ```
+ */
+export function mlflowLogger(options: MlflowLoggerOptions = {}): MlflowLogger {
+  const o = checkOptions(options);
+  const d = new Delivery(o);
+  return {
+    name: "mlflow",
+    onExperimentStart: (e) => d.start(e),
+    onTrialStart: (e) => d.guard("onTrialStart", () => d.trialStart(e)),
+    onReport: (e) => d.guard("onReport", () => d.report(e)),
+    onCheckpoint: (e) => d.guard("onCheckpoint", () => d.checkpoint(e)),
+    onTrialEnd: (e) => d.guard("onTrialEnd", () => d.trialEnd(e)),
+    onExperimentEnd: (e) => d.end(e),
+    flush: (timeoutMs) => d.flush(timeoutMs ?? o.drainTimeoutMs),
+  };
+}
+
+registerPlugin("callback", "mlflow", (opts) => mlflowLogger(opts as MlflowLoggerOptions));
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+interface Resolved {
+  readonly trackingUri?: string;
+  readonly experiment?: string;
+  readonly token?: string;
+  readonly username?: string;
+  readonly password?: string;
+  readonly tags: Readonly<Record<string, string>>;
+  readonly checkpoint: MlflowCheckpointUpload;
+  readonly maxParamValueLength: number;
+  readonly drainTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly retryDelayMs: number;
+  readonly maxRetryDelayMs: number;
+  readonly warn: (message: string) => void;
+}
+
+function checkOptions(options: MlflowLoggerOptions): Resolved {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(`mlflowLogger: options must be an object, got ${show(options)}`);
+  }
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!OPTION_KEYS.includes(key)) {
+      throw new TypeError(
+        `mlflowLogger: unknown option "${key}"${suggest(key, OPTION_KEYS)}; ` +
+          `known options: ${OPTION_KEYS.join(", ")}`,
+      );
+    }
+  }
+  const str = (key: string): string | undefined => {
+    const v = o[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== "string" || v === "") {
+      throw new TypeError(
+        `mlflowLogger: option "${key}" must be a non-empty string, got ${show(v)}`,
+      );
+    }
+    return v;
+  };
+  const num = (key: string, def: number, min: number, max: number, integer = false): number => {
+    const v = o[key];
+    if (v === undefined) return def;
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new TypeError(`mlflowLogger: option "${key}" must be a finite number, got ${show(v)}`);
+    }
+    if (v < min || v > max || (integer && !Number.isInteger(v))) {
+      throw new RangeError(
+        `mlflowLogger: option "${key}" must be ${integer ? "an integer" : "a number"} from ` +
+          `${min} to ${max}, got ${v}`,
+      );
+    }
+    return v;
+  };
+  const trackingUri = str("trackingUri");
+  if (trackingUri !== undefined) checkUri(trackingUri, `option "trackingUri"`);
+  const experiment = str("experiment");
+  if (experiment !== undefined && experiment.length > 500) {
+    throw new RangeError(
+      `mlflowLogger: option "experiment" must be at most 500 characters (MLflow's limit), got ` +
+        `${experiment.length}`,
+    );
+  }
+  const username = str("username");
+  const password = str("password");
+  if ((username === undefined) !== (password === undefined)) {
+    throw new TypeError(
+      `mlflowLogger: options "username" and "password" go together, got only ` +
+        `"${username === undefined ? "password" : "username"}"`,
+    );
+  }
+  const tags = o.tags ?? {};
+  if (typeof tags !== "object" || tags === null || Array.isArray(tags)) {
+    throw new TypeError(
+      `mlflowLogger: option "tags" must be an object of strings, got ${show(tags)}`,
+    );
+  }
+  for (const [k, v] of Object.entries(tags)) {
+    if (typeof v !== "string") {
+      throw new TypeError(`mlflowLogger: option "tags" must map to strings, got ${k}: ${show(v)}`);
+    }
+  }
+  const checkpoint = o.checkpoint ?? "none";
+  if (checkpoint !== "none" && checkpoint !== "best" && checkpoint !== "last") {
+    throw new TypeError(
+      `mlflowLogger: option "checkpoint" must be "none", "best" or "last", got ${show(checkpoint)}`,
+    );
+  }
+  const warn = o.warn ?? ((m: string) => console.warn(m));
+  if (typeof warn !== "function") {
+    throw new TypeError(`mlflowLogger: option "warn" must be a function, got ${show(warn)}`);
+  }
+  const retryDelayMs = num("retryDelayMs", 500, 1, 600_000);
+  return {
+    trackingUri,
+    experiment,
+    token: str("token"),
+    username,
+    password,
+    tags: tags as Record<string, string>,
+    checkpoint,
+    maxParamValueLength: num("maxParamValueLength", 6000, 1, 1_000_000, true),
+    drainTimeoutMs: num("drainTimeoutMs", 30_000, 0, 86_400_000),
+    requestTimeoutMs: num("requestTimeoutMs", 30_000, 1, 3_600_000),
+    retryDelayMs,
+    maxRetryDelayMs: num("maxRetryDelayMs", 30_000, retryDelayMs, 3_600_000),
+    warn: warn as (message: string) => void,
+  };
+}
+
+function checkUri(uri: string, what: string): void {
+  let url: URL | undefined;
+  try {
+    url = new URL(uri);
+  } catch { /* reported below */ }
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    throw new TypeError(
+      `mlflowLogger: ${what} must be an http(s) URL of a tracking server such as ` +
+        `"http://127.0.0.1:5000", got ${show(uri)} (file stores and "databricks" URIs need ` +
+        `the Python client)`,
+    );
+  }
+}
+
+function show(v: unknown): string {
+  if (typeof v === "function") return "a function";
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire types and limits (reference: tensorboard_mlflow_wire.md, part B)
+
+const API = "/api/2.0/mlflow";
+const ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts";
+const MAX_METRICS = 1000;
+const MAX_PARAMS = 100;
+const MAX_TAGS = 100;
+const MAX_ENTITIES = 1000;
+const MAX_BODY_BYTES = 900_000; // the server's limit is 1,000,000
+const MAX_KEY = 250;
+const MAX_TAG_VALUE = 5000; // 8000 on current servers, 5000 on older ones
+const STATE_FILE = "mlflow.json";
+const SPOOL_INTERVAL_MS = 5000;
+const RETRIABLE = new Set([408, 429, 500, 502, 503, 504]);
+const SKIPPED_METRICS = new Set(["timestamp", "trial_id", "config", "pid"]);
+
+type RunStatus = "RUNNING" | "FINISHED" | "FAILED" | "KILLED";
+
+interface Metric {
+  readonly key: string;
+  readonly value: number | string;
+  readonly timestamp: number;
+  readonly step: number;
+}
+
+interface ArtifactJob {
+  readonly dir: string;
+  readonly dest: string;
+  files?: string[];
+}
+
+interface RunState {
+  readonly name: string;
+  readonly uuid: string;
+  readonly parent: boolean;
+  trialId?: string;
+  runId?: string;
+  artifactUri?: string;
+  startTime: number;
+  /** True when a create request may have reached the server: search before creating again. */
+  createTried: boolean;
+  params: Map<string, string>;
+  sentParams: Map<string, string>;
+  tags: Map<string, string>;
+  metrics: Metric[];
+  status?: { readonly status: RunStatus; readonly endTime?: number };
+  ended: boolean;
+  artifacts: ArtifactJob[];
+  chunkLimit: number;
+  broken?: string;
+  checkpoints: Map<number, string>;
+  scores: Map<number, number>;
+}
+
+interface SavedRun {
+  name: string;
+  uuid: string;
+  trialId?: string;
+  runId?: string;
+  artifactUri?: string;
+  startTime: number;
+  ended: boolean;
+  sentParams: [string, string][];
+  pending?: {
+    params: [string, string][];
+    tags: [string, string][];
+    metrics: [string, number | string, number, number][];
+    status?: { status: RunStatus; endTime?: number };
+    artifacts: { dir: string; dest: string; files?: string[] }[];
+  };
+}
+
+interface SavedState {
+  version: 1;
+  trackingUri: string;
+  experiment: string;
+  experimentId?: string;
+  parent?: SavedRun;
+  trials: SavedRun[];
+}
+
+class HttpError extends Error {
+  readonly status: number;
+  readonly code?: string;
+  readonly body: string;
+  readonly retryAfterMs?: number;
+  constructor(what: string, status: number, body: string, retryAfter: string | null) {
+    let code: string | undefined, message = body.trim().slice(0, 300);
+    try {
+      const j = JSON.parse(body);
+      if (typeof j?.error_code === "string") code = j.error_code;
+      if (typeof j?.message === "string") message = j.message.slice(0, 300);
+    } catch { /* plain-text bodies happen (proxies, disabled artifact proxy) */ }
+    super(
+      `${what} answered HTTP ${status}${code ? ` ${code}` : ""}${message ? `: ${message}` : ""}`,
+    );
+    this.status = status;
+    this.code = code;
+    this.body = body;
+    this.retryAfterMs = parseRetryAfter(retryAfter);
+  }
+}
+
+class NetworkError extends Error {}
+
+function parseRetryAfter(h: string | null): number | undefined {
+  if (!h) return undefined;
+  const s = Number(h);
+  if (Number.isFinite(s) && s >= 0) return s * 1000;
+  const t = Date.parse(h);
+  return Number.isFinite(t) ? Math.max(0, t - Date.now()) : undefined;
+}
+
+function retriable(e: unknown): boolean {
+  return e instanceof NetworkError || (e instanceof HttpError && RETRIABLE.has(e.status));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The delivery engine
+
+interface Step {
+  readonly run?: RunState;
+  readonly go: () => Promise<void>;
+}
+
+class Delivery {
+  readonly o: Resolved;
+  private base = "";
+  private auth?: string;
+  private experimentName = "";
+  private experimentId?: string;
+  private dir = "";
+  private metric = "";
+  private mode: Mode = "min";
+  private user?: string;
+  private info: ExperimentStart | undefined;
+  private parent?: RunState;
+  private trials = new Map<string, RunState>();
+  private dirty = new Set<RunState>();
+  private keys = new Map<string, string>();
+  private warned = new Set<string>();
+  private working = false;
+  private work: Promise<void> = Promise.resolve();
+  private idle: (() => void)[] = [];
+  private wakers = new Set<() => void>();
+  private stop = new AbortController();
+  private closed = true;
+  private fatal?: string;
+  private failures = 0;
+  private lastError = "";
+  private lastSpool = 0;
+  private spooled = false;
+  private artifactsOff = false;
+  private delivered = 0;
+
+  constructor(o: Resolved) {
+    this.o = o;
+  }
+
+  /** Runs a hook body; a bug or bad input becomes a warning, never an exception. */
+  guard(hook: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.warnOnce(`hook:${hook}`, `${hook} failed and was skipped: ${errorMessage(e)}`);
+    }
+  }
+
+  warnOnce(kind: string, message: string): void {
+    if (this.warned.has(kind)) return;
+    this.warned.add(kind);
+    this.say(message);
+  }
+
+  private say(message: string): void {
+    try {
+      this.o.warn(`[mlflow] ${message}`);
+    } catch { /* a broken warn function must not break the logger */ }
+  }
+
+  // -- hooks ----------------------------------------------------------------------------------
+
+  async start(e: ExperimentStart): Promise<void> {
+    try {
+      await this.startInner(e);
+    } catch (err) {
+      this.warnOnce("hook:onExperimentStart", `onExperimentStart failed: ${errorMessage(err)}`);
+    }
+  }
+
+  private async startInner(e: ExperimentStart): Promise<void> {
+    if (!this.closed) await this.end({ trials: [], interrupted: true });
+    this.reset();
+    this.info = e;
+    this.dir = e.dir;
+    this.metric = e.metric;
+    this.mode = e.mode;
+    const env = new EnvReader();
+    let uri = this.o.trackingUri ?? env.get("MLFLOW_TRACKING_URI");
+    if (uri === undefined) {
+      uri = "http://127.0.0.1:5000";
+      if (env.denied.length) {
+        this.warnOnce(
+          "env",
+          `could not read MLFLOW_TRACKING_URI (no --allow-env permission for it); using ` +
+            `${uri}. Pass the trackingUri option to choose the server.`,
+        );
+      }
+    }
+    try {
+      checkUri(uri, "MLFLOW_TRACKING_URI");
+    } catch (err) {
+      this.fatal = errorMessage(err);
+      this.say(`logging is off: ${this.fatal}`);
+    }
+    this.base = uri.replace(/\/+$/, "");
+    this.experimentName = this.o.experiment ?? env.get("MLFLOW_EXPERIMENT_NAME") ?? e.name;
+    const username = this.o.username ?? env.get("MLFLOW_TRACKING_USERNAME");
+    const password = this.o.password ?? env.get("MLFLOW_TRACKING_PASSWORD");
+    const token = this.o.token ?? env.get("MLFLOW_TRACKING_TOKEN");
+    if (username !== undefined && password !== undefined) {
+      this.auth = `Basic ${base64(`${username}:${password}`)}`;
+    } else if (token !== undefined) {
+      this.auth = `Bearer ${token}`;
+    }
+    this.user = env.get("USER") ?? env.get("USERNAME");
+    this.closed = false;
+
+    if (e.resumed) await this.load();
+    const parent = this.parent ?? this.newRun(e.name, true);
+    this.parent = parent;
+    if (parent.ended || parent.runId) this.setStatus(parent, "RUNNING");
+    this.addParams(parent, {
+      metric: e.metric,
+      mode: e.mode,
+      searcher: e.searcher,
+      scheduler: e.scheduler,
+    });
+    this.addTags(parent, {
+      ...this.commonTags(),
+      "tunebox.metric": e.metric,
+      "tunebox.mode": e.mode,
+      "tunebox.dir": e.dir,
+    });
+    this.mark(parent);
+    this.kick();
+  }
+
+  trialStart(e: TrialStart): void {
+    if (this.closed) return;
+    const t = e.trial;
+    let run = this.trials.get(t.id);
+    if (!run) {
+      run = this.trialRun(t);
+    } else {
+      if (run.ended || run.status) this.setStatus(run, "RUNNING");
+      const changed = this.addParams(run, t.config);
+      if (changed.length) {
+        this.warnOnce(
+          "config-changed",
+          `the config of trial ${t.id} changed (${changed.join(", ")}); MLflow params cannot ` +
+            `change, so the new config is kept in the run's "tunebox.config" tag`,
+        );
+        this.addTags(run, { "tunebox.config": JSON.stringify(t.config) });
+      }
+    }
+    this.mark(run);
+    this.kick();
+  }
+
+  report(e: TrialReport): void {
+    if (this.closed) return;
+    const run = this.trials.get(e.trial.id) ?? this.trialRun(e.trial);
+    const r = e.result;
+    const step = Number.isSafeInteger(r.training_iteration)
+      ? r.training_iteration
+      : e.trial.iteration;
+    const timestamp = Date.now();
+    const score = this.o.checkpoint === "best" ? r[this.metric] : undefined;
+    if (typeof score === "number" && !Number.isNaN(score)) run.scores.set(step, score);
+    for (const k in r) {
+      if (SKIPPED_METRICS.has(k)) continue;
+      this.addMetric(run, k, r[k], timestamp, step);
+    }
+    this.mark(run);
+    this.kick();
+  }
+
+  checkpoint(e: CheckpointEvent): void {
+    if (this.closed || this.o.checkpoint === "none") return;
+    const run = this.trials.get(e.trial.id) ?? this.trialRun(e.trial);
+    run.checkpoints.set(e.iteration, e.path);
+  }
+
+  trialEnd(e: TrialEnd): void {
+    if (this.closed || e.outcome === "paused") return;
+    const run = this.trials.get(e.trial.id) ?? this.trialRun(e.trial);
+    const status: RunStatus = e.outcome === "completed"
+      ? "FINISHED"
+      : e.outcome === "stopped"
+      ? "KILLED"
+      : "FAILED";
+    if (e.reason) {
+      const tag = e.outcome === "error" ? "tunebox.error" : "tunebox.stop_reason";
+      this.addTags(run, { [tag]: e.reason });
+    }
+    this.setStatus(run, status);
+    const ckpt = this.chooseCheckpoint(run, e.trial);
+    if (ckpt) {
+      const dest = basename(ckpt);
+      run.artifacts.push({ dir: ckpt, dest });
+      this.addTags(run, { "tunebox.checkpoint": dest });
+    }
+    this.mark(run);
+    this.kick();
+  }
+
+  async end(e: ExperimentEnd): Promise<void> {
+    try {
+      await this.endInner(e);
+    } catch (err) {
+      this.warnOnce("hook:onExperimentEnd", `onExperimentEnd failed: ${errorMessage(err)}`);
+    }
+  }
+
+  private async endInner(e: ExperimentEnd): Promise<void> {
+    if (this.closed) return;
+    try {
+      for (const t of e.trials) {
+        const run = this.trials.get(t.id);
+        if (!run || run.ended) continue;
+        this.setStatus(
+          run,
+          t.status === "terminated" ? "FINISHED" : t.status === "error" ? "FAILED" : "KILLED",
+        );
+        this.mark(run);
+      }
+      if (this.parent) {
+        this.setStatus(this.parent, e.interrupted ? "KILLED" : "FINISHED");
+        this.mark(this.parent);
+      }
+      this.wake(); // a worker waiting out a backoff tries again now
+      await this.drain(this.o.drainTimeoutMs);
+    } finally {
+      this.closed = true;
+      this.stop.abort();
+      this.wake();
+      await this.work;
+      const left = this.pendingCount();
+      await this.save();
+      if (left) {
+        const why = this.fatal ?? (this.lastError || "the server did not answer in time");
+        this.say(
+          `could not deliver ${left} item(s) to ${this.base} within ` +
+            `${this.o.drainTimeoutMs} ms (${why}). They are kept in ` +
+            `${join(this.dir, STATE_FILE)} and are sent when the experiment is resumed.`,
+        );
+      }
+    }
+  }
+
+  async flush(timeoutMs: number): Promise<MlflowDelivery> {
+    if (!this.closed) {
+      this.wake();
+      await this.drain(timeoutMs);
+    }
+    return this.delivery();
+  }
+
+  private delivery(): MlflowDelivery {
+    return {
+      delivered: this.delivered,
+      pending: this.pendingCount(),
+      ...(this.dir ? { stateFile: join(this.dir, STATE_FILE) } : {}),
+      ...(this.fatal ? { problem: this.fatal } : {}),
+    };
+  }
+
+  // -- state ----------------------------------------------------------------------------------
+
+  private reset(): void {
+    this.parent = undefined;
+    this.trials = new Map();
+    this.dirty = new Set();
+    this.experimentId = undefined;
+    this.fatal = undefined;
+    this.failures = 0;
+    this.lastError = "";
+    this.spooled = false;
+    this.artifactsOff = false;
+    this.auth = undefined;
+    this.stop = new AbortController();
+  }
+
+  private newRun(name: string, parent: boolean, trialId?: string): RunState {
+    return {
+      name,
+      uuid: crypto.randomUUID().replaceAll("-", ""),
+      parent,
+      trialId,
+      startTime: Date.now(),
+      createTried: false,
+      params: new Map(),
+      sentParams: new Map(),
+      tags: new Map(),
+      metrics: [],
+      ended: false,
+      artifacts: [],
+      chunkLimit: Infinity,
+      checkpoints: new Map(),
+      scores: new Map(),
+    };
+  }
+
+  private trialRun(t: TrialSnapshot): RunState {
+    const run = this.newRun(t.id, false, t.id);
+    this.trials.set(t.id, run);
+    this.addParams(run, t.config);
+    this.addTags(run, {
+      ...this.commonTags(),
+      "tunebox.trial_id": t.id,
+      "trial_name": t.id,
+    });
+    return run;
+  }
+
+  private commonTags(): Record<string, string> {
+    const i = this.info!;
+    return {
+      "mlflow.source.name": "tunebox",
+      "mlflow.source.type": "LOCAL",
+      ...(this.user ? { "mlflow.user": this.user } : {}),
+      "tunebox.experiment": i.name,
+      "tunebox.scheduler": i.scheduler,
+      "tunebox.searcher": i.searcher,
+      ...this.o.tags,
+    };
+  }
+
+  private mark(run: RunState): void {
+    this.dirty.add(run);
+  }
+
+  private setStatus(run: RunState, status: RunStatus): void {
+    run.status = status === "RUNNING" ? { status } : { status, endTime: Date.now() };
+    run.ended = status !== "RUNNING";
+  }
+
+  /** Adds the flattened config as params; returns the keys whose value changed. */
+  private addParams(run: RunState, config: { readonly [k: string]: JsonValue }): string[] {
+    const flat = new Map<string, string>();
+    flatten(config, "", flat);
+    const changed: string[] = [];
+    for (const [raw, value] of flat) {
+      const key = this.key(raw);
+      let v = value;
+      if (v.length > this.o.maxParamValueLength) {
+        const t = truncate(v, this.o.maxParamValueLength);
+        if (t !== v) {
+          this.warnOnce(
+            "param-truncated",
+            `param "${key}" of run "${run.name}" has ${[...v].length} characters; MLflow keeps ` +
+              `at most ${this.o.maxParamValueLength} (maxParamValueLength), so it was truncated`,
+          );
+          v = t;
+        }
+      }
+      const old = run.sentParams.get(key) ?? run.params.get(key);
+      if (old === undefined) run.params.set(key, v);
+      else if (old !== v) changed.push(key);
+    }
+    return changed;
+  }
+
+  private addTags(run: RunState, tags: Record<string, string>): void {
+    for (const [raw, value] of Object.entries(tags)) {
+      let v = value;
+      if (v.length > MAX_TAG_VALUE) {
+        const t = truncate(v, MAX_TAG_VALUE);
+        if (t !== v) {
+          this.warnOnce(
+            "tag-truncated",
+            `tag "${raw}" of run "${run.name}" has ${[...v].length} characters; it was ` +
+              `truncated to ${MAX_TAG_VALUE}`,
+          );
+          v = t;
+        }
+      }
+      run.tags.set(this.key(raw), v);
+    }
+  }
+
+  private addMetric(run: RunState, raw: string, value: JsonValue, timestamp: number, step: number) {
+    if (typeof value === "number") {
+      const v = Number.isFinite(value)
+        ? value
+        : Number.isNaN(value)
+        ? "NaN"
+        : value > 0
+        ? "Infinity"
+        : "-Infinity";
+      run.metrics.push({ key: this.key(raw), value: v, timestamp, step });
+    } else if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+      for (const k in value) {
+        this.addMetric(
+          run,
+          `${raw}/${k}`,
+          (value as Record<string, JsonValue>)[k],
+          timestamp,
+          step,
+        );
+      }
+    }
+  }
+
+  /** A key MLflow accepts: allowed characters only, a normalised relative path, ≤ 250 chars. */
+  private key(raw: string): string {
+    const hit = this.keys.get(raw);
+    if (hit !== undefined) return hit;
+    let k = raw.replace(/[^\p{L}\p{N}_/.\- ]/gu, "_")
+      .split("/").filter((s) => s !== "").map((s) => (s === "." || s === ".." ? "_" : s))
+      .join("/").replace(/^\.\./, "__");
+    if (k.length > MAX_KEY) k = truncate(k, MAX_KEY).replace(/\/+$/, "");
+    if (k === "") k = "_";
+    if (k !== raw) {
+      this.warnOnce(
+        "key-renamed",
+        `key "${raw}" was sent as "${k}": MLflow keys are at most ${MAX_KEY} characters of ` +
+          `letters, digits, "_", "-", ".", " " and "/" forming a relative path`,
+      );
+    }
+    if (this.keys.size < 100_000) this.keys.set(raw, k);
+    return k;
+  }
+
+  private chooseCheckpoint(run: RunState, t: TrialSnapshot): string | undefined {
+    if (this.o.checkpoint === "none") return undefined;
+    let last: string | undefined = t.checkpoint;
+    if (!last && run.checkpoints.size) {
+      last = [...run.checkpoints.entries()].sort((a, b) => a[0] - b[0]).at(-1)![1];
+    }
+    if (this.o.checkpoint === "last") return last;
+    let best: string | undefined, bestScore = NaN;
+    for (const [iteration, path] of run.checkpoints) {
+      const s = run.scores.get(iteration);
+      if (s === undefined) continue;
+      if (best === undefined || (this.mode === "min" ? s < bestScore : s > bestScore)) {
+        best = path;
+        bestScore = s;
+      }
+    }
+    return best ?? last;
+  }
+
+  private pendingCount(): number {
+    let n = 0;
+    for (const run of [this.parent, ...this.trials.values()]) {
+      if (!run) continue;
+      n += run.params.size + run.tags.size + run.metrics.length + (run.runId ? 0 : 1) +
+        (run.status ? 1 : 0);
+      for (const a of run.artifacts) n += a.files?.length ?? 1;
+    }
+    return n;
+  }
+
+  // -- the worker -----------------------------------------------------------------------------
+
+  private kick(): void {
+    if (this.working || this.closed || this.fatal) return;
+    this.working = true;
+    this.work = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (!this.closed) {
+        const step = this.nextStep();
+        if (!step) break;
+        try {
+          await step.go();
+          if (this.failures) {
+            this.failures = 0;
+            this.say(`the tracking server at ${this.base} answers again; delivering what was kept`);
+            this.warned.delete("unreachable");
+            this.warned.delete("server-error");
+          }
+        } catch (e) {
+          if (this.stop.signal.aborted) break;
+          this.failed(e, step.run);
+          if (!retriable(e)) continue;
+          this.failures++;
+          if (Date.now() - this.lastSpool >= SPOOL_INTERVAL_MS) await this.save();
+          await this.sleep(this.backoff(e));
+        }
+      }
+      if (this.spooled && this.pendingCount() === 0) await this.save();
+    } catch (e) {
+      this.warnOnce("worker", `the delivery worker stopped: ${errorMessage(e)}`);
+    } finally {
+      this.working = false;
+      for (const resolve of this.idle.splice(0)) resolve();
+    }
+  }
+
+  private failed(e: unknown, run: RunState | undefined): void {
+    const msg = errorMessage(e);
+    this.lastError = msg;
+    if (e instanceof NetworkError) {
+      this.warnOnce(
+        "unreachable",
+        `cannot reach the tracking server at ${this.base} (${msg}); the experiment goes on, ` +
+          `data is kept (spooled to ${join(this.dir, STATE_FILE)}) and sent when it answers. ` +
+          `Check trackingUri / MLFLOW_TRACKING_URI if the address is wrong.`,
+      );
+    } else if (e instanceof HttpError && RETRIABLE.has(e.status)) {
+      this.warnOnce(
+        e.status === 429 ? "rate-limited" : "server-error",
+        `${msg}; retrying with backoff, data is kept`,
+      );
+    } else if (e instanceof HttpError && (e.status === 401 || e.status === 403)) {
+      this.fatal = `${msg}. The tracking server rejected the credentials: set ` +
+        `MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN ` +
+        `(or the username/password/token options)`;
+      this.warnOnce("auth", `authentication failed: ${this.fatal}`);
+    } else if (run) {
+      run.broken = msg;
+      this.warnOnce("rejected", `gave up on run "${run.name}": ${msg}`);
+    } else {
+      this.fatal = msg;
+      this.warnOnce("rejected", `gave up: ${msg}`);
+    }
+  }
+
+  private backoff(e: unknown): number {
+    const exp = Math.min(
+      this.o.maxRetryDelayMs,
+      this.o.retryDelayMs * 2 ** Math.min(this.failures - 1, 30),
+    );
+    const jittered = exp * (0.5 + Math.random() * 0.5);
+    const after = e instanceof HttpError ? e.retryAfterMs : undefined;
+    return Math.min(Math.max(jittered, after ?? 0), 600_000);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakers.add(done);
+    });
+  }
+
+  private wake(): void {
+    for (const w of [...this.wakers]) w();
+  }
+
+  private async drain(timeoutMs: number): Promise<void> {
+    this.kick();
+    if (!this.working) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.idle.push(resolve)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private nextStep(): Step | undefined {
+    if (this.fatal) return undefined;
+    if (this.experimentId === undefined) return { go: () => this.resolveExperiment() };
+    for (const run of this.dirty) {
+      if (run.broken) {
+        this.dirty.delete(run);
+        continue;
+      }
+      let go: (() => Promise<void>) | undefined;
+      if (!run.runId) {
+        const p = this.parent;
+        if (!run.parent && p && !p.runId && !p.broken) continue; // parent first
+        go = () => this.createRun(run);
+      } else if (run.params.size || run.tags.size || run.metrics.length) {
+        go = () => this.logBatch(run);
+      } else if (run.status) {
+        go = () => this.updateRun(run);
+      } else if (run.artifacts.length && !this.artifactsOff) {
+        go = () => this.upload(run);
+      }
+      this.dirty.delete(run);
+      if (!go) continue;
+      this.dirty.add(run); // to the back: runs take turns
+      return { run, go };
+    }
+    return undefined;
+  }
+
+  private async call(
+    method: "GET" | "POST" | "PUT",
+    path: string,
+    body?: unknown,
+    bytes?: Uint8Array,
+  ): Promise<Record<string, unknown>> {
+    const headers: Record<string, string> = {};
+    if (this.auth) headers.authorization = this.auth;
+    let payload: string | Uint8Array | undefined;
+    if (bytes) {
+      payload = bytes;
+      headers["content-type"] = "application/octet-stream";
+    } else if (body !== undefined) {
+      payload = JSON.stringify(body);
+      headers["content-type"] = "application/json";
+    }
+    const what = `${method} ${path.split("?")[0]}`;
+    const ctl = new AbortController();
+    const abort = () => ctl.abort();
+    this.stop.signal.addEventListener("abort", abort);
+    const timer = setTimeout(abort, this.o.requestTimeoutMs);
+    let res: Response, text: string;
+    try {
+      res = await fetch(this.base + path, {
+        method,
+        headers,
+        body: payload as BodyInit | undefined,
+        signal: ctl.signal,
+      });
+      text = await res.text();
+    } catch (e) {
+      throw new NetworkError(`${what} failed: ${errorMessage(e)}`, { cause: e });
+    } finally {
+      clearTimeout(timer);
+      this.stop.signal.removeEventListener("abort", abort);
+    }
+    if (!res.ok) throw new HttpError(what, res.status, text, res.headers.get("retry-after"));
+    if (!text) return {};
+    try {
+      const j = JSON.parse(text);
+      return typeof j === "object" && j !== null ? j : {};
+    } catch {
+      return {};
+    }
+  }
+
+  private async resolveExperiment(): Promise<void> {
+    const name = this.experimentName;
+    try {
+      const r = await this.call(
+        "GET",
+        `${API}/experiments/get-by-name?experiment_name=${encodeURIComponent(name)}`,
+      );
+      const exp = r.experiment as Record<string, unknown> | undefined;
+      if (exp?.lifecycle_stage === "deleted") {
+        this.fatal = `the MLflow experiment "${name}" is deleted; restore it in MLflow or choose ` +
+          `another name (option "experiment" / MLFLOW_EXPERIMENT_NAME)`;
+        this.warnOnce("experiment-deleted", this.fatal);
+        return;
+      }
+      this.experimentId = String(exp?.experiment_id);
+    } catch (e) {
+      if (!(e instanceof HttpError && e.code === "RESOURCE_DOES_NOT_EXIST")) throw e;
+      try {
+        const r = await this.call("POST", `${API}/experiments/create`, { name });
+        this.experimentId = String(r.experiment_id);
+        this.delivered++;
+      } catch (e2) {
+        // Another process created it first: the next step looks it up again.
+        if (!(e2 instanceof HttpError && e2.code === "RESOURCE_ALREADY_EXISTS")) throw e2;
+      }
+    }
+    if (this.experimentId !== undefined) await this.save();
+  }
+
+  private async createRun(run: RunState): Promise<void> {
+    if (run.createTried) {
+      // An earlier create may have reached the server with its answer lost: look before
+      // creating a second run.
+      const r = await this.call("POST", `${API}/runs/search`, {
+        experiment_ids: [this.experimentId],
+        filter: `tags.\`tunebox.run_uuid\` = '${run.uuid}'`,
+        run_view_type: "ACTIVE_ONLY",
+        max_results: 1,
+      });
+      const found = (r.runs as { info: Record<string, unknown> }[] | undefined)?.[0]?.info;
+      if (found) {
+        run.runId = String(found.run_id);
+        run.artifactUri = found.artifact_uri as string | undefined;
+        await this.save();
+        return;
+      }
+    }
+    const tags = [{ key: "tunebox.run_uuid", value: run.uuid }];
+    const parentId = run.parent ? undefined : this.parent?.runId;
+    if (parentId) tags.push({ key: "mlflow.parentRunId", value: parentId });
+    const taken = [...run.tags].slice(0, MAX_TAGS - tags.length);
+    for (const [key, value] of taken) tags.push({ key, value });
+    run.createTried = true;
+    const r = await this.call("POST", `${API}/runs/create`, {
+      experiment_id: this.experimentId,
+      run_name: run.name,
+      start_time: run.startTime,
+      tags,
+    });
+    const info = (r.run as { info: Record<string, unknown> }).info;
+    run.runId = String(info.run_id);
+    run.artifactUri = info.artifact_uri as string | undefined;
+    for (const [k, v] of taken) if (run.tags.get(k) === v) run.tags.delete(k);
+    this.delivered += 1 + taken.length;
+    await this.save();
+  }
+
+  private async logBatch(run: RunState): Promise<void> {
+    const limit = run.chunkLimit;
+    let bytes = 200, count = 0;
+    const params: { key: string; value: string }[] = [];
+    for (const [key, value] of run.params) {
+      const b = utf8Length(key) + utf8Length(value) * 2 + 30;
+      if (params.length >= MAX_PARAMS || count >= limit || (count && bytes + b > MAX_BODY_BYTES)) {
+        break;
+      }
+      params.push({ key, value });
+      bytes += b;
+      count++;
+    }
+    const tags: { key: string; value: string }[] = [];
+    for (const [key, value] of run.tags) {
+      const b = utf8Length(key) + utf8Length(value) * 2 + 30;
+      if (tags.length >= MAX_TAGS || count >= limit || (count && bytes + b > MAX_BODY_BYTES)) break;
+      tags.push({ key, value });
+      bytes += b;
+      count++;
+    }
+    let n = 0;
+    for (const m of run.metrics) {
+      const b = m.key.length * 3 + 90;
+      if (
+        n >= MAX_METRICS || count >= Math.min(limit, MAX_ENTITIES) || bytes + b > MAX_BODY_BYTES
+      ) {
+        break;
+      }
+      bytes += b;
+      count++;
+      n++;
+    }
+    const metrics = run.metrics.slice(0, n);
+    try {
+      await this.call("POST", `${API}/runs/log-batch`, {
+        run_id: run.runId,
+        params,
+        tags,
+        metrics,
+      });
+    } catch (e) {
+      if (!(e instanceof HttpError)) throw e;
+      if (e.code === "RESOURCE_DOES_NOT_EXIST") return this.lostRun(run, e);
+      if (e.status !== 400 || /must be in the 'active' state/.test(e.message)) throw e;
+      if (count > 1) {
+        run.chunkLimit = Math.ceil(count / 2); // find the one item the server refuses
+        return;
+      }
+      const [kind, key] = params.length
+        ? ["param", params[0].key]
+        : tags.length
+        ? ["tag", tags[0].key]
+        : ["metric", metrics[0].key];
+      if (kind === "param") run.params.delete(key);
+      else if (kind === "tag") run.tags.delete(key);
+      else run.metrics.splice(0, 1);
+      run.chunkLimit = Infinity;
+      this.warnOnce(
+        `rejected-${kind}`,
+        `MLflow refused ${kind} "${key}" of run "${run.name}" ` +
+          `and it was dropped: ${e.message}`,
+      );
+      return;
+    }
+    for (const p of params) {
+      if (run.params.get(p.key) === p.value) run.params.delete(p.key);
+      run.sentParams.set(p.key, p.value);
+    }
+    for (const t of tags) if (run.tags.get(t.key) === t.value) run.tags.delete(t.key);
+    run.metrics.splice(0, n);
+    this.delivered += count;
+  }
+
+  private async updateRun(run: RunState): Promise<void> {
+    const s = run.status!;
+    try {
+      await this.call("POST", `${API}/runs/update`, {
+        run_id: run.runId,
+        status: s.status,
+        ...(s.endTime !== undefined ? { end_time: s.endTime } : {}),
+      });
+    } catch (e) {
+      if (e instanceof HttpError && e.code === "RESOURCE_DOES_NOT_EXIST") {
+        return this.lostRun(run, e);
+      }
+      throw e;
+    }
+    if (run.status === s) run.status = undefined;
+    this.delivered++;
+  }
+
+  /** The server does not know the run (deleted, or another server): create it again. */
+  private async lostRun(run: RunState, e: HttpError): Promise<void> {
+    this.warnOnce(
+      "run-missing",
+      `run "${run.name}" (${run.runId}) is gone from the server (${e.message}); creating it again`,
+    );
+    run.runId = undefined;
+    run.artifactUri = undefined;
+    run.createTried = false;
+    for (const [k, v] of run.sentParams) if (!run.params.has(k)) run.params.set(k, v);
+    run.sentParams.clear();
+    await this.save();
+  }
+
+  private async upload(run: RunState): Promise<void> {
+    const job = run.artifacts[0];
+    if (!run.artifactUri) {
+      const r = await this.call("GET", `${API}/runs/get?run_id=${run.runId}`);
+      run.artifactUri = String((r.run as { info: Record<string, unknown> }).info.artifact_uri);
+    }
+    const m = /^mlflow-artifacts:(?:\/\/[^/]*)?\/?(.*)$/.exec(run.artifactUri);
+    if (!m) {
+      this.warnOnce(
+        "artifacts-unsupported",
+        `run "${run.name}" stores artifacts at ${run.artifactUri}, which the tracking server ` +
+          `does not proxy; checkpoints are not uploaded (start the server with ` +
+          `--serve-artifacts and no --default-artifact-root)`,
+      );
+      run.artifacts = [];
+      return;
+    }
+    if (!job.files) {
+      try {
+        job.files = await listFiles(job.dir);
+      } catch (e) {
+        this.warnOnce("artifact-missing", `cannot read checkpoint ${job.dir}: ${errorMessage(e)}`);
+        run.artifacts.shift();
+        return;
+      }
+    }
+    const rel = job.files[0];
+    if (rel === undefined) {
+      run.artifacts.shift();
+      return;
+    }
+    let data: Uint8Array;
+    try {
+      data = await Deno.readFile(join(job.dir, rel));
+    } catch (e) {
+      this.warnOnce("artifact-missing", `cannot read ${join(job.dir, rel)}: ${errorMessage(e)}`);
+      job.files.shift();
+      return;
+    }
+    const path = [...m[1].split("/"), job.dest, ...rel.split("/")].filter((s) => s)
+      .map(encodeURIComponent).join("/");
+    try {
+      await this.call("PUT", `${ARTIFACTS_API}/${path}`, undefined, data);
+    } catch (e) {
+      if (e instanceof HttpError && e.status === 503 && /serve-artifacts|disabled/i.test(e.body)) {
+        this.artifactsOff = true;
+        this.warnOnce(
+          "artifacts-disabled",
+          `the tracking server does not proxy artifacts (--no-serve-artifacts); checkpoints are ` +
+            `not uploaded`,
+        );
+        return;
+      }
+      throw e;
+    }
+    job.files.shift();
+    this.delivered++;
+  }
+
+  // -- the state file -------------------------------------------------------------------------
+
+  private async save(): Promise<void> {
+    if (!this.dir) return;
+    this.lastSpool = Date.now();
+    const pending = this.pendingCount();
+    const state: SavedState = {
+      version: 1,
+      trackingUri: this.base,
+      experiment: this.experimentName,
+      ...(this.experimentId !== undefined ? { experimentId: this.experimentId } : {}),
+      ...(this.parent ? { parent: saveRun(this.parent) } : {}),
+      trials: [...this.trials.values()].map(saveRun),
+    };
+    const file = join(this.dir, STATE_FILE);
+    try {
+      const tmp = `${file}.tmp`;
+      await Deno.writeTextFile(tmp, JSON.stringify(state));
+      await Deno.rename(tmp, file);
+      this.spooled = pending > 0;
+    } catch (e) {
+      this.warnOnce(
+        "state-file",
+        `cannot write ${file} (run ids for resume, undelivered data): ` +
+          `${errorMessage(e)}`,
+      );
+    }
+  }
+
+  private async load(): Promise<void> {
+    const file = join(this.dir, STATE_FILE);
+    let state: SavedState;
+    try {
+      state = JSON.parse(await Deno.readTextFile(file));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        this.warnOnce(
+          "state-file",
+          `cannot read ${file}; new MLflow runs are created: ` +
+            `${errorMessage(e)}`,
+        );
+      }
+      return;
+    }
+    if (state?.version !== 1 || !Array.isArray(state.trials)) {
+      this.warnOnce("state-file", `${file} has an unknown format; new MLflow runs are created`);
+      return;
+    }
+    const same = state.trackingUri === this.base && state.experiment === this.experimentName;
+    if (!same) {
+      this.warnOnce(
+        "state-file",
+        `${file} was written for ${state.trackingUri} experiment "${state.experiment}"; new ` +
+          `runs are created on ${this.base} experiment "${this.experimentName}" and only the ` +
+          `data that was never delivered is sent there`,
+      );
+    } else {
+      this.experimentId = state.experimentId;
+    }
+    const restore = (s: SavedRun, parent: boolean): RunState => {
+      const run = this.newRun(s.name, parent, s.trialId);
+      Object.assign(run, { uuid: s.uuid, startTime: s.startTime, ended: s.ended });
+      if (same && s.runId) {
+        run.runId = s.runId;
+        run.artifactUri = s.artifactUri;
+        run.sentParams = new Map(s.sentParams);
+      } else {
+        run.params = new Map(s.sentParams);
+      }
+      run.createTried = same; // it may exist without its id having been saved
+      const p = s.pending;
+      if (p) {
+        for (const [k, v] of p.params) run.params.set(k, v);
+        for (const [k, v] of p.tags) run.tags.set(k, v);
+        run.metrics = p.metrics.map(([key, value, timestamp, step]) => ({
+          key,
+          value,
+          timestamp,
+          step,
+        }));
+        run.status = p.status;
+        run.artifacts = p.artifacts.map((a) => ({ ...a }));
+      }
+      this.mark(run);
+      return run;
+    };
+    if (state.parent) this.parent = restore(state.parent, true);
+    for (const t of state.trials) {
+      if (t.trialId) this.trials.set(t.trialId, restore(t, false));
+    }
+  }
+}
+
+function saveRun(run: RunState): SavedRun {
+  const pending = run.params.size || run.tags.size || run.metrics.length || run.status ||
+    run.artifacts.length;
+  return {
+    name: run.name,
+    uuid: run.uuid,
+    ...(run.trialId ? { trialId: run.trialId } : {}),
+    ...(run.runId ? { runId: run.runId } : {}),
+    ...(run.artifactUri ? { artifactUri: run.artifactUri } : {}),
+    startTime: run.startTime,
+    ended: run.ended,
+    sentParams: [...run.sentParams],
+    ...(pending
+      ? {
+        pending: {
+          params: [...run.params],
+          tags: [...run.tags],
+          metrics: run.metrics.map((m) => [m.key, m.value, m.timestamp, m.step]),
+          ...(run.status ? { status: run.status } : {}),
+          artifacts: run.artifacts.map((a) => ({ ...a })),
+        },
+      }
+      : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+/** Reads environment variables without prompting and without failing when not allowed. */
+class EnvReader {
+  readonly denied: string[] = [];
+  get(name: string): string | undefined {
+    try {
+      if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+        this.denied.push(name);
+        return undefined;
+      }
+      const v = Deno.env.get(name);
+      return v === "" ? undefined : v;
+    } catch {
+      this.denied.push(name);
+      return undefined;
+    }
+  }
+}
+
+function flatten(value: JsonValue, prefix: string, out: Map<string, string>): void {
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    const entries = Object.entries(value as Record<string, JsonValue>);
+    if (!entries.length && prefix) out.set(prefix, "{}");
+    for (const [k, v] of entries) flatten(v, prefix ? `${prefix}/${k}` : k, out);
+  } else {
+    out.set(prefix, typeof value === "string" ? value : String(JSON.stringify(value)));
+  }
+}
+
+/** Truncates to `n` code points (MLflow counts Python characters); never splits a pair. */
+function truncate(s: string, n: number): string {
+  if (s.length <= n) return s;
+  const cps = [...s];
+  return cps.length <= n ? s : cps.slice(0, n).join("");
+}
+
+const encoder = new TextEncoder();
+function utf8Length(s: string): number {
+  // ASCII fast path; otherwise an upper bound is enough for batching
+  return /^[\x20-\x7e]*$/.test(s) ? s.length : encoder.encode(s).length * 2;
+}
+
+function base64(s: string): string {
+  let bin = "";
+  for (const b of encoder.encode(s)) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+function join(a: string, b: string): string {
+  return a.endsWith("/") ? a + b : `${a}/${b}`;
+}
+
+function basename(p: string): string {
+  const parts = p.replace(/[\\/]+$/, "").split(/[\\/]/);
+  return parts[parts.length - 1] || "checkpoint";
+}
+
+/** Relative paths of the regular files under `dir` (symlinks are not followed). */
+async function listFiles(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  const entries: Deno.DirEntry[] = [];
+  for await (const e of Deno.readDir(join(dir, prefix))) entries.push(e);
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isFile) out.push(rel);
+    else if (e.isDirectory) out.push(...await listFiles(dir, rel));
+  }
+  return out;
+}
