@@ -102,6 +102,8 @@ export interface RestoredTrial {
   readonly iteration: number;
   /** Last result on disk. */
   readonly lastResult?: TrialResult;
+  /** Every result on disk. */
+  readonly history: readonly TrialResult[];
   /** Latest committed checkpoint. */
   readonly checkpoint?: string;
   /** Committed checkpoints, oldest first. */
@@ -159,11 +161,14 @@ type Action =
 
 interface TrialState {
   id: string;
+  /** Creation order. */
+  seq: number;
   status: TrialStatus;
   config: Config;
   dir: string;
   iteration: number;
   lastResult?: TrialResult;
+  history: TrialResult[];
   checkpoint?: string;
   checkpoints: { path: string; iteration: number; score?: number }[];
   failures: number;
@@ -176,6 +181,8 @@ interface TrialState {
   timer?: ReturnType<typeof setTimeout>;
   runIterations: number;
   runTimeS: number;
+  /** A checkpoint was staged in this trial's folder (so `.staging` may need cleaning). */
+  staged?: boolean;
   priority: boolean;
   warned: Set<string>;
   env: Record<string, string>;
@@ -208,6 +215,8 @@ class EventQueue<T> {
 export interface RunOutcome {
   /** Every trial, in creation order. */
   readonly trials: readonly TrialSnapshot[];
+  /** Every trial's results, in order. */
+  readonly histories: ReadonlyMap<string, readonly TrialResult[]>;
   /** True when stopped by a signal. */
   readonly interrupted: boolean;
   /** True when the time budget ran out. */
@@ -233,6 +242,8 @@ class Runner {
   readonly c: RunnerConfig;
   readonly trials = new Map<string, TrialState>();
   readonly order: TrialState[] = [];
+  /** Pending and paused trials, in creation order (kept in step with every status change). */
+  readonly runnable = new Set<TrialState>();
   readonly queue = new EventQueue<LoopEvent>();
   readonly chains = new Map<Callback, Promise<void>>();
   readonly failedHooks = new Set<string>();
@@ -329,9 +340,10 @@ class Runner {
     });
     await this.flushCallbacks();
     await this.save(true, this.fatal ? "failed" : this.interrupted ? "interrupted" : "finished");
-    await this.log.close();
+    this.log.close();
     return {
       trials: snapshots,
+      histories: new Map(this.order.map((t) => [t.id, t.history])),
       interrupted: this.interrupted,
       budgetExhausted: this.budgetExhausted,
       ...(this.fatal ? { fatal: this.fatal } : {}),
@@ -339,8 +351,13 @@ class Runner {
   }
 
   finished(): boolean {
-    const runnable = this.order.some((t) => t.status === "pending" || t.status === "paused");
-    return !runnable && (this.searcherDone || this.trialCount >= this.c.totalTrials);
+    return this.runnable.size === 0 && (this.searcherDone || this.trialCount >= this.c.totalTrials);
+  }
+
+  setStatus(t: TrialState, status: TrialStatus): void {
+    t.status = status;
+    if (status === "pending" || status === "paused") this.runnable.add(t);
+    else this.runnable.delete(t);
   }
 
   restore(r: NonNullable<RunnerConfig["restored"]>): void {
@@ -353,6 +370,7 @@ class Runner {
     for (const t of r.trials) {
       const state: TrialState = {
         id: t.id,
+        seq: this.order.length,
         // A trial that was running when the driver died restarts from its checkpoint.
         status: t.status === "running" ? "pending" : t.status,
         config: t.config,
@@ -361,6 +379,7 @@ class Runner {
         ...(t.lastResult ? { lastResult: t.lastResult } : {}),
         ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
         checkpoints: [...t.checkpoints],
+        history: [...t.history],
         failures: t.failures,
         timeTotalS: t.lastResult?.time_total_s ?? 0,
         ...(t.reason ? (t.status === "error" ? { error: t.reason } : { reason: t.reason }) : {}),
@@ -372,6 +391,7 @@ class Runner {
       };
       this.trials.set(t.id, state);
       this.order.push(state);
+      this.setStatus(state, state.status);
     }
     this.trialCount = Math.max(r.trialCount, this.order.length);
     // The snapshots are up to a second older than the log: bring the plugins up to date.
@@ -406,7 +426,8 @@ class Runner {
   async fill(): Promise<void> {
     for (;;) {
       if (!this.c.gate.canStart()) return;
-      const runnable = this.order.filter((t) => t.status === "pending" || t.status === "paused");
+      // The Set keeps insertion order: creation order, with re-paused trials at the end.
+      const runnable = [...this.runnable];
       if (
         !runnable.some((t) => t.status === "pending") && !this.searcherDone &&
         this.trialCount < this.c.totalTrials
@@ -469,14 +490,16 @@ class Runner {
     this.trialCount++;
     const dir = join(c.dir, id);
     // A fresh folder: nothing (no symlink) can be waiting in it.
-    await Deno.mkdir(dir);
-    await writeParams(dir, s);
+    Deno.mkdirSync(dir);
+    writeParams(dir, s);
     const t: TrialState = {
       id,
+      seq: this.order.length,
       status: "pending",
       config: s,
       dir,
       iteration: 0,
+      history: [],
       checkpoints: [],
       failures: 0,
       timeTotalS: 0,
@@ -488,7 +511,8 @@ class Runner {
     };
     this.trials.set(id, t);
     this.order.push(t);
-    await this.log.append({ trial: id, event: "created", config: s });
+    this.runnable.add(t);
+    this.log.append({ trial: id, event: "created", config: s });
     this.plugin(c.scheduler.name, "onTrialAdd", () => c.scheduler.onTrialAdd?.(this.snap(t)));
     await this.save(false);
     return true;
@@ -497,14 +521,14 @@ class Runner {
   async startTrial(t: TrialState): Promise<void> {
     const alloc = this.c.gate.acquire(t.id);
     const resumed = t.iteration > 0 || t.failures > 0 || t.status === "paused" || !!t.checkpoint;
-    t.status = "running";
+    this.setStatus(t, "running");
     t.priority = false;
     t.action = undefined;
     t.runIterations = 0;
     t.runTimeS = 0;
     t.env = alloc;
-    t.writer = await ResultWriter.open(t.dir);
-    await this.log.append({ trial: t.id, event: "started" });
+    t.writer = ResultWriter.open(t.dir, t.iteration > 0 || t.failures > 0);
+    this.log.append({ trial: t.id, event: "started" });
     this.running++;
     const handle = this.c.executor.start(
       {
@@ -613,6 +637,7 @@ class Runner {
     // Commit the checkpoint first, so the result line can name it.
     let checkpointPath: string | undefined;
     if (raw.checkpointDir) {
+      t.staged = true;
       try {
         checkpointPath = await this.commitCheckpoint(t, raw.checkpointDir, iteration, result);
       } catch (e) {
@@ -622,12 +647,13 @@ class Runner {
     const recorded: TrialResult = checkpointPath
       ? { ...result, checkpoint_dir_name: checkpointName(iteration) }
       : result;
-    await t.writer!.append(recorded);
+    t.writer!.append(recorded);
     t.iteration = iteration;
     t.runIterations++;
     t.runTimeS = elapsed;
     t.timeTotalS = timeTotal;
     t.lastResult = recorded;
+    t.history.push(recorded);
     this.checkMetric(t, recorded);
 
     let decision: Decision = { kind: "continue" };
@@ -792,14 +818,16 @@ class Runner {
     t.handle = undefined;
     this.running--;
     this.c.gate.release(t.id);
-    await Deno.remove(join(t.dir, ".staging"), { recursive: true }).catch(() => {});
+    if (t.staged || this.c.executor.name !== "inprocess") {
+      await Deno.remove(join(t.dir, ".staging"), { recursive: true }).catch(() => {});
+    }
     const action = t.action;
     t.action = undefined;
     const c = this.c;
 
     if (action?.kind === "interrupt") {
       // Left as "running" in trials.jsonl: a resume restarts it from its checkpoint.
-      t.status = "pending";
+      this.setStatus(t, "pending");
       return;
     }
     if (action?.kind === "stop" || (!action && exit.kind !== "error")) {
@@ -808,8 +836,8 @@ class Runner {
       return await this.finish(t, "terminated", outcome, reason);
     }
     if (action?.kind === "pause") {
-      t.status = "paused";
-      await this.log.append({ trial: t.id, event: "paused" });
+      this.setStatus(t, "paused");
+      this.log.append({ trial: t.id, event: "paused" });
       this.emit("onTrialEnd", { trial: this.snap(t), outcome: "paused" });
       return;
     }
@@ -821,7 +849,7 @@ class Runner {
           "onReport",
           new Error(`exploit from "${action.from}", which has no checkpoint`),
         );
-        t.status = "paused";
+        this.setStatus(t, "paused");
         return;
       }
       const dst = join(t.dir, checkpointName(t.iteration));
@@ -834,8 +862,8 @@ class Runner {
       t.checkpoints.push({ path: dst, iteration: t.iteration });
       t.checkpoint = dst;
       t.config = action.config;
-      await writeParams(t.dir, t.config);
-      await this.log.append({
+      writeParams(t.dir, t.config);
+      this.log.append({
         trial: t.id,
         event: "config",
         config: t.config,
@@ -846,7 +874,7 @@ class Runner {
         outcome: "paused",
         reason: `exploiting ${donor.id}`,
       });
-      t.status = "paused";
+      this.setStatus(t, "paused");
       t.priority = true;
       return;
     }
@@ -875,10 +903,10 @@ class Runner {
             : "the start"
         }`,
       );
-      await this.log.append({ trial: t.id, event: "retry", reason: full });
+      this.log.append({ trial: t.id, event: "retry", reason: full });
       // Continue from the checkpoint: iterations after it are redone.
       t.iteration = t.checkpoints.at(-1)?.iteration ?? 0;
-      t.status = "pending";
+      this.setStatus(t, "pending");
       t.priority = true;
       return;
     }
@@ -900,9 +928,9 @@ class Runner {
     outcome: TrialOutcome,
     reason?: string,
   ): Promise<void> {
-    t.status = status;
+    this.setStatus(t, status);
     if (reason && status === "terminated") t.reason = reason;
-    await this.log.append({ trial: t.id, event: status, ...(reason ? { reason } : {}) });
+    this.log.append({ trial: t.id, event: status, ...(reason ? { reason } : {}) });
     const c = this.c;
     this.plugin(
       c.scheduler.name,

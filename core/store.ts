@@ -319,7 +319,11 @@ export function toCsv(
     .join("\n") + "\n";
 }
 
-/** Appends a trial's results to `result.jsonl` and `progress.csv`, keeping the files open. */
+/**
+ * Appends a trial's results to `result.jsonl` and `progress.csv`, keeping the files open. Writes
+ * are synchronous: a few small appends block the driver for microseconds, and each report is on
+ * disk before the trial hears back.
+ */
 export class ResultWriter {
   #jsonl: Deno.FsFile;
   #csv: Deno.FsFile;
@@ -332,22 +336,24 @@ export class ResultWriter {
     this.#header = header;
   }
 
-  /** Opens the writer of a trial folder (appending when the files exist, as on resume). */
-  static async open(trialDir: string): Promise<ResultWriter> {
+  /** Opens the writer of a trial folder; `resume` reads the CSV header the files already have. */
+  static open(trialDir: string, resume = false): ResultWriter {
     const csvPath = join(trialDir, "progress.csv");
     let header: string[] | undefined;
-    try {
-      const first = (await Deno.readTextFile(csvPath)).split("\n")[0];
-      if (first) header = first.split(",");
-    } catch { /* new file */ }
-    const jsonl = await Deno.open(join(trialDir, "result.jsonl"), { append: true, create: true });
-    const csv = await Deno.open(csvPath, { append: true, create: true });
+    if (resume) {
+      try {
+        const first = Deno.readTextFileSync(csvPath).split("\n")[0];
+        if (first) header = first.split(",");
+      } catch { /* new file */ }
+    }
+    const jsonl = Deno.openSync(join(trialDir, "result.jsonl"), { append: true, create: true });
+    const csv = Deno.openSync(csvPath, { append: true, create: true });
     return new ResultWriter(jsonl, csv, header);
   }
 
-  /** Appends one result; resolves when both lines are written. */
-  async append(result: TrialResult): Promise<void> {
-    await writeAll(this.#jsonl, this.#enc.encode(JSON.stringify(result, nonFiniteReplacer) + "\n"));
+  /** Appends one result to both files. */
+  append(result: TrialResult): void {
+    writeAllSync(this.#jsonl, this.#enc.encode(JSON.stringify(result, nonFiniteReplacer) + "\n"));
     const flat = flatten(result);
     let text: string;
     if (!this.#header) {
@@ -356,7 +362,7 @@ export class ResultWriter {
     } else {
       text = this.#header.map((c) => csvCell(flat[c])).join(",") + "\n";
     }
-    await writeAll(this.#csv, this.#enc.encode(text));
+    writeAllSync(this.#csv, this.#enc.encode(text));
   }
 
   /** Closes both files. */
@@ -369,16 +375,15 @@ export class ResultWriter {
   }
 }
 
-async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+function writeAllSync(file: Deno.FsFile, data: Uint8Array): void {
   let off = 0;
-  while (off < data.length) off += await file.write(data.subarray(off));
+  while (off < data.length) off += file.writeSync(data.subarray(off));
 }
 
 /** Appends lifecycle events to `trials.jsonl`. */
 export class EventLog {
   #file: Deno.FsFile;
   #enc = new TextEncoder();
-  #chain: Promise<void> = Promise.resolve();
   /** Events in the log so far. */
   count: number;
 
@@ -396,17 +401,15 @@ export class EventLog {
     );
   }
 
-  /** Appends an event; events are written in call order. */
-  append(event: Omit<TrialEvent, "t">): Promise<void> {
+  /** Appends an event (synchronously: it is on disk when this returns). */
+  append(event: Omit<TrialEvent, "t">): void {
     this.count++;
     const line = JSON.stringify({ t: Date.now() / 1000, ...event }, nonFiniteReplacer) + "\n";
-    this.#chain = this.#chain.then(() => writeAll(this.#file, this.#enc.encode(line)));
-    return this.#chain;
+    writeAllSync(this.#file, this.#enc.encode(line));
   }
 
-  /** Waits for pending writes and closes the file. */
-  async close(): Promise<void> {
-    await this.#chain.catch(() => {});
+  /** Closes the file. */
+  close(): void {
     try {
       this.#file.close();
     } catch { /* closed */ }
@@ -471,8 +474,8 @@ export async function readExperiment(dir: string): Promise<ExperimentRecord> {
 }
 
 /** Saves a trial's config as `params.json` (sorted keys, 2-space indent, as Ray does). */
-export async function writeParams(trialDir: string, config: Config): Promise<void> {
-  await Deno.writeTextFile(
+export function writeParams(trialDir: string, config: Config): void {
+  Deno.writeTextFileSync(
     join(trialDir, "params.json"),
     JSON.stringify(sortKeys(config), null, 2) + "\n",
   );

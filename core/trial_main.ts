@@ -54,7 +54,7 @@ export async function boot(): Promise<BootedTrial> {
     return writing;
   };
   const acks = new Map<number, (d: "continue" | "stop") => void>();
-  let session: TrialSession | undefined = undefined;
+  let session = undefined as TrialSession | undefined;
   let resolveStart!: (m: Extract<DriverMessage, { type: "start" }>) => void;
   const started = new Promise<Extract<DriverMessage, { type: "start" }>>((r) => (resolveStart = r));
 

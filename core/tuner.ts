@@ -244,11 +244,10 @@ export class Tuner<S extends Space = Space> {
           cause: outcome.fatal,
         });
     }
-    const histories = new Map<string, TrialResult[]>();
+    const histories = new Map<string, readonly TrialResult[]>();
     const trials: TrialInfo[] = [];
     for (const t of outcome.trials) {
-      const history = await readResults(t.dir);
-      histories.set(t.id, history);
+      histories.set(t.id, outcome.histories.get(t.id) ?? []);
       trials.push({
         id: t.id,
         status: t.status,
@@ -356,6 +355,7 @@ export class Tuner<S extends Space = Space> {
         ...(last ? { lastResult: last } : {}),
         ...(cks.length ? { checkpoint: cks.at(-1)!.path } : {}),
         checkpoints: cks,
+        history,
         failures: s.failures,
         ...(s.reason ? { reason: s.reason } : {}),
       });
