@@ -55,14 +55,13 @@ export function sandboxFlags(ctx: SandboxContext): string[] {
   const flags = [
     "run",
     "--no-prompt",
+    // Nothing is downloaded by a trial (npm: imports would otherwise fetch without --allow-net).
     "--cached-only",
     ctx.configFile ? `--config=${ctx.configFile}` : "--no-config",
     `--allow-read=${read.join(",")}`,
     `--allow-write=${write.join(",")}`,
     `--allow-net=${net.join(",")}`,
     `--allow-env=${env.join(",")}`,
-    // Only the listed hosts may serve modules: no silent downloads from deno.land & co.
-    "--allow-import=127.0.0.1:1",
   ];
   if (p.sys?.length) flags.push(`--allow-sys=${unique(p.sys).join(",")}`);
   if (p.ffi?.length) flags.push(`--allow-ffi=${unique(p.ffi).join(",")}`);

@@ -39,7 +39,11 @@ interface Pending {
   token: string;
   job: TrialJob;
   listener: TrialListener;
-  connected: (conn: Deno.UnixConn, write: (m: DriverMessage) => Promise<void>) => void;
+  connected: (
+    conn: Deno.UnixConn,
+    write: (m: DriverMessage) => Promise<void>,
+    lines: AsyncGenerator<unknown>,
+  ) => void;
 }
 
 /**
@@ -91,8 +95,7 @@ export function subprocessExecutor(
           return;
         }
         pending.delete(hello.trialId);
-        p.connected(conn, write);
-        (p as unknown as { lines: AsyncGenerator<unknown> }).lines = lines;
+        p.connected(conn, write, lines);
       })();
     }
   }
@@ -187,7 +190,11 @@ export function subprocessExecutor(
         entry,
       ];
       let connection:
-        | { conn: Deno.UnixConn; write: (m: DriverMessage) => Promise<void> }
+        | {
+          conn: Deno.UnixConn;
+          write: (m: DriverMessage) => Promise<void>;
+          lines: AsyncGenerator<unknown>;
+        }
         | undefined;
       let resolveConn!: () => void;
       const connReady = new Promise<void>((r) => (resolveConn = r));
@@ -195,8 +202,8 @@ export function subprocessExecutor(
         token,
         job,
         listener: trialListener,
-        connected(conn, write) {
-          connection = { conn, write };
+        connected(conn, write, lines) {
+          connection = { conn, write, lines };
           resolveConn();
         },
       };
@@ -234,7 +241,7 @@ export function subprocessExecutor(
         if ((await Promise.race([connReady.then(() => "conn" as const), status])) === "exit") {
           return;
         }
-        const { write } = connection!;
+        const { write, lines } = connection!;
         await write({
           v: PROTOCOL_VERSION,
           type: "start",
@@ -244,7 +251,6 @@ export function subprocessExecutor(
           ...(job.checkpoint ? { checkpoint: job.checkpoint } : {}),
           trialDir: job.dir,
         });
-        const lines = (p as unknown as { lines: AsyncGenerator<unknown> }).lines;
         try {
           for await (const raw of lines) {
             const m = raw as TrialMessage;
