@@ -1,0 +1,180 @@
+import assert from "#assert";
+import { schedulerContract, type SimTrainable, simulate } from "../contract/scheduler.ts";
+import { hyperbandBrackets, hyperbandScheduler } from "../../plugins/schedulers/mod.ts";
+import { Rng } from "../../core/random.ts";
+import type { Config } from "../../core/trial.ts";
+import { result, trial } from "./_util.ts";
+
+schedulerContract("hyperband", () => hyperbandScheduler({ maxT: 27, reductionFactor: 3 }));
+schedulerContract("hyperband eta 2", () => hyperbandScheduler({ maxT: 16, reductionFactor: 2 }));
+
+Deno.test("hyperbandBrackets matches Li et al. and Ray for maxT 81, eta 3", () => {
+  const b = hyperbandBrackets();
+  assert.deepStrictEqual(b.map((x) => [x.s, x.n, x.r]), [
+    [0, 5, 81],
+    [1, 8, 27],
+    [2, 15, 9],
+    [3, 34, 3],
+    [4, 81, 1],
+  ]);
+  assert.deepStrictEqual(b.map((x) => x.milestones), [
+    [81],
+    [27, 81],
+    [9, 27, 81],
+    [3, 9, 27, 81],
+    [1, 3, 9, 27, 81],
+  ]);
+  // Survivors keep ceil(n / eta) (Ray); the paper's table floors: 34, 11, 3, 1.
+  assert.deepStrictEqual(b.map((x) => x.trials), [
+    [5],
+    [8, 3],
+    [15, 5, 2],
+    [34, 12, 4, 2],
+    [81, 27, 9, 3, 1],
+  ]);
+});
+
+Deno.test("hyperbandBrackets for budgets that are not powers of eta", () => {
+  // maxT 100: s_max1 = round(log3 100) + 1 = 5; r = int(100 / 3^s).
+  assert.deepStrictEqual(
+    hyperbandBrackets({ maxT: 100 }).map((x) => [x.n, x.r, x.milestones]),
+    [
+      [5, 100, [100]],
+      [8, 33, [33, 100]],
+      [15, 11, [11, 33, 100]],
+      [34, 3, [3, 9, 27, 100]],
+      [81, 1, [1, 3, 9, 27, 100]],
+    ],
+  );
+  // maxT 10: s_max1 = round(2.096) + 1 = 3: (3, 10), (5, 3), (9, 1).
+  assert.deepStrictEqual(
+    hyperbandBrackets({ maxT: 10 }).map((x) => [x.n, x.r, x.milestones]),
+    [[3, 10, [10]], [5, 3, [3, 10]], [9, 1, [1, 3, 10]]],
+  );
+});
+
+/** Curves that keep their order: loss = 10 - q (1 - e^(-t/4)), q seeded per trial. */
+const RANKED: SimTrainable<null> = {
+  iterations: 1000,
+  init: () => null,
+  step: (_s, config, iteration) => {
+    const q = config.q as number, t = iteration + 1;
+    return { state: null, metrics: { loss: 10 - q * (1 - Math.exp(-t / 4)) } };
+  },
+};
+
+Deno.test("hyperbandScheduler keeps the top ceil(n/eta) of each bracket on seeded curves", () => {
+  // maxT 9, eta 3: brackets (3, 9), (5, 3 -> 9), (9, 1 -> 3 -> 9); 17 trials fill one band.
+  const rng = new Rng(12);
+  const q = Array.from({ length: 17 }, () => rng.uniform(0, 5));
+  // Trials created up front, or one at a time as slots free up with slow process exits (the
+  // runner's way): a bracket is judged only once it is full either way.
+  for (const how of [{}, { lazy: true, slowRelease: true }]) {
+    const r = simulate(hyperbandScheduler({ maxT: 9 }), RANKED, {
+      configs: q.map((q): Config => ({ q })),
+      concurrency: 4,
+      seed: 12,
+      ...how,
+    });
+    const top = (ids: number[], k: number) =>
+      [...ids].sort((a, b) => q[b] - q[a]).slice(0, k).sort((a, b) => a - b);
+    const reached = (m: number) =>
+      r.trials.filter((t) => t.iteration >= m).map((t) => t.index).sort((a, b) => a - b);
+    const b0 = [0, 1, 2], b1 = [3, 4, 5, 6, 7], b2 = [8, 9, 10, 11, 12, 13, 14, 15, 16];
+    const at9 = [...b0, ...top(b1, 2), ...top(b2, 1)].sort((a, b) => a - b);
+    assert.deepStrictEqual(reached(9), at9);
+    assert.deepStrictEqual(reached(3), [...b0, ...b1, ...top(b2, 3)].sort((a, b) => a - b));
+    for (const t of r.trials) {
+      assert.ok([1, 3, 9].includes(t.iteration), `${t.id} ended at ${t.iteration}`);
+      assert.equal(t.status, "terminated");
+    }
+    // Hand-computed budget: 3*9 + (5*3 + 2*6) + (9*1 + 3*2 + 1*6) = 75 iterations (FIFO: 153).
+    assert.equal(r.iterations, 75);
+    assert.equal(r.fallbacks, 0);
+  }
+});
+
+Deno.test("hyperbandScheduler halves the trials an unfilled bracket has", () => {
+  // 12 trials: brackets (3), (5), then 4 of the 9 planned: keep ceil(4/3) = 2 at rung 1, then 1.
+  const q = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const r = simulate(hyperbandScheduler({ maxT: 9 }), RANKED, {
+    configs: q.map((q): Config => ({ q })),
+    concurrency: 3,
+  });
+  assert.deepStrictEqual(r.trials.slice(8).map((t) => t.iteration), [1, 1, 3, 9]);
+});
+
+Deno.test("hyperbandScheduler pauses at the milestone and judges when the last trial arrives", () => {
+  const s = hyperbandScheduler({ maxT: 9 });
+  s.setup!({ metric: "acc", mode: "max", seed: 0 });
+  // The first 3 trials fill bracket s=0; the next 5 are bracket s=1 (milestones 3, 9).
+  const ids = Array.from({ length: 8 }, (_, i) => `t${i}`);
+  for (const id of ids) s.onTrialAdd!(trial(id));
+  const at3 = (i: number, acc: number) =>
+    s.onReport(trial(ids[i], { iteration: 3 }), result(ids[i], 3, { acc }));
+  assert.equal(
+    s.onReport(trial("t3", { iteration: 1 }), result("t3", 1, { acc: 0 })).kind,
+    "continue",
+  );
+  assert.equal(at3(3, 0.3).kind, "pause");
+  assert.equal(at3(4, 0.9).kind, "pause");
+  assert.equal(at3(5, 0.1).kind, "pause");
+  assert.equal(at3(6, 0.5).kind, "pause");
+  assert.deepStrictEqual(s.takeStops!(), []);
+  // t7 fails before the milestone: the bracket is judged without it, keeping ceil(5/3) = 2.
+  s.onComplete!(trial("t7", { status: "error", iteration: 2 }));
+  const stops = s.takeStops!();
+  assert.deepStrictEqual(stops.map((x) => x.trialId).sort(), ["t3", "t5"]);
+  assert.match(
+    stops[0].reason,
+    /not in the top 2 of 5 trial\(s\) at training_iteration 3 \(bracket s=1/,
+  );
+  const paused = ["t3", "t4", "t5", "t6"].map((id) =>
+    trial(id, { status: "paused", iteration: 3 })
+  );
+  const first = s.chooseNext!(paused.filter((p) => p.id === "t4" || p.id === "t6"));
+  assert.ok(first === "t4" || first === "t6");
+  // The last trial to arrive gets its verdict directly.
+  const t = hyperbandScheduler({ maxT: 9 });
+  t.setup!({ metric: "acc", mode: "max", seed: 0 });
+  for (const id of ids) t.onTrialAdd!(trial(id));
+  for (const [i, acc] of [[3, 0.3], [4, 0.9], [5, 0.1], [6, 0.5]]) {
+    t.onReport(trial(ids[i], { iteration: 3 }), result(ids[i], 3, { acc }));
+  }
+  assert.equal(
+    t.onReport(trial("t7", { iteration: 3 }), result("t7", 3, { acc: 0.2 })).kind,
+    "stop",
+  );
+  assert.deepStrictEqual(t.takeStops!().map((x) => x.trialId).sort(), ["t3", "t5"]);
+  const winner = t.onReport(trial("t4", { iteration: 9 }), result("t4", 9, { acc: 1 }));
+  assert.deepStrictEqual(winner, {
+    kind: "stop",
+    reason: "HyperBand: reached maxT (training_iteration 9 >= 9)",
+  });
+});
+
+Deno.test("hyperbandScheduler chooses pending trials of the least complete bracket first", () => {
+  const s = hyperbandScheduler({ maxT: 9 });
+  s.setup!({ metric: "acc", mode: "max", seed: 0 });
+  for (let i = 0; i < 8; i++) s.onTrialAdd!(trial(`t${i}`));
+  // Bracket s=0 (t0..t2) has made progress, bracket s=1 (t3..t7) none: t3 goes first.
+  s.onReport(trial("t0", { iteration: 5 }), result("t0", 5, { acc: 0 }));
+  const pending = ["t1", "t2", "t3", "t4"].map((id) => trial(id));
+  assert.equal(s.chooseNext!(pending), "t3");
+});
+
+Deno.test("hyperbandScheduler rejects bad options with messages naming them", () => {
+  assert.throws(
+    () => hyperbandScheduler({ max_t: 10 } as never),
+    /unknown option "max_t" \(did you mean "maxT"\?\)/,
+  );
+  assert.throws(
+    () => hyperbandScheduler({ reductionFactor: 1 }),
+    /"reductionFactor" must be > 1, got 1/,
+  );
+  assert.throws(() => hyperbandScheduler({ maxT: 0 }), /"maxT" must be > 0, got 0/);
+  assert.throws(
+    () => hyperbandScheduler({ gracePeriod: 1 } as never),
+    /unknown option "gracePeriod"/,
+  );
+});

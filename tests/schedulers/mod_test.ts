@@ -1,0 +1,74 @@
+import assert from "#assert";
+import { lookupPlugin, pluginNames } from "../../core/plugin.ts";
+import { SCHEDULER_NAMES, schedulerFromOptions } from "../../plugins/schedulers/mod.ts";
+import type { Scheduler } from "../../core/plugin.ts";
+
+Deno.test("importing ./schedulers registers every scheduler for YAML by name", () => {
+  for (const name of ["fifo", "asha", "hyperband", "median_stopping", "pbt", "pbt_replay"]) {
+    assert.ok(pluginNames("scheduler").includes(name), name);
+  }
+  const asha = lookupPlugin("scheduler", "asha")!({ maxT: 10, gracePeriod: 1 }) as Scheduler;
+  assert.equal(asha.name, "asha");
+  const median = lookupPlugin("scheduler", "median_stopping")!({ hardStop: false }) as Scheduler;
+  assert.equal(median.name, "median_stopping");
+  assert.equal((lookupPlugin("scheduler", "hyperband")!({}) as Scheduler).name, "hyperband");
+  assert.equal((lookupPlugin("scheduler", "fifo")!({}) as Scheduler).name, "fifo");
+  assert.deepStrictEqual([...SCHEDULER_NAMES].sort(), [
+    "asha",
+    "fifo",
+    "hyperband",
+    "median_stopping",
+    "pbt",
+    "pbt_replay",
+  ]);
+});
+
+Deno.test("YAML scheduler options are validated with a did-you-mean", () => {
+  assert.throws(
+    () => lookupPlugin("scheduler", "asha")!({ maxT: 10, gracePeriods: 1 }),
+    /ashaScheduler: unknown option "gracePeriods" \(did you mean "gracePeriod"\?\); expected one of timeAttr, maxT/,
+  );
+  assert.throws(
+    () => lookupPlugin("scheduler", "fifo")!({ maxT: 3 }),
+    /fifoScheduler: unknown option "maxT"/,
+  );
+  assert.throws(
+    () => lookupPlugin("scheduler", "pbt_replay")!({ policyfile: "x" }),
+    /pbtReplay: unknown option "policyfile" \(did you mean "policyFile"\?\)/,
+  );
+  assert.throws(
+    () => schedulerFromOptions("hyper_band", {}),
+    /Unknown scheduler "hyper_band" \(did you mean "hyperband"\?\)/,
+  );
+});
+
+Deno.test("schedulers check the experiment's metric and mode, and need setup first", () => {
+  for (const name of ["asha", "hyperband", "median_stopping", "pbt"]) {
+    const options = name === "pbt" ? { hyperparamMutations: { lr: [1, 2] } } : {};
+    const make = () => schedulerFromOptions(name, options);
+    assert.throws(
+      () => make().setup!({ metric: "loss", mode: "maximize" as never, seed: 0 }),
+      /setup needs mode "min" or "max", got "maximize"/,
+    );
+    assert.throws(
+      () => make().setup!({ metric: "", mode: "min", seed: 0 }),
+      /setup needs a metric name/,
+    );
+    const s = make();
+    assert.throws(
+      () =>
+        s.onReport(
+          { id: "a", status: "running", config: {}, iteration: 1, dir: "/x/a" },
+          {
+            loss: 1,
+            training_iteration: 1,
+            time_total_s: 1,
+            time_this_iter_s: 1,
+            timestamp: 0,
+            trial_id: "a",
+          },
+        ),
+      /setup\(\) must be called before the first trial/,
+    );
+  }
+});
