@@ -215,7 +215,11 @@ export function mlflowLogger(options: MlflowLoggerOptions = {}): MlflowLogger {
   };
 }
 
-registerPlugin("callback", "mlflow", (opts) => mlflowLogger(opts as MlflowLoggerOptions));
+registerPlugin("callback", "mlflow", (opts) => {
+  // A YAML entry `{ name: mlflow, ... }` may arrive with its name still in it.
+  const { name, ...rest } = opts;
+  return mlflowLogger((name === "mlflow" ? rest : opts) as MlflowLoggerOptions);
+});
 
 // ---------------------------------------------------------------------------------------------
 // Options

@@ -445,6 +445,128 @@ Deno.test("mlflowLogger against a real mlflow server", async (t) => {
     });
 
     await t.step(
+      "a param the server refuses is dropped alone and the rest of its batch arrives",
+      async () => {
+        // A crash after the params reached the server but before mlflow.json recorded it, then
+        // a resume with a changed config: the server refuses to change "lr".
+        const dir = `${tmp}/refused`;
+        await Deno.mkdir(dir);
+        const tr = trial("ref00_00000", { lr: 0.1, bs: 32 }, dir);
+        const first = mlflowLogger(base({ experiment: "tunebox-refused" }));
+        await first.onExperimentStart!(experiment("refused", dir));
+        first.onTrialStart!({ trial: tr, resumed: false });
+        report(first, tr, 1, { loss: 1 });
+        await first.onExperimentEnd!({ trials: [tr], interrupted: true });
+        const state = JSON.parse(await Deno.readTextFile(`${dir}/mlflow.json`));
+        state.trials[0].sentParams = [];
+        await Deno.writeTextFile(`${dir}/mlflow.json`, JSON.stringify(state));
+
+        const { warnings, warn } = collector();
+        const second = mlflowLogger(base({ experiment: "tunebox-refused", warn }));
+        await second.onExperimentStart!(experiment("refused", dir, true));
+        const changed = { ...tr, config: { lr: 0.2, bs: 32, wd: 0.01 }, iteration: 1 };
+        second.onTrialStart!({ trial: changed, resumed: true });
+        for (let i = 2; i <= 4; i++) report(second, changed, i, { loss: 1 / i });
+        const done = { ...changed, status: "terminated" as const };
+        second.onTrialEnd!({ trial: done, outcome: "completed" });
+        await second.onExperimentEnd!({ trials: [done], interrupted: false });
+        assert.equal((await second.flush(0)).pending, 0);
+
+        const run = byName(await runsOf(server, "tunebox-refused"), tr.id);
+        assert.deepEqual(paramsOf(run), { lr: "0.1", bs: "32", wd: "0.01" });
+        assert.equal(run.info.status, "FINISHED");
+        assert.deepEqual(
+          (await history(server, run.info.run_id, "loss")).map((m) => [m.step, m.value]),
+          [[1, 1], [2, 0.5], [3, 1 / 3], [4, 0.25]],
+        );
+        assert.equal(warnings.length, 1, warnings.join("\n"));
+        assert.match(
+          warnings[0],
+          /^\[mlflow\] MLflow refused param "lr" of run "ref00_00000" and it was dropped: .*INVALID_PARAMETER_VALUE/,
+        );
+      },
+    );
+
+    await t.step(
+      "retries 429 after Retry-After and lost answers without duplicating points or runs",
+      async () => {
+        // A reverse proxy in front of the real server, the way rate limits and lost answers
+        // happen in practice: it answers 429 itself, or forwards and then drops the answer.
+        type Act = "429" | "lost";
+        const plan: Record<string, (Act | "forward")[]> = {
+          "runs/create": ["forward", "lost"], // the parent, then the trial: lost answer
+        };
+        const seen: { path: string; at: number; act: string; points: number }[] = [];
+        const proxy = Deno.serve(
+          { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+          async (req) => {
+            const url = new URL(req.url);
+            const path = url.pathname.replace("/api/2.0/mlflow/", "");
+            const act = plan[path]?.shift() ?? "forward";
+            const body = req.body ? new Uint8Array(await req.arrayBuffer()) : undefined;
+            const points = path === "runs/log-batch"
+              ? JSON.parse(new TextDecoder().decode(body)).metrics?.length ?? 0
+              : 0;
+            seen.push({ path, at: performance.now(), act, points });
+            if (act === "429") {
+              return new Response("slow down", { status: 429, headers: { "retry-after": "1" } });
+            }
+            const res = await fetch(`${server.url}${url.pathname}${url.search}`, {
+              method: req.method,
+              headers: req.headers,
+              body,
+            });
+            const text = await res.text();
+            if (act === "lost") return new Response("upstream reset", { status: 502 });
+            return new Response(text, { status: res.status, headers: res.headers });
+          },
+        );
+        try {
+          const dir = `${tmp}/proxy`;
+          await Deno.mkdir(dir);
+          const { warnings, warn } = collector();
+          const logger = mlflowLogger({
+            trackingUri: `http://127.0.0.1:${proxy.addr.port}`,
+            experiment: "tunebox-proxy",
+            retryDelayMs: 50,
+            maxRetryDelayMs: 100,
+            warn,
+          });
+          await logger.onExperimentStart!(experiment("proxy", dir));
+          const tr = trial("prx00_00000", { lr: 0.5 }, dir);
+          logger.onTrialStart!({ trial: tr, resumed: false });
+          assert.equal((await logger.flush(20_000)).pending, 0); // parent and trial runs exist
+          plan["runs/log-batch"] = ["429", "lost"]; // now hits the batch with the metric points
+          for (let i = 1; i <= 3; i++) report(logger, tr, i, { loss: i / 10 });
+          const done = { ...tr, status: "terminated" as const };
+          logger.onTrialEnd!({ trial: done, outcome: "completed" });
+          await logger.onExperimentEnd!({ trials: [done], interrupted: false });
+          assert.equal((await logger.flush(0)).pending, 0);
+
+          const runs = await runsOf(server, "tunebox-proxy");
+          assert.deepEqual(runs.map((r) => [r.info.run_name, r.info.status]), [
+            ["proxy", "FINISHED"],
+            [tr.id, "FINISHED"],
+          ]);
+          const h = await history(server, byName(runs, tr.id).info.run_id, "loss");
+          assert.deepEqual(h.map((m) => [m.step, m.value]), [[1, 0.1], [2, 0.2], [3, 0.3]]);
+          assert.ok(seen.some((x) => x.path === "runs/search"), "looked for the lost run");
+          const batches = seen.filter((x) => x.path === "runs/log-batch");
+          const i = batches.findIndex((x) => x.act === "429");
+          assert.equal(batches[i + 1].act, "lost");
+          assert.ok(batches[i + 1].points > 0, "the lost answer was for a batch of metric points");
+          assert.equal(batches[i + 2].points, batches[i + 1].points, "the same batch was resent");
+          const gap = batches[i + 1].at - batches[i].at;
+          assert.ok(gap >= 950, `retried ${gap.toFixed(0)} ms after a 429 with Retry-After: 1`);
+          assert.ok(warnings.some((w) => w.includes("HTTP 429")), warnings.join("\n"));
+          assert.ok(warnings.some((w) => w.includes("HTTP 502")), warnings.join("\n"));
+        } finally {
+          await proxy.shutdown();
+        }
+      },
+    );
+
+    await t.step(
       "reads MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_NAME when the experiment starts",
       async () => {
         const dir = `${tmp}/env`;
@@ -674,6 +796,20 @@ Deno.test("mlflowLogger warns once and never stalls the experiment when the serv
   }
 });
 
+Deno.test("startMlflowServer fails with a clear message when the venv's Python is missing", async () => {
+  const before = Deno.env.get("TUNEBOX_PYTHON");
+  Deno.env.set("TUNEBOX_PYTHON", "/nonexistent/tunebox/python");
+  try {
+    await assert.rejects(startMlflowServer(), {
+      message:
+        /Python for the MLflow test peer not found at "\/nonexistent\/tunebox\/python".*pip install mlflow.*TUNEBOX_PYTHON/,
+    });
+  } finally {
+    if (before === undefined) Deno.env.delete("TUNEBOX_PYTHON");
+    else Deno.env.set("TUNEBOX_PYTHON", before);
+  }
+});
+
 Deno.test("mlflowLogger rejects bad options with messages that name the option", () => {
   const cases: [Record<string, unknown>, string, RegExp][] = [
     [
@@ -743,7 +879,11 @@ Deno.test("mlflowLogger rejects bad options with messages that name the option",
 Deno.test('mlflowLogger is registered for YAML experiment files as "mlflow"', () => {
   const factory = lookupPlugin("callback", "mlflow");
   if (!factory) throw new Error("mlflow is not registered");
-  const logger = factory({ trackingUri: "http://127.0.0.1:5000", experiment: "mnist" }) as {
+  const logger = factory({
+    name: "mlflow",
+    trackingUri: "http://127.0.0.1:5000",
+    experiment: "mnist",
+  }) as {
     name: string;
   };
   assert.equal(logger.name, "mlflow");
