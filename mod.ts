@@ -82,6 +82,7 @@ export {
   type Executor,
   type ExperimentEnd,
   type ExperimentStart,
+  type ExploitRequest,
   lookupPlugin,
   type PluginFactory,
   pluginNames,

@@ -371,6 +371,14 @@ async function loadPlugin<T>(
   try {
     plugin = factory!(camelOptions);
   } catch (e) {
+    if (e instanceof SpaceSpecError && e.path.length) {
+      // e.g. a bad domain inside PBT's hyperparam_mutations: point at it.
+      const [head, ...rest] = e.path;
+      const key = snake(String(head));
+      const base = s.options ? [...path, "options"] : path;
+      const where = key in options ? [...base, key, ...rest] : path;
+      return err(`${what} "${label}": ${e.message}`, where, e.message.includes("nknown key"));
+    }
     const m = /"(\w+)"/.exec((e as Error).message);
     const key = m ? snake(m[1]) : undefined;
     const where = key && key in options

@@ -80,6 +80,16 @@ export interface StopRequest {
   readonly reason: string;
 }
 
+/** A paused trial that must take over another trial's checkpoint and a new config (synchronous PBT). */
+export interface ExploitRequest {
+  /** The trial to change (paused). */
+  readonly trialId: string;
+  /** The donor whose latest checkpoint is copied into it. */
+  readonly from: string;
+  /** The trial's new config. */
+  readonly config: Config;
+}
+
 /**
  * Decides, at every report, whether a trial continues, stops, pauses or exploits another
  * (PBT), and which pending or paused trial runs next.
@@ -102,6 +112,13 @@ export interface Scheduler {
   chooseNext?(runnable: readonly TrialSnapshot[]): string | undefined;
   /** Trials other than the reporting one that should end now; called after each hook. */
   takeStops?(): readonly StopRequest[];
+  /** Paused trials that must clone another trial before they resume; called after each hook. */
+  takeExploits?(): readonly ExploitRequest[];
+  /**
+   * How many trials the runner keeps created ahead as pending, even with no free slot (PBT
+   * wants its whole population to exist). @default 1
+   */
+  readonly pendingTrials?: number;
   /** JSON state for resume. */
   snapshot?(): JsonValue;
   /** Restores {@linkcode Scheduler.snapshot}'s state. */
@@ -378,7 +395,16 @@ export function checkPluginShape(role: PluginRole, value: unknown): string | und
     ]
     : role === "searcher"
     ? ["setup", "onReport", "onComplete", "snapshot", "restore"]
-    : ["setup", "onTrialAdd", "onComplete", "chooseNext", "takeStops", "snapshot", "restore"];
+    : [
+      "setup",
+      "onTrialAdd",
+      "onComplete",
+      "chooseNext",
+      "takeStops",
+      "takeExploits",
+      "snapshot",
+      "restore",
+    ];
   for (const h of hooks) {
     if (h in v && v[h] !== undefined && typeof v[h] !== "function") {
       return `${role} "${v.name}": ${h} must be a function`;

@@ -14,6 +14,7 @@ import type {
   Callback,
   Decision,
   Executor,
+  ExploitRequest,
   RawReport,
   SandboxPolicy,
   Scheduler,
@@ -244,6 +245,8 @@ class Runner {
   readonly order: TrialState[] = [];
   /** Pending and paused trials, in creation order (kept in step with every status change). */
   readonly runnable = new Set<TrialState>();
+  /** Exploits of paused trials waiting to be applied (synchronous PBT). */
+  readonly clones: ExploitRequest[] = [];
   readonly queue = new EventQueue<LoopEvent>();
   readonly chains = new Map<Callback, Promise<void>>();
   readonly failedHooks = new Set<string>();
@@ -424,7 +427,16 @@ class Runner {
   // ------------------------------------------------------------------ starting trials
 
   async fill(): Promise<void> {
+    const ahead = this.c.scheduler.pendingTrials ?? 1;
     for (;;) {
+      await this.applyClones();
+      if (ahead > 1) {
+        let pending = [...this.runnable].filter((t) => t.status === "pending").length;
+        while (
+          pending < ahead && !this.searcherDone && this.trialCount < this.c.totalTrials &&
+          await this.create()
+        ) pending++;
+      }
       if (!this.c.gate.canStart()) return;
       // The Set keeps insertion order: creation order, with re-paused trials at the end.
       const runnable = [...this.runnable];
@@ -445,7 +457,11 @@ class Runner {
           )
           : (runnable.find((t) => t.status === "paused") ?? runnable[0]).id;
         if (this.fatal) return;
+        // Stops decided while choosing (e.g. a finished rung's losers) apply before anything runs.
+        this.applyStops();
+        await this.applyClones();
         pick = chosen ? this.trials.get(chosen) : undefined;
+        if (pick && !this.runnable.has(pick)) continue;
         if (chosen && (!pick || !runnable.includes(pick))) {
           this.fatal = new PluginError(
             this.c.scheduler.name,
@@ -842,39 +858,13 @@ class Runner {
       return;
     }
     if (action?.kind === "exploit") {
-      const donor = this.trials.get(action.from);
-      if (!donor?.checkpoint) {
-        this.fatal = new PluginError(
-          c.scheduler.name,
-          "onReport",
-          new Error(`exploit from "${action.from}", which has no checkpoint`),
-        );
-        this.setStatus(t, "paused");
-        return;
-      }
-      const dst = join(t.dir, checkpointName(t.iteration));
-      const tmp = join(t.dir, `.staging/exploit_${Date.now()}`);
-      const skipped = await copyTree(donor.checkpoint, tmp);
-      if (skipped) this.warn(`exploit: ${skipped} symlink(s) not copied from "${donor.id}"`);
-      await Deno.remove(dst, { recursive: true }).catch(() => {});
-      await Deno.rename(tmp, dst);
-      t.checkpoints = t.checkpoints.filter((k) => k.path !== dst);
-      t.checkpoints.push({ path: dst, iteration: t.iteration });
-      t.checkpoint = dst;
-      t.config = action.config;
-      writeParams(t.dir, t.config);
-      this.log.append({
-        trial: t.id,
-        event: "config",
-        config: t.config,
-        reason: `exploit ${donor.id}`,
-      });
+      this.setStatus(t, "paused");
+      if (!(await this.cloneInto(t, action.from, action.config, "onReport"))) return;
       this.emit("onTrialEnd", {
         trial: this.snap(t),
         outcome: "paused",
-        reason: `exploiting ${donor.id}`,
+        reason: `exploiting ${action.from}`,
       });
-      this.setStatus(t, "paused");
       t.priority = true;
       return;
     }
@@ -951,7 +941,58 @@ class Runner {
     await this.save(false);
   }
 
+  /** Copies the donor's latest checkpoint into `t` and gives it `config`; false on failure. */
+  async cloneInto(t: TrialState, from: string, config: Config, hook: string): Promise<boolean> {
+    const donor = this.trials.get(from);
+    if (!donor?.checkpoint) {
+      this.fatal ??= new PluginError(
+        this.c.scheduler.name,
+        hook,
+        new Error(`exploit from "${from}", which has no checkpoint`),
+      );
+      return false;
+    }
+    const dst = join(t.dir, checkpointName(t.iteration));
+    const tmp = join(t.dir, `.staging/exploit_${Date.now()}`);
+    t.staged = true;
+    const skipped = await copyTree(donor.checkpoint, tmp);
+    if (skipped) this.warn(`exploit: ${skipped} symlink(s) not copied from "${donor.id}"`);
+    await Deno.remove(dst, { recursive: true }).catch(() => {});
+    await Deno.rename(tmp, dst);
+    t.checkpoints = t.checkpoints.filter((k) => k.path !== dst);
+    t.checkpoints.push({ path: dst, iteration: t.iteration });
+    t.checkpoint = dst;
+    t.config = config;
+    writeParams(t.dir, t.config);
+    this.log.append({
+      trial: t.id,
+      event: "config",
+      config: t.config,
+      reason: `exploit ${donor.id}`,
+    });
+    return true;
+  }
+
+  /** Exploits a scheduler asked for on paused trials (synchronous PBT). */
+  async applyClones(): Promise<void> {
+    while (this.clones.length) {
+      const req = this.clones.shift()!;
+      const t = this.trials.get(req.trialId);
+      if (!t || t.status !== "paused") {
+        this.warn(
+          `${this.c.scheduler.name}: exploit of "${req.trialId}" ignored: the trial is not paused`,
+        );
+        continue;
+      }
+      await this.cloneInto(t, req.from, req.config, "takeExploits");
+    }
+  }
+
   applyStops(): void {
+    const exploits = this.c.scheduler.takeExploits
+      ? this.plugin(this.c.scheduler.name, "takeExploits", () => this.c.scheduler.takeExploits!())
+      : undefined;
+    if (exploits?.length) this.clones.push(...exploits);
     const stops = this.c.scheduler.takeStops
       ? this.plugin(this.c.scheduler.name, "takeStops", () => this.c.scheduler.takeStops!())
       : undefined;

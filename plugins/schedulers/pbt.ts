@@ -5,7 +5,9 @@
  * @module
  */
 
-import type { Decision, Scheduler } from "../../core/plugin.ts";
+import type { Decision, ExploitRequest, Scheduler } from "../../core/plugin.ts";
+
+export type { ExploitRequest };
 import type { Config, JsonValue, TrialSnapshot } from "../../core/trial.ts";
 import { Rng } from "../../core/random.ts";
 import { type Domain, isDomain, isPlainObject, sampleValue } from "../../core/space.ts";
@@ -86,16 +88,6 @@ export interface PbtSchedulerOptions {
   readonly logConfig?: boolean;
   /** Seed of the explore randomness. @default the experiment's seed */
   readonly seed?: number;
-}
-
-/** A paused trial that must clone `from` with `config` before it resumes (synchronous PBT). */
-export interface ExploitRequest {
-  /** The trial to change (paused). */
-  readonly trialId: string;
-  /** The donor whose latest checkpoint is copied into it. */
-  readonly from: string;
-  /** The trial's new config. */
-  readonly config: Config;
 }
 
 /** The PBT scheduler: a {@linkcode Scheduler} that can also ask to exploit paused trials. */
@@ -426,6 +418,8 @@ export function pbtScheduler(options: PbtSchedulerOptions = {}): PbtScheduler {
 
   return {
     name: "pbt",
+    // The whole population exists from the start and shares the slots, least trained first.
+    pendingTrials: Infinity,
     setup(ctx) {
       target = checkContext(FN, ctx);
       rng = new Rng(seedOption ?? target.seed);
