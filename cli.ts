@@ -25,6 +25,9 @@ import { ConfigError, TuneError } from "./core/errors.ts";
 import { readExperiment } from "./core/store.ts";
 // Importing the plugin families registers their names for YAML files.
 import "./plugins/searchers/mod.ts";
+import "./plugins/schedulers/mod.ts";
+import "./plugins/loggers/tensorboard/mod.ts";
+import "./plugins/loggers/mlflow.ts";
 
 const USAGE = `tunebox — sandboxed hyperparameter tuning for Deno
 

@@ -37,6 +37,20 @@ Deno.test("example 02 (deno task demo): MNIST with ASHA in sandboxed trials, tin
   match(first, /"backend":"wasm"/);
 });
 
+Deno.test("example 03: MNIST with PBT exploits and logs lineages, tiny budget", async () => {
+  const storage = await Deno.makeTempDir();
+  const text = await task("example:pbt", {
+    NUM_SAMPLES: "4",
+    EPOCHS: "4",
+    TRAIN_SIZE: "300",
+    STORAGE: storage,
+    NAME: "pbt",
+  });
+  match(text, /Best: val_loss \d+\.\d+/);
+  const events = await Deno.readTextFile(`${storage}/pbt/trials.jsonl`);
+  match(events, /"reason":"exploit /);
+});
+
 async function firstTrial(dir: string): Promise<string> {
   const names = [];
   for await (const e of Deno.readDir(dir)) {
