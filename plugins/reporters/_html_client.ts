@@ -748,22 +748,33 @@ export function tuneboxClient(initial, opts) {
   }
   function startLive() {
     const es = new EventSource(opts.eventsUrl);
-    const take = (e) => {
-      const data = JSON.parse(e.data);
-      if (data && data.error) {
-        setLive(`live — ${data.error}`, "off");
-        return false;
+    // Events that arrive while a large experiment is being drawn are coalesced: only the latest
+    // data is drawn next.
+    let latest = null, queued = false, ended = false;
+    const draw = () => {
+      queued = false;
+      const data = latest;
+      latest = null;
+      if (!data) return;
+      if (data.error) setLive(`live — ${data.error}`, "off");
+      else {
+        render(data);
+        if (ended) setLive("experiment ended — this page no longer updates", "off");
+        else setLive(`live — updated ${new Date().toLocaleTimeString()}`, "on");
       }
-      render(data);
-      return true;
     };
-    es.addEventListener("data", (e) => {
-      if (take(e)) setLive(`live — updated ${new Date().toLocaleTimeString()}`, "on");
-    });
+    const take = (e) => {
+      latest = JSON.parse(e.data);
+      if (!queued) {
+        queued = true;
+        setTimeout(draw, 0);
+      }
+    };
+    es.addEventListener("data", take);
     es.addEventListener("end", (e) => {
       es.close();
+      ended = true;
       take(e);
-      setLive("experiment ended — this page no longer updates", "off");
     });
     es.onerror = () => setLive("live — disconnected, retrying…", "off");
   }

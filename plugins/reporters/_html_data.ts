@@ -15,7 +15,13 @@ import {
   type TrialEvent,
 } from "../../core/store.ts";
 import { reviveMetrics } from "../../core/protocol.ts";
-import { type Domain, parameters, spaceFromJson } from "../../core/space.ts";
+import {
+  type Domain,
+  hasDomains,
+  isPlainObject,
+  parameters,
+  spaceFromJson,
+} from "../../core/space.ts";
 import type { Config, JsonValue, TrialResult } from "../../core/trial.ts";
 import { forestImportance } from "./_html_importance.ts";
 
@@ -30,6 +36,14 @@ export interface ReportAxis {
   readonly scale: AxisScale;
   /** The category labels, in the space's order, for categorical axes. */
   readonly categories?: readonly string[];
+  /**
+   * For a choice between sub-spaces: what each branch looks like (its constant values and its
+   * keys), to tell which one a config took.
+   */
+  readonly branches?: readonly {
+    readonly constants: { readonly [key: string]: JsonValue };
+    readonly keys: readonly string[];
+  }[];
 }
 
 /** A config as the page draws it: numbers for numeric axes, labels for categorical ones. */
@@ -521,8 +535,30 @@ function axesOf(
       case "choice":
       case "grid": {
         const values = domain.kind === "choice" ? domain.options : domain.values;
-        // Choices between sub-spaces are shown through the parameters of their branches.
-        if (values.some((v) => v !== null && typeof v === "object" && !Array.isArray(v))) continue;
+        if (values.some(isPlainObject)) {
+          // A choice between sub-spaces: one category per branch, named by its first string
+          // constant ({ name: "adam", lr: loguniform(...) } -> "adam"); its parameters get their
+          // own axes.
+          const branches = values.map((v) => {
+            const constants: Record<string, JsonValue> = {};
+            const keys = isPlainObject(v) ? Object.keys(v) : [];
+            if (isPlainObject(v)) {
+              for (const [k, c] of Object.entries(v)) {
+                if (!hasDomains(c)) constants[k] = c as JsonValue;
+              }
+            }
+            return { constants, keys };
+          });
+          axis = {
+            key,
+            scale: "category",
+            categories: branches.map((b, i) =>
+              (Object.values(b.constants).find((c) => typeof c === "string") as string) ?? `#${i}`
+            ),
+            branches,
+          };
+          break;
+        }
         axis = { key, scale: "category", categories: values.map(label) };
         break;
       }
@@ -565,6 +601,23 @@ export function axisValues(config: Config, axes: readonly ReportAxis[]): AxisVal
   const flat = flatten(config);
   const out: Record<string, number | string | null> = {};
   for (const a of axes) {
+    if (a.branches) {
+      let node: JsonValue | undefined = config;
+      for (const k of a.key.split("/")) {
+        node = isPlainObject(node) ? (node as Record<string, JsonValue>)[k] : undefined;
+      }
+      const obj = isPlainObject(node) ? node as Record<string, JsonValue> : undefined;
+      const i = obj
+        ? a.branches.findIndex((b) =>
+          b.keys.every((k) => k in obj) &&
+          Object.entries(b.constants).every(([k, c]) =>
+            JSON.stringify(obj[k]) === JSON.stringify(c)
+          )
+        )
+        : -1;
+      out[a.key] = i >= 0 ? a.categories![i] : null;
+      continue;
+    }
     const v = flat[a.key];
     if (v === undefined || v === null) out[a.key] = null;
     else if (a.scale === "category") out[a.key] = label(v);

@@ -231,18 +231,20 @@ export async function serveDashboard(
   // reports; one read serves every open page.
   let chain: Promise<void> = Promise.resolve();
   let scheduled: ReturnType<typeof setTimeout> | undefined;
-  let lastPush = -Infinity;
+  let lastPush = -Infinity, lastCost = 0;
   const pushNow = (event: "data" | "end") => {
     chain = chain.then(async () => {
       lastPush = performance.now();
       if (!streams.size) return;
       send(message(event, await snapshot()), streams);
+      lastCost = performance.now() - lastPush;
     });
     return chain;
   };
   const schedule = () => {
     if (closed || ended || scheduled !== undefined) return;
-    const wait = Math.max(0, lastPush + THROTTLE_MS - performance.now());
+    // A big experiment takes a while to read: never spend more than a third of the time on it.
+    const wait = Math.max(0, lastPush + Math.max(THROTTLE_MS, 3 * lastCost) - performance.now());
     scheduled = setTimeout(() => {
       scheduled = undefined;
       if (!closed && !ended) void pushNow("data");

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { renderReport } from "../../plugins/reporters/html.ts";
 import type { ReportData } from "../../plugins/reporters/_html_data.ts";
 import {
+  branchExperiment,
   pbtExperiment,
   sandboxedExperiment,
   stoppingExperiment,
@@ -41,6 +42,7 @@ Deno.test({
         await stoppingExperiment(storage),
         await pbtExperiment(storage),
         await sandboxedExperiment(storage),
+        await branchExperiment(storage),
       ];
       for (const dir of experiments) {
         await t.step(dir.split("/").at(-1)!, async () => {

@@ -6,6 +6,7 @@ import { ResultGrid } from "../../core/results.ts";
 import { copyTree } from "../../core/store.ts";
 import { sampleFrom, Tuner, uniform } from "../../mod.ts";
 import {
+  branchExperiment,
   pbtExperiment,
   sandboxedExperiment,
   stoppingExperiment,
@@ -133,6 +134,21 @@ Deno.test("report guesses the axes of a space it cannot rebuild (sampleFrom) and
   equal(data.trials.length, 3);
 });
 
+Deno.test("a choice between sub-spaces is a categorical axis of branches, their parameters axes of their own", async () => {
+  const dir = await branchExperiment(storage);
+  const data = embedded(await renderReport(dir));
+  deepEqual(data.axes.map((a) => [a.key, a.scale, a.categories ?? null]), [
+    ["opt", "category", ["sgd", "adam"]],
+    ["opt/lr", "log", null],
+    ["opt/beta", "linear", null],
+  ]);
+  for (const t of data.trials) {
+    const opt = t.config.opt as { name: string; beta?: number };
+    equal(t.params.opt, opt.name);
+    equal(t.params["opt/beta"], opt.beta ?? null);
+  }
+});
+
 Deno.test("a folder that is not an experiment gets a clear message", async () => {
   const empty = await Deno.makeTempDir();
   await rejects(renderReport(join(empty, "nope")), {
@@ -150,12 +166,13 @@ Deno.test("a folder that is not an experiment gets a clear message", async () =>
       join(empty, "a.txt")
     }" is a file, not an experiment folder; pass the folder that holds experiment.json`,
   });
-  await rejects(renderReport(storage), {
-    message: new RegExp(
-      `^"${storage}" is a storage folder, not an experiment folder; it holds \\d+ experiment\\(s\\): "${
-        join(storage, "pbt")
-      }"`,
-    ),
+  const store = join(empty, "store");
+  await copyTree(stopping, join(store, "b"));
+  await copyTree(stopping, join(store, "a"));
+  await Deno.mkdir(join(store, "not_one"));
+  await rejects(renderReport(store), {
+    message:
+      `"${store}" is a storage folder, not an experiment folder; it holds 2 experiment(s): "${store}/a", "${store}/b"`,
   });
   const bad = join(empty, "bad");
   await Deno.mkdir(bad);
