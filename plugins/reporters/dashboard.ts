@@ -30,7 +30,8 @@
 
 import { parseArgs } from "#flags";
 import { join, resolve } from "node:path";
-import type { Callback, ExperimentStart } from "../../core/plugin.ts";
+import { type Callback, type ExperimentStart, registerPlugin } from "../../core/plugin.ts";
+import { suggest } from "../../core/space.ts";
 import { TuneError } from "../../core/errors.ts";
 import { ReportLoader } from "./_html_data.ts";
 import { pageHtml } from "./_html_page.ts";
@@ -77,7 +78,23 @@ const THROTTLE_MS = 200;
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 
-function checkServeOptions(o: ServeDashboardOptions, fn: string): void {
+const OPTION_KEYS = ["port", "hostname", "signal", "pollMs", "onListen"];
+
+function checkServeOptions(
+  o: ServeDashboardOptions,
+  fn: string,
+  keys: readonly string[] = OPTION_KEYS,
+): void {
+  if (o === null || typeof o !== "object") {
+    throw new TypeError(`${fn}: options must be an object, got ${JSON.stringify(o)}`);
+  }
+  for (const k of Object.keys(o)) {
+    if (!keys.includes(k)) {
+      throw new TypeError(
+        `${fn}: unknown option "${k}"; expected one of ${keys.join(", ")}${suggest(k, keys)}`,
+      );
+    }
+  }
   if (o.port !== undefined && (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535)) {
     throw new RangeError(
       `${fn}: "port" must be an integer from 0 to 65535 (0: any free port), got ${
@@ -443,7 +460,7 @@ export interface DashboardCallback extends Callback {
  * ```
  */
 export function dashboardCallback(options: DashboardCallbackOptions = {}): DashboardCallback {
-  checkServeOptions(options, "dashboardCallback");
+  checkServeOptions(options, "dashboardCallback", [...OPTION_KEYS, "keepOpen"]);
   let server: Dashboard | undefined;
   const notify = () => server?.notify();
   return {
@@ -574,3 +591,9 @@ export async function dashboardCommand(
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
   }
 }
+
+// YAML: `loggers: [{ name: dashboard, port: 8265 }]`.
+registerPlugin("callback", "dashboard", (opts) => {
+  const { name, ...rest } = opts;
+  return dashboardCallback((name === "dashboard" ? rest : opts) as DashboardCallbackOptions);
+});

@@ -3,6 +3,7 @@
 import { deepEqual, equal, ok } from "#assert";
 import { join } from "node:path";
 import { renderReport } from "../../plugins/reporters/html.ts";
+import { choice, Tuner, uniform } from "../../mod.ts";
 import type { ReportData } from "../../plugins/reporters/_html_data.ts";
 import {
   branchExperiment,
@@ -131,6 +132,44 @@ Deno.test({
           await page.close();
         });
       }
+
+      await t.step("config values and errors with markup are shown as text", async () => {
+        const evil =
+          '</script><script>globalThis.__pwned = 1</script><img src=x onerror="globalThis.__pwned = 2">';
+        await new Tuner({
+          trainable: async (config, session) => {
+            await session.report({ loss: config.x });
+            if (config.x > 0.5) throw new Error(evil);
+          },
+          space: { x: uniform(0, 1), tag: choice([evil, "plain"]) },
+          metric: "loss",
+          mode: "min",
+          numSamples: 6,
+          seed: 4,
+          reporter: false,
+          storage,
+          name: "markup",
+        }).fit();
+        const file = join(storage, "markup", "report.html");
+        await Deno.writeTextFile(file, await renderReport(join(storage, "markup")));
+        const page = await browser.context.newPage();
+        const problems = watchConsole(page);
+        await page.goto(`file://${file}`);
+        await page.waitForFunction(() =>
+          // deno-lint-ignore no-explicit-any
+          (globalThis as any).__tunebox?.renders > 0
+        );
+        // deno-lint-ignore no-explicit-any
+        equal(await page.evaluate(() => (globalThis as any).__pwned), undefined);
+        const cells = await page.$$eval(
+          "#trials tbody td",
+          (tds) => tds.map((td) => td.textContent),
+        );
+        ok(cells.some((c) => c === evil), "the config value is shown as text");
+        ok(cells.some((c) => c?.startsWith("Error: </script>")), "the error is shown as text");
+        deepEqual(problems, []);
+        await page.close();
+      });
     } finally {
       await browser.close();
       await Deno.remove(storage, { recursive: true }).catch(() => {});

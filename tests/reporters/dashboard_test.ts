@@ -6,6 +6,7 @@ import {
   serveDashboard,
 } from "../../plugins/reporters/dashboard.ts";
 import { Tuner, uniform } from "../../mod.ts";
+import { type Callback, lookupPlugin } from "../../core/plugin.ts";
 import { stoppingExperiment } from "../fixtures/report/experiments.ts";
 import type { ReportData } from "../../plugins/reporters/_html_data.ts";
 import { chartCounts, launchChromium, watchConsole } from "./_browser.ts";
@@ -206,9 +207,25 @@ Deno.test("dashboard options are checked when built", () => {
     name: "TypeError",
     message: 'dashboardCallback: "hostname" must be a non-empty string such as "127.0.0.1", got ""',
   });
+  throws(() => dashboardCallback({ prot: 1 } as never), {
+    name: "TypeError",
+    message:
+      'dashboardCallback: unknown option "prot"; expected one of port, hostname, signal, pollMs, onListen, keepOpen (did you mean "port"?)',
+  });
   throws(() => dashboardCallback({ pollMs: 0 }), {
     name: "RangeError",
     message: 'dashboardCallback: "pollMs" must be a positive number of milliseconds, got 0',
+  });
+});
+
+Deno.test("a YAML experiment can name the dashboard among its loggers", () => {
+  const factory = lookupPlugin("callback", "dashboard");
+  if (!factory) throw new Error("the dashboard is not registered as a callback");
+  const cb = factory({ name: "dashboard", port: 0, keepOpen: true }) as Callback;
+  equal(cb.name, "dashboard");
+  throws(() => factory({ port: "80" }), {
+    message:
+      'dashboardCallback: "port" must be an integer from 0 to 65535 (0: any free port), got "80"',
   });
 });
 
