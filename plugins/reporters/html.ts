@@ -22,7 +22,6 @@
 import { parseArgs } from "#flags";
 import { join, resolve } from "node:path";
 import { TuneError } from "../../core/errors.ts";
-import type { ResultGrid } from "../../core/results.ts";
 import { relativeLink, ReportLoader } from "./_html_data.ts";
 import { pageHtml } from "./_html_page.ts";
 
@@ -107,10 +106,10 @@ export async function renderReport(
 }
 
 /**
- * The HTML report of a {@linkcode ResultGrid} (what `ResultGrid#toHtml()` returns): the report of
+ * The HTML report of a `ResultGrid` (what `ResultGrid#toHtml()` returns): the report of
  * the grid's experiment folder.
  *
- * @param grid results from `Tuner.fit()` or `ResultGrid.load()`.
+ * @param grid a `ResultGrid` (from `Tuner.fit()` or `ResultGrid.load()`): its `path` is read.
  * @param options where the file will be saved (for relative trial links).
  * @returns one self-contained HTML document.
  * @throws {TuneError} when the grid's folder is no longer an experiment folder.
@@ -123,7 +122,7 @@ export async function renderReport(
  * ```
  */
 export function resultGridToHtml(
-  grid: ResultGrid,
+  grid: { readonly path: string },
   options: RenderReportOptions = {},
 ): Promise<string> {
   return renderReport(grid.path, options);
