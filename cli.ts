@@ -6,6 +6,8 @@
  * deno run -A jsr:@tunebox/tunebox/cli run experiment.yaml [--set key=value ...] [--name N] [--storage DIR]
  * deno run -A jsr:@tunebox/tunebox/cli resume DIR
  * deno run -A jsr:@tunebox/tunebox/cli status DIR
+ * deno run -A jsr:@tunebox/tunebox/cli report DIR --out report.html
+ * deno run -A jsr:@tunebox/tunebox/cli dashboard DIR --port 8265
  * ```
  *
  * @example
@@ -23,6 +25,8 @@ import { Tuner } from "./core/tuner.ts";
 import { ResultGrid } from "./core/results.ts";
 import { ConfigError, TuneError } from "./core/errors.ts";
 import { readExperiment } from "./core/store.ts";
+import { reportCommand } from "./plugins/reporters/html.ts";
+import { dashboardCommand } from "./plugins/reporters/dashboard.ts";
 // Importing the plugin families registers their names for YAML files.
 import "./plugins/searchers/mod.ts";
 import "./plugins/schedulers/mod.ts";
@@ -35,6 +39,8 @@ Usage:
   tunebox run FILE.yaml [--set key=value ...] [--name NAME] [--storage DIR]
   tunebox resume DIR [--restart-errored]
   tunebox status DIR
+  tunebox report DIR [--out FILE.html]
+  tunebox dashboard DIR [--port P] [--hostname H]
   tunebox help
 
 Examples:
@@ -54,6 +60,8 @@ Examples:
  * ```
  */
 export async function main(args: readonly string[]): Promise<number> {
+  if (args[0] === "report") return await reportCommand(args.slice(1));
+  if (args[0] === "dashboard") return await dashboardCommand(args.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

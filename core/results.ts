@@ -161,6 +161,16 @@ export class ResultGrid {
   }
 
   /**
+   * A self-contained HTML report of these results (table, learning curves, parallel
+   * coordinates, importance, best-so-far, PBT lineage); written to `outFile` when given.
+   */
+  async toHtml(options: { outFile?: string } = {}): Promise<string> {
+    // Loaded on demand: the report inlines its charting library (about 640 KiB).
+    const { resultGridToHtml } = await import("../plugins/reporters/html.ts");
+    return await resultGridToHtml(this, options);
+  }
+
+  /**
    * Loads the results of an experiment folder (finished, interrupted or still running).
    *
    * @throws {TuneError} when the folder is not an experiment.

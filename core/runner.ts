@@ -325,12 +325,22 @@ class Runner {
             );
             break;
           }
+          // Nothing runs, nothing could start, and nothing else will wake the loop.
+          this.fatal = new TuneError(
+            `No trial can start: ${this.runnable.size} trial(s) wait, but none fits the resources ` +
+              `(maxConcurrent and resources: { cpu, gpu } per trial)`,
+          );
+          break;
         }
         await this.handle(await this.queue.next());
       }
     } catch (e) {
       this.fatal ??= e instanceof Error ? e : new Error(String(e));
-      this.stopAll({ kind: "interrupt" });
+      // Leave no trial process behind.
+      const handles = this.order.flatMap((
+        t,
+      ) => (t.status === "running" && t.handle ? [t.handle] : []));
+      await Promise.allSettled(handles.map((h) => h.stop()));
     } finally {
       clearTimeout(budget);
       for (const [s, h] of signals) Deno.removeSignalListener(s, h);

@@ -137,6 +137,9 @@ Deno.test("results: best by last or all, history, CSV, and load from the folder"
     r.trials.map((t) => [t.id, t.status, t.iterations]),
   );
   equal(loaded.best().id, r.best().id);
+  const html = await loaded.toHtml();
+  match(html, /^<!doctype html>/i);
+  match(html, new RegExp(r.trials[0].id));
   const progress = await Deno.readTextFile(`${r.trials[0].path}/progress.csv`);
   match(
     progress.split("\n")[0],

@@ -3,7 +3,7 @@
  * A missing browser fails the test with the install command (never a skip).
  */
 
-import { type BrowserContext, chromium, type Page } from "npm:playwright-core@1.65.1";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
 
 /** Where Chromium is; `CHROMIUM_PATH` overrides. */
 export const CHROMIUM: string = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
