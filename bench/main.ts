@@ -1,0 +1,46 @@
+/**
+ * `deno task bench`: runs every benchmark in bench/ one after another and prints its figures.
+ * Nothing here asserts a speed; the figures and the peers' go into BENCHMARKS.md.
+ *
+ *     deno task bench              # our figures
+ *     deno task bench --quick      # smaller workloads
+ *     deno task bench --peers      # also Ray Tune / Optuna / hyperopt (bench/.venv-ray, .venv)
+ */
+const quick = Deno.args.includes("--quick");
+const peers = Deno.args.includes("--peers");
+const root = new URL("..", import.meta.url).pathname;
+
+async function run(title: string, cmd: string, args: string[]): Promise<void> {
+  console.log(`\n## ${title}\n$ ${[cmd, ...args].join(" ")}`);
+  const t0 = performance.now();
+  const out = await new Deno.Command(cmd, { args, cwd: root, stdout: "inherit", stderr: "inherit" })
+    .output();
+  console.log(`(${((performance.now() - t0) / 1000).toFixed(1)} s, exit ${out.code})`);
+}
+
+const deno = Deno.execPath();
+const q = quick ? ["--quick"] : [];
+await run("Driver overhead (sandboxed subprocess and in-process trials)", deno, [
+  "run",
+  "-A",
+  "bench/driver_bench.ts",
+  ...q,
+]);
+await run("TensorBoard event writer", deno, ["run", "-A", "bench/tensorboard_bench.ts"]);
+await run("MLflow logger against a real server", deno, [
+  "run",
+  "-A",
+  "bench/mlflow_bench.ts",
+  ...(quick ? ["4", "50"] : []),
+]);
+await run("Searchers on benchmark functions", deno, [
+  "run",
+  "-A",
+  "bench/searchers_bench.ts",
+  ...(quick ? ["--quick"] : []),
+]);
+if (peers) {
+  const ray = `${root}bench/.venv-ray/bin/python`;
+  await run("Peer: Ray Tune driver overhead", ray, ["bench/peers/ray_driver.py", ...q]);
+  await run("Peer: Optuna in-process", ray, ["bench/peers/optuna_inprocess.py", ...q]);
+}
