@@ -1,7 +1,8 @@
 #!/usr/bin/env -S deno run -A
 /**
  * MLflow logger throughput against a real `mlflow server` (started from the project's venv,
- * sqlite store, 127.0.0.1): the time a report spends in the logger's hook, and how many
+ * sqlite store, 127.0.0.1): the time a report spends in the logger's hook, the CPU the logger
+ * adds per report (hooks plus its delivery worker, against a do-nothing callback), and how many
  * reports and metric points per second reach the server.
  *
  * Run: `deno run -A bench/mlflow_bench.ts [trials] [reportsPerTrial]` (default 8 x 250).
@@ -10,12 +11,20 @@
  * @module
  */
 
-import { mlflowLogger, type TrialResult, type TrialSnapshot } from "../plugins/loggers/mlflow.ts";
+import process from "node:process";
+import {
+  type MlflowLogger,
+  mlflowLogger,
+  type TrialResult,
+  type TrialSnapshot,
+} from "../plugins/loggers/mlflow.ts";
 import { freePort, startMlflowServer } from "../tests/peers/mlflow_server.ts";
 
 const TRIALS = Number(Deno.args[0] ?? 8);
 const REPORTS = Number(Deno.args[1] ?? 250);
 const USER_METRICS = 5; // + training_iteration, time_total_s, time_this_iter_s
+const POINTS_PER_REPORT = USER_METRICS + 3;
+const N = TRIALS * REPORTS;
 
 function result(id: string, i: number): TrialResult {
   const m: Record<string, number> = {};
@@ -30,34 +39,27 @@ function result(id: string, i: number): TrialResult {
   };
 }
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
-}
-
-const us = (ms: number) => `${(ms * 1000).toFixed(1)} µs`;
+const noop: MlflowLogger = {
+  name: "noop",
+  onReport: () => {},
+  flush: () => Promise.resolve({ delivered: 0, pending: 0 }),
+};
 
 interface Run {
-  hookMs: number[];
-  wallMs: number;
-  pending: number;
-  delivered: number;
+  readonly hookUs: number[];
+  readonly cpuUs: number;
+  readonly wallMs: number;
+  readonly pending: number;
 }
 
-/** One experiment; `pace` yields to the event loop after every report (small batches). */
-async function experiment(
-  url: string,
-  label: string,
-  pace: boolean,
-  drainMs = 120_000,
-): Promise<Run> {
+/**
+ * One experiment of TRIALS x REPORTS reports, the trials reporting in turn. `pace` yields to
+ * the event loop (a timer) after every report, as a real runner does between reports; without
+ * it every report is queued first (a burst).
+ */
+async function experiment(make: (dir: string) => MlflowLogger, pace: boolean): Promise<Run> {
   const dir = await Deno.makeTempDir({ prefix: "tunebox_mlflow_bench_" });
-  const logger = mlflowLogger({
-    trackingUri: url,
-    experiment: `bench-${label}`,
-    drainTimeoutMs: drainMs,
-    warn: () => {},
-  });
+  const logger = make(dir);
   const trials: TrialSnapshot[] = Array.from({ length: TRIALS }, (_, t) => ({
     id: `bench_${String(t).padStart(5, "0")}`,
     status: "running",
@@ -66,8 +68,9 @@ async function experiment(
     dir: `${dir}/t${t}`,
   }));
   const t0 = performance.now();
-  await logger.onExperimentStart!({
-    name: label,
+  const cpu0 = process.cpuUsage();
+  await logger.onExperimentStart?.({
+    name: "bench",
     dir,
     space: {},
     metric: "metric_0",
@@ -76,41 +79,47 @@ async function experiment(
     scheduler: "fifo",
     resumed: false,
   });
-  for (const trial of trials) logger.onTrialStart!({ trial, resumed: false });
-  const hookMs: number[] = [];
+  for (const trial of trials) logger.onTrialStart?.({ trial, resumed: false });
+  const hookUs: number[] = [];
   for (let i = 1; i <= REPORTS; i++) {
     for (const trial of trials) {
-      const r = result(trial.id, i);
       const e = {
         trial: { ...trial, iteration: i },
-        result: r,
+        result: result(trial.id, i),
         decision: { kind: "continue" } as const,
       };
       const h0 = performance.now();
       logger.onReport!(e);
-      hookMs.push(performance.now() - h0);
+      hookUs.push((performance.now() - h0) * 1000);
       if (pace) await new Promise((resolve) => setTimeout(resolve, 0));
     }
   }
   for (const trial of trials) {
-    logger.onTrialEnd!({ trial: { ...trial, status: "terminated" }, outcome: "completed" });
+    logger.onTrialEnd?.({ trial: { ...trial, status: "terminated" }, outcome: "completed" });
   }
-  await logger.onExperimentEnd!({ trials, interrupted: false });
+  await logger.onExperimentEnd?.({ trials, interrupted: false });
+  const cpu = process.cpuUsage(cpu0);
   const wallMs = performance.now() - t0;
-  const d = await logger.flush(0);
+  const { pending } = await logger.flush(0);
   await Deno.remove(dir, { recursive: true });
-  return { hookMs, wallMs, pending: d.pending, delivered: d.delivered };
+  return { hookUs, cpuUs: cpu.user + cpu.system, wallMs, pending };
 }
 
-function print(label: string, r: Run): void {
-  const reports = TRIALS * REPORTS;
-  const points = reports * (USER_METRICS + 3);
-  const mean = r.hookMs.reduce((a, b) => a + b, 0) / r.hookMs.length;
+function stats(xs: number[]): string {
+  const s = [...xs].sort((a, b) => a - b);
+  const mean = s.reduce((a, b) => a + b, 0) / s.length;
+  const p = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))].toFixed(1);
+  return `mean ${mean.toFixed(1)} µs, p50 ${p(0.5)} µs, p99 ${p(0.99)} µs`;
+}
+
+function print(label: string, r: Run, base: Run): void {
+  const s = r.wallMs / 1000;
   console.log(
-    `${label.padEnd(34)} hook mean ${us(mean)}, p50 ${us(pct(r.hookMs, 0.5))}, ` +
-      `p99 ${us(pct(r.hookMs, 0.99))} | ${reports} reports (${points} points) delivered in ` +
-      `${(r.wallMs / 1000).toFixed(2)} s: ${(reports / (r.wallMs / 1000)).toFixed(0)} reports/s, ` +
-      `${(points / (r.wallMs / 1000)).toFixed(0)} points/s` +
+    `${label}\n  hook: ${stats(r.hookUs)} (a no-op callback: ${stats(base.hookUs)})\n` +
+      `  CPU added per report (hooks + delivery worker, minus a no-op callback): ` +
+      `${((r.cpuUs - base.cpuUs) / N).toFixed(1)} µs\n` +
+      `  ${N} reports / ${N * POINTS_PER_REPORT} points on the server in ${s.toFixed(2)} s: ` +
+      `${(N / s).toFixed(0)} reports/s, ${(N * POINTS_PER_REPORT / s).toFixed(0)} points/s` +
       (r.pending ? ` (${r.pending} items NOT delivered)` : ""),
   );
 }
@@ -118,19 +127,33 @@ function print(label: string, r: Run): void {
 const server = await startMlflowServer();
 try {
   console.log(
-    `mlflow ${server.version} at ${server.url} (sqlite); ${TRIALS} trials x ${REPORTS} reports x ` +
-      `${USER_METRICS + 3} metrics; Deno ${Deno.version.deno}`,
+    `mlflow ${server.version} (sqlite store, 1 worker) on ${server.url}; Deno ${Deno.version.deno}; ` +
+      `${TRIALS} trials x ${REPORTS} reports x ${POINTS_PER_REPORT} metrics`,
   );
-  await experiment(server.url, "warmup", false); // first requests warm the server's imports
-  print("burst (all reports, then drain)", await experiment(server.url, "burst", false));
-  print("paced (yield after every report)", await experiment(server.url, "paced", true));
-  const down = await experiment(`http://127.0.0.1:${freePort()}`, "down", false, 0);
-  const mean = down.hookMs.reduce((a, b) => a + b, 0) / down.hookMs.length;
+  const real = (url: string, drainTimeoutMs = 120_000) => (dir: string) =>
+    mlflowLogger({
+      trackingUri: url,
+      experiment: `bench-${dir.split("/").pop()}`,
+      drainTimeoutMs,
+      warn: () => {},
+    });
+  await experiment(real(server.url), false); // warms the server and the JIT
+  const burstBase = await experiment(() => noop, false);
+  print(
+    "burst (every report queued, then drained)",
+    await experiment(real(server.url), false),
+    burstBase,
+  );
+  const pacedBase = await experiment(() => noop, true);
+  print(
+    "paced (event loop turns between reports)",
+    await experiment(real(server.url), true),
+    pacedBase,
+  );
+  const down = await experiment(real(`http://127.0.0.1:${freePort()}`, 0), false);
   console.log(
-    `${"server unreachable".padEnd(34)} hook mean ${us(mean)}, p99 ${
-      us(pct(down.hookMs, 0.99))
-    }; ` +
-      `${down.pending} items kept and spooled`,
+    `server unreachable (closed port)\n  hook: ${stats(down.hookUs)}; ${down.pending} items kept ` +
+      `and spooled; onExperimentEnd returned after the drain limit (0 ms)`,
   );
 } finally {
   await server.close();

@@ -508,6 +508,7 @@ class Delivery {
   private failures = 0;
   private lastError = "";
   private lastSpool = 0;
+  private spoolMs = 0;
   private spooled = false;
   private artifactsOff = false;
   private delivered = 0;
@@ -706,7 +707,7 @@ class Delivery {
       this.wake();
       await this.work;
       const left = this.pendingCount();
-      await this.save();
+      await this.save(true);
       if (left) {
         const why = this.fatal ?? (this.lastError || "the server did not answer in time");
         this.say(
@@ -927,7 +928,8 @@ class Delivery {
   private kick(): void {
     if (this.working || this.closed || this.fatal) return;
     this.working = true;
-    this.work = this.loop();
+    // Start after the hook returns: the report path only queues, and a burst becomes one batch.
+    this.work = Promise.resolve().then(() => this.loop());
   }
 
   private async loop(): Promise<void> {
@@ -948,7 +950,9 @@ class Delivery {
           this.failed(e, step.run);
           if (!retriable(e)) continue;
           this.failures++;
-          if (Date.now() - this.lastSpool >= SPOOL_INTERVAL_MS) await this.save();
+          // Spool at most every 5 s, and less often when the spool is big (20x its write time).
+          const every = Math.max(SPOOL_INTERVAL_MS, 20 * this.spoolMs);
+          if (Date.now() - this.lastSpool >= every) await this.save(true);
           await this.sleep(this.backoff(e));
         }
       }
@@ -1335,17 +1339,22 @@ class Delivery {
 
   // -- the state file -------------------------------------------------------------------------
 
-  private async save(): Promise<void> {
+  /**
+   * Writes run ids, and the undelivered data when `spool` is set or the file already holds
+   * some (so it never goes stale); run-id updates alone stay small.
+   */
+  private async save(spool = false): Promise<void> {
     if (!this.dir) return;
-    this.lastSpool = Date.now();
-    const pending = this.pendingCount();
+    const pending = spool || this.spooled ? this.pendingCount() : 0;
+    const t0 = Date.now();
+    const one = (run: RunState) => saveRun(run, pending > 0);
     const state: SavedState = {
       version: 1,
       trackingUri: this.base,
       experiment: this.experimentName,
       ...(this.experimentId !== undefined ? { experimentId: this.experimentId } : {}),
-      ...(this.parent ? { parent: saveRun(this.parent) } : {}),
-      trials: [...this.trials.values()].map(saveRun),
+      ...(this.parent ? { parent: one(this.parent) } : {}),
+      trials: [...this.trials.values()].map(one),
     };
     const file = join(this.dir, STATE_FILE);
     try {
@@ -1353,6 +1362,7 @@ class Delivery {
       await Deno.writeTextFile(tmp, JSON.stringify(state));
       await Deno.rename(tmp, file);
       this.spooled = pending > 0;
+      if (spool) [this.lastSpool, this.spoolMs] = [Date.now(), Date.now() - t0];
     } catch (e) {
       this.warnOnce(
         "state-file",
@@ -1426,9 +1436,9 @@ class Delivery {
   }
 }
 
-function saveRun(run: RunState): SavedRun {
-  const pending = run.params.size || run.tags.size || run.metrics.length || run.status ||
-    run.artifacts.length;
+function saveRun(run: RunState, withPending: boolean): SavedRun {
+  const pending = withPending && (run.params.size || run.tags.size || run.metrics.length ||
+    run.status || run.artifacts.length);
   return {
     name: run.name,
     uuid: run.uuid,
