@@ -38,6 +38,8 @@ export interface SearcherContractOptions {
   readonly grids?: boolean;
   /** How many trials to run in the validity test (past any start-up phase). @default 60 */
   readonly trials?: number;
+  /** Top-level keys the searcher adds to configs (e.g. `__trial_index__`). @default [] */
+  readonly extraKeys?: readonly string[];
 }
 
 /** A space holding every domain type, conditional sub-spaces, nesting, sampleFrom and constants. */
@@ -244,6 +246,13 @@ export function searcherContract(
   options: SearcherContractOptions = {},
 ): void {
   const trials = options.trials ?? 60;
+  const extra = options.extraKeys ?? [];
+  const clean = (c: Config): Config => {
+    if (!extra.length) return c;
+    const o: Record<string, JsonValue> = { ...c };
+    for (const k of extra) delete o[k];
+    return o;
+  };
 
   Deno.test(`${name} (contract): has a name and a suggest method`, () => {
     const s = factory();
@@ -259,7 +268,7 @@ export function searcherContract(
       const { configs } = drive(s, trials, { concurrency: 2 });
       assert.equal(configs.length, trials);
       for (const c of configs) {
-        assert.deepEqual(configProblems(CONTRACT_SPACE, c), [], JSON.stringify(c));
+        assert.deepEqual(configProblems(CONTRACT_SPACE, clean(c)), [], JSON.stringify(c));
       }
       // Each config is JSON (it is saved to params.json).
       for (const c of configs) assert.deepEqual(JSON.parse(JSON.stringify(c)), c);
@@ -328,7 +337,7 @@ export function searcherContract(
       assert.equal(configs.length, 12);
       const counts = new Map<string, number>();
       for (const c of configs) {
-        assert.deepEqual(configProblems(space, c), []);
+        assert.deepEqual(configProblems(space, clean(c)), []);
         const k = JSON.stringify([c.a, (c.b as { c: string }).c]);
         counts.set(k, (counts.get(k) ?? 0) + 1);
       }
