@@ -68,7 +68,12 @@ export interface SchedulerContext {
 /** What a scheduler decides for a trial that just reported. */
 export type Decision =
   | { readonly kind: "continue" }
-  | { readonly kind: "stop"; readonly reason: string }
+  | {
+    readonly kind: "stop";
+    readonly reason: string;
+    /** The trial used its whole budget (e.g. reached `maxT`): it ends as completed, not pruned. */
+    readonly completed?: boolean;
+  }
   | { readonly kind: "pause" }
   | { readonly kind: "exploit"; readonly from: string; readonly config: Config };
 

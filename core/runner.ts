@@ -711,7 +711,7 @@ class Runner {
         t.action = {
           kind: "stop",
           reason: decision.reason,
-          outcome: stopReason ? "completed" : "stopped",
+          outcome: stopReason || decision.completed ? "completed" : "stopped",
         };
         break;
       case "pause":

@@ -11,8 +11,8 @@ export const CONTINUE: Decision = Object.freeze({ kind: "continue" });
 export const PAUSE: Decision = Object.freeze({ kind: "pause" });
 
 /** A stop decision with its reason. */
-export function stop(reason: string): Decision {
-  return { kind: "stop", reason };
+export function stop(reason: string, completed = false): Decision {
+  return completed ? { kind: "stop", reason, completed } : { kind: "stop", reason };
 }
 
 function show(v: unknown): string {

@@ -269,7 +269,7 @@ export function ashaScheduler(options: AshaSchedulerOptions = {}): Scheduler {
     info.phase = "running";
     if (t >= o.maxT && o.stopLastTrials) {
       info.phase = "done";
-      return stop(reachedMaxT(t));
+      return stop(reachedMaxT(t), true);
     }
     const rungs = brackets[info.bracket];
     const k = newRung(rungs, trial.id, t);
@@ -296,7 +296,7 @@ export function ashaScheduler(options: AshaSchedulerOptions = {}): Scheduler {
     info.pausedAt = undefined;
     if (t >= o.maxT && o.stopLastTrials) {
       info.phase = "done";
-      return stop(reachedMaxT(t));
+      return stop(reachedMaxT(t), true);
     }
     const rungs = brackets[info.bracket];
     const k = newRung(rungs, trial.id, t);

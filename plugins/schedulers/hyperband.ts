@@ -289,7 +289,7 @@ export function hyperbandScheduler(options: HyperbandSchedulerOptions = {}): Sch
       if (t < milestone(b)) return CONTINUE;
       if (t >= o.maxT || isLast(b)) {
         member.phase = "done";
-        const d = stop(atMaxT(t));
+        const d = stop(atMaxT(t), true);
         process(b, undefined);
         return d;
       }

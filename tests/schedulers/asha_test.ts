@@ -81,6 +81,7 @@ Deno.test("ashaScheduler stops a trial at maxT unless stopLastTrials is false", 
   assert.deepStrictEqual(d, {
     kind: "stop",
     reason: "ASHA: reached maxT (training_iteration 10 >= 10)",
+    completed: true,
   });
   const keep = ashaScheduler({ maxT: 10, reductionFactor: 2, stopLastTrials: false });
   keep.setup!(MAX);

@@ -150,6 +150,7 @@ Deno.test("hyperbandScheduler pauses at the milestone and judges when the last t
   assert.deepStrictEqual(winner, {
     kind: "stop",
     reason: "HyperBand: reached maxT (training_iteration 9 >= 9)",
+    completed: true,
   });
 });
 
