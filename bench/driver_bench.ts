@@ -21,7 +21,9 @@ async function denoStartupMs(): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < (quick ? 3 : 10); i++) {
     const t0 = performance.now();
-    await new Deno.Command(Deno.execPath(), { args: ["run", "--no-prompt", "--cached-only", "--no-config", "--allow-read=/tmp", empty] }).output();
+    await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--cached-only", "--no-config", "--allow-read=/tmp", empty],
+    }).output();
     times.push(performance.now() - t0);
   }
   return median(times);
@@ -47,12 +49,17 @@ async function subprocessRun(scheduler?: Scheduler): Promise<number> {
   return wall;
 }
 
-async function inprocessRun(trials: number, reports: number): Promise<{ wall: number; rssMb: number }> {
+async function inprocessRun(
+  trials: number,
+  reports: number,
+): Promise<{ wall: number; rssMb: number }> {
   const storage = await Deno.makeTempDir();
   const t0 = performance.now();
   await new Tuner({
     trainable: async (config, session) => {
-      for (let i = 0; i < reports; i++) await session.report({ loss: (config.x - 0.5) ** 2 + 1 / (i + 1) });
+      for (let i = 0; i < reports; i++) {
+        await session.report({ loss: (config.x - 0.5) ** 2 + 1 / (i + 1) });
+      }
     },
     space: { x: uniform(0, 1) },
     metric: "loss",

@@ -486,7 +486,7 @@ class Runner {
           pick = runnable.find((t) => t.status === "paused") ?? runnable[0];
         }
       }
-      await this.startTrial(pick);
+      this.startTrial(pick);
       this.applyStops();
     }
   }
@@ -544,7 +544,7 @@ class Runner {
     return true;
   }
 
-  async startTrial(t: TrialState): Promise<void> {
+  startTrial(t: TrialState): void {
     const alloc = this.c.gate.acquire(t.id);
     const resumed = t.iteration > 0 || t.failures > 0 || t.status === "paused" || !!t.checkpoint;
     this.setStatus(t, "running");
