@@ -12,7 +12,7 @@ import { tableReporter } from "../plugins/reporters/table.ts";
 import { tfjsBackend } from "../plugins/backends/tfjs.ts";
 import { writeMnistCache } from "../plugins/backends/mnist.ts";
 
-const epochs = Number(Deno.env.get("EPOCHS") ?? 8);
+const epochs = Number(Deno.env.get("EPOCHS") ?? 10);
 const storage = Deno.env.get("STORAGE") ?? "./tunebox_results";
 
 // Decode the digits once into a shared, read-only data folder.
@@ -27,12 +27,12 @@ const results = await new Tuner({
     lr: loguniform(1e-4, 1e-1),
     batch_size: choice([32, 64, 128]),
     epochs,
-    train_size: Number(Deno.env.get("TRAIN_SIZE") ?? 3000),
+    train_size: Number(Deno.env.get("TRAIN_SIZE") ?? 8000),
     data_dir: await Deno.realPath(dataDir),
   },
   metric: "val_loss",
   mode: "min",
-  numSamples: Number(Deno.env.get("NUM_SAMPLES") ?? 12),
+  numSamples: Number(Deno.env.get("NUM_SAMPLES") ?? 20),
   maxConcurrent: 2,
   seed: Number(Deno.env.get("SEED") ?? 0),
   scheduler: ashaScheduler({ maxT: epochs, gracePeriod: 1, reductionFactor: 2 }),
