@@ -206,3 +206,49 @@ Deno.test("a driver killed with SIGKILL resumes: finished trials are kept, the o
   }).output();
   match(new TextDecoder().decode(status.stdout), /slow: finished, 4 trials \(4 terminated\)/);
 });
+
+Deno.test("Ctrl-C stops the trials, saves the state, prints the resume command, and resume finishes", async () => {
+  const storage = await tempStorage();
+  const yaml = fixture("slow.yaml").pathname;
+  const cli = new URL("../../cli.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cli, "run", yaml, "--storage", storage, "--name", "ctrlc"],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const dir = `${storage}/ctrlc`;
+  for (let i = 0; i < 200; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const text = await Deno.readTextFile(`${dir}/trials.jsonl`).catch(() => "");
+    const started = text.split("\n").filter((l) => l.includes('"started"')).length;
+    const results = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
+    let reported = 0;
+    for (const e of results.filter((e) => e.isDirectory)) {
+      reported += (await Deno.readTextFile(`${dir}/${e.name}/result.jsonl`).catch(() =>
+        ""
+      )).split("\n").length - 1;
+    }
+    if (started >= 2 && reported >= 2) break;
+  }
+  child.kill("SIGINT");
+  const out = await child.output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  equal(out.code, 130, stderr);
+  match(stderr, /SIGINT received: stopping trials and saving state; resume with `tunebox resume /);
+  match(stderr, /Interrupted: resume with `tunebox resume .*ctrlc`/);
+  equal(JSON.parse(await Deno.readTextFile(`${dir}/experiment.json`)).status, "interrupted");
+
+  const resumed = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cli, "resume", dir],
+    stdout: "null",
+    stderr: "piped",
+  })
+    .output();
+  equal(resumed.code, 0, new TextDecoder().decode(resumed.stderr));
+  const after = await ResultGrid.load(dir);
+  equal(after.trials.length, 4);
+  for (const t of after.trials) {
+    equal(t.status, "terminated");
+    equal(t.iterations, 6);
+  }
+});
