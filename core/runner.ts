@@ -151,6 +151,8 @@ export interface RunnerConfig {
   readonly warn?: (message: string) => void;
   /** Handle SIGINT/SIGTERM by stopping trials and saving state. @default true */
   readonly handleSignals?: boolean;
+  /** How long the end of the experiment waits for busy callbacks. @default 60000 */
+  readonly callbackDrainMs?: number;
 }
 
 type Action =
@@ -1070,16 +1072,21 @@ class Runner {
   }
 
   async flushCallbacks(): Promise<void> {
+    const limit = this.c.callbackDrainMs ?? 60_000;
+    const busy = new Set(this.chains.keys());
+    for (const [cb, chain] of this.chains) chain.then(() => busy.delete(cb));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const all = Promise.all(this.chains.values()).then(() => true);
     const ok = await Promise.race([
       all,
-      new Promise<false>((r) => (timer = setTimeout(() => r(false), 60_000))),
+      new Promise<false>((r) => (timer = setTimeout(() => r(false), limit))),
     ]);
     clearTimeout(timer);
     if (!ok) {
+      const names = [...busy].map((cb) => `"${cb.name}"`).join(", ");
       this.warn(
-        "some callbacks were still busy 60 s after the experiment ended; giving up on them",
+        `callback ${names} still busy ${limit} ms after the experiment ended: not waiting for it ` +
+          `(callbackDrainMs); everything the experiment recorded is on disk`,
       );
     }
   }

@@ -322,15 +322,23 @@ export function toCsv(
 /**
  * Appends a trial's results to `result.jsonl` and `progress.csv`, keeping the files open. Writes
  * are synchronous: a few small appends block the driver for microseconds, and each report is on
- * disk before the trial hears back.
+ * disk before the trial hears back. Unlike Ray's CSV logger, a key that first appears in a later
+ * report is not dropped: `progress.csv` is rewritten once with the wider header.
  */
 export class ResultWriter {
+  #dir: string;
   #jsonl: Deno.FsFile;
   #csv: Deno.FsFile;
   #header: string[] | undefined;
   #enc = new TextEncoder();
 
-  private constructor(jsonl: Deno.FsFile, csv: Deno.FsFile, header: string[] | undefined) {
+  private constructor(
+    dir: string,
+    jsonl: Deno.FsFile,
+    csv: Deno.FsFile,
+    header: string[] | undefined,
+  ) {
+    this.#dir = dir;
     this.#jsonl = jsonl;
     this.#csv = csv;
     this.#header = header;
@@ -348,7 +356,7 @@ export class ResultWriter {
     }
     const jsonl = Deno.openSync(join(trialDir, "result.jsonl"), { append: true, create: true });
     const csv = Deno.openSync(csvPath, { append: true, create: true });
-    return new ResultWriter(jsonl, csv, header);
+    return new ResultWriter(trialDir, jsonl, csv, header);
   }
 
   /** Appends one result to both files. */
@@ -359,10 +367,28 @@ export class ResultWriter {
     if (!this.#header) {
       this.#header = Object.keys(flat);
       text = toCsv([flat], this.#header);
+    } else if (Object.keys(flat).some((k) => !this.#header!.includes(k))) {
+      this.#rewriteCsv();
+      return;
     } else {
       text = this.#header.map((c) => csvCell(flat[c])).join(",") + "\n";
     }
     writeAllSync(this.#csv, this.#enc.encode(text));
+  }
+
+  /** Rewrites `progress.csv` from `result.jsonl` with every key seen so far. */
+  #rewriteCsv(): void {
+    const path = join(this.#dir, "progress.csv");
+    const rows = parseJsonLines<Record<string, JsonValue>>(
+      Deno.readTextFileSync(join(this.#dir, "result.jsonl")),
+    ).map((r) => flatten(r));
+    const header = [...new Set([...(this.#header ?? []), ...rows.flatMap((r) => Object.keys(r))])];
+    const tmp = `${path}.tmp`;
+    Deno.writeTextFileSync(tmp, toCsv(rows, header));
+    this.#csv.close();
+    Deno.renameSync(tmp, path);
+    this.#csv = Deno.openSync(path, { append: true });
+    this.#header = header;
   }
 
   /** Closes both files. */

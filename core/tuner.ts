@@ -97,6 +97,8 @@ export interface TunerOptions<S extends Space = Space> {
   readonly seed?: number;
   /** Run trials with a custom executor instead of the default for the trainable's kind. */
   readonly executor?: Executor;
+  /** How long the end of an experiment waits for slow callbacks (loggers). @default 60000 */
+  readonly callbackDrainMs?: number;
   /** The deno.json sandboxed trials run with, or false for none. @default the nearest above the trainable */
   readonly denoConfig?: string | false;
 }
@@ -143,6 +145,7 @@ const OPTION_KEYS = [
   "seed",
   "executor",
   "denoConfig",
+  "callbackDrainMs",
 ];
 
 /**
@@ -230,6 +233,7 @@ export class Tuner<S extends Space = Space> {
       ...(o.stop ? { stop: o.stop } : {}),
       ...(o.timeBudgetMs !== undefined ? { timeBudgetMs: o.timeBudgetMs } : {}),
       ...(o.trialTimeoutMs !== undefined ? { trialTimeoutMs: o.trialTimeoutMs } : {}),
+      ...(o.callbackDrainMs !== undefined ? { callbackDrainMs: o.callbackDrainMs } : {}),
       maxFailures: o.maxFailures ?? 0,
       checkpoint: o.checkpoint ?? {},
       sandbox: o.sandbox ?? {},
@@ -587,7 +591,7 @@ function validateOptions(o: TunerOptions<Space>): void {
       fail(`"resources" asks for nothing: give cpu or gpu > 0`, RangeError);
     }
   }
-  for (const k of ["timeBudgetMs", "trialTimeoutMs"] as const) {
+  for (const k of ["timeBudgetMs", "trialTimeoutMs", "callbackDrainMs"] as const) {
     const v = o[k];
     if (v !== undefined && !(typeof v === "number" && v > 0)) {
       fail(`"${k}" must be a number of milliseconds > 0, got ${v}`, RangeError);

@@ -206,3 +206,33 @@ Deno.test("the table reporter prints parameters, metrics and the best trial", as
   match(out, /_00001\s+terminated\s+2\s+5\s+8\s+4/);
   match(out, /Best trial \w+_00001: score=8 config=\{"x":2/);
 });
+
+Deno.test("a callback that hangs never stalls the experiment; its end waits only callbackDrainMs", async () => {
+  const warnings: string[] = [];
+  const orig = console.warn;
+  console.warn = (m: string) => warnings.push(m);
+  const t0 = performance.now();
+  try {
+    const r = await new Tuner({
+      trainable: counter,
+      space: { x: grid([1, 2, 3]) },
+      metric: "score",
+      mode: "max",
+      callbacks: [{ name: "stuck_logger", onReport: () => new Promise<void>(() => {}) }],
+      callbackDrainMs: 300,
+      storage: await tempStorage(),
+      reporter: false,
+    }).fit();
+    equal(r.trials.filter((t) => t.status === "terminated").length, 3);
+    for (const t of r.trials) equal(t.iterations, 4);
+  } finally {
+    console.warn = orig;
+  }
+  assert(performance.now() - t0 < 5000);
+  assert(
+    warnings.some((w) =>
+      /callback "stuck_logger" still busy 300 ms after the experiment ended/.test(w)
+    ),
+    warnings.join("\n"),
+  );
+});

@@ -116,7 +116,10 @@ Deno.test("results: best by last or all, history, CSV, and load from the folder"
     trainable: async (config, session) => {
       // Trial x=1 peaks early then degrades; x=2 improves steadily.
       const curve = config.x === 1 ? [0.9, 0.2, 0.1] : [0.5, 0.6, 0.7];
-      for (const acc of curve) await session.report({ acc, nested: { v: acc * 2 } });
+      for (const [i, acc] of curve.entries()) {
+        // A key that first appears in a later report (Ray's CSV logger drops it).
+        await session.report({ acc, nested: { v: acc * 2 }, ...(i === 2 ? { late: i } : {}) });
+      }
     },
     space: { x: grid([1, 2]) },
     metric: "acc",
@@ -129,7 +132,7 @@ Deno.test("results: best by last or all, history, CSV, and load from the folder"
   equal(r.best("nested/v", "min").config.x, 1);
   equal(r.history(r.trials[0].id).length, 3);
   const csv = r.toCsv().split("\n");
-  match(csv[0], /^trial_id,status,iterations,config\/x,acc,nested\/v,training_iteration/);
+  match(csv[0], /^trial_id,status,iterations,config\/x,acc,nested\/v,late,training_iteration/);
   equal(csv.length, 4);
   const loaded = await ResultGrid.load(r.path);
   deepEqual(
@@ -141,6 +144,10 @@ Deno.test("results: best by last or all, history, CSV, and load from the folder"
   match(html, /^<!doctype html>/i);
   match(html, new RegExp(r.trials[0].id));
   const progress = await Deno.readTextFile(`${r.trials[0].path}/progress.csv`);
+  const lines = progress.trim().split("\n");
+  equal(lines.length, 4);
+  assert(lines[0].endsWith(",late"), lines[0]);
+  assert(lines[3].endsWith(",2") && lines[1].endsWith(","), progress);
   match(
     progress.split("\n")[0],
     /^acc,nested\/v,training_iteration,time_this_iter_s,time_total_s,timestamp,date,trial_id/,
@@ -174,6 +181,18 @@ Deno.test("a driver killed with SIGKILL resumes: finished trials are kept, the o
   }
   child.kill("SIGKILL");
   await child.status;
+  // The orphaned trials notice that the driver is gone (stdin closes) and exit on their own.
+  let left = "";
+  for (let i = 0; i < 100; i++) {
+    const ps = await new Deno.Command("pgrep", {
+      args: ["-f", `${dir}/.tunebox_entry.ts`],
+      stdout: "piped",
+    }).output();
+    left = new TextDecoder().decode(ps.stdout).trim();
+    if (!left) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  equal(left, "", "no trial process outlived the killed driver");
   const before = await ResultGrid.load(dir);
   assert(
     before.trials.some((t) => t.status === "running"),
