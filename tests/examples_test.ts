@@ -2,9 +2,13 @@ import { equal, match } from "#assert";
 
 const root = new URL("..", import.meta.url).pathname;
 
-async function task(name: string, env: Record<string, string>): Promise<string> {
+async function task(
+  name: string,
+  env: Record<string, string>,
+  args: string[] = [],
+): Promise<string> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["task", name],
+    args: ["task", name, ...args],
     cwd: root,
     env: { ...env, NO_COLOR: "1" },
     stdout: "piped",
@@ -58,3 +62,85 @@ async function firstTrial(dir: string): Promise<string> {
   }
   return names.sort()[0];
 }
+
+async function trialDirs(dir: string): Promise<string[]> {
+  const names = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isDirectory && /_\d{5}$/.test(e.name)) names.push(e.name);
+  }
+  return names.sort();
+}
+
+async function hasEvents(dir: string): Promise<boolean> {
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && e.name.startsWith("events.out.tfevents.")) return true;
+  }
+  return false;
+}
+
+Deno.test("example 04: TPE with ASHA writes a TensorBoard run per trial, tiny budget", async () => {
+  const storage = await Deno.makeTempDir();
+  const text = await task("example:tpe", {
+    NUM_SAMPLES: "3",
+    EPOCHS: "2",
+    TRAIN_SIZE: "300",
+    STORAGE: storage,
+    NAME: "tpe",
+  });
+  match(text, /Best: val_loss \d+\.\d+, val_acc \d\.\d+/);
+  match(text, new RegExp(`tensorboard --logdir ${storage}/tpe`));
+  const experiment = JSON.parse(await Deno.readTextFile(`${storage}/tpe/experiment.json`));
+  equal(experiment.searcher.name, "tpe");
+  const trials = await trialDirs(`${storage}/tpe`);
+  equal(trials.length, 3);
+  for (const t of trials) equal(await hasEvents(`${storage}/tpe/${t}`), true, `${t} has events`);
+  equal(await hasEvents(`${storage}/tpe`), true, "the HParams experiment summary exists");
+});
+
+Deno.test("example 05: the YAML experiment runs through the CLI with --set overrides", async () => {
+  const storage = await Deno.makeTempDir();
+  const text = await task("example:yaml", {}, [
+    "--set",
+    "num_samples=2",
+    "--set",
+    "space.epochs=2",
+    "--set",
+    "scheduler.max_t=2",
+    "--set",
+    "space.train_size=300",
+    "--storage",
+    storage,
+  ]);
+  match(text, new RegExp(`Results: ${storage}/mnist-yaml`));
+  const experiment = JSON.parse(await Deno.readTextFile(`${storage}/mnist-yaml/experiment.json`));
+  equal(experiment.searcher.name, "tpe");
+  equal(experiment.scheduler.name, "asha");
+  const trials = await trialDirs(`${storage}/mnist-yaml`);
+  equal(trials.length, 2);
+  for (const t of trials) {
+    const results = await Deno.readTextFile(`${storage}/mnist-yaml/${t}/result.jsonl`);
+    match(results, /"val_acc":/);
+    equal(await hasEvents(`${storage}/mnist-yaml/${t}`), true, `${t} has events`);
+  }
+});
+
+Deno.test("example 06: the best checkpoint's test accuracy, after tuning and from a folder", async () => {
+  const storage = await Deno.makeTempDir();
+  const env = { NUM_SAMPLES: "2", EPOCHS: "1", TRAIN_SIZE: "300", STORAGE: storage, NAME: "best" };
+  const accuracy = (text: string): number => {
+    const m = /Test accuracy: (\d\.\d+) on 2000 held-out digits/.exec(text);
+    if (!m) throw new Error(`no test accuracy in:\n${text}`);
+    return Number(m[1]);
+  };
+  const tuned = accuracy(await task("example:best", env));
+  equal(tuned >= 0 && tuned <= 1, true, `accuracy ${tuned}`);
+  // The same experiment loaded from its folder: the same model, the same digits.
+  equal(accuracy(await task("example:best", env, [`${storage}/best`])), tuned);
+});
+
+Deno.test("example 07: a custom scheduler stops trials on a plateau", async () => {
+  const storage = await Deno.makeTempDir();
+  const text = await task("example:scheduler", { NUM_SAMPLES: "4", STORAGE: storage });
+  match(text, /[1-4] of 4 trials stopped on a plateau/);
+  match(text, /best loss \d+\.\d+ with/);
+});
