@@ -18,7 +18,8 @@ export interface MnistConfig {
   batch_size: number;
   epochs: number;
   train_size: number;
-  data_dir: string;
+  /** A folder holding `writeMnistCache`'s binary; without it the digits are decoded from the package. */
+  data_dir?: string;
 }
 
 export default defineTrainable<MnistConfig>(async (config, session) => {

@@ -154,6 +154,8 @@ export function tableReporter(options: TableReporterOptions = {}): Callback {
       draw(false);
     },
     onExperimentEnd(e) {
+      // An experiment that never started a trial has nothing to show; its error says why.
+      if (!e.trials.length) return;
       for (const t of e.trials) update(t);
       draw(true, true);
       const best = [...rows.values()]
