@@ -981,7 +981,8 @@ class Delivery {
         `${msg}; retrying with backoff, data is kept`,
       );
     } else if (e instanceof HttpError && (e.status === 401 || e.status === 403)) {
-      this.fatal = `${msg}. The tracking server rejected the credentials: set ` +
+      this.fatal =
+        `${msg.replace(/\.+$/, "")}. The tracking server rejected the credentials: set ` +
         `MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN ` +
         `(or the username/password/token options)`;
       this.warnOnce("auth", `authentication failed: ${this.fatal}`);
