@@ -39,6 +39,12 @@ await run("Searchers on benchmark functions", deno, [
   "bench/searchers_bench.ts",
   ...(quick ? ["--quick"] : []),
 ]);
+await run("Training: tfjs backends' throughput, the sandbox's cost, the MNIST demo", deno, [
+  "run",
+  "-A",
+  "bench/training_bench.ts",
+  ...q,
+]);
 if (peers) {
   const ray = `${root}bench/.venv-ray/bin/python`;
   await run("Peer: Ray Tune driver overhead", ray, ["bench/peers/ray_driver.py", ...q]);
