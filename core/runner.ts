@@ -418,20 +418,7 @@ class Runner {
         this.plugin(c.searcher.name, "suggest", () => c.searcher.suggest(t.id));
         this.plugin(c.scheduler.name, "onTrialAdd", () => c.scheduler.onTrialAdd?.(this.snap(t)));
       } else if (ev.event === "terminated" || ev.event === "error") {
-        this.plugin(
-          c.scheduler.name,
-          "onComplete",
-          () => c.scheduler.onComplete?.(this.snap(t), t.lastResult),
-        );
-        this.plugin(
-          c.searcher.name,
-          "onComplete",
-          () =>
-            c.searcher.onComplete?.(t.id, t.lastResult, {
-              error: ev.event === "error",
-              stopped: ev.event === "terminated" && !!ev.reason,
-            }),
-        );
+        this.notifyComplete(t, ev.event === "error", ev.outcome === "stopped");
       }
     }
   }
@@ -932,7 +919,15 @@ class Runner {
   ): Promise<void> {
     this.setStatus(t, status);
     if (reason && status === "terminated") t.reason = reason;
-    this.log.append({ trial: t.id, event: status, ...(reason ? { reason } : {}) });
+    this.log.append({ trial: t.id, event: status, outcome, ...(reason ? { reason } : {}) });
+    this.notifyComplete(t, status === "error", outcome === "stopped");
+    this.applyStops();
+    this.emit("onTrialEnd", { trial: this.snap(t), outcome, ...(reason ? { reason } : {}) });
+    await this.save(false);
+  }
+
+  /** Tells the scheduler and the searcher that a trial ended. */
+  notifyComplete(t: TrialState, error: boolean, stopped: boolean): void {
     const c = this.c;
     this.plugin(
       c.scheduler.name,
@@ -942,15 +937,8 @@ class Runner {
     this.plugin(
       c.searcher.name,
       "onComplete",
-      () =>
-        c.searcher.onComplete?.(t.id, t.lastResult, {
-          error: status === "error",
-          stopped: outcome === "stopped",
-        }),
+      () => c.searcher.onComplete?.(t.id, t.lastResult, { error, stopped }),
     );
-    this.applyStops();
-    this.emit("onTrialEnd", { trial: this.snap(t), outcome, ...(reason ? { reason } : {}) });
-    await this.save(false);
   }
 
   /** Copies the donor's latest checkpoint into `t` and gives it `config`; false on failure. */

@@ -61,6 +61,8 @@ export interface TrialEvent {
   readonly config?: Config;
   /** The error or stop reason. */
   readonly reason?: string;
+  /** How a trial ended (`terminated`, `error`): completed, stopped (pruned) or error. */
+  readonly outcome?: "completed" | "stopped" | "error" | "paused";
 }
 
 /** A trial as folded from `trials.jsonl` and its folder. */

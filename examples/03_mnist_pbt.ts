@@ -7,41 +7,30 @@
  *
  * Smaller: NUM_SAMPLES=4 EPOCHS=4 deno task example:pbt
  */
-import { choice, loguniform, Tuner } from "../mod.ts";
+import { loguniform, Tuner } from "../mod.ts";
 import { pbtScheduler } from "../plugins/schedulers/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
-import { tfjsBackend } from "../plugins/backends/tfjs.ts";
-import { writeMnistCache } from "../plugins/backends/mnist.ts";
+import { mnistSetup, mnistSpace } from "./mnist_setup.ts";
 
-const epochs = Number(Deno.env.get("EPOCHS") ?? 8);
-const storage = Deno.env.get("STORAGE") ?? "./tunebox_results";
-const dataDir = `${storage}/mnist_data`;
-await writeMnistCache(dataDir);
+const setup = await mnistSetup({ epochs: 8, trainSize: 3000, numSamples: 8 });
 
 const results = await new Tuner({
   trainable: new URL("./mnist_trainable.ts", import.meta.url),
-  space: {
-    layer_1: 64,
-    layer_2: 128,
-    lr: loguniform(1e-4, 1e-1),
-    batch_size: choice([32, 64, 128]),
-    epochs,
-    train_size: Number(Deno.env.get("TRAIN_SIZE") ?? 3000),
-    data_dir: await Deno.realPath(dataDir),
-  },
+  // Layer sizes are fixed: PBT copies models between trials, so their shapes must agree.
+  space: { ...mnistSpace(setup), layer_1: 64, layer_2: 128 },
   metric: "val_loss",
   mode: "min",
-  numSamples: Number(Deno.env.get("NUM_SAMPLES") ?? 8),
+  numSamples: setup.numSamples,
   maxConcurrent: 2,
-  seed: Number(Deno.env.get("SEED") ?? 0),
+  seed: setup.seed,
   scheduler: pbtScheduler({
     timeAttr: "training_iteration",
     perturbationInterval: 2,
     hyperparamMutations: { lr: loguniform(1e-4, 1e-1), batch_size: [32, 64, 128] },
   }),
-  sandbox: { read: [await Deno.realPath(dataDir), ...(tfjsBackend().permissions().read ?? [])] },
-  storage,
-  name: Deno.env.get("NAME"),
+  sandbox: setup.sandbox,
+  storage: setup.storage,
+  name: setup.name,
   reporter: tableReporter({
     parameterColumns: { lr: "lr", batch_size: "batch" },
     metricColumns: { val_loss: "val_loss", val_acc: "val_acc" },

@@ -11,47 +11,28 @@
  *
  * Smaller: NUM_SAMPLES=2 EPOCHS=1 TRAIN_SIZE=300 deno task example:best
  */
-import { choice, loguniform, ResultGrid, Tuner } from "../mod.ts";
+import { ResultGrid, Tuner } from "../mod.ts";
 import { ashaScheduler } from "../plugins/schedulers/mod.ts";
-import { tableReporter } from "../plugins/reporters/table.ts";
-import { loadTfjs, restoreModel, tfjsBackend } from "../plugins/backends/tfjs.ts";
-import {
-  loadMnist,
-  MNIST_COUNT,
-  mnistTensors,
-  writeMnistCache,
-} from "../plugins/backends/mnist.ts";
+import { loadTfjs, restoreModel } from "../plugins/backends/tfjs.ts";
+import { loadMnist, MNIST_COUNT, mnistTensors } from "../plugins/backends/mnist.ts";
+import { mnistSetup, mnistSpace, mnistTable } from "./mnist_setup.ts";
 
 async function tune(): Promise<ResultGrid> {
-  const epochs = Number(Deno.env.get("EPOCHS") ?? 5);
-  const storage = Deno.env.get("STORAGE") ?? "./tunebox_results";
-  await writeMnistCache(`${storage}/mnist_data`);
-  const dataDir = await Deno.realPath(`${storage}/mnist_data`);
+  const setup = await mnistSetup({ epochs: 5, trainSize: 4000, numSamples: 8 });
   return await new Tuner({
     trainable: new URL("./mnist_trainable.ts", import.meta.url),
-    space: {
-      layer_1: choice([32, 64, 128]),
-      layer_2: choice([64, 128, 256]),
-      lr: loguniform(1e-4, 1e-1),
-      batch_size: choice([32, 64, 128]),
-      epochs,
-      train_size: Number(Deno.env.get("TRAIN_SIZE") ?? 4000),
-      data_dir: dataDir,
-    },
+    space: mnistSpace(setup),
     metric: "val_loss",
     mode: "min",
-    numSamples: Number(Deno.env.get("NUM_SAMPLES") ?? 8),
+    numSamples: setup.numSamples,
     maxConcurrent: 2,
-    seed: Number(Deno.env.get("SEED") ?? 0),
-    scheduler: ashaScheduler({ maxT: epochs, gracePeriod: 1, reductionFactor: 2 }),
+    seed: setup.seed,
+    scheduler: ashaScheduler({ maxT: setup.epochs, gracePeriod: 1, reductionFactor: 2 }),
     checkpoint: { numToKeep: 1 }, // only the latest checkpoint of each trial is needed here
-    sandbox: { read: [dataDir, ...(tfjsBackend().permissions().read ?? [])] },
-    storage,
-    name: Deno.env.get("NAME"),
-    reporter: tableReporter({
-      parameterColumns: { layer_1: "l1", layer_2: "l2", lr: "lr", batch_size: "batch" },
-      metricColumns: { val_loss: "val_loss", val_acc: "val_acc" },
-    }),
+    sandbox: setup.sandbox,
+    storage: setup.storage,
+    name: setup.name,
+    reporter: mnistTable(),
   }).fit();
 }
 
