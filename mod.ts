@@ -70,6 +70,7 @@ export {
   TrialStopped,
 } from "./core/session.ts";
 export { type RestoreOptions, Tuner, type TunerOptions } from "./core/tuner.ts";
+export { resolveModule } from "./core/plugin.ts";
 export { type BestScope, ResultGrid, type TrialInfo } from "./core/results.ts";
 export type { CheckpointOptions, StopCriteria } from "./core/runner.ts";
 export type { Device } from "./core/resources.ts";

@@ -9,11 +9,17 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { isMap, isPair, isScalar, LineCounter, parse as parseYamlValue, parseDocument } from "yaml";
 import type { Document, Node as YamlNode } from "yaml";
 import { ConfigError } from "./errors.ts";
-import { checkPluginShape, lookupPlugin, pluginNames, type PluginRole } from "./plugin.ts";
+import {
+  checkPluginShape,
+  lookupPlugin,
+  pluginNames,
+  type PluginRole,
+  resolveModule,
+} from "./plugin.ts";
 import type { Callback, Scheduler, Searcher } from "./plugin.ts";
 import { type Space, spaceFromJson, SpaceSpecError, suggest } from "./space.ts";
 import type { TunerOptions } from "./tuner.ts";
-import { resolveModule, Tuner } from "./tuner.ts";
+import { Tuner } from "./tuner.ts";
 import type { TableReporterOptions } from "../plugins/reporters/table.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
 

@@ -39,10 +39,13 @@ export class TuneError extends Error {
 export class TrialFailedError extends TuneError {
   /** The id of the failed trial. */
   readonly trialId: string;
+  /** What went wrong, without the trial prefix (what `TrialInfo.error` records). */
+  readonly reason: string;
   /** Creates the error for `trialId`. */
-  constructor(trialId: string, message: string, options?: ErrorOptions) {
-    super(`Trial "${trialId}" failed: ${message}`, options);
+  constructor(trialId: string, reason: string, options?: ErrorOptions) {
+    super(`Trial "${trialId}" failed: ${reason}`, options);
     this.trialId = trialId;
+    this.reason = reason;
   }
 }
 
@@ -63,19 +66,21 @@ export class SandboxViolation extends TrialFailedError {
   readonly target: string;
   /** Creates the error from the parsed parts of Deno's `NotCapable` message. */
   constructor(trialId: string, permission: string, target: string, detail: string) {
+    const fix = permission === "run" || permission === "import"
+      ? `Trials may not ${
+        permission === "run" ? "start processes" : "load modules from the network"
+      }.`
+      : `Declare it in the experiment's \`sandbox: { ${permission}: [...] }\` if the trial really needs it.`;
     super(
       trialId,
-      `sandbox violation: the trial needs ${permission} access to "${target}", which the ` +
-        `experiment does not allow (${detail}). Declare it in the experiment's ` +
-        `\`sandbox: { ${sandboxKey(permission)}: [...] }\` if the trial really needs it.`,
+      `sandbox violation: the trial needs ${permission} access${
+        target ? ` to "${target}"` : ""
+      }, ` +
+        `which the experiment does not allow. ${fix} (${detail})`,
     );
     this.permission = permission;
     this.target = target;
   }
-}
-
-function sandboxKey(permission: string): string {
-  return permission === "import" ? "net" : permission;
 }
 
 /**

@@ -10,6 +10,7 @@
  */
 
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
+import { resolve } from "node:path";
 import type { Space } from "./space.ts";
 
 /** What every searcher is told once, before the first `suggest`. */
@@ -420,3 +421,19 @@ export function checkPluginShape(role: PluginRole, value: unknown): string | und
 
 /** Re-exported so plugin authors import everything from one module. */
 export type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus };
+
+/**
+ * The module URL of a trainable or plugin given as a URL, a `file:`/`npm:`/`jsr:` specifier, or a
+ * path relative to `baseFile` (YAML files) or to the working directory.
+ *
+ * @example
+ * ```ts
+ * import { resolveModule } from "./plugin.ts";
+ * console.log(resolveModule("./train.ts", "/exp/experiment.yaml")); // file:///exp/train.ts
+ * ```
+ */
+export function resolveModule(path: string | URL, baseFile?: string): string {
+  if (path instanceof URL) return path.href;
+  if (/^(file|https?|npm|jsr|data):/.test(path)) return path;
+  return new URL(path, baseFile ? `file://${resolve(baseFile)}` : `file://${Deno.cwd()}/`).href;
+}

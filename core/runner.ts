@@ -24,7 +24,7 @@ import type {
   TrialOutcome,
 } from "./plugin.ts";
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
-import { errorMessage, PluginError, TuneError } from "./errors.ts";
+import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
 import type { Space } from "./space.ts";
 import { spaceToJson } from "./space.ts";
 import {
@@ -737,7 +737,7 @@ class Runner {
           t,
           `stop:${k}`,
           `stop criterion "${k}" is not in the results of trial "${t.id}" (it reported ${
-            Object.keys(flat).filter((x) => !AUTO_KEYS.has(x)).join(", ") || "nothing"
+            userKeys(flat)
           })`,
         );
         continue;
@@ -755,7 +755,7 @@ class Runner {
         this.warnedMissingMetric = true;
         this.warn(
           `trial "${t.id}" did not report the metric "${this.c.metric}" (it reported ${
-            Object.keys(flat).filter((x) => !AUTO_KEYS.has(x)).join(", ") || "nothing"
+            userKeys(flat)
           }); ` +
             `schedulers and searchers need it in every report`,
         );
@@ -873,12 +873,8 @@ class Runner {
       : (exit as Extract<TrialExit, { kind: "error" }>).message;
     const violation = exit.kind === "error" ? exit.violation : undefined;
     const full = violation
-      ? `sandbox violation: the trial needs ${violation.permission} access${
-        violation.target ? ` to "${violation.target}"` : ""
-      }, which the experiment does not allow. ` +
-        `Declare it in the experiment's \`sandbox\` option if the trial really needs it. (${
-          message.split("\n")[0]
-        })`
+      ? new SandboxViolation(t.id, violation.permission, violation.target, message.split("\n")[0])
+        .reason
       : message;
     const fatal = exit.kind === "error" && exit.fatal;
     if (!violation && !fatal && (c.maxFailures < 0 || t.failures < c.maxFailures)) {
@@ -1021,6 +1017,7 @@ class Runner {
       ...(t.lastResult ? { lastResult: t.lastResult } : {}),
       ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
       ...(t.error ? { error: t.error } : {}),
+      ...(t.reason ? { reason: t.reason } : {}),
     });
   }
 
@@ -1122,6 +1119,11 @@ export const AUTO_KEYS: ReadonlySet<string> = new Set([
   "done",
   "checkpoint_dir_name",
 ]);
+
+/** The keys a user reported (not the ones the runner fills in), for messages. */
+function userKeys(flat: Readonly<Record<string, JsonValue>>): string {
+  return Object.keys(flat).filter((k) => !AUTO_KEYS.has(k)).join(", ") || "nothing";
+}
 
 function checkDecision(d: Decision, name: string, r: Runner): Decision {
   const kinds = ["continue", "stop", "pause", "exploit"];

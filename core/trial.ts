@@ -59,4 +59,6 @@ export interface TrialSnapshot {
   readonly dir: string;
   /** The error message when `status` is `"error"`. */
   readonly error?: string;
+  /** Why it was stopped early (a scheduler's reason, a stop criterion, the time budget). */
+  readonly reason?: string;
 }

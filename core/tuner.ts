@@ -13,7 +13,7 @@ import type {
   Scheduler,
   Searcher,
 } from "./plugin.ts";
-import { checkPluginShape, lookupPlugin } from "./plugin.ts";
+import { checkPluginShape, lookupPlugin, resolveModule } from "./plugin.ts";
 import type { Config, JsonValue, Mode, TrialResult } from "./trial.ts";
 import {
   type ConfigOf,
@@ -259,6 +259,7 @@ export class Tuner<S extends Space = Space> {
         metrics: t.lastResult,
         iterations: t.iteration,
         ...(t.error ? { error: t.error } : {}),
+        ...(t.reason ? { reason: t.reason } : {}),
         path: t.dir,
         ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
       });
@@ -421,7 +422,7 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
       ? "<function>"
       : o.trainable instanceof URL
       ? o.trainable.href
-      : moduleHref(o.trainable),
+      : resolveModule(o.trainable),
     numSamples: o.numSamples ?? 1,
     seed,
   };
@@ -445,12 +446,6 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
   if (spec(o.scheduler)) out.scheduler = spec(o.scheduler)!;
   if (spec(o.searcher)) out.searcher = spec(o.searcher)!;
   return out;
-}
-
-function moduleHref(path: string): string {
-  return /^(file|https?|npm|jsr|data):/.test(path)
-    ? path
-    : new URL(path, `file://${Deno.cwd()}/`).href;
 }
 
 function trainableName(t: TunerOptions<Space>["trainable"]): string {
@@ -661,18 +656,4 @@ function validateOptions(o: TunerOptions<Space>): void {
       }`,
     );
   }
-}
-
-/**
- * Where a module path written relative to a file points (as YAML files write trainables).
- *
- * @example
- * ```ts
- * import { resolveModule } from "./tuner.ts";
- * console.log(resolveModule("./train.ts", "/exp/experiment.yaml")); // file:///exp/train.ts
- * ```
- */
-export function resolveModule(path: string, baseFile: string): string {
-  if (/^(file|https?|npm|jsr|data):/.test(path)) return path;
-  return new URL(path, `file://${resolve(baseFile)}`).href;
 }

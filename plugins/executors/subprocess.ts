@@ -15,6 +15,7 @@ import type {
   TrialJob,
   TrialListener,
 } from "../../core/plugin.ts";
+import { resolveModule } from "../../core/plugin.ts";
 import { encodeLine, PROTOCOL_VERSION, readLines, reviveMetrics } from "../../core/protocol.ts";
 import type { DriverMessage, TrialMessage } from "../../core/protocol.ts";
 import { parseDenial, sandboxFlags } from "../../core/sandbox.ts";
@@ -64,7 +65,7 @@ export function subprocessExecutor(
   trainable: string | URL,
   options: SubprocessExecutorOptions = {},
 ): Executor {
-  const moduleUrl = toModuleUrl(trainable);
+  const moduleUrl = resolveModule(trainable);
   const graceMs = options.graceMs ?? 5000;
   const pending = new Map<string, Pending>();
   let socketDir = "",
@@ -365,15 +366,6 @@ async function pipeToFile(
   } finally {
     file.close();
   }
-}
-
-/**
- * A module URL from a URL, a `file:`/`npm:`/`jsr:` specifier or a path (relative to the cwd).
- */
-function toModuleUrl(trainable: string | URL): string {
-  if (trainable instanceof URL) return trainable.href;
-  if (/^(file|https?|npm|jsr|data):/.test(trainable)) return trainable;
-  return new URL(trainable, `file://${Deno.cwd()}/`).href;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -58,7 +58,11 @@ Deno.test("a stop dict ends trials when any value is reached (Ray's >= meaning)"
   for (const t of r.trials) {
     equal(t.status, "terminated");
     equal(t.iterations, 5);
+    equal(t.reason, "acc >= 0.4");
   }
+  // Loading the folder gives the same trials as fit() did.
+  const loaded = await ResultGrid.load(r.path);
+  deepEqual(loaded.trials.map((t) => [t.id, t.reason]), r.trials.map((t) => [t.id, t.reason]));
 });
 
 Deno.test("timeBudgetMs stops the experiment cleanly and keeps what was recorded", async () => {
