@@ -224,6 +224,8 @@ export interface ModuleGraphOptions {
   readonly roots: readonly string[];
   /** The deno.json to resolve with, if any. */
   readonly configFile?: string;
+  /** Unstable features the experiment turned on (e.g. `raw-imports`). */
+  readonly unstable?: readonly string[];
 }
 
 /**
@@ -249,6 +251,7 @@ export async function checkModuleGraph(
       "info",
       "--json",
       ...(options.configFile ? [`--config=${options.configFile}`, "--no-lock"] : ["--no-config"]),
+      ...(options.unstable ?? []).map((u) => `--unstable-${u}`),
       moduleUrl,
     ],
     stdout: "piped",

@@ -136,11 +136,13 @@ export function subprocessExecutor(
           "cache",
           "--quiet",
           configFile ? `--config=${configFile}` : "--no-config",
+          ...(experimentPolicy.unstable ?? []).map((u) => `--unstable-${u}`),
           entry,
           moduleUrl,
         ],
         stdout: "piped",
         stderr: "piped",
+        env: { NO_COLOR: "1" },
       }).output();
       if (!cache.success) {
         const err = new TextDecoder().decode(cache.stderr).trim();
@@ -153,6 +155,7 @@ export function subprocessExecutor(
       await checkModuleGraph(moduleUrl, {
         roots: [...readRoots, ...(experimentPolicy.read ?? [])],
         ...(configFile ? { configFile } : {}),
+        unstable: experimentPolicy.unstable ?? [],
       });
       tools = await processTools();
       prepared = true;
