@@ -108,7 +108,9 @@ export async function* readBoundedLines(
         try {
           value = JSON.parse(text);
         } catch {
-          throw new ChannelError(`a message line is not JSON: ${JSON.stringify(text.slice(0, 60))}`);
+          throw new ChannelError(
+            `a message line is not JSON: ${JSON.stringify(text.slice(0, 60))}`,
+          );
         }
         yield value;
       }

@@ -343,7 +343,9 @@ export interface Executor {
    * Called once before the first trial: warm caches, check the trainable, open channels.
    * `sandbox` is the experiment's policy (every job carries it too).
    */
-  prepare?(ctx: { readonly experimentDir: string; readonly sandbox?: SandboxPolicy }): Promise<void>;
+  prepare?(
+    ctx: { readonly experimentDir: string; readonly sandbox?: SandboxPolicy },
+  ): Promise<void>;
   /** Starts a trial. */
   start(job: TrialJob, listener: TrialListener): TrialHandle;
   /** Releases pooled resources. */

@@ -20,8 +20,8 @@ import {
   type ChannelLimits,
   type Conversation,
   driveTrial,
-  type TrialConnection,
   TrialChannelServer,
+  type TrialConnection,
 } from "../../core/channel.ts";
 import {
   checkDenoConfig,

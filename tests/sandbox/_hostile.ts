@@ -1,6 +1,6 @@
 // Helpers for the hostile-trial tests: each writes a trainable into a fresh folder of its own
 // (its folder is what the trial may read) and runs it through the real subprocess executor.
-import { ResultGrid, type TrialInfo } from "../../mod.ts";
+import type { ResultGrid, TrialInfo } from "../../mod.ts";
 
 const TRAINABLE = new URL("../../trainable.ts", import.meta.url).href;
 

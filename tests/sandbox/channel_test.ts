@@ -35,7 +35,9 @@ Deno.test("the channel survives silent, malformed, oversized and flooding peers,
     junk.close();
     // A wrong token.
     const wrong = await Deno.connect({ transport: "unix", path });
-    await wrong.write(enc.encode(encodeLine({ v: 1, type: "hello", trialId: "t1", token: "nope" })));
+    await wrong.write(
+      enc.encode(encodeLine({ v: 1, type: "hello", trialId: "t1", token: "nope" })),
+    );
     // A 32 MiB line with no newline: refused after the first 4 KiB of an unauthenticated line.
     const huge = await Deno.connect({ transport: "unix", path });
     const big = new Uint8Array(32 << 20).fill(120);
@@ -53,7 +55,9 @@ Deno.test("the channel survives silent, malformed, oversized and flooding peers,
     await new Promise((r) => setTimeout(r, 600));
     for (const c of flood) c.close();
     const trial = await Deno.connect({ transport: "unix", path });
-    await trial.write(enc.encode(encodeLine({ v: 1, type: "hello", trialId: "t1", token: "secret" })));
+    await trial.write(
+      enc.encode(encodeLine({ v: 1, type: "hello", trialId: "t1", token: "secret" })),
+    );
     const conn = await expected;
     equal(conn.trialId, "t1");
     await trial.write(enc.encode(encodeLine({ v: 1, type: "done" })));
@@ -75,7 +79,9 @@ Deno.test("readBoundedLines refuses a line over the cap and scans each byte once
   );
   const lines = [];
   for await (
-    const m of readBoundedLines(ReadableStream.from([enc.encode('{"a":1}\n{"a"'), enc.encode(":2}\n")]))
+    const m of readBoundedLines(
+      ReadableStream.from([enc.encode('{"a":1}\n{"a"'), enc.encode(":2}\n")]),
+    )
   ) lines.push(m);
   equal(JSON.stringify(lines), '[{"a":1},{"a":2}]');
   await rejects(

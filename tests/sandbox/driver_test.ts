@@ -39,7 +39,10 @@ Deno.test("a trial cannot connect to, remove or replace any trial's channel, its
     // Its own socket is gone once it connected (it may only bind that dead path again, which
     // nobody connects to); every other trial's is out of its sandbox.
     equal(seen.slice(0, 2).join(","), "NotFound,NotFound");
-    equal(seen.slice(3).join(","), "NotCapable,NotCapable,NotCapable,NotCapable,NotCapable,NotCapable");
+    equal(
+      seen.slice(3).join(","),
+      "NotCapable,NotCapable,NotCapable,NotCapable,NotCapable,NotCapable",
+    );
   }
   equal(await experimentStatus(`${storage}/channels`), "finished");
 });
@@ -181,7 +184,9 @@ Deno.test("a driver killed with SIGKILL takes its trials with it, even ones that
   const script = `${storage}/driver.ts`;
   await Deno.writeTextFile(
     script,
-    `import { Tuner, grid } from ${JSON.stringify(new URL("../../mod.ts", import.meta.url).href)};\n` +
+    `import { Tuner, grid } from ${
+      JSON.stringify(new URL("../../mod.ts", import.meta.url).href)
+    };\n` +
       `await new Tuner({ trainable: ${JSON.stringify(train)}, space: { n: grid([1, 2]) }, ` +
       `metric: "loss", mode: "min", storage: ${JSON.stringify(storage)}, name: "orphans", ` +
       `maxConcurrent: 2, reporter: false }).fit();\n`,

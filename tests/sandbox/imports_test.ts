@@ -6,10 +6,26 @@ import { grid, TuneError, Tuner } from "../../mod.ts";
 import { captureWarnings, tempStorage } from "../_helpers.ts";
 import { hostileTrainable, secretFile } from "./_hostile.ts";
 
-const CASES: [string, string, (secret: string) => { header?: string; body?: string; files?: Record<string, string> }][] = [
-  ["text, static", "txt", (s) => ({ header: `import s from ${JSON.stringify(s)} with { type: "text" };` })],
-  ["json, static", "json", (s) => ({ header: `import s from ${JSON.stringify(s)} with { type: "json" };` })],
-  ["bytes, static", "txt", (s) => ({ header: `import s from ${JSON.stringify(s)} with { type: "bytes" };` })],
+const CASES: [
+  string,
+  string,
+  (secret: string) => { header?: string; body?: string; files?: Record<string, string> },
+][] = [
+  [
+    "text, static",
+    "txt",
+    (s) => ({ header: `import s from ${JSON.stringify(s)} with { type: "text" };` }),
+  ],
+  [
+    "json, static",
+    "json",
+    (s) => ({ header: `import s from ${JSON.stringify(s)} with { type: "json" };` }),
+  ],
+  [
+    "bytes, static",
+    "txt",
+    (s) => ({ header: `import s from ${JSON.stringify(s)} with { type: "bytes" };` }),
+  ],
   ["text, literal dynamic", "txt", (s) => ({
     body: `const m = await import(${JSON.stringify("file://" + s)}, { with: { type: "text" } });`,
   })],
@@ -48,7 +64,10 @@ for (const [name, ext, make] of CASES) {
         }).fit(),
       (e: Error) => {
         equal(e instanceof TuneError, true, e.message);
-        match(e.message, new RegExp(`imports "[^"]*secret\\.${ext}" \\(${secret}\\) at .*\\.ts:\\d+:\\d+`));
+        match(
+          e.message,
+          new RegExp(`imports "[^"]*secret\\.${ext}" \\(${secret}\\) at .*\\.ts:\\d+:\\d+`),
+        );
         match(e.message, /outside the folders trials may read/);
         return true;
       },
