@@ -16,6 +16,7 @@ import type {
   Executor,
   ExploitRequest,
   RawReport,
+  Resources,
   SandboxPolicy,
   Scheduler,
   Searcher,
@@ -140,6 +141,8 @@ export interface RunnerConfig {
   readonly sandbox: SandboxPolicy;
   /** Memory cap of each sandboxed trial in MiB (`resources.memoryMb`). */
   readonly memoryMb?: number;
+  /** What each trial asks for (`resources`), handed to the executor with every job. */
+  readonly resources?: Resources;
   readonly savedOptions: { readonly [key: string]: JsonValue };
   readonly createdAt: string;
   readonly restored?: {
@@ -570,6 +573,7 @@ class Runner {
         sandbox: this.c.sandbox,
         env: alloc,
         ...(this.c.memoryMb !== undefined ? { memoryMb: this.c.memoryMb } : {}),
+        ...(this.c.resources ? { resources: this.c.resources } : {}),
       },
       {
         report: (raw) =>

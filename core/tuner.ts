@@ -205,13 +205,16 @@ export class Tuner<S extends Space = Space> {
     const numSamples = o.numSamples ?? 1;
     const total = numSamples < 0 ? Infinity : numSamples * gridSize(o.space);
     const resources = { cpu: o.resources?.cpu ?? 1, gpu: o.resources?.gpu ?? 0 };
-    const gate = await makeGate(resources, o.maxConcurrent, o.gpus);
     const executor = o.executor ??
       (typeof o.trainable === "function"
         ? inprocessExecutor(o.trainable as TrainableFn<Config>)
         : subprocessExecutor(o.trainable, {
           ...(o.denoConfig !== undefined ? { denoConfig: o.denoConfig } : {}),
         }));
+    // An executor that places trials itself (a cluster) says how many fit; else this machine.
+    const gate = executor.capacity
+      ? countingGate(o.maxConcurrent ?? executor.capacity({ ...resources, ...o.resources }))
+      : await makeGate(resources, o.maxConcurrent, o.gpus);
     const reporter = o.reporter === undefined
       ? tableReporter({ metricColumns: [o.metric] })
       : o.reporter;
@@ -237,6 +240,8 @@ export class Tuner<S extends Space = Space> {
       maxFailures: o.maxFailures ?? 0,
       checkpoint: o.checkpoint ?? {},
       sandbox: o.sandbox ?? {},
+      ...(o.resources ? { resources: o.resources } : {}),
+      ...(o.resources?.memoryMb !== undefined ? { memoryMb: o.resources.memoryMb } : {}),
       savedOptions: savedOptions(o, seed),
       createdAt: this.#restore?.createdAt ?? new Date().toISOString(),
       ...(this.#restore ? { restored: this.#restore.restored } : {}),
@@ -522,6 +527,22 @@ async function makeGate(
     },
     release(id) {
       if (pool.release(id)) running--;
+    },
+  };
+}
+
+/** A gate that only counts: the executor's cluster decides where trials run. */
+function countingGate(limit: number): ResourceGate {
+  const running = new Set<string>();
+  const max = Math.max(1, Math.floor(limit));
+  return {
+    canStart: () => running.size < max,
+    acquire(id) {
+      running.add(id);
+      return {};
+    },
+    release(id) {
+      running.delete(id);
     },
   };
 }

@@ -229,21 +229,29 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
       ].join("\n"),
     );
     // munged creates its socket asynchronously.
-    await waitFor(async () => {
-      try {
-        await Deno.stat(sock);
-        return true;
-      } catch {
-        return false;
-      }
-    }, 10_000, () => `munged did not start (see ${dir}/log/munged.log)`);
+    await waitFor(
+      async () => {
+        try {
+          await Deno.stat(sock);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+      () => `munged did not start (see ${dir}/log/munged.log)`,
+    );
     spawn("127.0.0.2", [sbin("slurmctld"), "-D", "-i"], `${dir}/log/slurmctld.out`);
     spawn("127.0.0.2", [sbin("slurmd"), "-D", "-N", "n1"], `${dir}/log/slurmd-n1.out`);
     spawn("127.0.0.3", [sbin("slurmd"), "-D", "-N", "n2"], `${dir}/log/slurmd-n2.out`);
-    await waitFor(async () => {
-      const { code, out } = await run("sinfo", ["-h", "-N", "-o", "%N %t"]);
-      return code === 0 && /n1 idle/.test(out) && /n2 idle/.test(out);
-    }, 30_000, () => `the Slurm test cluster did not come up (logs in ${dir}/log)`);
+    await waitFor(
+      async () => {
+        const { code, out } = await run("sinfo", ["-h", "-N", "-o", "%N %t"]);
+        return code === 0 && /n1 idle/.test(out) && /n2 idle/.test(out);
+      },
+      30_000,
+      () => `the Slurm test cluster did not come up (logs in ${dir}/log)`,
+    );
   } catch (e) {
     await close();
     throw e;

@@ -39,8 +39,14 @@ Deno.test("a generated CA and leaf carry TLS for the IP and DNS names of the lea
   ok(c.keyPem.startsWith("-----BEGIN PRIVATE KEY-----\n"));
   const s = echoServer(c.certPem, c.keyPem);
   try {
-    deepStrictEqual(await echo({ hostname: "127.0.0.1", port: s.port, caCerts: [c.caPem] }), "hello");
-    deepStrictEqual(await echo({ hostname: "localhost", port: s.port, caCerts: [c.caPem] }), "hello");
+    deepStrictEqual(
+      await echo({ hostname: "127.0.0.1", port: s.port, caCerts: [c.caPem] }),
+      "hello",
+    );
+    deepStrictEqual(
+      await echo({ hostname: "localhost", port: s.port, caCerts: [c.caPem] }),
+      "hello",
+    );
   } finally {
     s.close();
   }
