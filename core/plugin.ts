@@ -253,6 +253,11 @@ export interface Resources {
    * data segment where `prlimit` exists. A trial over it dies and fails. @default no cap
    */
   readonly memoryMb?: number;
+  /**
+   * Custom resources by name (e.g. `{ node2: 1 }`), for executors that place trials on a
+   * cluster (Ray's `entrypoint_resources`); local executors ignore them. @default none
+   */
+  readonly custom?: Readonly<Record<string, number>>;
 }
 
 /** Everything an executor needs to run one trial. */

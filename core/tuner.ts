@@ -596,6 +596,14 @@ function validateOptions(o: TunerOptions<Space>): void {
   }
   if (o.resources !== undefined) {
     for (const [k, v] of Object.entries(o.resources)) {
+      if (k === "custom") {
+        for (const [name, n] of Object.entries(v ?? {})) {
+          if (typeof n !== "number" || !(n >= 0) || !Number.isFinite(n)) {
+            fail(`"resources.custom.${name}" must be a number >= 0, got ${n}`, RangeError);
+          }
+        }
+        continue;
+      }
       if (k !== "cpu" && k !== "gpu") {
         fail(`unknown resource "${k}"${suggest(k, ["cpu", "gpu"])}; use { cpu, gpu }`);
       }

@@ -1,0 +1,331 @@
+/**
+ * A small client of Ray's Jobs REST API (the dashboard, `http://<head>:8265`) with plain
+ * `fetch`: submit, status, list, logs, stop, delete, working-dir packages, the cluster's nodes.
+ * Ray answers errors as plain text or as a Python traceback (sometimes a traceback that quotes
+ * another one); {@linkcode rayErrorLine} turns either into one readable line.
+ *
+ * @module
+ */
+
+import { TuneError } from "../../core/errors.ts";
+
+/** A Ray job's state as the Jobs API reports it. */
+export type RayJobStatus = "PENDING" | "RUNNING" | "STOPPED" | "SUCCEEDED" | "FAILED";
+
+/** The fields of a job's details the executor reads. */
+export interface RayJobInfo {
+  /** The id the job was submitted with. */
+  readonly submission_id: string;
+  /** Its state. */
+  readonly status: RayJobStatus;
+  /** Ray's words about the state (why it failed, that it waits for resources, ...). */
+  readonly message?: string | null;
+  /** Ray's classification of a failure (e.g. `"JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE"`). */
+  readonly error_type?: string | null;
+  /** `http://<node ip>:<port>` of the agent on the node the job runs on. */
+  readonly driver_agent_http_address?: string | null;
+  /** The node id the job runs on. */
+  readonly driver_node_id?: string | null;
+  /** The entrypoint's exit code, once it ended. */
+  readonly driver_exit_code?: number | null;
+  /** The metadata the job was submitted with. */
+  readonly metadata?: Record<string, string> | null;
+}
+
+/** What {@linkcode RayJobsClient.submit} sends (the Jobs API's `JobSubmitRequest`). */
+export interface RayJobRequest {
+  /** A shell command line. */
+  readonly entrypoint: string;
+  /** The job's id (unique in the cluster). */
+  readonly submission_id: string;
+  /** `working_dir`, `pip`, `env_vars`, ... */
+  readonly runtime_env?: Record<string, unknown>;
+  /** Free-form string pairs kept with the job. */
+  readonly metadata?: Record<string, string>;
+  /** CPUs reserved for the entrypoint. */
+  readonly entrypoint_num_cpus?: number;
+  /** GPUs reserved for the entrypoint (may be fractional). */
+  readonly entrypoint_num_gpus?: number;
+  /** Memory reserved for the entrypoint, in bytes. */
+  readonly entrypoint_memory?: number;
+  /** Custom resources reserved for the entrypoint. */
+  readonly entrypoint_resources?: Record<string, number>;
+}
+
+/** One node of the cluster as `/nodes?view=summary` shows it. */
+export interface RayNode {
+  /** The node's address. */
+  readonly ip: string;
+  /** Its id. */
+  readonly nodeId: string;
+  /** Whether it is alive. */
+  readonly alive: boolean;
+  /** Its total resources (`CPU`, `GPU`, `memory`, custom ones). */
+  readonly resources: Readonly<Record<string, number>>;
+}
+
+/** An HTTP error from Ray, in one line. */
+export class RayApiError extends TuneError {
+  /** The HTTP status. */
+  readonly status: number;
+  /**
+   * @param status the HTTP status
+   * @param message the line
+   */
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = "RayApiError";
+    this.status = status;
+  }
+}
+
+/**
+ * Ray's error body (plain text, a traceback, a traceback quoting another) as one line: the last
+ * `Type: message` line of the innermost traceback, without Ray's own wrapping.
+ *
+ * @example
+ * ```ts
+ * import { rayErrorLine } from "./_ray_client.ts";
+ * const body = 'Traceback (most recent call last):\n  File "x.py", line 1\n' +
+ *   "ValueError: Job with submission_id a already exists.\n.";
+ * console.log(rayErrorLine(body)); // "Job with submission_id a already exists."
+ * ```
+ */
+export function rayErrorLine(body: string): string {
+  const lines = body.split("\n").map((l) => l.trimEnd()).filter((l) => l.trim() && l !== ".");
+  if (!lines.length) return "(no message)";
+  if (!lines.some((l) => l.startsWith("Traceback"))) return clip(lines.join(" "));
+  // The last exception line: not indented, `Name: text`.
+  const last = [...lines].reverse().find((l) => /^[A-Za-z_.]+(Error|Exception|Exit)\b:?/.test(l));
+  const line = last ?? lines[lines.length - 1];
+  return clip(line.replace(/^[A-Za-z_.]*(ValueError|RuntimeError|TypeError|Exception): /, ""));
+}
+
+function clip(s: string): string {
+  const one = s.replace(/\s+/g, " ").trim();
+  return one.length > 400 ? `${one.slice(0, 400)}...` : one;
+}
+
+/** The Jobs REST API of one cluster. */
+export interface RayJobsClient {
+  /** The dashboard address, without a trailing slash. */
+  readonly address: string;
+  /** Ray's version (`GET /api/version`); also checks the token. */
+  version(): Promise<string>;
+  /** Submits a job; returns its submission id. */
+  submit(request: RayJobRequest): Promise<string>;
+  /** A job's details, or undefined when there is no such job. */
+  get(id: string): Promise<RayJobInfo | undefined>;
+  /** Every job the cluster knows. */
+  list(): Promise<RayJobInfo[]>;
+  /** A job's log (stdout and stderr of the entrypoint, and Ray's own lines). */
+  logs(id: string): Promise<string>;
+  /** Asks Ray to stop a job; false when it had already ended. */
+  stop(id: string): Promise<boolean>;
+  /** Deletes a finished job's record. */
+  delete(id: string): Promise<boolean>;
+  /** Whether a `gcs://` package exists (and pins it for a while). */
+  hasPackage(name: string): Promise<boolean>;
+  /** Uploads a working-dir package (`PUT /api/packages/gcs/<name>`). */
+  putPackage(name: string, zip: Uint8Array): Promise<void>;
+  /** The cluster's nodes and their resources. */
+  nodes(): Promise<RayNode[]>;
+}
+
+/**
+ * Makes a client for the dashboard at `address` (`http://head:8265`), sending `token` as
+ * `Authorization: Bearer <token>` when given.
+ *
+ * @example
+ * ```ts ignore
+ * import { rayJobsClient } from "./_ray_client.ts";
+ * const ray = rayJobsClient("http://127.0.0.1:8265");
+ * console.log(await ray.version());
+ * ```
+ */
+export function rayJobsClient(address: string, token?: string): RayJobsClient {
+  const base = address.replace(/\/+$/, "");
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+
+  async function call(
+    method: string,
+    path: string,
+    body?: unknown,
+    raw?: Uint8Array,
+  ): Promise<Response> {
+    let r: Response;
+    try {
+      r = await fetch(`${base}${path}`, {
+        method,
+        headers: {
+          ...headers,
+          ...(body !== undefined ? { "content-type": "application/json" } : {}),
+          ...(raw ? { "content-type": "application/octet-stream" } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        ...(raw ? { body: raw as unknown as BodyInit } : {}),
+      });
+    } catch (e) {
+      throw new TuneError(
+        `Cannot reach the Ray dashboard at ${base} (${(e as Error).message}): is the cluster ` +
+          `up, and is this its dashboard address (ray start --head prints it; default port 8265)?`,
+        { cause: e },
+      );
+    }
+    return r;
+  }
+
+  async function fail(r: Response, what: string): Promise<never> {
+    const text = await r.text().catch(() => "");
+    if (r.status === 401 || r.status === 403) {
+      throw new RayApiError(
+        r.status,
+        `The Ray cluster at ${base} refused ${what}: ${rayErrorLine(text)} (HTTP ${r.status}). ` +
+          `It runs with token authentication: give rayExecutor({ token }) or set ` +
+          `RAY_AUTH_TOKEN to the cluster's token (ray get-auth-token on the head).`,
+      );
+    }
+    throw new RayApiError(r.status, `Ray could not ${what}: ${rayErrorLine(text)}`);
+  }
+
+  async function json<T>(r: Response, what: string): Promise<T> {
+    if (!r.ok) return await fail(r, what);
+    const text = await r.text();
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new RayApiError(r.status, `Ray answered ${what} with something that is not JSON: ${
+        clip(text.slice(0, 200))
+      } (is ${base} a Ray dashboard?)`);
+    }
+  }
+
+  return {
+    address: base,
+    async version() {
+      const v = await json<{ ray_version?: string }>(
+        await call("GET", "/api/version"),
+        "tell its version",
+      );
+      // The version endpoint is open even with token auth on: check the token on a guarded one.
+      const r = await call("GET", "/api/jobs/");
+      if (!r.ok) await fail(r, "list jobs");
+      await r.body?.cancel();
+      return String(v.ray_version ?? "?");
+    },
+    async submit(request) {
+      const r = await call("POST", "/api/jobs/", request);
+      const out = await json<{ submission_id: string }>(
+        r,
+        `submit job ${request.submission_id}`,
+      );
+      return out.submission_id;
+    },
+    async get(id) {
+      const r = await call("GET", `/api/jobs/${encodeURIComponent(id)}`);
+      if (r.status === 404) {
+        await r.body?.cancel();
+        return undefined;
+      }
+      return await json<RayJobInfo>(r, `tell the state of job ${id}`);
+    },
+    async list() {
+      return await json<RayJobInfo[]>(await call("GET", "/api/jobs/"), "list jobs");
+    },
+    async logs(id) {
+      const out = await json<{ logs?: string }>(
+        await call("GET", `/api/jobs/${encodeURIComponent(id)}/logs`),
+        `give the log of job ${id}`,
+      );
+      return out.logs ?? "";
+    },
+    async stop(id) {
+      const r = await call("POST", `/api/jobs/${encodeURIComponent(id)}/stop`);
+      if (r.status === 404) {
+        await r.body?.cancel();
+        return false;
+      }
+      return (await json<{ stopped?: boolean }>(r, `stop job ${id}`)).stopped ?? false;
+    },
+    async delete(id) {
+      const r = await call("DELETE", `/api/jobs/${encodeURIComponent(id)}`);
+      if (r.status === 404) {
+        await r.body?.cancel();
+        return false;
+      }
+      return (await json<{ deleted?: boolean }>(r, `delete job ${id}`)).deleted ?? false;
+    },
+    async hasPackage(name) {
+      const r = await call("GET", `/api/packages/gcs/${encodeURIComponent(name)}`);
+      await r.body?.cancel();
+      if (r.status === 404) return false;
+      if (!r.ok) return await fail(r, `look up package ${name}`);
+      return true;
+    },
+    async putPackage(name, zip) {
+      const r = await call("PUT", `/api/packages/gcs/${encodeURIComponent(name)}`, undefined, zip);
+      if (!r.ok) return await fail(r, `store package ${name}`);
+      await r.body?.cancel();
+    },
+    async nodes() {
+      const out = await json<
+        {
+          data?: {
+            summary?: {
+              ip?: string;
+              raylet?: { nodeId?: string; state?: string; resourcesTotal?: Record<string, number> };
+            }[];
+          };
+        }
+      >(await call("GET", "/nodes?view=summary"), "list its nodes");
+      return (out.data?.summary ?? []).map((n) => ({
+        ip: String(n.ip ?? ""),
+        nodeId: String(n.raylet?.nodeId ?? ""),
+        alive: n.raylet?.state === "ALIVE",
+        resources: n.raylet?.resourcesTotal ?? {},
+      }));
+    },
+  };
+}
+
+/** Whether a job state is final. */
+export function isFinal(status: string): boolean {
+  return status === "STOPPED" || status === "SUCCEEDED" || status === "FAILED";
+}
+
+/**
+ * Why no node can ever run a job asking for `need`, or undefined when one can: names the
+ * resource no alive node has enough of.
+ *
+ * @example
+ * ```ts
+ * import { unplaceable } from "./_ray_client.ts";
+ * const nodes = [{ ip: "10.0.0.2", nodeId: "a", alive: true, resources: { CPU: 4 } }];
+ * console.log(unplaceable({ CPU: 1, big: 1 }, nodes));
+ * ```
+ */
+export function unplaceable(
+  need: Readonly<Record<string, number>>,
+  nodes: readonly RayNode[],
+): string | undefined {
+  const alive = nodes.filter((n) => n.alive);
+  if (!alive.length) return "the cluster has no alive node";
+  if (alive.some((n) => Object.entries(need).every(([k, v]) => (n.resources[k] ?? 0) >= v))) {
+    return undefined;
+  }
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(need)) {
+    if (!(v > 0)) continue;
+    const most = Math.max(0, ...alive.map((n) => n.resources[k] ?? 0));
+    if (most < v) {
+      parts.push(
+        most === 0
+          ? `no node has the resource ${JSON.stringify(k)} (asked ${v})`
+          : `asked ${v} ${JSON.stringify(k)} but the largest node has ${most}`,
+      );
+    }
+  }
+  return parts.length
+    ? parts.join("; ")
+    : `no single node has all of ${JSON.stringify(need)} at once`;
+}

@@ -1,0 +1,839 @@
+/**
+ * Runs trials on a Ray cluster (DESIGN §9): every trial is a Ray job submitted through the Jobs
+ * REST API of the cluster's dashboard, placed by Ray on a node with the CPUs, GPUs and custom
+ * resources the trial asks for, and talking to the driver over TLS (`core/remote/channel.ts`)
+ * with the same Deno permissions as a local trial.
+ *
+ * @module
+ */
+
+import { fileURLToPath as fromFileUrl } from "node:url";
+import { dirname, join } from "node:path";
+import type {
+  Executor,
+  Resources,
+  SandboxPolicy,
+  TrialExit,
+  TrialHandle,
+  TrialJob,
+  TrialListener,
+} from "../../core/plugin.ts";
+import { resolveModule } from "../../core/plugin.ts";
+import { PROTOCOL_VERSION } from "../../core/protocol.ts";
+import { type ChannelLimits, type Conversation, driveTrial } from "../../core/channel.ts";
+import {
+  checkDenoConfig,
+  checkModuleGraph,
+  checkTrainableSource,
+  parseDenial,
+  sandboxFlags,
+  tuneboxRoot,
+} from "../../core/sandbox.ts";
+import {
+  openRemoteChannel,
+  REMOTE_ENV_NAMES,
+  type RemoteChannel,
+} from "../../core/remote/channel.ts";
+import { TuneError } from "../../core/errors.ts";
+import {
+  isFinal,
+  RayApiError,
+  rayErrorLine,
+  type RayJobInfo,
+  type RayJobRequest,
+  type RayJobsClient,
+  rayJobsClient,
+  type RayNode,
+  unplaceable,
+} from "./_ray_client.ts";
+import { shipPackage } from "./_ray_package.ts";
+
+export { rayErrorLine } from "./_ray_client.ts";
+
+/** Options of {@linkcode rayExecutor}. */
+export interface RayExecutorOptions {
+  /**
+   * The cluster's dashboard (Jobs API) address, e.g. `http://head:8265`.
+   * @default `$RAY_ADDRESS` when it is an http(s) URL, else `http://127.0.0.1:8265`
+   */
+  readonly address?: string;
+  /**
+   * The cluster's token when it runs with `RAY_AUTH_MODE=token`.
+   * @default `$RAY_AUTH_TOKEN`
+   */
+  readonly token?: string;
+  /**
+   * Where Deno comes from on the nodes: `"path"` (already installed, on the PATH Ray's jobs
+   * get), `"pip"` (installed per job by Ray's `runtime_env: { pip: ["deno==<version>"] }`
+   * from PyPI), or an absolute path on every node.
+   * @default "path"
+   */
+  readonly deno?: "path" | "pip" | string;
+  /** The Deno version `deno: "pip"` installs. @default the driver's own (`Deno.version.deno`) */
+  readonly denoVersion?: string;
+  /**
+   * Whether the experiment folder, the trainable, Tunebox and `denoDir` are on storage every
+   * node sees (a cluster file system). When false, the trainable's folder and Tunebox are shipped
+   * to the nodes as a Ray `working_dir` package (zipped, content-hashed, uploaded once), trials
+   * write into a temp folder on their node, and checkpoints are not kept (see the README).
+   * @default true
+   */
+  readonly sharedStorage?: boolean;
+  /** Before the first trial, run a probe job that checks `deno --version` on the cluster. @default true */
+  readonly probe?: boolean;
+  /**
+   * How long a trial's job may wait for Ray to place it (PENDING) before the trial fails.
+   * @default 600000
+   */
+  readonly pendingTimeoutMs?: number;
+  /**
+   * Refuse a trial at once when no alive node has the resources it asks for (an autoscaling
+   * cluster that adds such nodes on demand wants false). @default true
+   */
+  readonly checkPlacement?: boolean;
+  /** The address nodes reach the driver at. @default the first non-loopback IPv4 address */
+  readonly driverHost?: string;
+  /** The driver's TLS port. @default any free port */
+  readonly driverPort?: number;
+  /** Silence after which the driver gives a trial up, and a trial its driver, in ms. @default 60000 */
+  readonly heartbeatMs?: number;
+  /** How often the jobs' states are polled, in ms. @default 1000 */
+  readonly pollMs?: number;
+  /** Trials at once. @default 64 */
+  readonly maxJobs?: number;
+  /**
+   * The `DENO_DIR` trials run with (shared storage): the driver caches the module graph into
+   * it. @default `<experiment folder>/.deno_dir`
+   */
+  readonly denoDir?: string;
+  /** Extra permissions for every trial (merged with each job's). */
+  readonly sandbox?: SandboxPolicy;
+  /** The `deno.json` trials resolve imports with, or `false`. @default the nearest above the trainable */
+  readonly denoConfig?: string | false;
+  /** How long a stopped trial may take to exit before its job is stopped. @default 5000 */
+  readonly graceMs?: number;
+  /** `--v8-flags` for trials. */
+  readonly v8Flags?: string;
+  /** Bounds on the trial channel. */
+  readonly channel?: Omit<ChannelLimits, "onRefuse">;
+  /** Where warnings go (refused connections, stopped leftovers). @default console.warn */
+  readonly log?: (message: string) => void;
+}
+
+const JOBS_FILE = ".ray_jobs";
+const JOB_PREFIX = "tunebox-";
+
+/**
+ * An executor that runs each trial as a Ray job on an existing Ray cluster, sandboxed by the
+ * same Deno permissions as a local trial. Resources map to Ray: `cpu` → `entrypoint_num_cpus`,
+ * `gpu` → `entrypoint_num_gpus` (fractional allowed; Ray sets `CUDA_VISIBLE_DEVICES` and the
+ * trial sees it), `custom` → `entrypoint_resources`, `memoryMb` → `entrypoint_memory`. The
+ * trial is started through `env -i` with only the sandbox's variables (Ray's jobs inherit the
+ * `ray start` environment, tokens included) and stdin `/dev/null`.
+ *
+ * @param trainable the trainable module (URL or path); its default export is run.
+ * @param options the cluster's address and token, where Deno comes from, storage, timing.
+ * @returns the executor.
+ * @example
+ * ```ts ignore
+ * import { rayExecutor } from "./ray.ts";
+ * const executor = rayExecutor(new URL("./train.ts", import.meta.url), {
+ *   address: "http://head:8265",
+ * });
+ * ```
+ */
+export function rayExecutor(
+  trainable: string | URL,
+  options: RayExecutorOptions = {},
+): Executor {
+  const moduleUrl = resolveModule(trainable);
+  const envAddress = Deno.env.get("RAY_ADDRESS");
+  const address = options.address ??
+    (envAddress && /^https?:\/\//.test(envAddress) ? envAddress : "http://127.0.0.1:8265");
+  if (!/^https?:\/\/[^/]+/.test(address)) {
+    throw new TypeError(
+      `rayExecutor: address must be the dashboard's http(s) URL (e.g. http://head:8265), got ` +
+        JSON.stringify(address),
+    );
+  }
+  const token = options.token ?? Deno.env.get("RAY_AUTH_TOKEN") ?? undefined;
+  const deno = options.deno ?? "path";
+  if (deno !== "path" && deno !== "pip" && !deno.startsWith("/")) {
+    throw new TypeError(
+      `rayExecutor: deno must be "path", "pip" or an absolute path, got ${JSON.stringify(deno)}`,
+    );
+  }
+  const denoVersion = options.denoVersion ?? Deno.version.deno;
+  const shared = options.sharedStorage ?? true;
+  const graceMs = options.graceMs ?? 5000;
+  const pollMs = options.pollMs ?? 1000;
+  const pendingTimeoutMs = options.pendingTimeoutMs ?? 600_000;
+  const log = options.log ?? ((m: string) => console.warn(`tunebox: ${m}`));
+  const ray: RayJobsClient = rayJobsClient(address, token);
+
+  let channel: RemoteChannel | undefined;
+  let experimentDir = "", entry = "", denoDir = "", configFile: string | undefined;
+  let nodeModules = false;
+  let readRoots: string[] = [];
+  let prepared = false;
+  let runs = 0;
+  let runtimeEnv: Record<string, unknown> = {};
+  let nodesCache: { at: number; nodes: RayNode[] } | undefined;
+  /** Live jobs by submission id. */
+  const live = new Map<string, (info: RayJobInfo | undefined) => void>();
+  /** Jobs stopped while PENDING (or left by a killed driver): deleted once they end. */
+  const zombies = new Set<string>();
+  let poller: ReturnType<typeof setInterval> | undefined;
+  let polling = false;
+  const expId = crypto.randomUUID().slice(0, 8);
+
+  function poll(): void {
+    poller ??= setInterval(async () => {
+      if (polling) return;
+      if (!live.size && !zombies.size) {
+        clearInterval(poller);
+        poller = undefined;
+        return;
+      }
+      polling = true;
+      try {
+        const jobs = new Map((await ray.list()).map((j) => [j.submission_id, j]));
+        for (const [id, tell] of live) tell(jobs.get(id));
+        for (const id of [...zombies]) {
+          const j = jobs.get(id);
+          if (!j) zombies.delete(id);
+          else if (isFinal(j.status)) {
+            zombies.delete(id);
+            await ray.delete(id).catch(() => {});
+          } else if (j.status === "RUNNING") await ray.stop(id).catch(() => {});
+        }
+      } catch { /* the dashboard is busy: next round */ } finally {
+        polling = false;
+      }
+    }, pollMs);
+  }
+
+  async function clusterNodes(): Promise<RayNode[]> {
+    if (nodesCache && Date.now() - nodesCache.at < 10_000) return nodesCache.nodes;
+    const nodes = await ray.nodes();
+    nodesCache = { at: Date.now(), nodes };
+    return nodes;
+  }
+
+  return {
+    name: "ray",
+    capacity(): number {
+      return options.maxJobs ?? 64;
+    },
+    async prepare({ experimentDir: dir, sandbox }) {
+      experimentDir = dir;
+      // One clear error before any trial: unreachable, wrong or missing token, not a dashboard.
+      const version = await ray.version();
+      const policy = merge(options.sandbox ?? {}, sandbox ?? {});
+      await checkTrainableSource(moduleUrl);
+      configFile = options.denoConfig === false
+        ? undefined
+        : options.denoConfig ?? await findConfig(moduleUrl);
+      if (configFile) await checkDenoConfig(configFile, policy);
+      nodeModules = !!configFile && await exists(join(dirname(configFile), "node_modules"));
+      await stopLeftovers(dir);
+      const trialMain = new URL("../../core/trial_main.ts", import.meta.url).href;
+      entry = join(dir, ".tunebox_entry.ts");
+      await Deno.writeTextFile(
+        entry,
+        `// Generated by tunebox: boots the trial, then runs the trainable module.\n` +
+          `import { boot } from ${JSON.stringify(trialMain)};\n` +
+          `const trial = await boot();\n` +
+          `await trial.run();\n`,
+      );
+      denoDir = options.denoDir ?? join(dir, ".deno_dir");
+      await Deno.mkdir(denoDir, { recursive: true });
+      const cache = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "cache",
+          "--quiet",
+          configFile ? `--config=${configFile}` : "--no-config",
+          ...(policy.unstable ?? []).map((u) => `--unstable-${u}`),
+          entry,
+          moduleUrl,
+        ],
+        env: { NO_COLOR: "1", DENO_DIR: denoDir },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      if (!cache.success) {
+        const err = new TextDecoder().decode(cache.stderr).trim();
+        throw new TuneError(
+          `Cannot load the trainable module ${moduleUrl}: ${
+            err.split("\n").slice(0, 6).join("\n")
+          }`,
+        );
+      }
+      const tunebox = tuneboxRoot();
+      readRoots = [
+        ...(moduleUrl.startsWith("file:") ? [dirname(fromFileUrl(moduleUrl))] : []),
+        ...(tunebox ? [tunebox] : []),
+        ...(configFile && nodeModules ? [join(dirname(configFile), "node_modules")] : []),
+        join(denoDir, "npm"),
+      ];
+      await checkModuleGraph(moduleUrl, {
+        roots: [...readRoots, ...(policy.read ?? [])],
+        ...(configFile ? { configFile } : {}),
+        unstable: policy.unstable ?? [],
+      });
+      runtimeEnv = deno === "pip" ? { pip: [`deno==${denoVersion}`] } : {};
+      if (!shared) {
+        if (!moduleUrl.startsWith("file:")) {
+          throw new TuneError(
+            `rayExecutor: sharedStorage: false ships the trainable's folder, so the trainable ` +
+              `must be a local file (got ${moduleUrl})`,
+          );
+        }
+        const pkg = await shipPackage(ray, {
+          modules: [entry, moduleUrl],
+          folders: [dirname(fromFileUrl(moduleUrl)), denoDir],
+          ...(configFile ? { files: [configFile], configFile } : {}),
+          denoDir,
+        });
+        runtimeEnv = { ...runtimeEnv, working_dir: pkg.uri };
+        log(
+          `shipping the trainable as Ray package ${pkg.uri} (${pkg.files} files, ${
+            (pkg.bytes / 1e6).toFixed(1)
+          } MB${pkg.uploaded ? ", uploaded" : ", already on the cluster"})`,
+        );
+      }
+      channel = await openRemoteChannel({
+        ...(options.driverHost ? { host: options.driverHost } : {}),
+        ...(options.driverPort ? { port: options.driverPort } : {}),
+        ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
+        ...(options.channel ? { limits: options.channel } : {}),
+        log,
+      });
+      if (options.probe ?? true) await probeDeno(version);
+      prepared = true;
+    },
+    start(job, listener): TrialHandle {
+      if (!prepared || !channel) {
+        throw new TuneError("rayExecutor: prepare() must run before start()");
+      }
+      return startTrial(channel, job, listener, ++runs);
+    },
+    async close() {
+      channel?.close();
+      // Jobs stopped while PENDING are deleted once Ray ends them; give them a moment.
+      const until = Date.now() + Math.min(10_000, 4 * pollMs + 2000);
+      while (zombies.size && Date.now() < until) await new Promise((r) => setTimeout(r, pollMs));
+      for (const id of zombies) {
+        await ray.stop(id).catch(() => {});
+        log(
+          `Ray job ${id} was stopped while PENDING and has not ended yet; if Ray still starts ` +
+            `it, its trial is refused by the (closed) driver and exits`,
+        );
+      }
+      zombies.clear();
+      if (poller) clearInterval(poller);
+      poller = undefined;
+      if (experimentDir) await Deno.remove(join(experimentDir, JOBS_FILE)).catch(() => {});
+    },
+  } as Executor;
+
+  /** Checks Deno runs on the cluster with a probe job, and says what to do when it does not. */
+  async function probeDeno(rayVersion: string): Promise<void> {
+    const id = `${JOB_PREFIX}probe-${expId}-${crypto.randomUUID().slice(0, 6)}`;
+    await ray.submit({
+      submission_id: id,
+      entrypoint: `${denoLookup()} && exec "$D" --version </dev/null`,
+      entrypoint_num_cpus: 0,
+      ...(Object.keys(runtimeEnv).length ? { runtime_env: runtimeEnv } : {}),
+      metadata: { tunebox: "probe" },
+    });
+    let info: RayJobInfo | undefined;
+    const until = Date.now() + Math.max(120_000, pendingTimeoutMs);
+    while (Date.now() < until) {
+      info = await ray.get(id).catch(() => undefined);
+      if (info && isFinal(info.status)) break;
+      await new Promise((r) => setTimeout(r, Math.min(pollMs, 500)));
+    }
+    const logs = await ray.logs(id).catch(() => "");
+    if (!info || !isFinal(info.status)) await ray.stop(id).catch(() => {});
+    else await ray.delete(id).catch(() => {});
+    if (info?.status === "SUCCEEDED") {
+      const m = /deno (\d+\.\d+\.\d+)/.exec(logs);
+      if (m && m[1] !== Deno.version.deno) {
+        log(
+          `the Ray nodes run Deno ${m[1]}, the driver ${Deno.version.deno}: trials are checked ` +
+            `and cached by the driver's Deno, so keep them the same`,
+        );
+      }
+      return;
+    }
+    const said = (logs.split("\n").filter((l) => /tunebox:|error|ERROR|No such/.test(l)).pop() ??
+      rayErrorLine(info?.message ?? "")).trim();
+    throw new TuneError(
+      `Deno does not run on the Ray cluster at ${address} (Ray ${rayVersion}): a probe job ` +
+        `${info ? `ended ${info.status}` : "did not end in time"}${said ? `: ${said}` : ""}. ` +
+        (deno === "pip"
+          ? `With deno: "pip" the nodes install deno==${denoVersion} from PyPI, which needs ` +
+            `pip and network access on the nodes.`
+          : `Install Deno ${Deno.version.deno} on every node (on the PATH of the user that ran ` +
+            `\`ray start\`), give its absolute path with rayExecutor({ deno: "/path/to/deno" }), ` +
+            `or let Ray install it per job with rayExecutor({ deno: "pip" }).`),
+    );
+  }
+
+  /** Shell that sets `$D` to the Deno binary, or exits 127 saying why. */
+  function denoLookup(): string {
+    if (deno.startsWith("/")) {
+      return `D=${shq(deno)}; test -x "$D" || { echo "tunebox: ${deno} is not an executable ` +
+        `on Ray node $(hostname)" >&2; exit 127; }`;
+    }
+    return `D=$(command -v deno) || { echo "tunebox: deno is not on the PATH of Ray node ` +
+      `$(hostname)" >&2; exit 127; }`;
+  }
+
+  /** Stops the jobs a killed driver left behind (their ids are in `.ray_jobs`). */
+  async function stopLeftovers(dir: string): Promise<void> {
+    let ids: string[] = [];
+    try {
+      ids = (await Deno.readTextFile(join(dir, JOBS_FILE))).split("\n").filter((x) =>
+        x.startsWith(JOB_PREFIX)
+      );
+    } catch { /* none */ }
+    for (const id of ids) {
+      const info = await ray.get(id).catch(() => undefined);
+      if (!info) continue;
+      if (!isFinal(info.status)) {
+        log(`stopping Ray job ${id}, left ${info.status} by an earlier driver of this experiment`);
+        await ray.stop(id).catch(() => {});
+        zombies.add(id);
+      } else {
+        await ray.delete(id).catch(() => {});
+      }
+    }
+    if (zombies.size) poll();
+    await Deno.remove(join(dir, JOBS_FILE)).catch(() => {});
+  }
+
+  function rayResources(job: TrialJob): Pick<
+    RayJobRequest,
+    "entrypoint_num_cpus" | "entrypoint_num_gpus" | "entrypoint_memory" | "entrypoint_resources"
+  > {
+    const r: Resources & { custom?: Readonly<Record<string, number>> } = job.resources ?? {};
+    const memoryMb = r.memoryMb ?? job.memoryMb;
+    return {
+      entrypoint_num_cpus: r.cpu ?? 1,
+      ...(r.gpu ? { entrypoint_num_gpus: r.gpu } : {}),
+      ...(memoryMb ? { entrypoint_memory: Math.ceil(memoryMb * 1024 * 1024) } : {}),
+      ...(r.custom && Object.keys(r.custom).length ? { entrypoint_resources: { ...r.custom } } : {}),
+    };
+  }
+
+  /** The resources as Ray's node totals name them, for the placement check. */
+  function need(job: TrialJob): Record<string, number> {
+    const r = rayResources(job);
+    return {
+      ...(r.entrypoint_num_cpus ? { CPU: r.entrypoint_num_cpus } : {}),
+      ...(r.entrypoint_num_gpus ? { GPU: r.entrypoint_num_gpus } : {}),
+      ...(r.entrypoint_memory ? { memory: r.entrypoint_memory } : {}),
+      ...r.entrypoint_resources,
+    };
+  }
+
+  /** The job's entrypoint: find Deno, then `exec env -i <sandbox env> deno run <flags> entry`. */
+  function entrypoint(
+    job: TrialJob,
+    run: number,
+    ch: RemoteChannel,
+    token: string,
+    trialDir: string,
+  ): string {
+    const policy = merge(options.sandbox ?? {}, job.sandbox);
+    const passEnv: Record<string, string> = {};
+    for (const name of policy.env ?? []) {
+      const v = Deno.env.get(name);
+      if (v !== undefined) passEnv[name] = v;
+    }
+    // Ray sets CUDA_VISIBLE_DEVICES for the GPUs it gives; the driver's pick is local.
+    const jobEnv = Object.fromEntries(
+      Object.entries(job.env).filter(([k]) => k !== "CUDA_VISIBLE_DEVICES"),
+    );
+    const envNames = [
+      ...REMOTE_ENV_NAMES,
+      "TUNEBOX_MODULE",
+      "DENO_DIR",
+      "CUDA_VISIBLE_DEVICES",
+      ...Object.keys(jobEnv),
+    ];
+    const memoryMb = job.resources?.memoryMb ?? job.memoryMb;
+    const v8 = [
+      ...(options.v8Flags ? [options.v8Flags] : []),
+      ...(memoryMb ? [`--max-old-space-size=${Math.max(16, Math.floor(memoryMb))}`] : []),
+    ];
+    // Without shared storage the shipped files are under the job's working dir ($W on the node).
+    const W = "\u0000W\u0000";
+    const here = (p: string) => shared ? p : `${W}/root${p}`;
+    const args = [
+      ...sandboxFlags({
+        trialDir,
+        ...(shared ? { recordDir: job.dir } : {}),
+        readRoots: readRoots.map(here),
+        ...(configFile ? { configFile: here(configFile) } : {}),
+        nodeModules,
+        envNames,
+        policy: { ...policy, net: [ch.netPermission, ...(policy.net ?? [])] },
+        location: `http://${job.trialId.replace(/[^a-zA-Z0-9-]/g, "-")}-${run}.trial.invalid`,
+      }),
+      ...(v8.length ? [`--v8-flags=${v8.join(",")}`] : []),
+      here(entry),
+    ];
+    const env: Record<string, string> = {
+      ...passEnv,
+      ...jobEnv,
+      ...ch.trialEnv(job.trialId, token),
+      DENO_DIR: here(denoDir),
+      NO_COLOR: "1",
+      PATH: "/usr/local/bin:/usr/bin:/bin",
+      TUNEBOX_MODULE: shared ? moduleUrl : `file://${here(fromFileUrl(moduleUrl))}`,
+    };
+    const q = (s: string) => shq(s).replaceAll(W, `'"$W"'`);
+    const assigns = Object.entries(env).map(([k, v]) => q(`${k}=${v}`));
+    const out = shared
+      ? `>>${shq(join(job.dir, "stdout.log"))} 2>>${shq(join(job.dir, "stderr.log"))}`
+      : "";
+    return [
+      denoLookup(),
+      `W=$(pwd)`,
+      `mkdir -p ${q(trialDir)}`,
+      `cd ${q(trialDir)}`,
+      [
+        "exec env -i",
+        ...assigns,
+        `CUDA_VISIBLE_DEVICES="\${CUDA_VISIBLE_DEVICES-}"`,
+        `"$D"`,
+        ...args.map(q),
+        out,
+        "</dev/null",
+      ].filter(Boolean).join(" "),
+    ].join("; ");
+  }
+
+  function startTrial(
+    ch: RemoteChannel,
+    job: TrialJob,
+    listener: TrialListener,
+    run: number,
+  ): TrialHandle {
+    const token = crypto.randomUUID();
+    const connected = ch.server.expect(job.trialId, token);
+    const jobId = `${JOB_PREFIX}${expId}-${job.trialId.replace(/[^\w-]/g, "_")}-${run}`;
+    let stopRequested = false;
+    let silent = false;
+    let submitted = false;
+    let running = false;
+    let node = "";
+    let lastInfo: RayJobInfo | undefined;
+    let resolveEnded!: (v: RayJobInfo | undefined) => void;
+    const ended = new Promise<RayJobInfo | undefined>((r) => resolveEnded = r);
+    let launchError: TuneError | undefined;
+    let fatal = false;
+    let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined;
+    const submittedAt = Date.now();
+    // Without shared storage the trial's folder is a fresh temp folder on its node.
+    const trialDir = shared ? job.workDir : `/tmp/tunebox-${expId}/${jobId}`;
+
+    const launch = (async () => {
+      if (options.checkPlacement ?? true) {
+        const why = unplaceable(need(job), await clusterNodes());
+        if (why) {
+          fatal = true;
+          throw new TuneError(
+            `Ray cannot place trial ${job.trialId} on any node of ${address}: ${why}. ` +
+              `Ask for resources a node has (resources: { cpu, gpu, custom }), add such a node, ` +
+              `or set checkPlacement: false for an autoscaling cluster`,
+          );
+        }
+      }
+      await Deno.writeTextFile(join(experimentDir, JOBS_FILE), `${jobId}\n`, { append: true });
+      await ray.submit({
+        submission_id: jobId,
+        entrypoint: entrypoint(job, run, ch, token, trialDir),
+        ...rayResources(job),
+        ...(Object.keys(runtimeEnv).length ? { runtime_env: runtimeEnv } : {}),
+        metadata: { tunebox_trial: job.trialId, tunebox_experiment: experimentDir },
+      });
+      submitted = true;
+      live.set(jobId, (info) => {
+        if (info) lastInfo = info;
+        if (info?.status === "RUNNING" && !running) {
+          running = true;
+          const m = /^https?:\/\/\[?([^\]/]+?)\]?:\d+/.exec(info.driver_agent_http_address ?? "");
+          node = m?.[1] ?? info.driver_node_id?.slice(0, 12) ?? "?";
+          (listener as TrialListener & { placed?: (n: string) => void }).placed?.(node);
+        }
+        if (!info || isFinal(info.status)) {
+          live.delete(jobId);
+          resolveEnded(info);
+        } else if (
+          info.status === "PENDING" && Date.now() - submittedAt > pendingTimeoutMs && !launchError
+        ) {
+          launchError = new TuneError(
+            `Ray did not place trial ${job.trialId}'s job ${jobId} within ${pendingTimeoutMs} ms ` +
+              `(it asks for ${JSON.stringify(need(job))}; Ray says: ${
+                rayErrorLine(info.message ?? "")
+              }): the cluster is busy or lacks those resources; raise pendingTimeoutMs or ` +
+              `ask for less`,
+          );
+          abandon();
+        }
+      });
+      poll();
+    })().catch((e) => {
+      const msg = e instanceof RayApiError && /already exists/.test(e.message)
+        ? `${e.message} (a job of this name exists: another driver runs this experiment?)`
+        : String((e as Error)?.message ?? e);
+      launchError = e instanceof TuneError && !(e instanceof RayApiError) ? e : new TuneError(msg);
+      if (e instanceof RayApiError && (e.status === 401 || e.status === 403 || e.status === 400)) {
+        fatal = true;
+      }
+      resolveEnded(undefined);
+    });
+
+    /** Gives the job up before it ran: stop it, refuse its token, delete it once it ends. */
+    function abandon(): void {
+      ch.server.forget(job.trialId);
+      live.delete(jobId);
+      zombies.add(jobId);
+      ray.stop(jobId).catch(() => {});
+      poll();
+      resolveEnded(lastInfo);
+    }
+
+    const converse = (async (): Promise<Conversation> => {
+      const first = await Promise.race([connected, ended.then(() => undefined)]);
+      if (!first) return {};
+      connection = ch.keepAlive(first, () => {
+        silent = true;
+        cancel();
+      });
+      return await driveTrial(
+        connection,
+        shared ? job : { ...job, workDir: trialDir },
+        shared ? listener : withoutCheckpoints(listener),
+      );
+    })();
+    converse.catch(() => {});
+
+    const cancel = () => {
+      if (submitted) ray.stop(jobId).catch(() => {});
+    };
+
+    let stopTimer: ReturnType<typeof setTimeout> | undefined;
+    let deadline = Infinity;
+    const escalate = (grace: number) => {
+      const at = Date.now() + Math.max(0, grace);
+      if (at >= deadline) return;
+      deadline = at;
+      clearTimeout(stopTimer);
+      stopTimer = setTimeout(cancel, Math.max(0, grace));
+    };
+
+    const exited = (async (): Promise<TrialExit> => {
+      await launch;
+      const talkOrEnd = await Promise.race([
+        converse.then((c) => ({ talk: c })),
+        ended.then(() => undefined),
+      ]);
+      let talk = talkOrEnd?.talk;
+      if (talk?.broken) cancel();
+      if (!talk?.outcome || talk.broken) {
+        const end = await ended;
+        connection?.close();
+        talk ??= await settle(converse, 5000);
+        clearTimeout(stopTimer);
+        ch.server.forget(job.trialId);
+        const tail = await tailOf(end);
+        reap();
+        if (launchError) return { kind: "error", message: launchError.message, fatal };
+        if (talk?.broken) {
+          return {
+            kind: "error",
+            message: `the trial broke the protocol and was killed: ${talk.broken}`,
+          };
+        }
+        if (talk?.outcome) return talk.outcome;
+        if (stopRequested) return { kind: "stopped" };
+        if (silent) {
+          return {
+            kind: "error",
+            message: `the trial went silent for ${ch.heartbeatMs} ms (no heartbeat: its node or ` +
+              `network may be down) and its Ray job was stopped`,
+          };
+        }
+        return failure(end, tail);
+      }
+      clearTimeout(stopTimer);
+      ch.server.forget(job.trialId);
+      // The job ends by itself; make sure it does, then delete its record.
+      settle(ended, 15_000).then(async (v) => {
+        if (!v || !isFinal(v.status)) cancel();
+        await tailOf(v);
+        reap();
+      });
+      return talk.outcome;
+    })();
+
+    /** The job's log into the trial's stdout.log (without shared storage), and its tail. */
+    async function tailOf(end: RayJobInfo | undefined): Promise<string> {
+      if (!submitted) return "";
+      if (shared) return await stderrOf(job.dir);
+      const logs = await ray.logs(jobId).catch(() => "");
+      if (logs && end) await Deno.writeTextFile(join(job.dir, "stdout.log"), logs).catch(() => {});
+      return logs.slice(-4096);
+    }
+
+    function reap(): void {
+      if (!submitted) return;
+      if (lastInfo && isFinal(lastInfo.status)) ray.delete(jobId).catch(() => {});
+      else {
+        zombies.add(jobId);
+        poll();
+      }
+    }
+
+    function failure(end: RayJobInfo | undefined, tail: string): TrialExit {
+      const lines = tail.trim().split("\n").filter((l) => !/^\d{4}-\d\d-\d\d .*(INFO|DEBUG)/.test(l))
+        .slice(-8).join("\n");
+      const unreachable = /tunebox: cannot reach the driver at (\S+): (.*)/.exec(tail);
+      if (unreachable) {
+        return {
+          kind: "error",
+          message: `the trial could not reach the driver at ${unreachable[1]} (${
+            unreachable[2]
+          }): driverHost must be an address every Ray node reaches`,
+          fatal: true,
+        };
+      }
+      if (/tunebox: deno is not on the PATH|is not an executable on Ray node/.test(tail)) {
+        return { kind: "error", message: tail.trim().split("\n").pop()!, fatal: true };
+      }
+      if (end?.error_type === "RUNTIME_ENV_SETUP_FAILED" || /runtime.env/i.test(end?.error_type ?? "")) {
+        return {
+          kind: "error",
+          message: `Ray could not set up the job's runtime_env: ${rayErrorLine(end?.message ?? "")}`,
+          fatal: true,
+        };
+      }
+      if (shared && !connection && /Module not found|No such file|can't cd/.test(tail)) {
+        return {
+          kind: "error",
+          message: `the experiment folder ${experimentDir} is not visible on Ray node ${
+            node || "?"
+          }: storage must be shared by every node (or set sharedStorage: false); last lines:\n` +
+            lines,
+          fatal: true,
+        };
+      }
+      const denial = parseDenial(lines);
+      const verdict = !end
+        ? `Ray lost job ${jobId}`
+        : `Ray job ${jobId} ended ${end.status}${
+          end.driver_exit_code != null ? ` (exit code ${end.driver_exit_code})` : ""
+        }${node ? ` on node ${node}` : ""}`;
+      return {
+        kind: "error",
+        message: verdict + (lines ? `; last lines of the trial's output:\n${lines}` : ""),
+        ...(denial ? { violation: denial } : {}),
+      };
+    }
+
+    return {
+      exited,
+      async stop(grace = graceMs) {
+        stopRequested = true;
+        if (!running && !connection) {
+          // A PENDING job does not end when stopped; give it up (its token is refused from now
+          // on) and delete it once Ray ends it.
+          await launch;
+          if (submitted && !connection) abandon();
+        }
+        connection?.send({ v: PROTOCOL_VERSION, type: "stop" });
+        escalate(grace);
+        await exited;
+      },
+    };
+  }
+}
+
+/** A listener that drops checkpoints (they stay on the node without shared storage). */
+function withoutCheckpoints(l: TrialListener): TrialListener {
+  return {
+    ...l,
+    report: (r) => {
+      const { checkpointDir: _, ...rest } = r;
+      return l.report(rest);
+    },
+  };
+}
+
+async function stderrOf(dir: string): Promise<string> {
+  try {
+    const f = await Deno.open(join(dir, "stderr.log"));
+    try {
+      const size = (await f.stat()).size;
+      await f.seek(Math.max(0, size - 4096), Deno.SeekMode.Start);
+      const buf = new Uint8Array(4096);
+      const n = await f.read(buf);
+      return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+    } finally {
+      f.close();
+    }
+  } catch {
+    return "";
+  }
+}
+
+/** Single-quotes for sh. */
+function shq(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+function merge(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
+  const out: Record<string, string[]> = {};
+  for (const k of ["read", "write", "net", "env", "sys", "ffi", "unstable"] as const) {
+    const v = [...(a[k] ?? []), ...(b[k] ?? [])];
+    if (v.length) out[k] = v;
+  }
+  return out;
+}
+
+async function settle<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const r = await Promise.race([
+    p.catch(() => undefined),
+    new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), ms))),
+  ]);
+  clearTimeout(timer);
+  return r;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function findConfig(moduleUrl: string): Promise<string | undefined> {
+  if (!moduleUrl.startsWith("file:")) return undefined;
+  let dir = dirname(fromFileUrl(moduleUrl));
+  for (;;) {
+    for (const name of ["deno.json", "deno.jsonc"]) {
+      if (await exists(join(dir, name))) return join(dir, name);
+    }
+    const up = dirname(dir);
+    if (up === dir) return undefined;
+    dir = up;
+  }
+}

@@ -1,0 +1,318 @@
+// The Ray executor against a real two-node Ray cluster (tests/peers/ray_cluster.ts: head on
+// 127.0.0.2, worker on 127.0.0.3, token auth on): one cluster for the whole file, stopped at the
+// end even on failure. Each case runs real trials as Ray jobs and reads the outcome (trial
+// status, error text, the node each trial ran on, Ray's own job records).
+import { equal, match, ok as assert } from "#assert";
+import { grid, ResultGrid, Tuner } from "../../mod.ts";
+import { ashaScheduler } from "../../plugins/schedulers/mod.ts";
+import { tableReporter } from "../../plugins/reporters/table.ts";
+import { rayExecutor, type RayExecutorOptions } from "../../plugins/executors/ray.ts";
+import { rayJobsClient } from "../../plugins/executors/_ray_client.ts";
+import { type RayCluster, rayMissing, startRayCluster } from "../peers/ray_cluster.ts";
+import { hostileTrainable } from "../sandbox/_hostile.ts";
+import { tempStorage } from "../_helpers.ts";
+
+const missing = await rayMissing();
+if (missing) console.warn(`\n*** SKIPPING the Ray executor tests: ${missing} ***\n`);
+
+function executor(c: RayCluster, train: string, o: RayExecutorOptions = {}) {
+  return rayExecutor(train, {
+    address: c.address,
+    token: c.token,
+    driverHost: "127.0.0.1",
+    heartbeatMs: 5000,
+    pollMs: 250,
+    graceMs: 1000,
+    probe: false,
+    ...o,
+  });
+}
+
+/** The nodes the table reporter showed for each trial id. */
+function nodesOf(lines: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const l of lines.join("").split("\n")) {
+    const m = /^(\S+_\d{5})\s+\S+\s+(127\.0\.0\.\d)\b/.exec(l.trim());
+    if (m) out.set(m[1], m[2]);
+  }
+  return out;
+}
+
+async function ourJobs(c: RayCluster): Promise<{ id: string; status: string }[]> {
+  const ray = rayJobsClient(c.address, c.token);
+  return (await ray.list()).filter((j) => j.submission_id.startsWith("tunebox-"))
+    .map((j) => ({ id: j.submission_id, status: j.status }));
+}
+
+async function until(what: string, ok: () => Promise<boolean>, ms = 120_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await ok()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+Deno.test({
+  name: "ray executor on a real two-node cluster",
+  ignore: missing !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async (t) => {
+  const c = await startRayCluster();
+  try {
+    await t.step("a missing or wrong token fails before any trial, in one line", async () => {
+      const train = await hostileTrainable(`await session.report({ loss: 1 });`);
+      for (const token of [undefined, "not-the-token"]) {
+        const storage = await tempStorage();
+        const err = await new Tuner({
+          trainable: train,
+          space: { x: grid([1]) },
+          metric: "loss",
+          mode: "min",
+          storage,
+          name: "auth",
+          executor: rayExecutor(train, {
+            address: c.address,
+            ...(token ? { token } : {}),
+            driverHost: "127.0.0.1",
+          }),
+          reporter: false,
+        }).fit().then(() => undefined, (e) => e as Error);
+        assert(err, `token ${token} was accepted`);
+        match(err!.message, token ? /Invalid authentication token/ : /Missing authentication token/);
+        match(err!.message, /rayExecutor\(\{ token \}\) or set RAY_AUTH_TOKEN/);
+        equal(err!.message.includes("\n"), false, err!.message);
+        const trials = await Array.fromAsync(Deno.readDir(`${storage}/auth`)).catch(() => []);
+        equal(trials.filter((e) => e.isDirectory && /_\d{5}$/.test(e.name)).length, 0);
+      }
+      equal((await ourJobs(c)).length, 0);
+    });
+
+    await t.step("a probe job checks Deno on the nodes; custom resources place trials on each node, GPUs get CUDA_VISIBLE_DEVICES", async () => {
+      const train = await hostileTrainable(`
+        await session.report({ loss: config.x, cuda: Deno.env.get("CUDA_VISIBLE_DEVICES") ?? "unset",
+          token: Deno.env.get("RAY_AUTH_TOKEN") ?? "none" });
+      `);
+      for (const [custom, ip, gpu] of [["node1", "127.0.0.2", 0], ["node2", "127.0.0.3", 0.5]] as const) {
+        const lines: string[] = [];
+        const r = await new Tuner({
+          trainable: train,
+          space: { x: grid([1, 2, 3]) },
+          metric: "loss",
+          mode: "min",
+          storage: await tempStorage(),
+          resources: { cpu: 1, gpu, custom: { [custom]: 1 } },
+          executor: executor(c, train, { probe: custom === "node1" }),
+          reporter: tableReporter({ write: (s: string) => lines.push(s), live: false }),
+        }).fit();
+        const nodes = nodesOf(lines);
+        for (const x of r.trials) {
+          equal(x.status, "terminated", x.error);
+          equal(nodes.get(x.id), ip, `${x.id} ran on ${nodes.get(x.id)}: ${lines.join("")}`);
+          // Ray's environment (its token included) never reaches the trial.
+          equal(x.metrics?.token, "none");
+          if (gpu) match(String(x.metrics?.cuda), /^[01]$/);
+          else equal(x.metrics?.cuda, "");
+        }
+      }
+    });
+
+    await t.step("ASHA stops Ray jobs early, and no job is left behind", async () => {
+      const train = await hostileTrainable(`
+        for (let i = 1; i <= 8; i++) await session.report({ loss: config.x / i });
+      `);
+      const r = await new Tuner({
+        trainable: train,
+        space: { x: grid([1, 2, 3, 4, 5, 6]) },
+        metric: "loss",
+        mode: "min",
+        storage: await tempStorage(),
+        scheduler: ashaScheduler({ maxT: 8, gracePeriod: 1, reductionFactor: 2 }),
+        maxConcurrent: 6,
+        resources: { cpu: 1 },
+        executor: executor(c, train),
+        reporter: false,
+      }).fit();
+      const stopped = r.trials.filter((x) => x.iterations < 8);
+      assert(stopped.length >= 2, `ASHA stopped ${stopped.length} trials`);
+      for (const x of r.trials) equal(x.status, "terminated", x.error);
+      await until("the jobs to be deleted", async () => (await ourJobs(c)).length === 0, 30_000);
+    });
+
+    await t.step("a trial that fails fails over from its checkpoint on shared storage", async () => {
+      const train = new URL("../fixtures/flaky.ts", import.meta.url).pathname;
+      const r = await new Tuner({
+        trainable: train,
+        space: { x: grid([1, 2]) },
+        metric: "loss",
+        mode: "min",
+        storage: await tempStorage(),
+        maxFailures: 1,
+        executor: executor(c, train),
+        reporter: false,
+      }).fit();
+      for (const x of r.trials) {
+        equal(x.status, "terminated", x.error);
+        equal(x.iterations, 4);
+        equal(x.metrics?.restored_from, 1, "the retry restored the checkpoint of iteration 2");
+      }
+    });
+
+    await t.step("a job no node can place fails at once naming the resource", async () => {
+      const train = await hostileTrainable(`await session.report({ loss: 1 });`);
+      const err = await new Tuner({
+        trainable: train,
+        space: { x: grid([1]) },
+        metric: "loss",
+        mode: "min",
+        storage: await tempStorage(),
+        resources: { cpu: 1, custom: { tpu_v9: 1 } },
+        executor: executor(c, train),
+        reporter: false,
+      }).fit().then(() => undefined, (e) => e as Error);
+      assert(err, "an unplaceable trial was not refused");
+      match(err!.message, /Ray cannot place trial .*no node has the resource "tpu_v9" \(asked 1\)/);
+      const big = await new Tuner({
+        trainable: train,
+        space: { x: grid([1]) },
+        metric: "loss",
+        mode: "min",
+        storage: await tempStorage(),
+        resources: { cpu: 64 },
+        executor: executor(c, train),
+        reporter: false,
+      }).fit().then(() => undefined, (e) => e as Error);
+      match(big?.message ?? "", /asked 64 "CPU" but the largest node has 4/);
+    });
+
+    await t.step("a PENDING job past pendingTimeoutMs fails its trial; stopped while PENDING, it is refused when Ray runs it late and then deleted", async () => {
+      // Trial 1 takes all of node2's "slot"; trial 2 waits PENDING for it and times out. Ray
+      // does not cancel a PENDING job on stop: it runs it once trial 1 ends, and the driver
+      // must refuse that late trial's token.
+      const train = await hostileTrainable(`
+        if (config.x === 1) await new Promise((r) => setTimeout(r, 8000));
+        await session.report({ loss: config.x });
+      `);
+      const warnings: string[] = [];
+      const storage = await tempStorage();
+      const r = await new Tuner({
+        trainable: train,
+        space: { x: grid([1, 2]) },
+        metric: "loss",
+        mode: "min",
+        storage,
+        resources: { cpu: 1, custom: { node2: 100 } },
+        maxConcurrent: 2,
+        executor: executor(c, train, {
+          pendingTimeoutMs: 3000,
+          log: (m) => warnings.push(m),
+        }),
+        reporter: false,
+      }).fit();
+      // Whichever Ray placed first ran; the other waited and timed out.
+      const one = r.trials.find((x) => x.status === "terminated");
+      const two = r.trials.find((x) => x.status !== "terminated");
+      assert(one && two, JSON.stringify(r.trials.map((x) => [x.status, x.error])));
+      equal(two.status, "error");
+      match(two.error ?? "", /Ray did not place trial .* within 3000 ms/);
+      match(two.error ?? "", /"node2":100/);
+      await until("the late job to end and be deleted", async () => {
+        const jobs = await ourJobs(c);
+        return jobs.length === 0;
+      }, 90_000);
+    });
+
+    await t.step("the trainable's folder is shipped as a working_dir package without shared storage", async () => {
+      const train = await hostileTrainable(
+        `
+        const data = await Deno.readTextFile(new URL("./data.txt", import.meta.url));
+        console.log("read", data.trim(), "in", Deno.cwd());
+        await Deno.writeTextFile("out.txt", "x");
+        await session.report({ loss: Number(data) * config.x, here: import.meta.url });
+      `,
+        { files: { "data.txt": "21\n" } },
+      );
+      const warnings: string[] = [];
+      const run = async () =>
+        await new Tuner({
+          trainable: train,
+          space: { x: grid([1, 2]) },
+          metric: "loss",
+          mode: "min",
+          storage: await tempStorage(),
+          executor: executor(c, train, { sharedStorage: false, log: (m) => warnings.push(m) }),
+          reporter: false,
+        }).fit();
+      const r = await run();
+      for (const x of r.trials) {
+        equal(x.status, "terminated", x.error);
+        equal(x.metrics?.loss, 21 * Number(x.config.x));
+        // It ran from the unpacked package, not from the driver's file.
+        match(String(x.metrics?.here), /runtime_resources\/working_dir_files\/_ray_pkg_[0-9a-f]+\//);
+        match(await Deno.readTextFile(`${x.path}/stdout.log`), /read 21 in \/tmp\/tunebox-/);
+      }
+      match(warnings.join("\n"), /shipping the trainable as Ray package gcs:\/\/_ray_pkg_\w+\.zip .*uploaded\)/);
+      // The same contents again: the package is not uploaded twice.
+      warnings.length = 0;
+      await run();
+      match(warnings.join("\n"), /already on the cluster/);
+    });
+
+    await t.step("a driver killed with SIGKILL: resume stops its stale jobs and finishes the experiment", async () => {
+      const storage = await tempStorage();
+      const train = new URL("../fixtures/slow.ts", import.meta.url).pathname;
+      const script = `${storage}/driver.ts`;
+      const mod = new URL("../../mod.ts", import.meta.url).href;
+      const ray = new URL("../../plugins/executors/ray.ts", import.meta.url).href;
+      await Deno.writeTextFile(
+        script,
+        `import { grid, Tuner } from ${JSON.stringify(mod)};\n` +
+          `import { rayExecutor } from ${JSON.stringify(ray)};\n` +
+          `await new Tuner({ trainable: ${JSON.stringify(train)}, space: { x: grid([1, 2, 3]) },\n` +
+          `  metric: "loss", mode: "min", storage: ${JSON.stringify(storage)}, name: "killed",\n` +
+          `  executor: rayExecutor(${JSON.stringify(train)}, { address: ${
+            JSON.stringify(c.address)
+          },\n` +
+          `    token: ${JSON.stringify(c.token)}, driverHost: "127.0.0.1", probe: false,\n` +
+          `    heartbeatMs: 60000, pollMs: 250 }),\n` +
+          `  reporter: false }).fit();\n`,
+      );
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", script],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      const dir = `${storage}/killed`;
+      await until("a trial to checkpoint on the cluster", async () => {
+        const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
+        for (const e of entries.filter((x) => x.isDirectory && /_\d{5}$/.test(x.name))) {
+          const cks = await Array.fromAsync(Deno.readDir(`${dir}/${e.name}`));
+          if (cks.some((x) => x.name.startsWith("checkpoint_"))) return true;
+        }
+        return false;
+      });
+      child.kill("SIGKILL");
+      await child.status;
+      const stale = (await ourJobs(c)).filter((j) => j.status === "RUNNING" || j.status === "PENDING");
+      assert(stale.length > 0, "jobs were running when the driver died");
+      const warnings: string[] = [];
+      const tuner = await Tuner.restore(dir, {
+        executor: executor(c, train, { log: (m) => warnings.push(m) }),
+        reporter: false,
+      });
+      const after = await tuner.fit();
+      for (const x of after.trials) equal(x.status, "terminated", `${x.id}: ${x.error}`);
+      equal(after.trials.length, 3);
+      for (const j of stale) match(warnings.join("\n"), new RegExp(`stopping Ray job ${j.id}`));
+      const loaded = await ResultGrid.load(dir);
+      assert(
+        loaded.trials.some((x) => loaded.history(x.id).some((h) => h.resumed_at === 1)),
+        "a trial continued from its checkpoint",
+      );
+      await until("every job to be deleted", async () => (await ourJobs(c)).length === 0, 60_000);
+    });
+  } finally {
+    await c.close();
+  }
+});
