@@ -9,7 +9,7 @@
  * @module
  */
 
-import { zipSync, type Zippable } from "fflate";
+import type { Zippable } from "fflate";
 import { join } from "node:path";
 import { TuneError } from "../../core/errors.ts";
 import type { RayJobsClient } from "./_ray_client.ts";
@@ -39,6 +39,9 @@ export interface PackageContents {
   /** The deno.json, if any. */
   readonly configFile?: string;
 }
+
+/** The import map's path inside the package. */
+export const IMPORT_MAP = "tunebox_import_map.json";
 
 /** Ray refuses working_dir packages over 500 MiB; stay well under. */
 const MAX_BYTES = 256 << 20;
@@ -88,6 +91,13 @@ export async function shipPackage(
     tree[`root${p}`] = [data, { mtime: new Date(Date.UTC(2000, 0, 1)) }];
     parts.push(enc.encode(`${p}\u0000${data.length}\u0000`), data);
   }
+  // Absolute imports (`file:///driver/path/x.ts`) must land on the shipped copies: an import
+  // map in the package maps every shipped file exactly (relative targets resolve against it).
+  const map: Record<string, string> = {};
+  for (const p of sorted) map[`file://${p}`] = `./root${p}`;
+  const mapText = enc.encode(JSON.stringify({ imports: map }));
+  tree[IMPORT_MAP] = [mapText, { mtime: new Date(Date.UTC(2000, 0, 1)) }];
+  parts.push(mapText);
   const all = new Uint8Array(parts.reduce((n, x) => n + x.length, 0));
   let off = 0;
   for (const x of parts) {
@@ -99,6 +109,8 @@ export async function shipPackage(
   const name = `_ray_pkg_${digest}.zip`;
   let uploaded = false;
   if (!await ray.hasPackage(name)) {
+    // Loaded here only: experiments that never ship a package never load the zip library.
+    const { zipSync } = await import("fflate");
     const zip = zipSync(tree, { level: 6 });
     await ray.putPackage(name, zip);
     uploaded = true;

@@ -46,7 +46,7 @@ import {
   type RayNode,
   unplaceable,
 } from "./_ray_client.ts";
-import { shipPackage } from "./_ray_package.ts";
+import { IMPORT_MAP, shipPackage } from "./_ray_package.ts";
 
 export { rayErrorLine } from "./_ray_client.ts";
 
@@ -486,6 +486,7 @@ export function rayExecutor(
       ...(v8.length ? [`--v8-flags=${v8.join(",")}`] : []),
       here(entry),
     ];
+    if (!shared) args.splice(1, 0, `--import-map=${W}/${IMPORT_MAP}`);
     const env: Record<string, string> = {
       ...passEnv,
       ...jobEnv,

@@ -25,6 +25,8 @@ export interface RayCluster {
   readonly address: string;
   /** The token every request needs (`Authorization: Bearer <token>`). */
   readonly token: string;
+  /** The head's GCS port (`ray.init(address="127.0.0.2:<port>")`). */
+  readonly gcsPort: number;
   /** The cluster's own temp dir (sessions, logs). */
   readonly dir: string;
   /** CPUs each node declares. */
@@ -232,6 +234,7 @@ export async function startRayCluster(
     return {
       address,
       token,
+      gcsPort,
       dir,
       cpusPerNode,
       nodes: ["127.0.0.2", "127.0.0.3"],
