@@ -37,6 +37,7 @@ const USAGE = `tunebox — sandboxed hyperparameter tuning for Deno
 
 Usage:
   tunebox run FILE.yaml [--set key=value ...] [--name NAME] [--storage DIR]
+                       [--executor subprocess|slurm]
   tunebox resume DIR [--restart-errored]
   tunebox status DIR
   tunebox report DIR [--out FILE.html]
@@ -46,6 +47,7 @@ Usage:
 Examples:
   tunebox run experiment.yaml --set num_samples=4 --set scheduler.max_t=5
   tunebox resume tunebox_results/mnist-asha
+  salloc -N2 -n8 tunebox run experiment.yaml --executor slurm   # trials as Slurm job steps
 `;
 
 /**
@@ -71,6 +73,7 @@ export async function main(args: readonly string[]): Promise<number> {
         set: { type: "string", multiple: true },
         name: { type: "string" },
         storage: { type: "string" },
+        executor: { type: "string" },
         "restart-errored": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -97,6 +100,7 @@ export async function main(args: readonly string[]): Promise<number> {
           ...(parsed.values.set ? { set: parsed.values.set } : {}),
           ...(parsed.values.name ? { name: parsed.values.name } : {}),
           ...(parsed.values.storage ? { storage: parsed.values.storage } : {}),
+          ...(parsed.values.executor ? { executor: parsed.values.executor } : {}),
         });
         const grid = await new Tuner(options).fit();
         return finish(grid);
