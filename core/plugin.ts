@@ -323,6 +323,8 @@ export type TrialExit =
 export interface TrialListener {
   /** A report came in; the returned promise resolves with the ack sent back to the trial. */
   report(report: RawReport): Promise<Ack>;
+  /** Where the trial runs, once a cluster executor knows (a node name; shown in the live table). */
+  placed?(node: string): void;
 }
 
 /** A running trial. */

@@ -179,6 +179,8 @@ interface TrialState {
   dir: string;
   /** The trial's own folder inside `dir` (the only one it may write). */
   workDir: string;
+  /** The node it runs (or last ran) on, when a cluster executor said. */
+  node?: string;
   iteration: number;
   lastResult?: TrialResult;
   history: TrialResult[];
@@ -580,6 +582,9 @@ class Runner {
           new Promise<Ack>((resolve) =>
             this.queue.push({ type: "report", trial: t, raw, resolve })
           ),
+        placed: (node) => {
+          if (t.handle === handle || t.handle === undefined) t.node = printable(node.slice(0, 64));
+        },
       },
     );
     t.handle = handle;
@@ -1058,6 +1063,7 @@ class Runner {
       ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
       ...(t.error ? { error: t.error } : {}),
       ...(t.reason ? { reason: t.reason } : {}),
+      ...(t.node ? { node: t.node } : {}),
     });
   }
 

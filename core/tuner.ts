@@ -46,6 +46,7 @@ import { fifoScheduler } from "../plugins/schedulers/fifo.ts";
 import { randomSearcher } from "../plugins/searchers/random.ts";
 import { subprocessExecutor } from "../plugins/executors/subprocess.ts";
 import { inprocessExecutor } from "../plugins/executors/inprocess.ts";
+import { executorFromSpec } from "../plugins/executors/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
 
 /** The options of a {@linkcode Tuner}. */
@@ -119,6 +120,8 @@ export interface RestoreOptions {
   readonly reporter?: Callback | false;
   /** Retry trials that had failed. @default false */
   readonly restartErrored?: boolean;
+  /** The executor again (a custom one); one made from a YAML/CLI spec is made again. */
+  readonly executor?: Executor;
 }
 
 const OPTION_KEYS = [
@@ -339,6 +342,16 @@ export class Tuner<S extends Space = Space> {
       "random",
       () => randomSearcher(),
     );
+    // An executor made from a spec (YAML, CLI) is made again; a custom one is given again.
+    const savedExecutor = saved.executor as { name?: string; options?: Record<string, unknown> };
+    const executor = options.executor ??
+      (savedExecutor && typeof savedExecutor === "object" && savedExecutor.name &&
+          typeof trainable !== "function"
+        ? executorFromSpec(
+          { name: savedExecutor.name, options: savedExecutor.options ?? {} },
+          trainable,
+        )
+        : undefined);
     const events = await readTrialEvents(dir);
     const stored = foldTrialEvents(events);
     const trials: RestoredTrial[] = [];
@@ -379,6 +392,7 @@ export class Tuner<S extends Space = Space> {
       seed: record.seed,
       scheduler,
       searcher,
+      ...(executor ? { executor } : {}),
       ...(options.callbacks ? { callbacks: options.callbacks } : {}),
       ...(options.reporter !== undefined ? { reporter: options.reporter } : {}),
       ...restoreScalars(saved),
@@ -450,6 +464,7 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
   const spec = (p: unknown) => (p as { spec?: JsonValue } | undefined)?.spec;
   if (spec(o.scheduler)) out.scheduler = spec(o.scheduler)!;
   if (spec(o.searcher)) out.searcher = spec(o.searcher)!;
+  if (spec(o.executor)) out.executor = spec(o.executor)!;
   return out;
 }
 
@@ -604,8 +619,12 @@ function validateOptions(o: TunerOptions<Space>): void {
         }
         continue;
       }
-      if (k !== "cpu" && k !== "gpu") {
-        fail(`unknown resource "${k}"${suggest(k, ["cpu", "gpu"])}; use { cpu, gpu }`);
+      if (k !== "cpu" && k !== "gpu" && k !== "memoryMb") {
+        fail(
+          `unknown resource "${k}"${
+            suggest(k, ["cpu", "gpu", "memoryMb", "custom"])
+          }; use { cpu, gpu, memoryMb, custom }`,
+        );
       }
       if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {
         fail(`"resources.${k}" must be a number >= 0, got ${v}`, RangeError);

@@ -44,8 +44,8 @@ import {
   sbatch,
   scancel,
   showJob,
+  slurm,
   type SlurmOptions,
-  SlurmRefusal,
   squeue,
   srunRefusal,
   verdictText,
@@ -146,6 +146,7 @@ export function slurmExecutor(
   let nodeModules = false;
   let readRoots: string[] = [];
   let prepared = false;
+  let setpriv: string[] = [];
   let runs = 0;
   let firstTrial = true;
   const live = new Map<string, BatchWatch>();
@@ -182,6 +183,8 @@ export function slurmExecutor(
   return {
     name: "slurm",
     capacity(resources: Resources): number {
+      // Refuses what Slurm cannot express (fractional GPUs or CPUs) before any trial starts.
+      resourceArgs({ cpu: resources.cpu ?? 1, gpu: resources.gpu ?? 0 }, options.slurm ?? {});
       if (options.maxJobs !== undefined) return options.maxJobs;
       if (mode === "sbatch") return 32;
       const cpus = allocationCpus(cmdEnv.SLURM_JOB_CPUS_PER_NODE);
@@ -190,6 +193,8 @@ export function slurmExecutor(
     async prepare({ experimentDir: dir, sandbox }) {
       experimentDir = dir;
       await requireSlurm(mode, cmdEnv);
+      // A step dies with its srun; srun dies with the driver (even one killed with SIGKILL).
+      if (mode === "step") setpriv = await pdeathsig();
       const policy = merge(options.sandbox ?? {}, sandbox ?? {});
       await checkTrainableSource(moduleUrl);
       configFile = options.denoConfig === false
@@ -266,6 +271,21 @@ export function slurmExecutor(
       await Deno.remove(join(experimentDir, JOBS_FILE)).catch(() => {});
     },
   } as Executor;
+
+  /** The node a trial's step or batch job runs on, from `squeue`. */
+  async function whereIs(trialId: string, jobId: string | undefined): Promise<string> {
+    const args = jobId
+      ? ["-h", "-j", jobId, "-o", "%N"]
+      : ["-h", "-s", "-j", cmdEnv.SLURM_JOB_ID ?? "", "-o", "%j %N"];
+    const r = await slurm("squeue", args, cmdEnv).catch(() => undefined);
+    if (!r) return "";
+    if (jobId) return r.out.trim().split("\n")[0] ?? "";
+    for (const line of r.out.split("\n")) {
+      const [name, nodes] = line.trim().split(/\s+/);
+      if (name === `${JOB_PREFIX}${trialId}`) return nodes ?? "";
+    }
+    return "";
+  }
 
   /** Cancels batch jobs a killed driver left behind (their ids are in `.slurm_jobs`). */
   async function cancelLeftovers(dir: string): Promise<void> {
@@ -380,7 +400,7 @@ export function slurmExecutor(
     let launchError: TuneError | undefined;
     let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined;
 
-    const launch = (async () => {
+    (async () => {
       const { argv, env } = trialCommand(job, run, ch);
       const exportFlag = exportArg({ ...env, ...ch.trialEnv(job.trialId, token) });
       const flags = slurmArgs(job);
@@ -391,8 +411,18 @@ export function slurmExecutor(
           delete stepEnv[k];
         }
         try {
-          srun = new Deno.Command("srun", {
-            args: ["--exact", "--quiet", "--kill-on-bad-exit=1", exportFlag, ...flags, ...argv],
+          const srunArgv = [
+            ...setpriv,
+            "srun",
+            "--exact",
+            "--quiet",
+            "--kill-on-bad-exit=1",
+            exportFlag,
+            ...flags,
+            ...argv,
+          ];
+          srun = new Deno.Command(srunArgv[0], {
+            args: srunArgv.slice(1),
             env: stepEnv,
             clearEnv: true,
             stdin: "null",
@@ -443,6 +473,12 @@ export function slurmExecutor(
         silent = true;
         cancel("KILL");
       });
+      // Where it runs, for the live table and error messages (asked once it is surely running).
+      whereIs(job.trialId, jobId).then((n) => {
+        if (!n) return;
+        node = n;
+        listener.placed?.(n);
+      });
       return await driveTrial(connection, job, listener);
     })();
     converse.catch(() => {});
@@ -453,7 +489,9 @@ export function slurmExecutor(
           srun.kill(signal === "TERM" ? "SIGTERM" : "SIGKILL");
         } catch { /* gone */ }
       } else if (jobId) {
-        scancel(jobId, cmdEnv, signal === "TERM" ? "TERM" : undefined);
+        // TERM: scancel the job (Slurm sends SIGTERM, then SIGKILL after its KillWait);
+        // KILL: SIGKILL to every process of the job now.
+        scancel(jobId, cmdEnv, signal === "KILL" ? "KILL" : undefined);
       }
     };
 
@@ -491,7 +529,9 @@ export function slurmExecutor(
           return {
             kind: "error",
             message: launchError.message,
-            fatal: launchError instanceof SlurmRefusal,
+            // A refused request fails every trial alike; a controller that did not answer may
+            // answer the retry.
+            fatal: !/Unable to contact|timed out|try again/i.test(launchError.message),
           };
         }
         if (talk?.broken) {
@@ -588,6 +628,20 @@ export function slurmExecutor(
         await exited;
       },
     };
+  }
+}
+
+/** `setpriv --pdeathsig SIGKILL --` where it works, else nothing. */
+async function pdeathsig(): Promise<string[]> {
+  try {
+    const o = await new Deno.Command("setpriv", {
+      args: ["--pdeathsig", "SIGKILL", "--", "true"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return o.success ? ["setpriv", "--pdeathsig", "SIGKILL", "--"] : [];
+  } catch {
+    return [];
   }
 }
 
