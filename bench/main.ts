@@ -45,6 +45,13 @@ await run("Training: tfjs backends' throughput, the sandbox's cost, the MNIST de
   "bench/training_bench.ts",
   ...q,
 ]);
+await run("Ray executor on a two-node Ray cluster (vs local, vs Ray Tune with --peers)", deno, [
+  "run",
+  "-A",
+  "bench/ray_bench.ts",
+  ...q,
+  ...(peers ? ["--peers"] : []),
+]);
 if (peers) {
   const ray = `${root}bench/.venv-ray/bin/python`;
   await run("Peer: Ray Tune driver overhead", ray, ["bench/peers/ray_driver.py", ...q]);

@@ -34,7 +34,7 @@ const TOP_KEYS: Record<string, string> = {
   mode: "min or max",
   num_samples: "a positive integer or -1",
   max_concurrent: "a positive integer",
-  resources: "{ cpu, gpu, memory_mb }",
+  resources: "{ cpu, gpu, memory_mb, custom }",
   gpus: "a count of GPUs to use",
   stop: "{ key: value } criteria",
   time_budget_s: "seconds",
@@ -52,7 +52,7 @@ const TOP_KEYS: Record<string, string> = {
   seed: "a number",
   space: "the search space",
   deno_config: "the deno.json trials run with, or false",
-  executor: "{ name: subprocess | slurm, ... } (where trials run)",
+  executor: "{ name: subprocess | slurm | ray, ... } (where trials run)",
 };
 
 /** The keys an `executor:` mapping may hold, by executor name. */
@@ -72,11 +72,29 @@ const EXECUTOR_KEYS: Record<string, string[]> = {
     "grace_ms",
     "v8_flags",
   ],
+  ray: [
+    "name",
+    "address",
+    "deno",
+    "deno_version",
+    "shared_storage",
+    "probe",
+    "pending_timeout_ms",
+    "check_placement",
+    "driver_host",
+    "driver_port",
+    "heartbeat_ms",
+    "poll_ms",
+    "max_jobs",
+    "deno_dir",
+    "grace_ms",
+    "v8_flags",
+  ],
 };
 const SLURM_KEYS = ["partition", "account", "qos", "time", "constraint", "nodelist", "extra_args"];
 
 const SUB_KEYS: Record<string, string[]> = {
-  resources: ["cpu", "gpu", "memory_mb"],
+  resources: ["cpu", "gpu", "memory_mb", "custom"],
   checkpoint: ["num_to_keep", "score_attribute", "score_order"],
   sandbox: ["read", "write", "net", "env", "sys", "ffi", "unstable"],
   reporter: ["parameter_columns", "metric_columns", "max_rows", "interval_ms"],

@@ -194,9 +194,12 @@ export function rayJobsClient(address: string, token?: string): RayJobsClient {
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new RayApiError(r.status, `Ray answered ${what} with something that is not JSON: ${
-        clip(text.slice(0, 200))
-      } (is ${base} a Ray dashboard?)`);
+      throw new RayApiError(
+        r.status,
+        `Ray answered ${what} with something that is not JSON: ${
+          clip(text.slice(0, 200))
+        } (is ${base} a Ray dashboard?)`,
+      );
     }
   }
 

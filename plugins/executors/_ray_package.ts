@@ -4,7 +4,9 @@
  * driver's `DENO_DIR` cache, zipped with `fflate`, named by a hash of their paths and contents
  * (`_ray_pkg_<hash>.zip`) and uploaded once (`PUT /api/packages/gcs/...`). Inside the package
  * every file sits at `root/<its absolute path on the driver>`, so the trial's paths map by a
- * prefix: `/a/b.ts` → `$W/root/a/b.ts`, `$W` being the job's working dir on its node.
+ * prefix: `/a/b.ts` → `$W/root/a/b.ts`, `$W` being the job's working dir on its node (the
+ * experiment's entry and module cache go to fixed places, so the package of a trainable is the
+ * same in every experiment).
  *
  * @module
  */
@@ -38,6 +40,8 @@ export interface PackageContents {
   readonly denoDir: string;
   /** The deno.json, if any. */
   readonly configFile?: string;
+  /** Where a driver path goes in the package (relative, `/`-separated). */
+  readonly packagePath: (path: string) => string;
 }
 
 /** The import map's path inside the package. */
@@ -88,13 +92,14 @@ export async function shipPackage(
           `storage (sharedStorage: true)`,
       );
     }
-    tree[`root${p}`] = [data, { mtime: new Date(Date.UTC(2000, 0, 1)) }];
-    parts.push(enc.encode(`${p}\u0000${data.length}\u0000`), data);
+    const at = contents.packagePath(p);
+    tree[at] = [data, { mtime: new Date(Date.UTC(2000, 0, 1)) }];
+    parts.push(enc.encode(`${at}\u0000${data.length}\u0000`), data);
   }
   // Absolute imports (`file:///driver/path/x.ts`) must land on the shipped copies: an import
   // map in the package maps every shipped file exactly (relative targets resolve against it).
   const map: Record<string, string> = {};
-  for (const p of sorted) map[`file://${p}`] = `./root${p}`;
+  for (const p of sorted) map[`file://${p}`] = `./${contents.packagePath(p)}`;
   const mapText = enc.encode(JSON.stringify({ imports: map }));
   tree[IMPORT_MAP] = [mapText, { mtime: new Date(Date.UTC(2000, 0, 1)) }];
   parts.push(mapText);

@@ -9,17 +9,18 @@ import type { Executor } from "../../core/plugin.ts";
 import { TuneError } from "../../core/errors.ts";
 import { subprocessExecutor, type SubprocessExecutorOptions } from "./subprocess.ts";
 import { slurmExecutor, type SlurmExecutorOptions } from "./slurm.ts";
+import { rayExecutor, type RayExecutorOptions } from "./ray.ts";
 
 /** An executor by name with JSON options, as a YAML file or `experiment.json` holds it. */
 export interface ExecutorSpec {
-  /** `"slurm"` or `"subprocess"` (also `"local"`). */
+  /** `"slurm"`, `"ray"` or `"subprocess"` (also `"local"`). */
   readonly name: string;
   /** The executor's options (camelCase keys). */
   readonly options?: Readonly<Record<string, unknown>>;
 }
 
 /** The executor names {@linkcode executorFromSpec} knows. */
-export const EXECUTOR_NAMES: readonly string[] = ["subprocess", "local", "slurm"];
+export const EXECUTOR_NAMES: readonly string[] = ["subprocess", "local", "slurm", "ray"];
 
 /**
  * Makes the executor a spec names, for `trainable`. The executor remembers its spec, so a
@@ -39,6 +40,10 @@ export function executorFromSpec(spec: ExecutorSpec, trainable: string | URL): E
     case "slurm":
       executor = slurmExecutor(trainable, o as SlurmExecutorOptions);
       break;
+    case "ray":
+      // A token is never part of the spec (it would be saved in experiment.json): RAY_AUTH_TOKEN.
+      executor = rayExecutor(trainable, o as RayExecutorOptions);
+      break;
     case "subprocess":
     case "local":
       executor = subprocessExecutor(trainable, o as SubprocessExecutorOptions);
@@ -49,8 +54,12 @@ export function executorFromSpec(spec: ExecutorSpec, trainable: string | URL): E
       );
   }
   Object.defineProperty(executor, "spec", {
-    value: { name: spec.name, options: JSON.parse(JSON.stringify(o)) },
+    value: {
+      name: spec.name,
+      options: JSON.parse(JSON.stringify(spec.name === "ray" ? { ...o, token: undefined } : o)),
+    },
     enumerable: false,
+    configurable: true,
   });
   return executor;
 }

@@ -183,6 +183,9 @@ export function rayExecutor(
   const live = new Map<string, (info: RayJobInfo | undefined) => void>();
   /** Jobs stopped while PENDING (or left by a killed driver): deleted once they end. */
   const zombies = new Set<string>();
+  const lateStopped = new Set<string>();
+  /** Jobs whose trial ended, until their logs are fetched and their record deleted. */
+  const finishing = new Set<Promise<unknown>>();
   let poller: ReturnType<typeof setInterval> | undefined;
   let polling = false;
   const expId = crypto.randomUUID().slice(0, 8);
@@ -205,9 +208,17 @@ export function rayExecutor(
           else if (isFinal(j.status)) {
             zombies.delete(id);
             await ray.delete(id).catch(() => {});
-          } else if (j.status === "RUNNING") await ray.stop(id).catch(() => {});
+          } else if (j.status === "RUNNING" && !lateStopped.has(id)) {
+            // Ray ran a job it had been told to stop while PENDING: stop it again (its trial's
+            // token is refused in any case).
+            lateStopped.add(id);
+            log(`Ray started job ${id} after it was stopped while PENDING; stopping it again`);
+            await ray.stop(id).catch(() => {});
+          }
         }
-      } catch { /* the dashboard is busy: next round */ } finally {
+      } catch {
+        /* the dashboard is busy: next round */
+      } finally {
         polling = false;
       }
     }, pollMs);
@@ -220,7 +231,7 @@ export function rayExecutor(
     return nodes;
   }
 
-  return {
+  const executor = {
     name: "ray",
     capacity(): number {
       return options.maxJobs ?? 64;
@@ -291,9 +302,11 @@ export function rayExecutor(
         }
         const pkg = await shipPackage(ray, {
           modules: [entry, moduleUrl],
-          folders: [dirname(fromFileUrl(moduleUrl)), denoDir],
+          // Only the module cache's downloads: its sqlite caches differ from run to run.
+          folders: [dirname(fromFileUrl(moduleUrl)), join(denoDir, "npm"), join(denoDir, "remote")],
           ...(configFile ? { files: [configFile], configFile } : {}),
           denoDir,
+          packagePath,
         });
         runtimeEnv = { ...runtimeEnv, working_dir: pkg.uri };
         log(
@@ -319,23 +332,50 @@ export function rayExecutor(
       return startTrial(channel, job, listener, ++runs);
     },
     async close() {
-      channel?.close();
-      // Jobs stopped while PENDING are deleted once Ray ends them; give them a moment.
-      const until = Date.now() + Math.min(10_000, 4 * pollMs + 2000);
-      while (zombies.size && Date.now() < until) await new Promise((r) => setTimeout(r, pollMs));
+      // Trials that said done still have jobs ending (Ray's supervisor exits after them), and
+      // jobs stopped while PENDING usually get placed as soon as the last trials free their
+      // resources: keep polling (and refusing their tokens) and delete each once it ends.
+      const until = Date.now() + 30_000;
+      while ((live.size || zombies.size || finishing.size) && Date.now() < until) {
+        poll();
+        await new Promise((r) => setTimeout(r, pollMs));
+      }
+      await Promise.all([...finishing]);
       for (const id of zombies) {
         await ray.stop(id).catch(() => {});
         log(
-          `Ray job ${id} was stopped while PENDING and has not ended yet; if Ray still starts ` +
-            `it, its trial is refused by the (closed) driver and exits`,
+          `Ray job ${id} was stopped but has not ended yet; if Ray still runs it, its trial ` +
+            `cannot reach the (closed) driver and exits`,
         );
       }
       zombies.clear();
+      channel?.close();
       if (poller) clearInterval(poller);
       poller = undefined;
       if (experimentDir) await Deno.remove(join(experimentDir, JOBS_FILE)).catch(() => {});
     },
   } as Executor;
+  // Saved in experiment.json so `tunebox resume` makes it again; never the token (the resumed
+  // driver reads RAY_AUTH_TOKEN) nor the log function.
+  const { token: _t, log: _l, ...saved } = options;
+  Object.defineProperty(executor, "spec", {
+    value: { name: "ray", options: JSON.parse(JSON.stringify({ ...saved, address })) },
+    enumerable: false,
+    configurable: true,
+  });
+  return executor;
+
+  /**
+   * Where a driver path sits in the working_dir package: the experiment's entry and module
+   * cache at fixed places (so the same trainable makes the same package in every experiment),
+   * everything else under `root/<its absolute path>`.
+   */
+  function packagePath(p: string): string {
+    if (p === entry) return "tunebox_entry.ts";
+    if (p === denoDir) return "deno_dir";
+    if (p.startsWith(`${denoDir}/`)) return `deno_dir/${p.slice(denoDir.length + 1)}`;
+    return `root${p}`;
+  }
 
   /** Checks Deno runs on the cluster with a probe job, and says what to do when it does not. */
   async function probeDeno(rayVersion: string): Promise<void> {
@@ -424,7 +464,9 @@ export function rayExecutor(
       entrypoint_num_cpus: r.cpu ?? 1,
       ...(r.gpu ? { entrypoint_num_gpus: r.gpu } : {}),
       ...(memoryMb ? { entrypoint_memory: Math.ceil(memoryMb * 1024 * 1024) } : {}),
-      ...(r.custom && Object.keys(r.custom).length ? { entrypoint_resources: { ...r.custom } } : {}),
+      ...(r.custom && Object.keys(r.custom).length
+        ? { entrypoint_resources: { ...r.custom } }
+        : {}),
     };
   }
 
@@ -471,7 +513,7 @@ export function rayExecutor(
     ];
     // Without shared storage the shipped files are under the job's working dir ($W on the node).
     const W = "\u0000W\u0000";
-    const here = (p: string) => shared ? p : `${W}/root${p}`;
+    const here = (p: string) => shared ? p : `${W}/${packagePath(p)}`;
     const args = [
       ...sandboxFlags({
         trialDir,
@@ -569,7 +611,7 @@ export function rayExecutor(
           running = true;
           const m = /^https?:\/\/\[?([^\]/]+?)\]?:\d+/.exec(info.driver_agent_http_address ?? "");
           node = m?.[1] ?? info.driver_node_id?.slice(0, 12) ?? "?";
-          (listener as TrialListener & { placed?: (n: string) => void }).placed?.(node);
+          listener.placed?.(node);
         }
         if (!info || isFinal(info.status)) {
           live.delete(jobId);
@@ -653,7 +695,7 @@ export function rayExecutor(
         clearTimeout(stopTimer);
         ch.server.forget(job.trialId);
         const tail = await tailOf(end);
-        reap();
+        await reap();
         if (launchError) return { kind: "error", message: launchError.message, fatal };
         if (talk?.broken) {
           return {
@@ -674,12 +716,17 @@ export function rayExecutor(
       }
       clearTimeout(stopTimer);
       ch.server.forget(job.trialId);
-      // The job ends by itself; make sure it does, then delete its record.
-      settle(ended, 15_000).then(async (v) => {
+      // The job ends by itself; make sure it does, then (its log fetched without shared
+      // storage) delete its record.
+      const done = settle(ended, 15_000).then(async (v) => {
         if (!v || !isFinal(v.status)) cancel();
         await tailOf(v);
-        reap();
+        await reap();
       });
+      finishing.add(done);
+      done.finally(() => finishing.delete(done));
+      // Without shared storage the trial's output comes back with the job's log: wait for it.
+      if (!shared) await done;
       return talk.outcome;
     })();
 
@@ -688,21 +735,29 @@ export function rayExecutor(
       if (!submitted) return "";
       if (shared) return await stderrOf(job.dir);
       const logs = await ray.logs(jobId).catch(() => "");
-      if (logs && end) await Deno.writeTextFile(join(job.dir, "stdout.log"), logs).catch(() => {});
+      if (logs && end) {
+        await Deno.writeTextFile(join(job.dir, "stdout.log"), logs, { append: true })
+          .catch(() => {});
+      }
       return logs.slice(-4096);
     }
 
-    function reap(): void {
+    async function reap(): Promise<void> {
       if (!submitted) return;
-      if (lastInfo && isFinal(lastInfo.status)) ray.delete(jobId).catch(() => {});
-      else {
+      if (lastInfo && isFinal(lastInfo.status)) {
+        await ray.delete(jobId).catch((e) =>
+          log(`could not delete Ray job ${jobId}: ${(e as Error).message}`)
+        );
+      } else {
         zombies.add(jobId);
         poll();
       }
     }
 
     function failure(end: RayJobInfo | undefined, tail: string): TrialExit {
-      const lines = tail.trim().split("\n").filter((l) => !/^\d{4}-\d\d-\d\d .*(INFO|DEBUG)/.test(l))
+      const lines = tail.trim().split("\n").filter((l) =>
+        !/^\d{4}-\d\d-\d\d .*(INFO|DEBUG)/.test(l)
+      )
         .slice(-8).join("\n");
       const unreachable = /tunebox: cannot reach the driver at (\S+): (.*)/.exec(tail);
       if (unreachable) {
@@ -717,19 +772,24 @@ export function rayExecutor(
       if (/tunebox: deno is not on the PATH|is not an executable on Ray node/.test(tail)) {
         return { kind: "error", message: tail.trim().split("\n").pop()!, fatal: true };
       }
-      if (end?.error_type === "RUNTIME_ENV_SETUP_FAILED" || /runtime.env/i.test(end?.error_type ?? "")) {
+      if (
+        end?.error_type === "RUNTIME_ENV_SETUP_FAILED" || /runtime.env/i.test(end?.error_type ?? "")
+      ) {
         return {
           kind: "error",
-          message: `Ray could not set up the job's runtime_env: ${rayErrorLine(end?.message ?? "")}`,
+          message: `Ray could not set up the job's runtime_env: ${
+            rayErrorLine(end?.message ?? "")
+          }`,
           fatal: true,
         };
       }
       if (shared && !connection && /Module not found|No such file|can't cd/.test(tail)) {
         return {
           kind: "error",
-          message: `the experiment folder ${experimentDir} is not visible on Ray node ${
-            node || "?"
-          }: storage must be shared by every node (or set sharedStorage: false); last lines:\n` +
+          message:
+            `the experiment folder ${experimentDir} is not visible on Ray node ${
+              node || "?"
+            }: storage must be shared by every node (or set sharedStorage: false); last lines:\n` +
             lines,
           fatal: true,
         };

@@ -44,13 +44,19 @@ async function ourJobs(c: RayCluster): Promise<{ id: string; status: string }[]>
     .map((j) => ({ id: j.submission_id, status: j.status }));
 }
 
-async function until(what: string, ok: () => Promise<boolean>, ms = 120_000): Promise<void> {
+async function until(
+  what: string,
+  ok: () => Promise<boolean>,
+  ms = 120_000,
+  c?: RayCluster,
+): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await ok()) return;
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`timed out waiting for ${what}`);
+  const jobs = c ? JSON.stringify(await ourJobs(c)) : "";
+  throw new Error(`timed out waiting for ${what} ${jobs}`);
 }
 
 Deno.test({
@@ -80,7 +86,10 @@ Deno.test({
           reporter: false,
         }).fit().then(() => undefined, (e) => e as Error);
         assert(err, `token ${token} was accepted`);
-        match(err!.message, token ? /Invalid authentication token/ : /Missing authentication token/);
+        match(
+          err!.message,
+          token ? /Invalid authentication token/ : /Missing authentication token/,
+        );
         match(err!.message, /rayExecutor\(\{ token \}\) or set RAY_AUTH_TOKEN/);
         equal(err!.message.includes("\n"), false, err!.message);
         const trials = await Array.fromAsync(Deno.readDir(`${storage}/auth`)).catch(() => []);
@@ -89,34 +98,46 @@ Deno.test({
       equal((await ourJobs(c)).length, 0);
     });
 
-    await t.step("a probe job checks Deno on the nodes; custom resources place trials on each node, GPUs get CUDA_VISIBLE_DEVICES", async () => {
-      const train = await hostileTrainable(`
+    await t.step(
+      "a probe job checks Deno on the nodes; custom resources place trials on each node, GPUs get CUDA_VISIBLE_DEVICES",
+      async () => {
+        const train = await hostileTrainable(`
         await session.report({ loss: config.x, cuda: Deno.env.get("CUDA_VISIBLE_DEVICES") ?? "unset",
-          token: Deno.env.get("RAY_AUTH_TOKEN") ?? "none" });
+          token: Deno.env.get("RAY_AUTH_TOKEN") ?? "none", ray: Deno.env.get("RAY_ADDRESS") ?? "none" });
       `);
-      for (const [custom, ip, gpu] of [["node1", "127.0.0.2", 0], ["node2", "127.0.0.3", 0.5]] as const) {
-        const lines: string[] = [];
-        const r = await new Tuner({
-          trainable: train,
-          space: { x: grid([1, 2, 3]) },
-          metric: "loss",
-          mode: "min",
-          storage: await tempStorage(),
-          resources: { cpu: 1, gpu, custom: { [custom]: 1 } },
-          executor: executor(c, train, { probe: custom === "node1" }),
-          reporter: tableReporter({ write: (s: string) => lines.push(s), live: false }),
-        }).fit();
-        const nodes = nodesOf(lines);
-        for (const x of r.trials) {
-          equal(x.status, "terminated", x.error);
-          equal(nodes.get(x.id), ip, `${x.id} ran on ${nodes.get(x.id)}: ${lines.join("")}`);
-          // Ray's environment (its token included) never reaches the trial.
-          equal(x.metrics?.token, "none");
-          if (gpu) match(String(x.metrics?.cuda), /^[01]$/);
-          else equal(x.metrics?.cuda, "");
+        for (
+          const [custom, ip, gpu] of [["node1", "127.0.0.2", 0], [
+            "node2",
+            "127.0.0.3",
+            0.5,
+          ]] as const
+        ) {
+          const lines: string[] = [];
+          const r = await new Tuner({
+            trainable: train,
+            space: { x: grid([1, 2, 3]) },
+            metric: "loss",
+            mode: "min",
+            storage: await tempStorage(),
+            resources: { cpu: 1, gpu, custom: { [custom]: 1 } },
+            // Allowed by the sandbox, unset in the driver: only Ray's environment could set them.
+            sandbox: { env: ["RAY_AUTH_TOKEN", "RAY_ADDRESS"] },
+            executor: executor(c, train, { probe: custom === "node1" }),
+            reporter: tableReporter({ write: (s: string) => lines.push(s), live: false }),
+          }).fit();
+          const nodes = nodesOf(lines);
+          for (const x of r.trials) {
+            equal(x.status, "terminated", x.error);
+            equal(nodes.get(x.id), ip, `${x.id} ran on ${nodes.get(x.id)}: ${lines.join("")}`);
+            // Ray's environment (its token included) never reaches the trial.
+            equal(x.metrics?.token, "none");
+            equal(x.metrics?.ray, "none");
+            if (gpu) match(String(x.metrics?.cuda), /^[01]$/);
+            else equal(x.metrics?.cuda, "");
+          }
         }
-      }
-    });
+      },
+    );
 
     await t.step("ASHA stops Ray jobs early, and no job is left behind", async () => {
       const train = await hostileTrainable(`
@@ -129,7 +150,8 @@ Deno.test({
         mode: "min",
         storage: await tempStorage(),
         scheduler: ashaScheduler({ maxT: 8, gracePeriod: 1, reductionFactor: 2 }),
-        maxConcurrent: 6,
+        // Two at a time: the later (worse) trials meet the rung results of the earlier ones.
+        maxConcurrent: 2,
         resources: { cpu: 1 },
         executor: executor(c, train),
         reporter: false,
@@ -137,27 +159,35 @@ Deno.test({
       const stopped = r.trials.filter((x) => x.iterations < 8);
       assert(stopped.length >= 2, `ASHA stopped ${stopped.length} trials`);
       for (const x of r.trials) equal(x.status, "terminated", x.error);
-      await until("the jobs to be deleted", async () => (await ourJobs(c)).length === 0, 30_000);
+      await until(
+        "the jobs to be deleted",
+        async () => (await ourJobs(c)).length === 0,
+        30_000,
+        c,
+      );
     });
 
-    await t.step("a trial that fails fails over from its checkpoint on shared storage", async () => {
-      const train = new URL("../fixtures/flaky.ts", import.meta.url).pathname;
-      const r = await new Tuner({
-        trainable: train,
-        space: { x: grid([1, 2]) },
-        metric: "loss",
-        mode: "min",
-        storage: await tempStorage(),
-        maxFailures: 1,
-        executor: executor(c, train),
-        reporter: false,
-      }).fit();
-      for (const x of r.trials) {
-        equal(x.status, "terminated", x.error);
-        equal(x.iterations, 4);
-        equal(x.metrics?.restored_from, 1, "the retry restored the checkpoint of iteration 2");
-      }
-    });
+    await t.step(
+      "a trial that fails fails over from its checkpoint on shared storage",
+      async () => {
+        const train = new URL("../fixtures/flaky.ts", import.meta.url).pathname;
+        const r = await new Tuner({
+          trainable: train,
+          space: { x: grid([1, 2]) },
+          metric: "loss",
+          mode: "min",
+          storage: await tempStorage(),
+          maxFailures: 1,
+          executor: executor(c, train),
+          reporter: false,
+        }).fit();
+        for (const x of r.trials) {
+          equal(x.status, "terminated", x.error);
+          equal(x.iterations, 4);
+          equal(x.metrics?.restored_from, 1, "the retry restored the checkpoint of iteration 2");
+        }
+      },
+    );
 
     await t.step("a job no node can place fails at once naming the resource", async () => {
       const train = await hostileTrainable(`await session.report({ loss: 1 });`);
@@ -186,132 +216,159 @@ Deno.test({
       match(big?.message ?? "", /asked 64 "CPU" but the largest node has 4/);
     });
 
-    await t.step("a PENDING job past pendingTimeoutMs fails its trial; stopped while PENDING, it is refused when Ray runs it late and then deleted", async () => {
-      // Trial 1 takes all of node2's "slot"; trial 2 waits PENDING for it and times out. Ray
-      // does not cancel a PENDING job on stop: it runs it once trial 1 ends, and the driver
-      // must refuse that late trial's token.
-      const train = await hostileTrainable(`
-        if (config.x === 1) await new Promise((r) => setTimeout(r, 8000));
+    await t.step(
+      "a PENDING job past pendingTimeoutMs fails its trial; stopped while PENDING, it is deleted once Ray ends it",
+      async () => {
+        // Trial 1 takes all of node2's "slot"; trial 2 waits PENDING for it and times out. Ray
+        // does not cancel a PENDING job on stop: it runs it once trial 1 ends, and the driver
+        // must refuse that late trial's token, then delete the job.
+        const train = await hostileTrainable(`
         await session.report({ loss: config.x });
+        await new Promise((r) => setTimeout(r, 30000));
       `);
-      const warnings: string[] = [];
-      const storage = await tempStorage();
-      const r = await new Tuner({
-        trainable: train,
-        space: { x: grid([1, 2]) },
-        metric: "loss",
-        mode: "min",
-        storage,
-        resources: { cpu: 1, custom: { node2: 100 } },
-        maxConcurrent: 2,
-        executor: executor(c, train, {
-          pendingTimeoutMs: 3000,
-          log: (m) => warnings.push(m),
-        }),
-        reporter: false,
-      }).fit();
-      // Whichever Ray placed first ran; the other waited and timed out.
-      const one = r.trials.find((x) => x.status === "terminated");
-      const two = r.trials.find((x) => x.status !== "terminated");
-      assert(one && two, JSON.stringify(r.trials.map((x) => [x.status, x.error])));
-      equal(two.status, "error");
-      match(two.error ?? "", /Ray did not place trial .* within 3000 ms/);
-      match(two.error ?? "", /"node2":100/);
-      await until("the late job to end and be deleted", async () => {
-        const jobs = await ourJobs(c);
-        return jobs.length === 0;
-      }, 90_000);
-    });
-
-    await t.step("the trainable's folder is shipped as a working_dir package without shared storage", async () => {
-      const train = await hostileTrainable(
-        `
-        const data = await Deno.readTextFile(new URL("./data.txt", import.meta.url));
-        console.log("read", data.trim(), "in", Deno.cwd());
-        await Deno.writeTextFile("out.txt", "x");
-        await session.report({ loss: Number(data) * config.x, here: import.meta.url });
-      `,
-        { files: { "data.txt": "21\n" } },
-      );
-      const warnings: string[] = [];
-      const run = async () =>
-        await new Tuner({
+        const warnings: string[] = [];
+        const r = await new Tuner({
           trainable: train,
           space: { x: grid([1, 2]) },
           metric: "loss",
           mode: "min",
           storage: await tempStorage(),
-          executor: executor(c, train, { sharedStorage: false, log: (m) => warnings.push(m) }),
+          resources: { cpu: 1, custom: { node2: 100 } },
+          maxConcurrent: 2,
+          executor: executor(c, train, {
+            pendingTimeoutMs: 20_000,
+            log: (m) => warnings.push(m),
+          }),
           reporter: false,
         }).fit();
-      const r = await run();
-      for (const x of r.trials) {
-        equal(x.status, "terminated", x.error);
-        equal(x.metrics?.loss, 21 * Number(x.config.x));
-        // It ran from the unpacked package, not from the driver's file.
-        match(String(x.metrics?.here), /runtime_resources\/working_dir_files\/_ray_pkg_[0-9a-f]+\//);
-        match(await Deno.readTextFile(`${x.path}/stdout.log`), /read 21 in \/tmp\/tunebox-/);
-      }
-      match(warnings.join("\n"), /shipping the trainable as Ray package gcs:\/\/_ray_pkg_\w+\.zip .*uploaded\)/);
-      // The same contents again: the package is not uploaded twice.
-      warnings.length = 0;
-      await run();
-      match(warnings.join("\n"), /already on the cluster/);
-    });
+        // Whichever Ray placed first ran; the other waited and timed out.
+        const one = r.trials.find((x) => x.status === "terminated");
+        const two = r.trials.find((x) => x.status !== "terminated");
+        assert(one && two, JSON.stringify(r.trials.map((x) => [x.status, x.error])));
+        equal(two!.status, "error");
+        match(two!.error ?? "", /Ray did not place trial .* within 20000 ms/);
+        match(two!.error ?? "", /"node2":100/);
+        // Ray ends the stopped job (STOPPED) or runs it late; then the driver stops it again
+        // (and refuses its trial's token); either way the job is deleted.
+        await until("the late job to end and be deleted", async () => {
+          const jobs = await ourJobs(c);
+          return jobs.length === 0;
+        }, 90_000);
+      },
+    );
 
-    await t.step("a driver killed with SIGKILL: resume stops its stale jobs and finishes the experiment", async () => {
-      const storage = await tempStorage();
-      const train = new URL("../fixtures/slow.ts", import.meta.url).pathname;
-      const script = `${storage}/driver.ts`;
-      const mod = new URL("../../mod.ts", import.meta.url).href;
-      const ray = new URL("../../plugins/executors/ray.ts", import.meta.url).href;
-      await Deno.writeTextFile(
-        script,
-        `import { grid, Tuner } from ${JSON.stringify(mod)};\n` +
-          `import { rayExecutor } from ${JSON.stringify(ray)};\n` +
-          `await new Tuner({ trainable: ${JSON.stringify(train)}, space: { x: grid([1, 2, 3]) },\n` +
-          `  metric: "loss", mode: "min", storage: ${JSON.stringify(storage)}, name: "killed",\n` +
-          `  executor: rayExecutor(${JSON.stringify(train)}, { address: ${
-            JSON.stringify(c.address)
-          },\n` +
-          `    token: ${JSON.stringify(c.token)}, driverHost: "127.0.0.1", probe: false,\n` +
-          `    heartbeatMs: 60000, pollMs: 250 }),\n` +
-          `  reporter: false }).fit();\n`,
-      );
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", script],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      const dir = `${storage}/killed`;
-      await until("a trial to checkpoint on the cluster", async () => {
-        const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
-        for (const e of entries.filter((x) => x.isDirectory && /_\d{5}$/.test(x.name))) {
-          const cks = await Array.fromAsync(Deno.readDir(`${dir}/${e.name}`));
-          if (cks.some((x) => x.name.startsWith("checkpoint_"))) return true;
+    await t.step(
+      "the trainable's folder is shipped as a working_dir package without shared storage",
+      async () => {
+        const train = await hostileTrainable(
+          `
+        const data = await Deno.readTextFile(new URL("./data.txt", import.meta.url));
+        console.log("read", data.trim(), "in", Deno.cwd());
+        await Deno.writeTextFile("out.txt", "x");
+        await session.report({ loss: Number(data) * config.x, here: import.meta.url });
+      `,
+          { files: { "data.txt": "21\n" } },
+        );
+        const warnings: string[] = [];
+        const run = async () =>
+          await new Tuner({
+            trainable: train,
+            space: { x: grid([1, 2]) },
+            metric: "loss",
+            mode: "min",
+            storage: await tempStorage(),
+            executor: executor(c, train, { sharedStorage: false, log: (m) => warnings.push(m) }),
+            reporter: false,
+          }).fit();
+        const r = await run();
+        for (const x of r.trials) {
+          equal(x.status, "terminated", x.error);
+          equal(x.metrics?.loss, 21 * Number(x.config.x));
+          // It ran from the unpacked package, not from the driver's file.
+          match(
+            String(x.metrics?.here),
+            /runtime_resources\/working_dir_files\/_ray_pkg_[0-9a-f]+\//,
+          );
+          match(await Deno.readTextFile(`${x.path}/stdout.log`), /read 21 in \/tmp\/tunebox-/);
         }
-        return false;
-      });
-      child.kill("SIGKILL");
-      await child.status;
-      const stale = (await ourJobs(c)).filter((j) => j.status === "RUNNING" || j.status === "PENDING");
-      assert(stale.length > 0, "jobs were running when the driver died");
-      const warnings: string[] = [];
-      const tuner = await Tuner.restore(dir, {
-        executor: executor(c, train, { log: (m) => warnings.push(m) }),
-        reporter: false,
-      });
-      const after = await tuner.fit();
-      for (const x of after.trials) equal(x.status, "terminated", `${x.id}: ${x.error}`);
-      equal(after.trials.length, 3);
-      for (const j of stale) match(warnings.join("\n"), new RegExp(`stopping Ray job ${j.id}`));
-      const loaded = await ResultGrid.load(dir);
-      assert(
-        loaded.trials.some((x) => loaded.history(x.id).some((h) => h.resumed_at === 1)),
-        "a trial continued from its checkpoint",
-      );
-      await until("every job to be deleted", async () => (await ourJobs(c)).length === 0, 60_000);
-    });
+        match(
+          warnings.join("\n"),
+          /shipping the trainable as Ray package gcs:\/\/_ray_pkg_\w+\.zip .*uploaded\)/,
+        );
+        // The same contents again: the package is not uploaded twice.
+        warnings.length = 0;
+        await run();
+        match(warnings.join("\n"), /already on the cluster/);
+      },
+    );
+
+    await t.step(
+      "a driver killed with SIGKILL: resume stops its stale jobs and finishes the experiment",
+      async () => {
+        const storage = await tempStorage();
+        const train = new URL("../fixtures/slow.ts", import.meta.url).pathname;
+        const script = `${storage}/driver.ts`;
+        const mod = new URL("../../mod.ts", import.meta.url).href;
+        const ray = new URL("../../plugins/executors/ray.ts", import.meta.url).href;
+        await Deno.writeTextFile(
+          script,
+          `import { grid, Tuner } from ${JSON.stringify(mod)};\n` +
+            `import { rayExecutor } from ${JSON.stringify(ray)};\n` +
+            `await new Tuner({ trainable: ${
+              JSON.stringify(train)
+            }, space: { x: grid([1, 2, 3]) },\n` +
+            `  metric: "loss", mode: "min", storage: ${
+              JSON.stringify(storage)
+            }, name: "killed",\n` +
+            `  executor: rayExecutor(${JSON.stringify(train)}, { address: ${
+              JSON.stringify(c.address)
+            },\n` +
+            `    token: ${JSON.stringify(c.token)}, driverHost: "127.0.0.1", probe: false,\n` +
+            `    heartbeatMs: 60000, pollMs: 250 }),\n` +
+            `  reporter: false }).fit();\n`,
+        );
+        const child = new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", script],
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        const dir = `${storage}/killed`;
+        await until("a trial to checkpoint on the cluster", async () => {
+          const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
+          for (const e of entries.filter((x) => x.isDirectory && /_\d{5}$/.test(x.name))) {
+            const cks = await Array.fromAsync(Deno.readDir(`${dir}/${e.name}`));
+            if (cks.some((x) => x.name.startsWith("checkpoint_"))) return true;
+          }
+          return false;
+        });
+        child.kill("SIGKILL");
+        await child.status;
+        const stale = (await ourJobs(c)).filter((j) =>
+          j.status === "RUNNING" || j.status === "PENDING"
+        );
+        assert(stale.length > 0, "jobs were running when the driver died");
+        const warnings: string[] = [];
+        const tuner = await Tuner.restore(dir, {
+          executor: executor(c, train, { log: (m) => warnings.push(m) }),
+          reporter: false,
+        });
+        const after = await tuner.fit();
+        for (const x of after.trials) equal(x.status, "terminated", `${x.id}: ${x.error}`);
+        equal(after.trials.length, 3);
+        for (const j of stale) match(warnings.join("\n"), new RegExp(`stopping Ray job ${j.id}`));
+        const loaded = await ResultGrid.load(dir);
+        assert(
+          loaded.trials.some((x) => loaded.history(x.id).some((h) => h.resumed_at === 1)),
+          "a trial continued from its checkpoint",
+        );
+        await until(
+          "every job to be deleted",
+          async () => (await ourJobs(c)).length === 0,
+          60_000,
+          c,
+        );
+      },
+    );
   } finally {
     await c.close();
   }

@@ -202,13 +202,18 @@ export async function startRayCluster(
       ...common,
     ]);
     const address = `http://127.0.0.1:${dashPort}`;
-    await waitFor(async () => {
-      const r = await fetch(`${address}/api/version`, {
-        headers: { authorization: `Bearer ${token}` },
-      }).catch(() => undefined);
-      await r?.body?.cancel();
-      return r?.ok ?? false;
-    }, head, "the Ray head's dashboard", dir);
+    await waitFor(
+      async () => {
+        const r = await fetch(`${address}/api/version`, {
+          headers: { authorization: `Bearer ${token}` },
+        }).catch(() => undefined);
+        await r?.body?.cancel();
+        return r?.ok ?? false;
+      },
+      head,
+      "the Ray head's dashboard",
+      dir,
+    );
     const worker = spawn("worker", [
       "start",
       `--address=127.0.0.2:${gcsPort}`,
@@ -219,18 +224,23 @@ export async function startRayCluster(
       ...nodePorts("127.0.0.3"),
       ...common,
     ]);
-    await waitFor(async () => {
-      const r = await fetch(`${address}/nodes?view=summary`, {
-        headers: { authorization: `Bearer ${token}` },
-      }).catch(() => undefined);
-      if (!r?.ok) {
-        await r?.body?.cancel();
-        return false;
-      }
-      const text = await r.text();
-      return text.includes("127.0.0.3") && text.includes("127.0.0.2") &&
-        (text.match(/"state":\s*"ALIVE"/g) ?? []).length >= 2;
-    }, worker, "the Ray worker node", dir);
+    await waitFor(
+      async () => {
+        const r = await fetch(`${address}/nodes?view=summary`, {
+          headers: { authorization: `Bearer ${token}` },
+        }).catch(() => undefined);
+        if (!r?.ok) {
+          await r?.body?.cancel();
+          return false;
+        }
+        const text = await r.text();
+        return text.includes("127.0.0.3") && text.includes("127.0.0.2") &&
+          (text.match(/"state":\s*"ALIVE"/g) ?? []).length >= 2;
+      },
+      worker,
+      "the Ray worker node",
+      dir,
+    );
     return {
       address,
       token,
