@@ -99,7 +99,12 @@ export async function shipPackage(
   // Absolute imports (`file:///driver/path/x.ts`) must land on the shipped copies: an import
   // map in the package maps every shipped file exactly (relative targets resolve against it).
   const map: Record<string, string> = {};
-  for (const p of sorted) map[`file://${p}`] = `./${contents.packagePath(p)}`;
+  // Only files that keep their driver path (under root/): the entry's path differs per
+  // experiment and is never imported.
+  for (const p of sorted) {
+    const at = contents.packagePath(p);
+    if (at.startsWith("root/")) map[`file://${p}`] = `./${at}`;
+  }
   const mapText = enc.encode(JSON.stringify({ imports: map }));
   tree[IMPORT_MAP] = [mapText, { mtime: new Date(Date.UTC(2000, 0, 1)) }];
   parts.push(mapText);

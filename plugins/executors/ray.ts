@@ -341,18 +341,24 @@ export function rayExecutor(
         await new Promise((r) => setTimeout(r, pollMs));
       }
       await Promise.all([...finishing]);
-      for (const id of zombies) {
-        await ray.stop(id).catch(() => {});
-        log(
-          `Ray job ${id} was stopped but has not ended yet; if Ray still runs it, its trial ` +
-            `cannot reach the (closed) driver and exits`,
-        );
-      }
+      // Ray under load can take minutes to mark a finished job as ended: stop what is left and
+      // keep its id in .ray_jobs, so the next driver of this experiment deletes it.
+      const left = [...new Set([...zombies, ...live.keys()])];
+      for (const id of left) await ray.stop(id).catch(() => {});
       zombies.clear();
+      live.clear();
       channel?.close();
       if (poller) clearInterval(poller);
       poller = undefined;
-      if (experimentDir) await Deno.remove(join(experimentDir, JOBS_FILE)).catch(() => {});
+      if (!experimentDir) return;
+      if (left.length) {
+        log(
+          `${left.length} Ray job(s) of this experiment have not ended yet (${left[0]}, ...); ` +
+            `they were stopped, and their trials cannot reach the closed driver`,
+        );
+        await Deno.writeTextFile(join(experimentDir, JOBS_FILE), left.map((x) => `${x}\n`).join(""))
+          .catch(() => {});
+      } else await Deno.remove(join(experimentDir, JOBS_FILE)).catch(() => {});
     },
   } as Executor;
   // Saved in experiment.json so `tunebox resume` makes it again; never the token (the resumed
