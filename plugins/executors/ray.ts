@@ -201,7 +201,12 @@ export function rayExecutor(
       polling = true;
       try {
         const jobs = new Map((await ray.list()).map((j) => [j.submission_id, j]));
-        for (const [id, tell] of live) tell(jobs.get(id));
+        for (const [id, tell] of live) {
+          // A job just submitted may be missing from the list for a moment: ask for it.
+          tell(
+            jobs.get(id) ?? await ray.get(id).catch(() => ({ status: "PENDING" }) as RayJobInfo),
+          );
+        }
         for (const id of [...zombies]) {
           const j = jobs.get(id);
           if (!j) zombies.delete(id);
