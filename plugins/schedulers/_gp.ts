@@ -118,9 +118,13 @@ export function fitGp(
 
 /**
  * Fits the kernel hyperparameters by maximising the log marginal likelihood (Nelder-Mead in
- * log space inside Ray's bounds, from Ray's start `(1, 1, 0.1)`), then the GP.
+ * log space inside Ray's bounds, from Ray's start `(1, 1, 0.1)` or from `from`), then the GP.
  */
-export function fitGpMl(x: readonly (readonly number[])[], y: readonly number[]): Gp | undefined {
+export function fitGpMl(
+  x: readonly (readonly number[])[],
+  y: readonly number[],
+  from?: TvKernel,
+): Gp | undefined {
   const lo = BOUNDS.map((b) => Math.log(b[0])), hi = BOUNDS.map((b) => Math.log(b[1]));
   const clamp = (t: number[]) => t.map((v, i) => Math.min(Math.max(v, lo[i]), hi[i]));
   const make = (t: number[]): TvKernel => ({
@@ -132,13 +136,15 @@ export function fitGpMl(x: readonly (readonly number[])[], y: readonly number[])
     const gp = fitGp(x, y, make(clamp(t)));
     return gp ? -gp.logLikelihood : Infinity;
   };
-  const start = [0, 0, Math.log(0.1)];
+  const start = from
+    ? clamp([Math.log(from.variance), Math.log(from.lengthscale), Math.log(from.epsilon)])
+    : [0, 0, Math.log(0.1)];
   const simplex = [start, ...start.map((_, i) => start.map((v, j) => (i === j ? v + 1 : v)))]
     .map((t) => ({ t, f: cost(t) }));
-  for (let iter = 0; iter < 60; iter++) {
+  for (let iter = 0; iter < 30; iter++) {
     simplex.sort((a, b) => a.f - b.f);
     const best = simplex[0], worst = simplex[3];
-    if (Math.abs(worst.f - best.f) < 1e-6) break;
+    if (Math.abs(worst.f - best.f) < 1e-4 * Math.max(1, Math.abs(best.f))) break;
     const centroid = [0, 1, 2].map((i) =>
       (simplex[0].t[i] + simplex[1].t[i] + simplex[2].t[i]) / 3
     );
@@ -175,15 +181,18 @@ export function ucb(m: Gp, m1: Gp, fixed: readonly number[], h: readonly number[
 }
 
 /**
- * Maximises `f` over `[0, 1]^d`: Ray starts L-BFGS-B from 10 random points; here each of 10
- * random starts is refined by a shrinking coordinate pattern search (no gradients needed).
+ * Maximises `f` over `[0, 1]^d`: Ray starts L-BFGS-B from 10 random points; here 60 random
+ * candidates are scored and the best 2 are refined by a shrinking coordinate pattern search
+ * (no gradients needed).
  */
 export function maximise(f: (h: number[]) => number, d: number, rng: Rng): number[] {
-  let best: number[] = [], bestValue = -Infinity;
-  for (let start = 0; start < 10; start++) {
-    let h = Array.from({ length: d }, () => rng.next());
-    let v = f(h);
-    for (let step = 0.25; step > 1e-3; step /= 2) {
+  const starts = Array.from({ length: 60 }, () => {
+    const h = Array.from({ length: d }, () => rng.next());
+    return { h, v: f(h) };
+  }).sort((a, b) => b.v - a.v).slice(0, 2);
+  let best = starts[0];
+  for (let { h, v } of starts) {
+    for (let step = 0.125; step > 4e-3; step /= 2) {
       let improved = true;
       while (improved) {
         improved = false;
@@ -199,7 +208,7 @@ export function maximise(f: (h: number[]) => number, d: number, rng: Rng): numbe
         }
       }
     }
-    if (v > bestValue) best = h, bestValue = v;
+    if (v > best.v) best = { h, v };
   }
-  return best;
+  return best.h;
 }
