@@ -138,6 +138,34 @@ Deno.test({
       },
     );
 
+    await t.step(
+      "the job's environment is exactly the sandbox's: nothing of the submitting environment leaks in",
+      async () => {
+        const train = await hostileTrainable(`
+        await session.report({ loss: 1, leak: Deno.env.get("LEAK_ME") ?? "none" });
+      `);
+        for (const mode of ["sbatch", "step"] as const) {
+          const run = (e: Record<string, string>) =>
+            tempStorage().then((storage) =>
+              new Tuner({
+                trainable: train,
+                space: { x: grid([1]) },
+                metric: "loss",
+                mode: "min",
+                storage,
+                // Granted, so only the environment can keep it out.
+                sandbox: { env: ["LEAK_ME"] },
+                executor: executor(train, { ...e, LEAK_ME: "from-the-submitter" }, { mode }),
+                reporter: false,
+              }).fit()
+            );
+          const r = mode === "step" ? await inAllocation(c, run) : await run(env(c));
+          equal(r.trials[0].status, "terminated", r.trials[0].error);
+          equal(r.trials[0].metrics?.leak, "none", mode);
+        }
+      },
+    );
+
     await t.step("ASHA stops remote trials early", async () => {
       const train = await hostileTrainable(`
         for (let i = 1; i <= 8; i++) await session.report({ loss: config.x / i });
