@@ -1,7 +1,7 @@
 /**
  * The versioned messages between the driver and a sandboxed trial: newline-delimited JSON on a
- * unix socket that only the trial may open. The trial's own stdout/stderr stay free for the
- * user's logs.
+ * channel of the trial's own (a unix socket only it is granted, or TLS for remote trials; see
+ * `channel.ts`). The trial's own stdout/stderr stay free for the user's logs.
  *
  * @module
  */
@@ -80,30 +80,6 @@ export function encodeLine(message: unknown): string {
 export function nonFiniteReplacer(_key: string, value: unknown): unknown {
   if (typeof value === "number" && !Number.isFinite(value)) return String(value);
   return value;
-}
-
-/**
- * Splits a byte stream into lines and yields each parsed JSON value.
- *
- * @example
- * ```ts
- * import { readLines } from "./protocol.ts";
- * const stream = ReadableStream.from([new TextEncoder().encode('{"a":1}\n{"a":2}\n')]);
- * for await (const m of readLines(stream)) console.log(m);
- * ```
- */
-export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<unknown> {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const chunk of stream) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      if (line.trim()) yield JSON.parse(line);
-    }
-  }
 }
 
 const NON_FINITE: Record<string, number> = { NaN: NaN, Infinity: Infinity, "-Infinity": -Infinity };
