@@ -7,7 +7,7 @@
  *
  * It runs against whichever checkout it sits in (copy it into an older one to compare).
  */
-import { Tuner } from "../mod.ts";
+import { Tuner, uniform } from "../mod.ts";
 import * as protocol from "../core/protocol.ts";
 
 async function reports(newKeys: boolean): Promise<number> {
@@ -88,3 +88,25 @@ try {
 } catch (e) {
   if (!(e instanceof TypeError)) throw e; // no channel.ts in this checkout
 }
+
+async function sandboxed(n: number): Promise<number> {
+  const storage = await Deno.makeTempDir();
+  const t0 = performance.now();
+  await new Tuner({
+    trainable: new URL("./fixtures/one_report.ts", import.meta.url),
+    space: { x: uniform(0, 1) },
+    metric: "loss",
+    mode: "min",
+    numSamples: n,
+    maxConcurrent: 1,
+    storage,
+    reporter: false,
+  }).fit();
+  const ms = performance.now() - t0;
+  await Deno.remove(storage, { recursive: true });
+  return ms;
+}
+await sandboxed(2); // warm the module cache
+const one = await sandboxed(1), many = await sandboxed(25);
+console.log(`an experiment of 1 sandboxed trial: ${one.toFixed(0)} ms`);
+console.log(`per sandboxed trial (start, 1 report, end): ${((many - one) / 24).toFixed(1)} ms`);

@@ -162,12 +162,14 @@ Deno.test("a FIFO or a folder as the trainable, or an http(s) one, is refused at
   const base = { space: { x: 1 }, metric: "loss", mode: "min" as const, reporter: false as const };
   const storage = await tempStorage();
   let n = 0;
-  for (const [trainable, re] of [
-    [fifo, /is a FIFO; give a module file/],
-    [dir, /is a folder; give a module file/],
-    ["https://example.invalid/train.ts", /is a remote module.*allowRemoteTrainable: true/],
-    ["http://127.0.0.2:9/train.ts", /is a remote module/],
-  ] as const) {
+  for (
+    const [trainable, re] of [
+      [fifo, /is a FIFO; give a module file/],
+      [dir, /is a folder; give a module file/],
+      ["https://example.invalid/train.ts", /is a remote module.*allowRemoteTrainable: true/],
+      ["http://127.0.0.2:9/train.ts", /is a remote module/],
+    ] as const
+  ) {
     await rejects(
       () => new Tuner({ ...base, trainable, storage, name: `t${n++}` }).fit(),
       (e: Error) => {
@@ -202,6 +204,7 @@ Deno.test("control characters a trial sends never reach the terminal: table, err
     }).fit()
   );
   const all = out + warnings.join("\n");
+  // deno-lint-ignore no-control-regex
   assert(!/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]/.test(all), JSON.stringify(all));
   match(out, /\\x1b\]52;c/);
   match(warnings.join("\n"), /bad \\x1b\]52;c;cHduZWQ=\\x07/);

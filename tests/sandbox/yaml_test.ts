@@ -8,9 +8,7 @@ const HEAD = "trainable: ./train.ts\nmetric: loss\nmode: min\nspace: { x: 1 }\n"
 
 async function errorOf(text: string, set?: string[]): Promise<ConfigError> {
   let caught: unknown;
-  await parseExperiment(text, "/exp/experiment.yaml", set ? { set } : {}).catch((e) =>
-    caught = e
-  );
+  await parseExperiment(text, "/exp/experiment.yaml", set ? { set } : {}).catch((e) => caught = e);
   assert(caught instanceof ConfigError, `expected a ConfigError, got ${caught}`);
   return caught as ConfigError;
 }
@@ -46,17 +44,21 @@ Deno.test("a YAML alias bomb is refused at its first alias, through the CLI, wit
 Deno.test("numbers too large for a double are refused where they are written", async () => {
   const e = await errorOf(HEAD + "num_samples: 1e999\n");
   match(e.message, /experiment\.yaml:5:14: The number 1e999 is too large/);
-  const s = await errorOf(HEAD.replace("{ x: 1 }", "{ x: { type: uniform, min: 0, max: -1e400 } }"));
+  const s = await errorOf(
+    HEAD.replace("{ x: 1 }", "{ x: { type: uniform, min: 0, max: -1e400 } }"),
+  );
   match(s.message, /experiment\.yaml:4:\d+: The number -1e400 is too large/);
 });
 
 Deno.test("__proto__, constructor and prototype keys are refused anywhere, and in --set", async () => {
-  for (const [text, re] of [
-    [HEAD + "__proto__: { polluted: 1 }\n", /:5:1: The key "__proto__" is not allowed/],
-    [HEAD + "constructor: 1\n", /:5:1: The key "constructor" is not allowed/],
-    [HEAD + "resources: { prototype: 2 }\n", /:5:14: The key "prototype" is not allowed/],
-    [HEAD.replace("{ x: 1 }", "{ __proto__: 1 }"), /:4:10: The key "__proto__" is not allowed/],
-  ] as const) {
+  for (
+    const [text, re] of [
+      [HEAD + "__proto__: { polluted: 1 }\n", /:5:1: The key "__proto__" is not allowed/],
+      [HEAD + "constructor: 1\n", /:5:1: The key "constructor" is not allowed/],
+      [HEAD + "resources: { prototype: 2 }\n", /:5:14: The key "prototype" is not allowed/],
+      [HEAD.replace("{ x: 1 }", "{ __proto__: 1 }"), /:4:10: The key "__proto__" is not allowed/],
+    ] as const
+  ) {
     match((await errorOf(text)).message, re);
   }
   match(
