@@ -186,12 +186,14 @@ export function subprocessExecutor(
       options.channel,
     );
     const connected = server.expect(job.trialId, token);
+    const resolution = registryEnv();
     const envNames = [
       "TUNEBOX_CHANNEL",
       "TUNEBOX_TRIAL_ID",
       "TUNEBOX_TOKEN",
       "TUNEBOX_MODULE",
       "DENO_DIR",
+      ...Object.keys(resolution),
       ...Object.keys(job.env),
     ];
     const policy = merge(options.sandbox ?? {}, job.sandbox);
@@ -233,6 +235,7 @@ export function subprocessExecutor(
       env: {
         ...passEnv,
         ...job.env,
+        ...resolution,
         DENO_DIR: denoDir,
         NO_COLOR: "1",
         // Lets Deno resolve a program name, so a spawn attempt meets the run permission check.
@@ -481,4 +484,20 @@ function denoInfo(): Promise<{ denoDir: string; npmCache?: string }> {
     };
     return { denoDir: info.denoDir, ...(info.npmCache ? { npmCache: info.npmCache } : {}) };
   })();
+}
+
+/**
+ * The variables that say where Deno resolves `jsr:` and `npm:` specifiers, as the driver has
+ * them: a trial runs `--cached-only` against the driver's DENO_DIR, whose cache is keyed by those
+ * registries, so a driver using a private JSR (`JSR_URL`) or npm mirror must hand them on.
+ */
+function registryEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ["JSR_URL", "NPM_CONFIG_REGISTRY"]) {
+    try {
+      const v = Deno.env.get(name);
+      if (v) out[name] = v;
+    } catch { /* no --allow-env for it: the driver does not use it either */ }
+  }
+  return out;
 }
