@@ -3,6 +3,11 @@
 import { TrialChannelServer } from "../../core/channel.ts";
 import { encodeLine } from "../../core/protocol.ts";
 
+// As the runner does at start: Deno 2.9.6 panics (ext/signals) when its signal machinery is
+// first set up while the process is out of file descriptors.
+const onSignal = () => {};
+Deno.addSignalListener("SIGINT", onSignal);
+Deno.addSignalListener("SIGTERM", onSignal);
 const path = Deno.args[0];
 const server = new TrialChannelServer(Deno.listen({ transport: "unix", path }), {
   authTimeoutMs: 2000,
@@ -31,3 +36,5 @@ console.log(`AUTHENTICATED ${clients.length} ${conn.trialId} (${failure})`);
 conn.close();
 trial.close();
 server.close();
+Deno.removeSignalListener("SIGINT", onSignal);
+Deno.removeSignalListener("SIGTERM", onSignal);
