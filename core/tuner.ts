@@ -213,7 +213,7 @@ export class Tuner<S extends Space = Space> {
           ...(o.denoConfig !== undefined ? { denoConfig: o.denoConfig } : {}),
         }));
     const reporter = o.reporter === undefined
-      ? tableReporter({ metricColumns: [o.metric] })
+      ? tableReporter({ metricColumns: [o.metric], totalTrials: total })
       : o.reporter;
     const outcome = await runExperiment({
       name: basename(dir),
