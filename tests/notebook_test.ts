@@ -167,6 +167,8 @@ Deno.test({
       match(joinText(summary?.data?.["text/plain"]), /: 12 trials \(12 terminated\), best /);
       match(
         joinText(cellWith("results.best().config").outputs?.[0]?.data?.["text/plain"]),
+        // Deno colours the numbers of a plain value's text form.
+        // deno-lint-ignore no-control-regex
         /lr: (\x1b\[\d+m)?[\d.e-]+/,
       );
 
