@@ -22,7 +22,7 @@ import type { Searcher } from "../core/plugin.ts";
 import type { Config } from "../core/trial.ts";
 import { type Space, uniform } from "../core/space.ts";
 import { randomSearcher } from "../plugins/searchers/random.ts";
-import { tpeSearcher, type TpeSearcherOptions } from "../plugins/searchers/tpe.ts";
+import { tpeSearcher, type TpeSearcherOptions } from "../plugins/searchers/tpe/mod.ts";
 import { type Problem, PROBLEMS } from "./searchers_problems.ts";
 
 const { values: flags } = parseArgs({

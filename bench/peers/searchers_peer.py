@@ -55,6 +55,25 @@ def rosenbrock(x):
     return sum(100 * (x[i + 1] - x[i] ** 2) ** 2 + (x[i] - 1) ** 2 for i in range(len(x) - 1))
 
 
+def levy(x):
+    w = [1 + (v - 1) / 4 for v in x]
+    s = math.sin(math.pi * w[0]) ** 2
+    for i in range(len(w) - 1):
+        s += (w[i] - 1) ** 2 * (1 + 10 * math.sin(math.pi * w[i] + 1) ** 2)
+    return s + (w[-1] - 1) ** 2 * (1 + math.sin(2 * math.pi * w[-1]) ** 2)
+
+
+def ackley(x):
+    d = len(x)
+    sq = sum(v * v for v in x)
+    cs = sum(math.cos(2 * math.pi * v) for v in x)
+    return -20 * math.exp(-0.2 * math.sqrt(sq / d)) - math.exp(cs / d) + 20 + math.e
+
+
+def styblinski_tang(x):
+    return sum(v**4 - 16 * v * v + 5 * v for v in x) / 2
+
+
 def box(name, f, lo, hi):
     return {"name": name, "kind": "box", "f": f, "lo": lo, "hi": hi}
 
@@ -68,6 +87,11 @@ PROBLEMS = [
     box("Hartmann6-shift", lambda x: hartmann(x, H6_A, H6_P), [-0.1] * 6, [0.9] * 6),
     box("Rosenbrock4", rosenbrock, [-5] * 4, [10] * 4),
     box("Rosenbrock4-shift", rosenbrock, [-2] * 4, [13] * 4),
+    box("Levy8-shift", levy, [-5] * 8, [15] * 8),
+    box("Rosenbrock6-shift", rosenbrock, [-2] * 6, [13] * 6),
+    box("Ackley10-shift", ackley, [-15] * 10, [30] * 10),
+    box("StyblinskiTang8-shift", styblinski_tang, [-4] * 8, [6] * 8),
+    box("Hartmann6in10-shift", lambda x: hartmann(x[:6], H6_A, H6_P), [-0.1] * 10, [0.9] * 10),
     {"name": "Jenatton", "kind": "jenatton", "lo": 0.0, "hi": 1.0},
     {"name": "Jenatton-shift", "kind": "jenatton", "lo": -0.3, "hi": 0.7},
 ]

@@ -22,10 +22,10 @@
 
 import { registerPlugin } from "../../core/plugin.ts";
 import { randomSearcher, type RandomSearcherOptions } from "./random.ts";
-import { tpeSearcher, type TpeSearcherOptions } from "./tpe.ts";
+import { tpeSearcher, type TpeSearcherOptions } from "./tpe/mod.ts";
 
 export { randomSearcher, type RandomSearcherOptions } from "./random.ts";
-export { tpeSearcher, type TpeSearcherOptions } from "./tpe.ts";
+export { tpeSearcher, type TpeSearcherOptions } from "./tpe/mod.ts";
 export { concurrencyLimiter, type ConcurrencyLimiterOptions } from "./limiter.ts";
 export { repeater, type RepeaterOptions, TRIAL_INDEX_KEY } from "./repeater.ts";
 export type {
