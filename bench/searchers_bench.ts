@@ -61,7 +61,10 @@ const solvers = new Map<string, Factory>([["tunebox-tpe", () => tpeSearcher()]])
 if (!quick && !flags["no-ablation"]) {
   // Ablations behind the defaults: hyperopt's univariate model, and Optuna 5's split and weights.
   solvers.set("tunebox-tpe-univariate", () => tpeSearcher({ multivariate: false }));
-  solvers.set("tunebox-tpe-optuna5", () => tpeSearcher({ gamma: 0.1, weights: "forgetting" }));
+  solvers.set(
+    "tunebox-tpe-optuna5",
+    () => tpeSearcher({ gamma: 0.1, weights: "forgetting", bandwidth: "gap" }),
+  );
 }
 solvers.set("tunebox-random", () => randomSearcher());
 for (const v of flags.variant ?? []) {

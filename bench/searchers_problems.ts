@@ -195,6 +195,12 @@ export const PROBLEMS: readonly Problem[] = [
   },
   // Higher-dimensional, all on boxes shifted off the textbook ones (issue 15).
   {
+    name: "Levy8",
+    optimum: 0,
+    space: box(n(8), fill(8, -10), fill(8, 10)),
+    f: (c) => levy(vec(c, 8)),
+  },
+  {
     name: "Levy8-shift",
     optimum: 0,
     space: box(n(8), fill(8, -5), fill(8, 15)),

@@ -87,6 +87,7 @@ PROBLEMS = [
     box("Hartmann6-shift", lambda x: hartmann(x, H6_A, H6_P), [-0.1] * 6, [0.9] * 6),
     box("Rosenbrock4", rosenbrock, [-5] * 4, [10] * 4),
     box("Rosenbrock4-shift", rosenbrock, [-2] * 4, [13] * 4),
+    box("Levy8", levy, [-10] * 8, [10] * 8),
     box("Levy8-shift", levy, [-5] * 8, [15] * 8),
     box("Rosenbrock6-shift", rosenbrock, [-2] * 6, [13] * 6),
     box("Ackley10-shift", ackley, [-15] * 10, [30] * 10),

@@ -281,15 +281,17 @@ export class Parzen {
     const slot = obs.slot, cacheSig = obs.cacheSig, cacheLz = obs.cacheLz;
     const ends = s.considerEndpoints && d.bounded;
     for (let i = 0; i < c; i++) {
+      const r = sr[i];
       let w: number;
-      if (scott > 0) w = scott;
-      else if (c === 1) w = d.bounded ? Math.max(sv[0] - d.lo, d.hi - sv[0]) : d.priorSigma;
+      if (c === 1) w = d.bounded ? Math.max(sv[0] - d.lo, d.hi - sv[0]) : d.priorSigma;
       else if (i === 0) w = ends ? Math.max(sv[0] - d.lo, sv[1] - sv[0]) : sv[1] - sv[0];
       else if (i === c - 1) {
         w = ends ? Math.max(d.hi - sv[i], sv[i] - sv[i - 1]) : sv[i] - sv[i - 1];
       } else w = Math.max(sv[i] - sv[i - 1], sv[i + 1] - sv[i]);
+      // Scott's width for finished trials; a running trial keeps the narrower gap width, so
+      // that it repels concurrent suggestions (the constant liar) as with the gap rule.
+      if (scott > 0) w = r >= 0 ? scott : Math.min(scott, w);
       w = Math.min(range, Math.max(minSig, w));
-      const r = sr[i];
       const j = r >= 0 ? slot[r] : pendSlot[-1 - r];
       const m0 = sv[i];
       mu[j] = m0;
