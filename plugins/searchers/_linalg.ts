@@ -69,25 +69,32 @@ export function cholSolve(l: Float64Array, n: number, b: Float64Array): Float64A
 
 /** The inverse (L·Lᵀ)⁻¹ of a factored matrix, as a full symmetric n×n array. */
 export function cholInverse(l: Float64Array, n: number): Float64Array {
-  // Invert L in place of a copy (lower triangular), then form L⁻ᵀ·L⁻¹.
-  const li = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    li[j * n + j] = 1 / l[j * n + j];
-    for (let i = j + 1; i < n; i++) {
-      let s = 0;
-      for (let k = j; k < i; k++) s -= l[i * n + k] * li[k * n + j];
-      li[i * n + j] = s / l[i * n + i];
+  // M = L⁻¹ row by row (each row a combination of the previous ones), then M ᵀ·M by rows of M;
+  // both walk memory in order.
+  const m = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const ri = i * n;
+    for (let k = 0; k < i; k++) {
+      const lik = l[ri + k];
+      if (lik === 0) continue;
+      const rk = k * n;
+      for (let j = 0; j <= k; j++) m[ri + j] -= lik * m[rk + j];
     }
+    m[ri + i] += 1;
+    const inv = 1 / l[ri + i];
+    for (let j = 0; j <= i; j++) m[ri + j] *= inv;
   }
   const out = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = 0;
-      for (let k = i; k < n; k++) s += li[k * n + i] * li[k * n + j];
-      out[i * n + j] = s;
-      out[j * n + i] = s;
+  for (let k = 0; k < n; k++) {
+    const rk = k * n;
+    for (let i = 0; i <= k; i++) {
+      const mki = m[rk + i];
+      if (mki === 0) continue;
+      const ri = i * n;
+      for (let j = 0; j <= i; j++) out[ri + j] += mki * m[rk + j];
     }
   }
+  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) out[j * n + i] = out[i * n + j];
   return out;
 }
 

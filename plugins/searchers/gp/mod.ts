@@ -34,7 +34,7 @@ export interface GpSearcherOptions {
    * @default false
    */
   readonly deterministic?: boolean;
-  /** Random points scored before the local searches of the acquisition. @default 1024 */
+  /** Random points scored before the local searches of the acquisition. @default 512 */
   readonly candidates?: number;
   /** Local searches of the acquisition (from the best random points and the best trial). @default 10 */
   readonly localSearches?: number;
@@ -104,7 +104,7 @@ export function gpSearcher(options: GpSearcherOptions = {}): Searcher {
   const o = checkOptionKeys(F, options, OPTION_KEYS);
   const initialPoints = intOption(F, "initialPoints", o.initialPoints, 10, 1);
   const deterministic = boolOption(F, "deterministic", o.deterministic, false);
-  const candidates = intOption(F, "candidates", o.candidates, 1024, 1);
+  const candidates = intOption(F, "candidates", o.candidates, 512, 1);
   const localSearches = intOption(F, "localSearches", o.localSearches, 10, 1);
   const points = checkPoints(F, o.pointsToEvaluate);
   const seed = checkSeed(F, o.seed);
@@ -150,6 +150,7 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
   const losses: number[] = [];
   const history: JsonValue[] = [];
   let cache: GpParams | undefined;
+  let fittedAt = 0;
 
   const encode = (a: ReadonlyMap<string, unknown>, out: number[] | Float64Array, at = 0) => {
     for (let i = 0; i < D; i++) {
@@ -199,7 +200,13 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
     sd = Math.max(Math.sqrt(sd / n), 1e-12);
     for (let j = 0; j < n; j++) y[j] = (y[j] - mean) / sd;
     const data: GpData = { X: Float64Array.from(X), n, D, isCat, y };
-    cache = fitGp(data, cache, { minNoise: MIN_NOISE, deterministic: settings.deterministic });
+    // The kernel is refitted at every suggestion up to 50 trials, then whenever the trials grew
+    // by 10 % since the last fit (each fit costs O(n³) per step; the GP itself always conditions
+    // on every trial).
+    if (!cache || n <= 50 || n >= fittedAt * 1.1) {
+      cache = fitGp(data, cache, { minNoise: MIN_NOISE, deterministic: settings.deterministic });
+      fittedAt = n;
+    }
     let gp = new GaussianProcess(data, cache);
     let best = Infinity, bestJ = 0;
     for (let j = 0; j < n; j++) if (y[j] < best) [best, bestJ] = [y[j], j];
@@ -217,11 +224,12 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
       }
       gp = new GaussianProcess({ X: Xa, n: n + m, D, isCat, y: ya }, cache);
     }
-    return maximizeLogEI(gp, best, { D, options: optionsArr }, rng, {
+    const R = maximizeLogEI(gp, best, { D, options: optionsArr }, rng, {
       samples: settings.candidates,
       localSearches: settings.localSearches,
       warmStarts: [data.X.slice(bestJ * D, bestJ * D + D)],
     }).x;
+    return R;
   };
 
   return {
@@ -241,6 +249,7 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
       cache: cache
         ? { invLs2: Array.from(cache.invLs2), scale: cache.scale, noise: cache.noise }
         : null,
+      fittedAt,
     }),
     restore(state) {
       const s = state as Record<string, JsonValue> | null;
@@ -257,6 +266,7 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
       cache = c && Array.isArray(c.invLs2) && c.invLs2.length === D
         ? { invLs2: Float64Array.from(c.invLs2), scale: c.scale, noise: c.noise }
         : undefined;
+      fittedAt = typeof s.fittedAt === "number" ? s.fittedAt : 0;
     },
   };
 }

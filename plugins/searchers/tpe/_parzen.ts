@@ -269,6 +269,9 @@ export class Parzen {
       const sd = Math.sqrt(varSum / (c - 1));
       const iqr = quantileSorted(sv, c, 0.75) - quantileSorted(sv, c, 0.25);
       scott = 1.059 * (iqr > 0 ? Math.min(iqr / 1.34, sd) : sd) * c ** -0.2;
+      // On a 1 % (log) grid, so that the width of a slowly changing group repeats and the
+      // kernels' cached truncation terms stay valid.
+      if (scott > 0) scott = Math.exp(Math.round(Math.log(scott) * 100) / 100);
     }
     const { mu, sig, inv, lz, cst } = b;
     // Kernels of members without this parameter (conditional) and the prior use the prior.
