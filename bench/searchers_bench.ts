@@ -45,6 +45,7 @@ const { values: flags } = parseArgs({
     out: { type: "string" },
     python: { type: "string" },
     "peer-json": { type: "string" },
+    "curves-out": { type: "string" },
     "seed-offset": { type: "string" },
     "no-ablation": { type: "boolean", default: false },
     solvers: { type: "string" },
@@ -138,17 +139,23 @@ for (const [name, factory] of solvers) {
 
 let peerLatency: Record<string, Record<string, Record<string, number>>> = {};
 let peerVersions = "";
+if (flags["curves-out"]) {
+  // Save these curves to merge into another run with --peer-json (e.g. the slow GP alone).
+  await Deno.writeTextFile(flags["curves-out"], JSON.stringify({ curves, elapsed }));
+}
 if (flags["peer-json"]) {
-  // Reuse a peer run (same seeds and budget) instead of running the peers again.
-  const peer = JSON.parse(await Deno.readTextFile(flags["peer-json"]));
-  for (const [solver, byProblem] of Object.entries(peer.curves as Curves)) {
-    curves[solver] = Object.fromEntries(
-      Object.entries(byProblem).filter(([name]) => problems.some((p) => p.name === name)),
-    );
+  // Reuse earlier runs (same seeds and budget): peers, or our own searchers run separately.
+  for (const file of flags["peer-json"].split(",")) {
+    const peer = JSON.parse(await Deno.readTextFile(file));
+    for (const [solver, byProblem] of Object.entries(peer.curves as Curves)) {
+      curves[solver] = Object.fromEntries(
+        Object.entries(byProblem).filter(([name]) => problems.some((p) => p.name === name)),
+      );
+    }
+    Object.assign(elapsed, peer.elapsed);
+    Object.assign(peerLatency, peer.latency ?? {});
+    if (peer.versions) peerVersions = peer.versions;
   }
-  Object.assign(elapsed, peer.elapsed);
-  peerLatency = peer.latency ?? {};
-  peerVersions = peer.versions;
 } else if (withPeers) {
   const out = await Deno.makeTempFile({ suffix: ".json" });
   const args = [

@@ -291,6 +291,8 @@ def main():
                 continue
             curves[name][p["name"]] = [run(p, args.seed_offset + s, args.evals) for s in range(seeds)]
             print(f"{name} {p['name']}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            elapsed[name] = time.perf_counter() - t0
+            write(args.out, curves, elapsed, {}, "partial")  # a long run can be stopped early
         elapsed[name] = time.perf_counter() - t0
         print(f"{name}: {elapsed[name]:.1f} s", file=sys.stderr)
     latency = {}
@@ -309,7 +311,11 @@ def main():
     versions = f"optuna {optuna.__version__}, hyperopt {hyperopt.__version__}, numpy {np.__version__}, Python {sys.version.split()[0]}"
     if has_torch:
         versions += f", torch {torch.__version__}"
-    with open(args.out, "w") as f:
+    write(args.out, curves, elapsed, latency, versions)
+
+
+def write(path, curves, elapsed, latency, versions):
+    with open(path, "w") as f:
         json.dump({"curves": curves, "elapsed": elapsed, "latency": latency, "versions": versions}, f)
 
 
