@@ -35,6 +35,7 @@ export { gpSearcher, type GpSearcherOptions } from "./gp/mod.ts";
 export { cmaesSearcher, type CmaesSearcherOptions } from "./cmaes.ts";
 export { concurrencyLimiter, type ConcurrencyLimiterOptions } from "./limiter.ts";
 export { repeater, type RepeaterOptions, TRIAL_INDEX_KEY } from "./repeater.ts";
+export { bohbSearcher, type BohbSearcherOptions } from "./bohb.ts"; // registers "bohb"
 export type {
   Config,
   JsonValue,
