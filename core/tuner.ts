@@ -226,7 +226,7 @@ export class Tuner<S extends Space = Space> {
       ? countingGate(o.maxConcurrent ?? executor.capacity({ ...resources, ...o.resources }))
       : await makeGate(resources, o.maxConcurrent, o.gpus);
     const reporter = o.reporter === undefined
-      ? tableReporter({ metricColumns: [o.metric] })
+      ? tableReporter({ metricColumns: [o.metric], totalTrials: total })
       : o.reporter;
     const outcome = await runExperiment({
       name: basename(dir),
