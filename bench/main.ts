@@ -26,6 +26,11 @@ await run("Driver overhead (sandboxed subprocess and in-process trials)", deno, 
   "bench/driver_bench.ts",
   ...q,
 ]);
+await run("The driver against hostile trials (new metric keys, a 32 MiB line)", deno, [
+  "run",
+  "-A",
+  "bench/sandbox_bench.ts",
+]);
 await run("TensorBoard event writer", deno, ["run", "-A", "bench/tensorboard_bench.ts"]);
 await run("MLflow logger against a real server", deno, [
   "run",
@@ -39,10 +44,22 @@ await run("Searchers on benchmark functions", deno, [
   "bench/searchers_bench.ts",
   ...(quick ? ["--quick"] : []),
 ]);
+await run("Schedulers on simulated learning curves; PB2 against PBT", deno, [
+  "run",
+  "-A",
+  "bench/schedulers_bench.ts",
+  ...q,
+]);
 await run("Training: tfjs backends' throughput, the sandbox's cost, the MNIST demo", deno, [
   "run",
   "-A",
   "bench/training_bench.ts",
+  ...q,
+]);
+await run("Slurm executor on the two-node test cluster, next to local trials", deno, [
+  "run",
+  "-A",
+  "bench/slurm_bench.ts",
   ...q,
 ]);
 await run("Ray executor on a two-node Ray cluster (vs local, vs Ray Tune with --peers)", deno, [

@@ -21,7 +21,14 @@
  * @module
  */
 
-import { encodeLine, PROTOCOL_VERSION, reviveMetrics } from "./protocol.ts";
+import {
+  ChannelError,
+  DEFAULT_MAX_LINE_BYTES,
+  encodeLine,
+  PROTOCOL_VERSION,
+  readBoundedLines,
+  reviveMetrics,
+} from "./protocol.ts";
 import type { DriverMessage, TrialMessage } from "./protocol.ts";
 import type { Ack, TrialExit, TrialJob, TrialListener } from "./plugin.ts";
 import type { JsonValue } from "./trial.ts";
@@ -43,8 +50,7 @@ export interface ChannelLimits {
   readonly onRefuse?: (reason: string, peer: string) => void;
 }
 
-/** The default {@linkcode ChannelLimits.maxLineBytes}: 1 MiB. */
-export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
+export { ChannelError, DEFAULT_MAX_LINE_BYTES, readBoundedLines };
 
 /** A stream the channel runs on: a `Deno.Conn` (unix, TCP or TLS) has this shape. */
 export interface ByteConn {
@@ -54,93 +60,6 @@ export interface ByteConn {
   readonly writable: WritableStream<Uint8Array>;
   /** Closes both directions. */
   close(): void;
-}
-
-/** Raised when a peer breaks the framing (a line too long, or not JSON). */
-export class ChannelError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "ChannelError";
-  }
-}
-
-/**
- * Splits a byte stream into JSON values, one per line, refusing lines longer than `maxBytes`.
- * Each chunk is scanned once for a newline, so a long line costs O(its length), and the buffer
- * never holds more than `maxBytes`. `maxBytes` may be an object whose `max` changes later (a
- * connection allows longer lines once it is authenticated).
- *
- * @throws {ChannelError} on a line longer than `maxBytes` or one that is not JSON.
- * @example
- * ```ts
- * import { readBoundedLines } from "./channel.ts";
- * const stream = ReadableStream.from([new TextEncoder().encode('{"a":1}\n{"a":2}\n')]);
- * for await (const m of readBoundedLines(stream, 1024)) console.log(m);
- * ```
- */
-export async function* readBoundedLines(
-  stream: ReadableStream<Uint8Array>,
-  maxBytes: number | { max: number } = DEFAULT_MAX_LINE_BYTES,
-): AsyncGenerator<unknown> {
-  const limit = typeof maxBytes === "number" ? { max: maxBytes } : maxBytes;
-  const decoder = new TextDecoder();
-  let parts: Uint8Array[] = [];
-  let size = 0;
-  const reader = stream.getReader();
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      let chunk = value;
-      for (;;) {
-        const nl = chunk.indexOf(10);
-        if (nl < 0) {
-          size += chunk.length;
-          if (size > limit.max) throw tooLong(limit.max);
-          if (chunk.length) parts.push(chunk);
-          break;
-        }
-        size += nl;
-        if (size > limit.max) throw tooLong(limit.max);
-        parts.push(chunk.subarray(0, nl));
-        const line = parts.length === 1 ? parts[0] : concat(parts, size);
-        parts = [];
-        size = 0;
-        chunk = chunk.subarray(nl + 1);
-        const text = decoder.decode(line);
-        if (!text.trim()) continue;
-        let value: unknown;
-        try {
-          value = JSON.parse(text);
-        } catch {
-          throw new ChannelError(
-            `a message line is not JSON: ${JSON.stringify(text.slice(0, 60))}`,
-          );
-        }
-        yield value;
-      }
-    }
-  } finally {
-    reader.releaseLock();
-  }
-}
-
-function tooLong(max: number): ChannelError {
-  return new ChannelError(
-    `a message line is longer than ${max} bytes (reports are capped; report fewer or smaller ` +
-      `metrics, and save large data as files or checkpoints)`,
-  );
-}
-
-function concat(parts: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 /** An authenticated message connection to one trial. */
@@ -379,7 +298,8 @@ export function checkTrialMessage(m: unknown): TrialMessage | string {
       if (typeof o.metrics !== "object" || o.metrics === null || Array.isArray(o.metrics)) {
         return "a report's metrics are not an object";
       }
-      if (hasProtoKey(o.metrics)) return 'a report has a "__proto__" key';
+      const shape = metricsShape(o.metrics);
+      if (shape) return shape;
       if (typeof o.elapsed !== "number" || !Number.isFinite(o.elapsed) || o.elapsed < 0) {
         return "a report's elapsed time is not a number >= 0";
       }
@@ -418,13 +338,25 @@ function text(v: unknown, fallback: string): string {
   return s.length > MAX_TEXT ? `${s.slice(0, MAX_TEXT)}… (cut)` : s;
 }
 
-function hasProtoKey(v: unknown, depth = 0): boolean {
-  if (depth > 64 || typeof v !== "object" || v === null) return depth > 64;
-  if (Array.isArray(v)) return v.some((x) => hasProtoKey(x, depth + 1));
-  for (const k of Object.keys(v)) {
-    if (k === "__proto__" || hasProtoKey((v as Record<string, unknown>)[k], depth + 1)) return true;
+const MAX_DEPTH = 32;
+
+/** What is wrong with a report's metrics: a `__proto__` key, or nesting too deep to walk. */
+function metricsShape(v: unknown, depth = 0): string | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  if (depth >= MAX_DEPTH) return `a report's metrics nest deeper than ${MAX_DEPTH} levels`;
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const bad = metricsShape(x, depth + 1);
+      if (bad) return bad;
+    }
+    return undefined;
   }
-  return false;
+  for (const k of Object.keys(v)) {
+    if (k === "__proto__") return 'a report has a "__proto__" key';
+    const bad = metricsShape((v as Record<string, unknown>)[k], depth + 1);
+    if (bad) return bad;
+  }
+  return undefined;
 }
 
 /** What {@linkcode driveTrial} found out. */

@@ -6,7 +6,15 @@
  */
 
 import { dirname, isAbsolute, resolve } from "node:path";
-import { isMap, isPair, isScalar, LineCounter, parse as parseYamlValue, parseDocument } from "yaml";
+import {
+  isMap,
+  isPair,
+  isScalar,
+  LineCounter,
+  parse as parseYamlValue,
+  parseDocument,
+  visit,
+} from "yaml";
 import type { Document, Node as YamlNode } from "yaml";
 import { ConfigError } from "./errors.ts";
 import {
@@ -53,6 +61,7 @@ const TOP_KEYS: Record<string, string> = {
   space: "the search space",
   deno_config: "the deno.json trials run with, or false",
   executor: "{ name: subprocess | slurm | ray, ... } (where trials run)",
+  allow_remote_trainable: "true to run an http(s) trainable",
 };
 
 /** The keys an `executor:` mapping may hold, by executor name. */
@@ -177,7 +186,30 @@ export async function parseExperiment(
     const [line, col] = at(path, key);
     throw new ConfigError(message, file, line, col);
   };
-  const raw = doc.toJS() as unknown;
+  checkHostileYaml(doc, lc, file);
+  let raw: unknown;
+  try {
+    // Aliases are expanded here: a "billion laughs" file stops at the first hundred.
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    let at = 0;
+    visit(doc, {
+      Alias(_, node) {
+        at ||= node.range?.[0] ?? 0;
+        return at ? visit.BREAK : undefined;
+      },
+    });
+    const p = lc.linePos(at);
+    throw new ConfigError(
+      `The file expands its YAML aliases (*name) too many times (${
+        (e as Error).message
+      }); write the values out`,
+      file,
+      p.line,
+      p.col,
+      { cause: e },
+    );
+  }
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     err("The experiment file must be a mapping of keys (name, trainable, metric, ...)", []);
   }
@@ -191,7 +223,9 @@ export async function parseExperiment(
   }
 
   for (const k of Object.keys(y)) {
-    if (!(k in TOP_KEYS)) err(`Unknown key "${k}"${suggest(k, Object.keys(TOP_KEYS))}`, [k], true);
+    if (!Object.hasOwn(TOP_KEYS, k)) {
+      err(`Unknown key "${k}"${suggest(k, Object.keys(TOP_KEYS))}`, [k], true);
+    }
   }
   for (const [k, allowed] of Object.entries(SUB_KEYS)) {
     const v = y[k];
@@ -335,6 +369,17 @@ export async function parseExperiment(
       { name: String(exName), options: exOptions },
       out.trainable as string,
     );
+  }
+  if (y.allow_remote_trainable !== undefined) {
+    if (typeof y.allow_remote_trainable !== "boolean") {
+      err(
+        `"allow_remote_trainable" must be true or false, got ${
+          JSON.stringify(y.allow_remote_trainable)
+        }`,
+        ["allow_remote_trainable"],
+      );
+    }
+    out.allowRemoteTrainable = y.allow_remote_trainable;
   }
   if (y.stop !== undefined) out.stop = y.stop;
   if (y.checkpoint) {
@@ -539,12 +584,46 @@ function getIn(o: unknown, path: Path): unknown {
   return cur;
 }
 
+/** Keys that would reach an object's prototype when assigned: never a valid option or parameter. */
+const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
+
+/**
+ * Refuses, at their line and column, what a hostile or broken file could use against the
+ * driver: prototype keys (`__proto__`, `constructor`, `prototype`) and numbers too large for a
+ * double (`1e999` would read as Infinity, then print as null).
+ */
+function checkHostileYaml(doc: Document, lc: LineCounter, file: string): void {
+  const fail = (message: string, offset: number | undefined): never => {
+    const p = lc.linePos(offset ?? 0);
+    throw new ConfigError(message, file, p.line, p.col);
+  };
+  visit(doc, {
+    Pair(_, pair) {
+      const k = pair.key;
+      if (isScalar(k) && typeof k.value === "string" && FORBIDDEN_KEYS.has(k.value)) {
+        fail(`The key "${k.value}" is not allowed (it names an object's prototype)`, k.range?.[0]);
+      }
+    },
+    Scalar(_, node) {
+      if (typeof node.value === "number" && !Number.isFinite(node.value)) {
+        const src = (node as { source?: string }).source ?? String(node.value);
+        if (/^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$/.test(src)) return;
+        fail(`The number ${src} is too large (over 1.8e308)`, node.range?.[0]);
+      }
+    },
+  });
+}
+
 function applySet(y: Record<string, unknown>, assignment: string): void {
   const eq = assignment.indexOf("=");
   if (eq <= 0) {
     throw new ConfigError(`--set expects key=value, got ${JSON.stringify(assignment)}`, "--set");
   }
   const path = assignment.slice(0, eq).split(".");
+  const bad = path.find((p) => FORBIDDEN_KEYS.has(p));
+  if (bad) {
+    throw new ConfigError(`--set ${path.join(".")}: the key "${bad}" is not allowed`, "--set");
+  }
   let value: unknown;
   try {
     value = parseYamlValue(assignment.slice(eq + 1));

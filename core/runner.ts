@@ -78,10 +78,22 @@ export function concurrencyGate(n: number): ResourceGate {
   };
 }
 
-/** Stop criteria: Ray's dict (`{ training_iteration: 10 }`: stop when any value is reached) or a function. */
+/**
+ * A stop function, as Ray's `Stopper`: called with every result, true stops that trial. With
+ * `stopAll`, checked after each call, true also stops every running trial and starts no new
+ * one: the experiment ends (Ray's `stop_all`). A plain `(trialId, result) => boolean` is one.
+ */
+export interface Stopper {
+  /** Whether the trial that reported `result` should stop. */
+  (trialId: string, result: TrialResult): boolean;
+  /** Whether the whole experiment should stop. */
+  stopAll?(): boolean;
+}
+
+/** Stop criteria: Ray's dict (`{ training_iteration: 10 }`: stop when any value is reached) or a {@linkcode Stopper}. */
 export type StopCriteria =
   | { readonly [key: string]: number }
-  | ((trialId: string, result: TrialResult) => boolean);
+  | Stopper;
 
 /** Checkpoint retention. */
 export interface CheckpointOptions {
@@ -272,6 +284,8 @@ class Runner {
   stopping = false;
   interrupted = false;
   budgetExhausted = false;
+  /** A stopper's `stopAll()` returned true (applied once the reporting trial's stop is set). */
+  stopAllRequested = false;
   fatal: Error | undefined;
   lastSave = 0;
   warnedMissingMetric = false;
@@ -758,6 +772,16 @@ class Runner {
         t.action = { kind: "exploit", from: decision.from, config: decision.config };
         break;
     }
+    if (this.stopAllRequested && !this.stopping) {
+      // A stopper's stopAll(): end the other running trials too and start no new one.
+      this.stopping = true;
+      this.warn("the stopper's stopAll() returned true: stopping every trial");
+      this.stopAll({
+        kind: "stop",
+        reason: "the stopper's stopAll() returned true: the experiment ends",
+        outcome: "completed",
+      });
+    }
     await this.save(false);
     return "stop";
   }
@@ -768,6 +792,13 @@ class Runner {
     if (!stop) return undefined;
     if (typeof stop === "function") {
       const v = this.plugin("stop", "function", () => stop(t.id, r));
+      if (
+        typeof stop.stopAll === "function" && !this.stopping &&
+        this.plugin("stop", "stopAll", () => stop.stopAll!()) === true
+      ) {
+        this.stopAllRequested = true;
+        return "the stopper's stopAll() returned true: the experiment ends";
+      }
       return v ? "the stop function returned true" : undefined;
     }
     const flat = flatten(r);
@@ -874,8 +905,11 @@ class Runner {
     t.handle = undefined;
     this.running--;
     this.c.gate.release(t.id);
-    // Checkpoint staging left by the trial (or by an exploit): never committed now.
-    await Deno.remove(join(t.workDir, ".staging"), { recursive: true }).catch(() => {});
+    // Checkpoint staging left by the trial (or by an exploit): never committed now. Listing the
+    // folder first spares the common case (nothing staged) a failing remove.
+    if (hasEntry(t.workDir, ".staging")) {
+      await Deno.remove(join(t.workDir, ".staging"), { recursive: true }).catch(() => {});
+    }
     if (t.staged) await Deno.remove(join(t.dir, ".staging"), { recursive: true }).catch(() => {});
     const action = t.action;
     t.action = undefined;
@@ -1198,6 +1232,13 @@ function checkDecision(d: Decision, name: string, r: Runner): Decision {
 
 /** The trial's own folder inside its record folder: where it writes files and checkpoints. */
 export const WORK_DIR = "files";
+
+function hasEntry(dir: string, name: string): boolean {
+  try {
+    for (const e of Deno.readDirSync(dir)) if (e.name === name) return true;
+  } catch { /* gone */ }
+  return false;
+}
 
 /** Creates a trial's own folder if missing; refuses anything but a real folder there. */
 function ensureWorkDir(path: string): void {

@@ -21,8 +21,8 @@
  * @module
  */
 
-import { encodeLine, PROTOCOL_VERSION } from "./protocol.ts";
-import { readBoundedLines } from "./channel.ts";
+// Only protocol.ts and session.ts: whatever a trial imports adds to every trial's start-up.
+import { encodeLine, PROTOCOL_VERSION, readBoundedLines } from "./protocol.ts";
 import type { DriverMessage, TrialMessage } from "./protocol.ts";
 import { trainableFn, TrialSession, TrialStopped } from "./session.ts";
 
@@ -59,7 +59,10 @@ export async function boot(): Promise<BootedTrial> {
   }
   // A local trial's stdin is a pipe from the driver: EOF means the driver died. A remote trial
   // (batch job, Ray job) gets /dev/null there and relies on heartbeats instead.
-  const heartbeatMs = Number(Deno.env.get("TUNEBOX_HEARTBEAT_MS") ?? "0");
+  // (Only a remote trial is granted this variable: a local one may not even ask for it.)
+  const heartbeatMs = channel.startsWith("tls:")
+    ? Number(Deno.env.get("TUNEBOX_HEARTBEAT_MS") ?? "0")
+    : 0;
   if (channel.startsWith("unix:")) watchStdin(exit);
   let conn: Deno.Conn;
   try {

@@ -102,6 +102,11 @@ export interface TunerOptions<S extends Space = Space> {
   readonly callbackDrainMs?: number;
   /** The deno.json sandboxed trials run with, or false for none. @default the nearest above the trainable */
   readonly denoConfig?: string | false;
+  /**
+   * Run a trainable given as an `http:`/`https:` URL (it is fetched, then runs sandboxed).
+   * @default false: such a trainable is refused before anything starts
+   */
+  readonly allowRemoteTrainable?: boolean;
 }
 
 /** Options of {@linkcode Tuner.restore}. */
@@ -149,6 +154,7 @@ const OPTION_KEYS = [
   "executor",
   "denoConfig",
   "callbackDrainMs",
+  "allowRemoteTrainable",
 ];
 
 /**
@@ -213,13 +219,14 @@ export class Tuner<S extends Space = Space> {
         ? inprocessExecutor(o.trainable as TrainableFn<Config>)
         : subprocessExecutor(o.trainable, {
           ...(o.denoConfig !== undefined ? { denoConfig: o.denoConfig } : {}),
+          ...(o.allowRemoteTrainable ? { allowRemoteTrainable: true } : {}),
         }));
     // An executor that places trials itself (a cluster) says how many fit; else this machine.
     const gate = executor.capacity
       ? countingGate(o.maxConcurrent ?? executor.capacity({ ...resources, ...o.resources }))
       : await makeGate(resources, o.maxConcurrent, o.gpus);
     const reporter = o.reporter === undefined
-      ? tableReporter({ metricColumns: [o.metric] })
+      ? tableReporter({ metricColumns: [o.metric], totalTrials: total })
       : o.reporter;
     const outcome = await runExperiment({
       name: basename(dir),
@@ -428,6 +435,7 @@ function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<
       "checkpoint",
       "sandbox",
       "denoConfig",
+      "allowRemoteTrainable",
     ]
   ) {
     if (saved[k] !== undefined && saved[k] !== null) out[k] = saved[k];
@@ -456,6 +464,7 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
       "checkpoint",
       "sandbox",
       "denoConfig",
+      "allowRemoteTrainable",
     ] as const
   ) {
     if (o[k] !== undefined) out[k] = o[k] as JsonValue;

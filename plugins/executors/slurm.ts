@@ -225,7 +225,7 @@ export function slurmExecutor(
           entry,
           moduleUrl,
         ],
-        env: { NO_COLOR: "1", DENO_DIR: denoDir },
+        env: { ...registryEnv(), NO_COLOR: "1", DENO_DIR: denoDir },
         stdout: "piped",
         stderr: "piped",
       }).output();
@@ -319,7 +319,9 @@ export function slurmExecutor(
     const jobEnv = Object.fromEntries(
       Object.entries(job.env).filter(([k]) => k !== "CUDA_VISIBLE_DEVICES"),
     );
+    const resolution = registryEnv();
     const envNames = [
+      ...Object.keys(resolution),
       ...REMOTE_ENV_NAMES,
       "TUNEBOX_MODULE",
       "DENO_DIR",
@@ -351,6 +353,7 @@ export function slurmExecutor(
       env: {
         ...passEnv,
         ...jobEnv,
+        ...resolution,
         DENO_DIR: denoDir,
         NO_COLOR: "1",
         PATH: "/usr/local/bin:/usr/bin:/bin",
@@ -629,6 +632,21 @@ export function slurmExecutor(
       },
     };
   }
+}
+
+/**
+ * Where Deno resolves `jsr:` and `npm:` specifiers, as the driver has them (`JSR_URL`,
+ * `NPM_CONFIG_REGISTRY`): the module cache the driver filled is keyed by those registries.
+ */
+function registryEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ["JSR_URL", "NPM_CONFIG_REGISTRY"]) {
+    try {
+      const v = Deno.env.get(name);
+      if (v) out[name] = v;
+    } catch { /* not readable: the driver does not use it either */ }
+  }
+  return out;
 }
 
 /** `setpriv --pdeathsig SIGKILL --` where it works, else nothing. */

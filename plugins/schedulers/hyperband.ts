@@ -52,6 +52,13 @@ export interface HyperbandSchedulerOptions {
    * @default false
    */
   readonly waitForFullBrackets?: boolean;
+  /**
+   * Fill the bracket with the most halvings (and trials) first, as Ray's `HyperBandForBOHB`
+   * (YAML `hyperband_for_bohb` sets this and `waitForFullBrackets`); Ray's HyperBand fills
+   * `s = 0` first.
+   * @default false
+   */
+  readonly largestBracketFirst?: boolean;
 }
 
 /** One HyperBand bracket as planned: its size, first budget, milestones and survivors. */
@@ -78,6 +85,7 @@ const KEYS = [
   "reductionFactor",
   "stopLastTrials",
   "waitForFullBrackets",
+  "largestBracketFirst",
 ] as const;
 
 interface Resolved {
@@ -86,6 +94,7 @@ interface Resolved {
   eta: number;
   stopLastTrials: boolean;
   full: boolean;
+  largestFirst: boolean;
 }
 
 function resolve(options: unknown): Resolved {
@@ -96,6 +105,7 @@ function resolve(options: unknown): Resolved {
     eta: numberOption(FN, o, "reductionFactor", 3, { minExclusive: 1 }),
     stopLastTrials: booleanOption(FN, o, "stopLastTrials", true),
     full: booleanOption(FN, o, "waitForFullBrackets", false),
+    largestFirst: booleanOption(FN, o, "largestBracketFirst", false),
   };
 }
 
@@ -181,6 +191,11 @@ interface Bracket {
  * `chooseNext` is offered no new trial and nothing else can run (then it is judged with the
  * trials it has, keeping `ceil(count/eta)`), and it takes no trial after its first halving.
  *
+ * Ray's way asks the runner to keep the newest bracket filled with pending trials (Ray's default
+ * variant generator keeps up to 200 pending), so their configs are drawn before the bracket's
+ * results exist; with a model-based searcher (TPE, BOHB) prefer `waitForFullBrackets: true`,
+ * which creates trials one at a time as slots free up.
+ *
  * Differences from Ray:
  * - a trial reaching its bracket's last milestone (or `maxT`) is stopped at once; Ray pauses it
  *   until the whole bracket is there, then stops it (the same trials train the same budget);
@@ -235,8 +250,11 @@ export function hyperbandScheduler(options: HyperbandSchedulerOptions = {}): Sch
     if (known !== undefined) return brackets[known].members.find((m) => m.id === id)!;
     let b = brackets.at(-1);
     if (!b || filled(b)) {
-      const band = b ? (b.spec + 1 < specs.length ? b.band : b.band + 1) : 0;
-      const spec = b && b.band === band ? b.spec + 1 : 0;
+      // Ray fills s = 0 (fewest trials) first; HyperBandForBOHB the largest bracket first.
+      const step = o.largestFirst ? -1 : 1, first = o.largestFirst ? specs.length - 1 : 0;
+      const inBand = b && specs[b.spec + step] !== undefined;
+      const band = b ? (inBand ? b.band : b.band + 1) : 0;
+      const spec = b && inBand ? b.spec + step : first;
       b = {
         band,
         spec,
@@ -332,17 +350,18 @@ export function hyperbandScheduler(options: HyperbandSchedulerOptions = {}): Sch
   return {
     name: "hyperband",
     /**
-     * Keeps the newest bracket filled with pending trials, as Ray's default variant generator
-     * keeps up to 200 trials pending: a bracket halves when its trials, not only the running
-     * ones, have reached the milestone. A getter: the runner reads it before creating trials.
+     * Ray's way keeps the newest bracket filled with pending trials, as Ray's default variant
+     * generator keeps up to 200 trials pending: a bracket halves when its trials, not only the
+     * running ones, have reached the milestone. The paper's way needs none ahead (its brackets
+     * wait), so a model-based searcher (BOHB, TPE) draws each config as late as possible. A
+     * getter: the runner reads it before creating trials.
      */
     get pendingTrials(): number {
+      if (o.full) return 1;
       let pending = 0;
       for (const b of brackets) for (const m of b.members) if (m.phase === "pending") pending++;
       const b = brackets.at(-1);
-      const room = b && !filled(b)
-        ? (o.full ? specs[b.spec].n - b.members.length : b.keep - live(b).length)
-        : 0;
+      const room = b && !filled(b) ? b.keep - live(b).length : 0;
       return Math.max(1, pending + room);
     },
     setup(ctx) {

@@ -13,6 +13,28 @@ const missing = await slurmMissing();
 if (missing) console.warn(`\n*** SKIPPING the Slurm executor tests: ${missing} ***\n`);
 
 const PATH = Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+
+async function waitFor(ok: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Result lines written so far across the trials of an experiment folder. */
+async function resultLines(dir: string): Promise<number> {
+  let n = 0;
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.isDirectory) continue;
+      const text = await Deno.readTextFile(`${dir}/${e.name}/result.jsonl`).catch(() => "");
+      n += text.split("\n").filter(Boolean).length;
+    }
+  } catch { /* not yet */ }
+  return n;
+}
 
 function env(c: SlurmCluster, extra: Record<string, string> = {}): Record<string, string> {
   return { ...c.env, PATH, ...extra };
@@ -112,6 +134,34 @@ Deno.test({
         for (const x of r.trials) {
           equal(x.status, "terminated", x.error);
           equal(x.metrics?.node, "n2");
+        }
+      },
+    );
+
+    await t.step(
+      "the job's environment is exactly the sandbox's: nothing of the submitting environment leaks in",
+      async () => {
+        const train = await hostileTrainable(`
+        await session.report({ loss: 1, leak: Deno.env.get("LEAK_ME") ?? "none" });
+      `);
+        for (const mode of ["sbatch", "step"] as const) {
+          const run = (e: Record<string, string>) =>
+            tempStorage().then((storage) =>
+              new Tuner({
+                trainable: train,
+                space: { x: grid([1]) },
+                metric: "loss",
+                mode: "min",
+                storage,
+                // Granted, so only the environment can keep it out.
+                sandbox: { env: ["LEAK_ME"] },
+                executor: executor(train, { ...e, LEAK_ME: "from-the-submitter" }, { mode }),
+                reporter: false,
+              }).fit()
+            );
+          const r = mode === "step" ? await inAllocation(c, run) : await run(env(c));
+          equal(r.trials[0].status, "terminated", r.trials[0].error);
+          equal(r.trials[0].metrics?.leak, "none", mode);
         }
       },
     );
@@ -278,6 +328,126 @@ Deno.test({
         match(noAlloc?.message ?? "", /no allocation here \(SLURM_JOB_ID is not set\)/);
         const frac = await run({ mode: "sbatch" }, env(c), 0.5);
         match(frac?.message ?? "", /fractional GPUs/);
+      },
+    );
+    for (const mode of ["sbatch", "step"] as const) {
+      await t.step(
+        `${mode} mode: a driver killed with -9 leaves no job behind for long, and resume finishes`,
+        async () => {
+          const train = await hostileTrainable(`
+          const start = session.checkpoint ? Number(await Deno.readTextFile(session.checkpoint + "/i")) : 0;
+          for (let i = start + 1; i <= 12; i++) {
+            await new Promise((r) => setTimeout(r, 250));
+            await session.report({ loss: 1 / i }, {
+              checkpoint: (dir) => Deno.writeTextFile(dir + "/i", String(i)),
+            });
+          }
+        `);
+          const storage = await tempStorage();
+          const yaml = `${storage}/exp.yaml`;
+          await Deno.writeTextFile(
+            yaml,
+            [
+              `name: killed`,
+              `trainable: ${train}`,
+              `metric: loss`,
+              `mode: min`,
+              `storage: ${storage}`,
+              `space: { x: { type: grid, values: [1, 2] } }`,
+              `reporter: false`,
+              `executor: { name: slurm, mode: ${mode}, driver_host: 127.0.0.1, heartbeat_ms: 1500, poll_ms: 200 }`,
+            ].join("\n") + "\n",
+          );
+          const alloc = mode === "step" ? await c.allocate(["-N2", "-n4"]) : undefined;
+          try {
+            const runEnv = env(
+              c,
+              alloc ? { SLURM_JOB_ID: alloc, SLURM_JOB_CPUS_PER_NODE: "2(x2)" } : {},
+            );
+            const driver = new Deno.Command(Deno.execPath(), {
+              args: ["run", "-A", CLI, "run", yaml],
+              env: runEnv,
+              clearEnv: true,
+              stdout: "null",
+              stderr: "piped",
+            }).spawn();
+            const dir = `${storage}/killed`;
+            // Wait until both trials reported a few times, then kill the driver like a crash.
+            await waitFor(async () => (await resultLines(dir)) >= 6, 60_000);
+            driver.kill("SIGKILL");
+            await driver.output();
+            // No trial job outlives the driver for long: batch jobs notice the silent driver
+            // (heartbeat), steps die with their srun.
+            await waitFor(async () => !(await squeueAll(c)).includes("tunebox-"), 20_000);
+            const resumed = await new Deno.Command(Deno.execPath(), {
+              args: ["run", "-A", CLI, "resume", dir],
+              env: runEnv,
+              clearEnv: true,
+              stdout: "piped",
+              stderr: "piped",
+            }).output();
+            equal(resumed.code, 0, new TextDecoder().decode(resumed.stderr));
+            const { ResultGrid } = await import("../../mod.ts");
+            const g = await ResultGrid.load(dir);
+            for (const x of g.trials) {
+              equal(x.status, "terminated", x.error);
+              equal(x.iterations, 12);
+            }
+          } finally {
+            if (alloc) await c.run("scancel", [alloc]);
+          }
+        },
+      );
+    }
+
+    await t.step(
+      "examples/05 (MNIST, TPE + ASHA) runs from its YAML with --executor slurm inside salloc",
+      async () => {
+        const storage = await tempStorage();
+        await inAllocation(c, async (e) => {
+          const out = await new Deno.Command(Deno.execPath(), {
+            args: [
+              "run",
+              "-A",
+              CLI,
+              "run",
+              new URL("../../examples/05_experiment.yaml", import.meta.url).pathname,
+              "--executor",
+              "slurm",
+              "--storage",
+              storage,
+              "--set",
+              "num_samples=2",
+              "--set",
+              "space.epochs=2",
+              "--set",
+              "space.train_size=256",
+              "--set",
+              "scheduler.max_t=2",
+              "--set",
+              "loggers=[]",
+              "--set",
+              "executor.driver_host=127.0.0.1",
+            ],
+            env: e,
+            clearEnv: true,
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+          equal(out.code, 0, text);
+          match(text, /node/);
+          match(text, /n[12]/);
+        });
+        const { ResultGrid } = await import("../../mod.ts");
+        const g = await ResultGrid.load(`${storage}/mnist-yaml`);
+        equal(g.trials.length, 2);
+        for (const x of g.trials) {
+          equal(x.status, "terminated", x.error);
+          assert(typeof x.metrics?.val_acc === "number");
+        }
+        const saved = JSON.parse(await Deno.readTextFile(`${storage}/mnist-yaml/experiment.json`));
+        equal(saved.options.executor.name, "slurm");
       },
     );
   } finally {
