@@ -620,9 +620,7 @@ export function rayExecutor(
         if (info) lastInfo = info;
         if (info?.status === "RUNNING" && !running) {
           running = true;
-          const m = /^https?:\/\/\[?([^\]/]+?)\]?:\d+/.exec(info.driver_agent_http_address ?? "");
-          node = m?.[1] ?? info.driver_node_id?.slice(0, 12) ?? "?";
-          listener.placed?.(node);
+          learnNode(info);
         }
         if (!info || isFinal(info.status)) {
           live.delete(jobId);
@@ -652,6 +650,13 @@ export function rayExecutor(
       resolveEnded(undefined);
     });
 
+    function learnNode(info: RayJobInfo): void {
+      if (node) return;
+      const m = /^https?:\/\/\[?([^\]/]+?)\]?:\d+/.exec(info.driver_agent_http_address ?? "");
+      node = m?.[1] ?? info.driver_node_id?.slice(0, 12) ?? "";
+      if (node) listener.placed?.(node);
+    }
+
     /** Gives the job up before it ran: stop it, refuse its token, delete it once it ends. */
     function abandon(): void {
       ch.server.forget(job.trialId);
@@ -665,6 +670,12 @@ export function rayExecutor(
     const converse = (async (): Promise<Conversation> => {
       const first = await Promise.race([connected, ended.then(() => undefined)]);
       if (!first) return {};
+      running = true;
+      // A short trial may end between two polls: learn its node now, for the live table.
+      if (!node) {
+        const info = await settle(ray.get(jobId), 2000);
+        if (info) learnNode(info);
+      }
       connection = ch.keepAlive(first, () => {
         silent = true;
         cancel();
