@@ -8,6 +8,7 @@
  * deno run -A jsr:@tunebox/tunebox/cli status DIR
  * deno run -A jsr:@tunebox/tunebox/cli report DIR --out report.html
  * deno run -A jsr:@tunebox/tunebox/cli dashboard DIR --port 8265
+ * deno run -A jsr:@tunebox/tunebox/cli backend install tensorflow   # or tensorflow-gpu
  * ```
  *
  * @example
@@ -27,6 +28,7 @@ import { ConfigError, TuneError } from "./core/errors.ts";
 import { readExperiment } from "./core/store.ts";
 import { reportCommand } from "./plugins/reporters/html.ts";
 import { dashboardCommand } from "./plugins/reporters/dashboard.ts";
+import { backendCommand } from "./plugins/backends/tfjs/setup.ts";
 // Importing the plugin families registers their names for YAML files.
 import "./plugins/searchers/mod.ts";
 import "./plugins/schedulers/mod.ts";
@@ -41,6 +43,7 @@ Usage:
   tunebox status DIR
   tunebox report DIR [--out FILE.html]
   tunebox dashboard DIR [--port P] [--hostname H]
+  tunebox backend install tensorflow|tensorflow-gpu [--force]
   tunebox help
 
 Examples:
@@ -62,6 +65,7 @@ Examples:
 export async function main(args: readonly string[]): Promise<number> {
   if (args[0] === "report") return await reportCommand(args.slice(1));
   if (args[0] === "dashboard") return await dashboardCommand(args.slice(1));
+  if (args[0] === "backend") return await backendCommand(args.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

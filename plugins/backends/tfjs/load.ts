@@ -234,10 +234,14 @@ function firstOperation(): string | undefined {
  */
 function shimNodeUtil(): void {
   const u = util as unknown as Record<string, unknown>;
-  if (typeof u.isNullOrUndefined !== "function") {
-    u.isNullOrUndefined = (x: unknown): boolean => x === null || x === undefined;
+  try {
+    if (typeof u.isNullOrUndefined !== "function") {
+      u.isNullOrUndefined = (x: unknown): boolean => x === null || x === undefined;
+    }
+    if (typeof u.isArray !== "function") u.isArray = Array.isArray;
+  } catch {
+    // A frozen node:util: the first operation will tell, and loadTfjs falls back.
   }
-  if (typeof u.isArray !== "function") u.isArray = Array.isArray;
 }
 
 /**
@@ -289,6 +293,17 @@ const VIEW_NAMES = [
   "TF_FORCE_GPU_ALLOW_GROWTH",
 ];
 
+/** libtensorflow prints info lines (CPU features, oneDNN) unless told otherwise, before it loads. */
+function quietTensorFlowLogs(): void {
+  for (const [name, value] of [["TF_CPP_MIN_LOG_LEVEL", "2"], ["TF_ENABLE_ONEDNN_OPTS", "0"]]) {
+    try {
+      if (Deno.env.get(name) === undefined) Deno.env.set(name, value);
+    } catch {
+      // not allowed (a sandboxed trial): the driver passes them (tfjsBackend().env)
+    }
+  }
+}
+
 function setupHint(pkg: NativePackage): string {
   const gpu = pkg === "tfjs-node-gpu";
   return `build it with \`deno task setup:tensorflow${gpu ? " --gpu" : ""}\` (or \`tunebox ` +
@@ -339,6 +354,7 @@ async function tryNative(pkg: NativePackage): Promise<Attempt> {
     };
   }
   shimNodeUtil();
+  quietTensorFlowLogs();
   try {
     nativeLoaded = pkg;
     // A file URL computed at run time: `deno check` and the module graph never see it.

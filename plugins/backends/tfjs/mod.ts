@@ -46,6 +46,14 @@ export {
 export { type TuneCallback, tuneCallback, type TuneCallbackOptions } from "./callback.ts";
 export { type LayersModel, restoreModel, saveModel, type SaveModelOptions } from "./checkpoint.ts";
 export {
+  type NativeManifest,
+  type NativePackage,
+  TENSORFLOW_VERSION,
+  TFJS_VERSION,
+} from "./packages.ts";
+export {
+  backendCommand,
+  defaultCacheDir,
   installNativeBackend,
   type InstallNativeOptions,
   type InstallNativeResult,

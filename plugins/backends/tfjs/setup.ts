@@ -731,3 +731,67 @@ async function du(path: string): Promise<number> {
   const n = Number(out?.split(/\s/)[0]);
   return Number.isFinite(n) ? n : 0;
 }
+
+/**
+ * The CLI's `tunebox backend install tensorflow|tensorflow-gpu [--force] [--no-strip]
+ * [--python PY]`: {@linkcode installNativeBackend} with one progress line per step.
+ *
+ * @param args the arguments after `backend`.
+ * @returns the exit code: 0 built (or already there), 1 a prerequisite or step failed, 2 usage.
+ * @example
+ * ```ts ignore
+ * import { backendCommand } from "./setup.ts";
+ * Deno.exit(await backendCommand(["install", "tensorflow"]));
+ * ```
+ */
+export async function backendCommand(args: readonly string[]): Promise<number> {
+  const usage = "usage: tunebox backend install tensorflow|tensorflow-gpu [--force] " +
+    "[--no-strip] [--keep-wheels] [--python PY]";
+  const rest = [...args];
+  const [verb, name] = [rest.shift(), rest.shift()];
+  const flags = {
+    force: false,
+    strip: true,
+    keepWheels: false,
+    python: undefined as string | undefined,
+  };
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    if (a === "--force") flags.force = true;
+    else if (a === "--no-strip") flags.strip = false;
+    else if (a === "--keep-wheels") flags.keepWheels = true;
+    else if (a === "--python" && rest[i + 1]) flags.python = rest[++i];
+    else {
+      console.error(`tunebox backend: unknown option "${a}"\n${usage}`);
+      return 2;
+    }
+  }
+  if (verb !== "install" || (name !== "tensorflow" && name !== "tensorflow-gpu")) {
+    console.error(
+      `tunebox backend: expected "install tensorflow" or "install tensorflow-gpu", got ${
+        JSON.stringify([verb, name].filter((x) => x !== undefined).join(" "))
+      }\n${usage}`,
+    );
+    return 2;
+  }
+  try {
+    const r = await installNativeBackend({
+      gpu: name === "tensorflow-gpu",
+      force: flags.force,
+      strip: flags.strip,
+      keepWheels: flags.keepWheels,
+      ...(flags.python ? { python: flags.python } : {}),
+    });
+    console.log(
+      `${r.package} ready: loadTfjs() now picks "${r.verified ?? name}" ` +
+        `(${(r.diskBytes / 1e6).toFixed(0)} MB in ${dirname(r.manifest.libDir)})`,
+    );
+    return 0;
+  } catch (e) {
+    if (e instanceof NativeSetupError) {
+      console.error(`tunebox backend: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
