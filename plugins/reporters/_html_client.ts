@@ -23,6 +23,9 @@ export function tuneboxClient(initial, opts) {
     sort: { key: "id", dir: 1 },
     charts: { scatter: {} },
     lineageParam: null,
+    // How the metric axes are scaled: "robust" (outliers clipped to the edge and marked),
+    // "full" (every value in range) or "log".
+    yScale: "robust",
     renders: 0,
     errors: [],
   };
@@ -66,6 +69,73 @@ export function tuneboxClient(initial, opts) {
     return "#" + a.map((v, k) => Math.round(v + (b[k] - v) * t).toString(16).padStart(2, "0"))
       .join("");
   };
+  const CLIP_COLOR = "#e66101";
+
+  // ---------- metric axis: robust range, full range or log ----------
+  const quantile = (sorted, q) => {
+    const x = (sorted.length - 1) * q;
+    const i = Math.floor(x);
+    return i + 1 < sorted.length ? sorted[i] + (sorted[i + 1] - sorted[i]) * (x - i) : sorted[i];
+  };
+  /**
+   * The metric axis of a chart drawing `values`: its ECharts options, and `place(v)`, which
+   * gives where a value is drawn and whether it was clipped. The robust range keeps the values
+   * inside Tukey's far fences (3 IQR beyond the quartiles), and only clips when the values outside
+   * would squash the rest (they widen the range more than twice): one diverged trial at 14.5
+   * among losses of 0.1-0.5 no longer flattens every curve. Log needs positive values.
+   */
+  function metricAxis(values) {
+    const v = values.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) =>
+      a - b
+    );
+    const positive = v.length > 0 && v[0] > 0;
+    const mode = state.yScale === "log" && !positive ? "full" : state.yScale;
+    const none = { mode, clipped: 0, place: (x) => ({ value: x, clip: 0 }) };
+    if (mode === "log") return { ...none, axis: { type: "log", scale: true } };
+    if (mode === "full" || v.length < 4) return { ...none, axis: { type: "value", scale: true } };
+    const q1 = quantile(v, 0.25), q3 = quantile(v, 0.75);
+    const iqr = q3 - q1;
+    const inside = v.filter((x) => x >= q1 - 3 * iqr && x <= q3 + 3 * iqr);
+    const lo = inside[0], hi = inside[inside.length - 1];
+    if (inside.length === v.length || (v[v.length - 1] - v[0]) <= 2 * (hi - lo)) {
+      return { ...none, mode: "robust", axis: { type: "value", scale: true } };
+    }
+    const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.08 || 1;
+    const min = v[0] < lo ? lo - pad : undefined, max = v[v.length - 1] > hi ? hi + pad : undefined;
+    const place = (x) =>
+      typeof x !== "number" || !Number.isFinite(x)
+        ? { value: x, clip: 0 }
+        : max !== undefined && x > max
+        ? { value: max, clip: 1 }
+        : min !== undefined && x < min
+        ? { value: min, clip: -1 }
+        : { value: x, clip: 0 };
+    return {
+      mode: "robust",
+      clipped: v.filter((x) => place(x).clip).length,
+      place,
+      axis: {
+        type: "value",
+        ...(min !== undefined ? { min } : { scale: true }),
+        ...(max !== undefined ? { max } : {}),
+        axisLabel: { formatter: (x) => fmt(x) },
+      },
+    };
+  }
+  /** A clipped point's marker: an orange arrow at the axis edge, pointing where the value is. */
+  const clipStyle = (clip) => ({
+    symbol: "arrow",
+    symbolSize: 12,
+    symbolRotate: clip > 0 ? 0 : 180,
+    itemStyle: { color: CLIP_COLOR, borderColor: "#fff", borderWidth: 0.5 },
+  });
+  function scaleNote(ax, what) {
+    if (ax.mode === "log") return ` Log scale.`;
+    if (!ax.clipped) return "";
+    return ` ${ax.clipped} ${what} outside the robust range ${
+      ax.clipped === 1 ? "is" : "are"
+    } drawn at its edge as orange arrows; hover for the value, or choose "full range" or "log" above.`;
+  }
   const CROSS = "path://M2,0 L5,3 L8,0 L10,2 L7,5 L10,8 L8,10 L5,7 L2,10 L0,8 L3,5 L0,2 Z";
 
   function outcome(t) {
@@ -143,6 +213,10 @@ export function tuneboxClient(initial, opts) {
   <a href="#importance-section">Importance</a><a href="#best-section">Best so far</a>
   <a href="#lineage-section" id="lineage-nav">PBT lineage</a>
 </nav>
+<div id="yscale" role="radiogroup" aria-label="Metric axis">Metric axis:
+  <label><input type="radio" name="yscale" value="robust" checked> robust range (outliers marked)</label>
+  <label><input type="radio" name="yscale" value="full"> full range</label>
+  <label><input type="radio" name="yscale" value="log"> log</label></div>
 <section id="trials-section"><h2>Trials</h2>
   <div class="scroll"><table id="trials"><thead></thead><tbody></tbody></table></div></section>
 <section id="curves-section"><h2>Learning curves</h2>
@@ -164,6 +238,12 @@ export function tuneboxClient(initial, opts) {
     state.lineageParam = e.target.value;
     if (state.data) drawLineage(state.data);
   });
+  for (const input of doc.querySelectorAll('#yscale input[name="yscale"]')) {
+    input.addEventListener("change", (e) => {
+      state.yScale = e.target.value;
+      if (state.data) render(state.data);
+    });
+  }
   globalThis.addEventListener("resize", () => allCharts().forEach((c) => c.resize()));
 
   // ---------- render ----------
@@ -180,6 +260,15 @@ export function tuneboxClient(initial, opts) {
         .forEach((t, i) => rank.set(t.id, scored.length > 1 ? i / (scored.length - 1) : 0));
       const color = (t) => (rank.has(t.id) ? ramp(rank.get(t.id) * 0.85) : "#aaa");
       drawSummary(data, scored, better);
+      const values = data.trials.flatMap((t) => t.values).filter((v) => v !== null);
+      const log = doc.querySelector('#yscale input[value="log"]');
+      log.disabled = values.some((v) => v <= 0);
+      log.parentElement.title = log.disabled
+        ? `${e.metric} has values ≤ 0, which a log axis cannot draw`
+        : "";
+      for (const input of doc.querySelectorAll('#yscale input[name="yscale"]')) {
+        input.checked = input.value === state.yScale;
+      }
       drawTable(data);
       drawCurves(data, color);
       drawParallel(data, scored);
@@ -324,6 +413,8 @@ export function tuneboxClient(initial, opts) {
       `Hover a point for the trial's config; scroll to zoom.`;
     const node = doc.getElementById("chart-curves");
     const old = state.charts.curves?.getOption()?.dataZoom;
+    const ax = metricAxis(with_.flatMap((t) => t.values));
+    doc.getElementById("curves-note").innerHTML += esc(scaleNote(ax, "report(s)"));
     const series = with_.map((t) => {
       const c = color(t);
       const o = outcome(t);
@@ -340,7 +431,10 @@ export function tuneboxClient(initial, opts) {
         name: t.id,
         id: t.id,
         data: t.iterations.map((it, k) => {
-          const v = t.values[k] === null ? "-" : t.values[k];
+          const raw = t.values[k];
+          const at = ax.place(raw);
+          const v = raw === null ? "-" : at.value;
+          if (at.clip) return { value: [it, v], raw, ...clipStyle(at.clip) };
           return k === n - 1
             ? {
               value: [it, v],
@@ -371,7 +465,15 @@ export function tuneboxClient(initial, opts) {
         formatter: (p) => {
           const t = data.trials.find((x) => x.id === p.seriesName);
           const v = Array.isArray(p.value) ? p.value : p.data?.value ?? [];
-          return t ? trialTip(t, `iteration ${v[0]}: ${esc(e.metric)} = ${esc(fmt(v[1]))}`) : "";
+          const raw = p.data?.raw ?? v[1];
+          return t
+            ? trialTip(
+              t,
+              `iteration ${v[0]}: ${esc(e.metric)} = ${esc(fmt(raw))}${
+                p.data?.raw !== undefined ? " (outside the range: drawn at its edge)" : ""
+              }`,
+            )
+            : "";
         },
       },
       xAxis: {
@@ -382,7 +484,7 @@ export function tuneboxClient(initial, opts) {
         minInterval: 1,
         min: 0,
       },
-      yAxis: { type: "value", name: e.metric, scale: true },
+      yAxis: { ...ax.axis, name: e.metric },
       dataZoom: [
         {
           type: "inside",
@@ -409,11 +511,12 @@ export function tuneboxClient(initial, opts) {
       return;
     }
     node.style.display = "";
+    const pax = metricAxis(scored.map((t) => t.best));
     note.textContent = `One line per trial (${scored.length}): its hyperparameters and its best ` +
       `${e.metric}, coloured by that value (darker is better). Log-scale parameters have log axes, ` +
-      `choices categorical axes. Drag along an axis to filter.`;
+      `choices categorical axes. Drag along an axis to filter.` + scaleNote(pax, "trial(s)");
     const n = data.axes.length;
-    const vals = scored.map((t) => t.best);
+    const vals = scored.map((t) => pax.place(t.best).value);
     let lo = Math.min(...vals), hi = Math.max(...vals);
     if (lo === hi) [lo, hi] = [lo - 1, hi + 1];
     const colors = e.mode === "min" ? [...STOPS].slice(0, 4) : [...STOPS].slice(0, 4).reverse();
@@ -431,8 +534,7 @@ export function tuneboxClient(initial, opts) {
         {
           dim: n,
           name: `best ${e.metric}`,
-          type: "value",
-          scale: true,
+          ...pax.axis,
           nameTextStyle: { fontWeight: "bold" },
         },
       ],
@@ -462,7 +564,7 @@ export function tuneboxClient(initial, opts) {
         emphasis: { lineStyle: { width: 3, opacity: 1 } },
         data: scored.map((t) => ({
           name: t.id,
-          value: [...data.axes.map((a) => t.params[a.key] ?? "-"), t.best],
+          value: [...data.axes.map((a) => t.params[a.key] ?? "-"), pax.place(t.best).value],
         })),
       }],
     });
@@ -476,6 +578,8 @@ export function tuneboxClient(initial, opts) {
     note.textContent = data.axes.length
       ? `Best ${e.metric} of each trial against each hyperparameter (${scored.length} trial(s)).`
       : "The space has no tunable hyperparameter.";
+    const ax = metricAxis(scored.map((t) => t.best));
+    if (data.axes.length) note.textContent += scaleNote(ax, "trial(s)");
     const keys = new Set(data.axes.map((a) => a.key));
     for (const [k, c] of Object.entries(state.charts.scatter)) {
       if (!keys.has(k)) {
@@ -505,8 +609,8 @@ export function tuneboxClient(initial, opts) {
               ? trialTip(
                 t,
                 `${esc(a.key)} = ${esc(fmt(p.value[0]))}, best ${esc(e.metric)} = ${
-                  esc(fmt(p.value[1]))
-                }`,
+                  esc(fmt(t.best))
+                }${p.data?.clip ? " (outside the range: drawn at its edge)" : ""}`,
               )
               : "";
           },
@@ -518,20 +622,21 @@ export function tuneboxClient(initial, opts) {
           nameGap: 26,
           ...(a.scale === "category" ? { data: a.categories } : { scale: true }),
         },
-        yAxis: {
-          type: "value",
-          name: `best ${e.metric}`,
-          scale: true,
-          nameTextStyle: { align: "left" },
-        },
+        yAxis: { ...ax.axis, name: `best ${e.metric}`, nameTextStyle: { align: "left" } },
         series: [{
           type: "scatter",
           symbolSize: 8,
-          data: pts.map((t) => ({
-            name: t.id,
-            value: [t.params[a.key], t.best],
-            itemStyle: { color: color(t) },
-          })),
+          data: pts.map((t) => {
+            const at = ax.place(t.best);
+            return at.clip
+              ? {
+                name: t.id,
+                value: [t.params[a.key], at.value],
+                clip: at.clip,
+                ...clipStyle(at.clip),
+              }
+              : { name: t.id, value: [t.params[a.key], t.best], itemStyle: { color: color(t) } };
+          }),
         }],
       });
     }
@@ -589,14 +694,16 @@ export function tuneboxClient(initial, opts) {
       return;
     }
     node.style.display = "";
+    const ax = metricAxis(scored.map((t) => t.best));
     note.textContent = `Each trial's best ${e.metric} in the order the searcher proposed them ` +
-      `(dots), and the best found so far (line): how the search converged.`;
+      `(dots), and the best found so far (line): how the search converged.` +
+      scaleNote(ax, "trial(s)");
     const index = new Map(data.trials.map((t, i) => [t.id, i + 1]));
     let run = null;
     const line = [];
     for (const t of scored) {
       if (run === null || better(t.best, run)) run = t.best;
-      line.push([index.get(t.id), run]);
+      line.push([index.get(t.id), ax.place(run).value]);
     }
     chart("best", node, {
       animation: false,
@@ -609,7 +716,14 @@ export function tuneboxClient(initial, opts) {
             return `best so far after trial ${p.value[0]}: ${esc(fmt(p.value[1]))}`;
           }
           const t = data.trials.find((x) => x.id === p.name);
-          return t ? trialTip(t, `best ${esc(e.metric)} = ${esc(fmt(t.best))}`) : "";
+          return t
+            ? trialTip(
+              t,
+              `best ${esc(e.metric)} = ${esc(fmt(t.best))}${
+                p.data?.clip ? " (outside the range: drawn at its edge)" : ""
+              }`,
+            )
+            : "";
         },
       },
       xAxis: {
@@ -619,14 +733,24 @@ export function tuneboxClient(initial, opts) {
         nameGap: 28,
         minInterval: 1,
       },
-      yAxis: { type: "value", name: e.metric, scale: true },
+      yAxis: { ...ax.axis, name: e.metric },
       series: [
         {
           type: "scatter",
           name: "trial",
           symbolSize: 7,
           itemStyle: { color: "#21918c", opacity: 0.7 },
-          data: scored.map((t) => ({ name: t.id, value: [index.get(t.id), t.best] })),
+          data: scored.map((t) => {
+            const at = ax.place(t.best);
+            return at.clip
+              ? {
+                name: t.id,
+                value: [index.get(t.id), at.value],
+                clip: at.clip,
+                ...clipStyle(at.clip),
+              }
+              : { name: t.id, value: [index.get(t.id), t.best] };
+          }),
         },
         {
           type: "line",
@@ -779,6 +903,7 @@ export function tuneboxClient(initial, opts) {
     es.onerror = () => setLive("live — disconnected, retrying…", "off");
   }
 
+  state.render = render;
   if (initial) render(initial);
   if (opts && opts.live) startLive();
 }

@@ -29,6 +29,9 @@ dd { margin: 0; overflow-wrap: anywhere; }
 #warnings { color: #8a5300; margin: 6px 0; padding-left: 20px; }
 #warnings:empty { display: none; }
 #live { font-size: 13px; color: var(--muted); }
+#yscale { font-size: 13px; color: var(--muted); display: flex; flex-wrap: wrap; gap: 4px 14px; }
+#yscale label { color: var(--fg); cursor: pointer; }
+#yscale label:has(input:disabled) { color: var(--muted); cursor: not-allowed; }
 #live.on::before { content: "● "; color: #1a9850; }
 #live.off::before { content: "● "; color: #d73027; }
 .note { color: var(--muted); margin: 0 0 8px; font-size: 13px; }

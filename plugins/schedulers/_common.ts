@@ -212,6 +212,11 @@ export function percentile(values: readonly number[], q: number): number | undef
   return (1 - f) * v[lo] + f * v[hi];
 }
 
+/** Python's `round(x)`: halves go to the even neighbour (`round(2.5) == 2`). */
+export function roundHalfEven(x: number): number {
+  return Math.abs(x % 1) === 0.5 ? 2 * Math.round(x / 2) : Math.round(x);
+}
+
 /** numpy's `median`. */
 export function median(values: readonly number[]): number | undefined {
   return percentile(values, 50);

@@ -90,7 +90,10 @@ function resolve(options: unknown): Resolved {
   if (brackets > most) {
     throw new RangeError(
       `${FN}: "brackets" must be <= ${most} (the number of rungs for maxT ${maxT}, gracePeriod ` +
-        `${gracePeriod}, reductionFactor ${reductionFactor}), got ${brackets}`,
+        `${gracePeriod}, reductionFactor ${reductionFactor}), got ${brackets}: bracket s starts ` +
+        `at gracePeriod * reductionFactor^s, so a bracket beyond ${most} would have no rung and ` +
+        `its trials would run to maxT unjudged (Ray accepts it and does that). Lower "brackets", ` +
+        `or raise "maxT" or lower "gracePeriod" to get more rungs`,
     );
   }
   return {
@@ -112,7 +115,7 @@ function resolve(options: unknown): Resolved {
 }
 
 function rungCount(maxT: number, grace: number, rf: number, s: number): number {
-  // Ray: int(log(max_t / grace) / log(rf) - s + 1); the epsilon keeps exact powers (81 = 3^4)
+  // Ray: int(log(max_t / grace) / log(rf) - s + 1); the epsilon keeps exact powers (1000 = 10^3)
   // from being lost to rounding.
   return Math.max(0, Math.floor(Math.log(maxT / grace) / Math.log(rf) + 1e-9) - s + 1);
 }
@@ -178,9 +181,20 @@ interface TrialInfo {
  * is promoted (so the best line of trials reaches `maxT`) and the other paused trials are
  * ended through `takeStops`.
  *
- * Differences from Ray: a NaN metric (JSON `null`) counts as the worst score, so a diverged
- * trial is stopped at its next rung (Ray never stops it); rung counts use a small epsilon so an
- * exact power such as `maxT: 81, reductionFactor: 3` gets its top rung.
+ * A diverged trial (metric NaN, JSON `null`) never lowers the bar for the others: as Ray's
+ * `np.nanpercentile`, the cut-off of a rung is computed over the trials recorded there that did
+ * not diverge, and in `"promote"` mode the quota `floor(n/rf)` counts only those.
+ *
+ * Differences from Ray:
+ * - a diverged trial is stopped at its next rung when any trial is recorded there (Ray compares
+ *   `NaN < cutoff`, which is false, so it never stops it), and is never promoted;
+ * - `brackets` above `floor(log_rf(maxT/gracePeriod)) + 1` is refused (Ray accepts it; the extra
+ *   brackets have no rung, so their trials run to `maxT` unjudged);
+ * - rung counts use a small epsilon so that exact powers keep their top rung: for
+ *   `maxT: 1000, gracePeriod: 1, reductionFactor: 10` Ray's `int(log(1000)/log(10))` is 2 in
+ *   floating point, so Ray has no rung at 1000 (a decision changes only with
+ *   `stopLastTrials: false`, where that rung judges trials reaching `maxT`);
+ * - `"promote"` mode is the paper's Algorithm 2, which Ray does not have.
  *
  * @param options see {@linkcode AshaSchedulerOptions}; defaults are Ray's.
  * @returns the scheduler, named `"asha"`.
@@ -246,6 +260,11 @@ export function ashaScheduler(options: AshaSchedulerOptions = {}): Scheduler {
     return undefined;
   }
 
+  /** The scores of a rung that count for its cut-off: diverged trials (-Infinity) do not. */
+  function judged(rung: Rung): number[] {
+    return [...rung.recorded.values()].filter((v) => v > -Infinity);
+  }
+
   function ranking(rung: Rung): string[] {
     return [...rung.recorded.entries()]
       .map(([id, s], i) => ({ id, s, i }))
@@ -255,7 +274,9 @@ export function ashaScheduler(options: AshaSchedulerOptions = {}): Scheduler {
 
   function promotable(rung: Rung, id: string, relaxed: boolean): boolean {
     if (rung.promoted.has(id) || !rung.recorded.has(id)) return false;
-    let quota = Math.floor(rung.recorded.size / o.reductionFactor);
+    // A diverged trial is never promoted and does not count towards the quota of the others.
+    if (rung.recorded.get(id) === -Infinity) return false;
+    let quota = Math.floor(judged(rung).length / o.reductionFactor);
     if (relaxed) quota = Math.max(quota, 1);
     return ranking(rung).slice(0, quota).includes(id);
   }
@@ -275,11 +296,19 @@ export function ashaScheduler(options: AshaSchedulerOptions = {}): Scheduler {
     const k = newRung(rungs, trial.id, t);
     if (k === undefined) return CONTINUE;
     const rung = rungs[k];
-    const cutoff = percentile([...rung.recorded.values()], (1 - 1 / o.reductionFactor) * 100);
+    // Ray's nanpercentile: diverged peers do not lower the bar for the others.
+    const cutoff = percentile(judged(rung), (1 - 1 / o.reductionFactor) * 100);
     const n = rung.recorded.size;
     rung.recorded.set(trial.id, score);
-    // A NaN metric (-Infinity) loses to any recorded peer, even another NaN.
-    if (cutoff !== undefined && (score < cutoff || score === -Infinity)) {
+    if (score === -Infinity && n > 0) {
+      // A diverged trial loses to any recorded peer, even another diverged one.
+      info.phase = "done";
+      return stop(
+        `ASHA: ${tg.metric} is not a number (the trial diverged) at ${o.timeAttr} ` +
+          `${fmt(rung.milestone)}, where ${n} trial(s) are recorded`,
+      );
+    }
+    if (cutoff !== undefined && score < cutoff) {
       info.phase = "done";
       return stop(
         `ASHA: ${tg.metric} ${fmt(metricOf(score, tg))} is worse than the cutoff ` +

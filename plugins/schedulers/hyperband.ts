@@ -9,6 +9,7 @@
 import type { Decision, Scheduler, StopRequest } from "../../core/plugin.ts";
 import type { JsonValue } from "../../core/trial.ts";
 import {
+  booleanOption,
   checkContext,
   checkOptions,
   CONTINUE,
@@ -34,6 +35,23 @@ export interface HyperbandSchedulerOptions {
   readonly maxT?: number;
   /** `eta`: each halving keeps the top `ceil(n/eta)` and multiplies the budget by `eta`. @default 3 */
   readonly reductionFactor?: number;
+  /**
+   * Stop the trials of a bracket's last rung when they reach it; `false` lets them run on until
+   * the trainable ends (or a stop criterion says so), as Ray's `stop_last_trials=False`.
+   * @default true
+   */
+  readonly stopLastTrials?: boolean;
+  /**
+   * `false` (Ray's way): a bracket halves as soon as every live trial in it (created and not
+   * ended) has reached the milestone, keeping the top `ceil(n/eta)` of the bracket's planned
+   * size `n`; a trial that ends early or errors frees its place, and a trial created later
+   * joins the newest bracket while it has room and catches up. `true` (the paper's synchronous
+   * successive halving): a bracket waits at its first milestone until it holds its `n` trials
+   * (or no trial is left to come), keeps the top `ceil(count/eta)` of the trials it has, and
+   * takes no trial after its first halving.
+   * @default false
+   */
+  readonly waitForFullBrackets?: boolean;
 }
 
 /** One HyperBand bracket as planned: its size, first budget, milestones and survivors. */
@@ -44,19 +62,30 @@ export interface HyperbandBracket {
   readonly n: number;
   /** The first milestone (`r` of the paper), in `timeAttr` units. */
   readonly r: number;
-  /** The milestones, ascending; the last is `maxT`. */
+  /**
+   * The milestones, ascending: `r`, then `floor(min(previous * eta, maxT))` (Ray's
+   * arithmetic), so the last is at most `maxT`.
+   */
   readonly milestones: readonly number[];
   /** How many trials train towards each milestone (a full bracket): `n`, then `ceil(n/eta)`, ... */
   readonly trials: readonly number[];
 }
 
 const FN = "hyperbandScheduler";
-const KEYS = ["timeAttr", "maxT", "reductionFactor"] as const;
+const KEYS = [
+  "timeAttr",
+  "maxT",
+  "reductionFactor",
+  "stopLastTrials",
+  "waitForFullBrackets",
+] as const;
 
 interface Resolved {
   timeAttr: string;
   maxT: number;
   eta: number;
+  stopLastTrials: boolean;
+  full: boolean;
 }
 
 function resolve(options: unknown): Resolved {
@@ -65,6 +94,8 @@ function resolve(options: unknown): Resolved {
     timeAttr: stringOption(FN, o, "timeAttr", "training_iteration"),
     maxT: numberOption(FN, o, "maxT", 81, { minExclusive: 0 }),
     eta: numberOption(FN, o, "reductionFactor", 3, { minExclusive: 1 }),
+    stopLastTrials: booleanOption(FN, o, "stopLastTrials", true),
+    full: booleanOption(FN, o, "waitForFullBrackets", false),
   };
 }
 
@@ -77,9 +108,11 @@ function plan(o: Resolved): HyperbandBracket[] {
     const n = Math.ceil(sMax1 / (s + 1) * o.eta ** s - 1e-9);
     const r = Math.floor(o.maxT * o.eta ** -s + 1e-9);
     if (r <= 0) continue;
-    const milestones: number[] = [];
-    for (let i = 0; i < s; i++) milestones.push(Math.min(r * o.eta ** i, o.maxT));
-    milestones.push(o.maxT);
+    // Ray's `successive_halving`: r = int(min(r * eta, max_t)) after each halving.
+    const milestones = [r];
+    for (let i = 0; i < s; i++) {
+      milestones.push(Math.floor(Math.min(milestones[i] * o.eta, o.maxT) + 1e-9));
+    }
     const trials = [n];
     for (let i = 0; i < s; i++) trials.push(Math.ceil(trials[i] / o.eta - 1e-9));
     out.push({ s, n, r, milestones, trials });
@@ -118,8 +151,10 @@ interface Bracket {
   readonly spec: number; // index into the plan
   readonly members: Member[];
   rung: number; // index of the current milestone
-  keep: number; // trials allowed towards the current milestone
-  closed: boolean; // halved once: no new trials
+  // The bracket's size `n`: Ray's way, the planned size, divided by eta at each halving; the
+  // paper's way, the trials it took, then divided likewise.
+  keep: number;
+  closed: boolean; // halved once (the paper's way takes no new trials then)
   progress: number;
 }
 
@@ -132,17 +167,30 @@ interface Bracket {
  * live trial of the bracket has reached it, the top `ceil(n/eta)` by the metric (their latest
  * result) are resumed through `chooseNext` (least complete bracket first) and the rest end
  * through `takeStops` (or a `stop` decision for the trial that reported last). Milestones are
- * `r, r*eta, ...` and finally `maxT`; a trial reaching `maxT` stops.
+ * `r`, then `floor(min(previous * eta, maxT))` as in Ray; a trial reaching its bracket's last
+ * milestone stops (unless `stopLastTrials: false`, which lets it run on), as does any trial
+ * reaching `maxT`.
  *
- * A bracket that is not full yet waits for new trials at its first milestone; when
- * `chooseNext` is offered no new trial and nothing else can run, it is judged with the trials
- * it has, keeping `ceil(count/eta)`, so a short experiment still gets early stopping.
+ * By default a bracket halves the way Ray's does: as soon as its live trials (created, not
+ * ended) are all at the milestone, keeping `ceil(n/eta)` of its planned size `n` (so a bracket
+ * the experiment never fills may keep everyone); a trial that ends early or errors leaves the
+ * bracket, which may then halve at once, and makes room for a later trial, which joins the
+ * newest bracket and catches up. This is the default because Tunebox users compare decisions
+ * with Ray's. `waitForFullBrackets: true` gives the paper's synchronous successive halving
+ * instead: a bracket waits at its first milestone until it holds its `n` trials, or until
+ * `chooseNext` is offered no new trial and nothing else can run (then it is judged with the
+ * trials it has, keeping `ceil(count/eta)`), and it takes no trial after its first halving.
  *
- * Differences from Ray: milestones grow as in the paper, `r * eta^i` up to `maxT` (Ray's
- * bookkeeping caps later milestones at `maxT - previous milestone`, e.g. 54 instead of 81 for
- * the defaults); a bracket that has halved once takes no new trials (Ray lets late trials join
- * and catch up); a NaN or missing metric ranks last; a trial reporting after the bracket's
- * milestone was already passed is judged at once.
+ * Differences from Ray:
+ * - a trial reaching its bracket's last milestone (or `maxT`) is stopped at once; Ray pauses it
+ *   until the whole bracket is there, then stops it (the same trials train the same budget);
+ * - a NaN or missing metric ranks last (Ray sorts NaN where Python's `sorted` leaves it);
+ * - a trial reporting after the bracket's milestone was already passed (coarse reports) is
+ *   judged at once, at the milestone it reached;
+ * - fair scheduling orders brackets by the work of their planned milestones; Ray's progress
+ *   estimate caps each later budget at `maxT` minus the first milestone (the cumulative form
+ *   lives only there: its milestones are `min(r * eta, maxT)`, as here);
+ * - `waitForFullBrackets: true` is not in Ray (see above).
  *
  * Needs checkpoints: a paused trial resumes from its latest checkpoint.
  *
@@ -175,19 +223,34 @@ export function hyperbandScheduler(options: HyperbandSchedulerOptions = {}): Sch
     return work;
   }
 
+  function filled(b: Bracket): boolean {
+    // Ray: a bracket is full while its live trials number its current size; the paper's way
+    // counts every trial it ever took, and a halved bracket takes none.
+    if (o.full) return b.closed || b.members.length >= specs[b.spec].n;
+    return live(b).length >= b.keep;
+  }
+
   function add(id: string): Member {
     const known = where.get(id);
     if (known !== undefined) return brackets[known].members.find((m) => m.id === id)!;
     let b = brackets.at(-1);
-    if (!b || b.closed || b.members.length >= specs[b.spec].n) {
+    if (!b || filled(b)) {
       const band = b ? (b.spec + 1 < specs.length ? b.band : b.band + 1) : 0;
       const spec = b && b.band === band ? b.spec + 1 : 0;
-      b = { band, spec, members: [], rung: 0, keep: 0, closed: false, progress: 0 };
+      b = {
+        band,
+        spec,
+        members: [],
+        rung: 0,
+        keep: o.full ? 0 : specs[spec].n,
+        closed: false,
+        progress: 0,
+      };
       brackets.push(b);
     }
     const m: Member = { id, phase: "pending", time: 0, score: -Infinity };
     b.members.push(m);
-    b.keep = b.members.length;
+    if (o.full) b.keep = b.members.length;
     where.set(id, brackets.length - 1);
     return m;
   }
@@ -215,14 +278,14 @@ export function hyperbandScheduler(options: HyperbandSchedulerOptions = {}): Sch
       if (!alive.length) return decision;
       const m = milestone(b);
       if (isLast(b)) {
-        // Trials at maxT are done; the reporter's stop is decided by the caller.
+        // Trials at the last milestone are done; the reporter's stop is decided by the caller.
         return decision;
       }
       if (alive.some((x) => x.time < m)) return decision;
-      // A bracket that may still get trials waits for them (the runner creates trials as slots
-      // free up); `force` says none will come.
-      if (!b.closed && !force && b.members.length < specs[b.spec].n) return decision;
-      // Everyone is at the milestone: keep the top ceil(keep/eta).
+      // The paper's way: a bracket that may still get trials waits for them (the runner creates
+      // trials as slots free up); `force` says none will come.
+      if (o.full && !b.closed && !force && b.members.length < specs[b.spec].n) return decision;
+      // Everyone is at the milestone: keep the top ceil(n/eta).
       const keep = Math.ceil(b.keep / o.eta - 1e-9);
       const ranked = alive
         .map((x, i) => ({ x, i }))
@@ -232,8 +295,9 @@ export function hyperbandScheduler(options: HyperbandSchedulerOptions = {}): Sch
       const spec = specs[b.spec];
       for (const x of bad) {
         x.phase = "done";
-        const reason = `HyperBand: not in the top ${keep} of ${b.keep} trial(s) at ` +
-          `${o.timeAttr} ${fmt(m)} (bracket s=${spec.s}, band ${b.band})`;
+        const reason = `HyperBand: not in the top ${keep} (ceil(${b.keep}/${fmt(o.eta)})) of ` +
+          `the ${alive.length} trial(s) at ${o.timeAttr} ${fmt(m)} (bracket s=${spec.s}, band ` +
+          `${b.band})`;
         if (x.id === reporter) decision = stop(reason);
         else stops.push({ trialId: x.id, reason });
       }
@@ -241,8 +305,14 @@ export function hyperbandScheduler(options: HyperbandSchedulerOptions = {}): Sch
       b.rung++;
       b.keep = keep;
       const next = milestone(b);
+      const stopHere = isLast(b) && o.stopLastTrials;
       for (const x of good) {
-        if (x.time >= next) {
+        if (x.time >= next && stopHere) {
+          // Already past the last milestone (coarse reports): nothing left to do.
+          x.phase = "done";
+          if (x.id === reporter) decision = stop(atLast(x.time, next), true);
+          else stops.push({ trialId: x.id, reason: atLast(x.time, next) });
+        } else if (x.time >= next && !isLast(b)) {
           x.phase = "waiting"; // already at the next milestone (coarse reports)
           if (x.id === reporter) decision = PAUSE;
         } else if (x.id === reporter) {
@@ -250,24 +320,31 @@ export function hyperbandScheduler(options: HyperbandSchedulerOptions = {}): Sch
           decision = CONTINUE;
         } else x.phase = "ready";
       }
-      if (isLast(b)) {
-        // Paused trials already past maxT have nothing left to do.
-        for (const x of good) {
-          if (x.id !== reporter && x.time >= next) {
-            x.phase = "done";
-            stops.push({ trialId: x.id, reason: atMaxT(x.time) });
-          }
-        }
-      }
     }
   }
 
-  function atMaxT(t: number): string {
-    return `HyperBand: reached maxT (${o.timeAttr} ${fmt(t)} >= ${fmt(o.maxT)})`;
+  function atLast(t: number, m: number): string {
+    return m >= o.maxT
+      ? `HyperBand: reached maxT (${o.timeAttr} ${fmt(t)} >= ${fmt(o.maxT)})`
+      : `HyperBand: reached the bracket's last milestone (${o.timeAttr} ${fmt(t)} >= ${fmt(m)})`;
   }
 
   return {
     name: "hyperband",
+    /**
+     * Keeps the newest bracket filled with pending trials, as Ray's default variant generator
+     * keeps up to 200 trials pending: a bracket halves when its trials, not only the running
+     * ones, have reached the milestone. A getter: the runner reads it before creating trials.
+     */
+    get pendingTrials(): number {
+      let pending = 0;
+      for (const b of brackets) for (const m of b.members) if (m.phase === "pending") pending++;
+      const b = brackets.at(-1);
+      const room = b && !filled(b)
+        ? (o.full ? specs[b.spec].n - b.members.length : b.keep - live(b).length)
+        : 0;
+      return Math.max(1, pending + room);
+    },
     setup(ctx) {
       target = checkContext(FN, ctx);
     },
@@ -286,10 +363,18 @@ export function hyperbandScheduler(options: HyperbandSchedulerOptions = {}): Sch
       b.progress += Math.max(0, t - member.time);
       member.time = t;
       member.score = scoreOf(result, tg) ?? -Infinity;
-      if (t < milestone(b)) return CONTINUE;
-      if (t >= o.maxT || isLast(b)) {
+      if (o.stopLastTrials && t >= o.maxT) {
         member.phase = "done";
-        const d = stop(atMaxT(t), true);
+        const d = stop(atLast(t, o.maxT), true);
+        process(b, undefined);
+        return d;
+      }
+      if (t < milestone(b)) return CONTINUE;
+      if (isLast(b)) {
+        // Ray's `stop_last_trials=False`: the last rung runs on until the trainable ends.
+        if (!o.stopLastTrials) return CONTINUE;
+        member.phase = "done";
+        const d = stop(atLast(t, milestone(b)), true);
         process(b, undefined);
         return d;
       }

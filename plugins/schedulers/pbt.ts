@@ -27,6 +27,7 @@ import {
   type Phase,
   readSnapshot,
   resultValue,
+  roundHalfEven,
   scoreOf,
   stringOption,
   type Target,
@@ -195,8 +196,13 @@ function explore(
     let value: JsonValue;
     if (rng.next() < p || typeof old !== "number") value = resample();
     else value = old * rng.pick(factors);
-    if (isDomain(spec) && spec.kind === "int" && typeof value === "number") {
-      value = Math.trunc(value); // Ray: int() when the parameter is an integer
+    // Ray 2.60: `int(round(x))` when the value was a Python int. Our numbers do not say int or
+    // float, so an integer domain, or a function whose current value is an integer, says it.
+    const integer = isDomain(spec)
+      ? spec.kind === "int"
+      : typeof spec === "function" && Number.isInteger(old);
+    if (integer && typeof value === "number" && Number.isFinite(value)) {
+      value = roundHalfEven(value);
     }
     out[key] = value;
   }
@@ -232,12 +238,21 @@ interface TrialInfo {
  * Needs checkpoints: the donor's latest checkpoint is what a clone starts from. A donor without
  * one is an error from `onReport` telling the trainable to pass `checkpoint` to `report`.
  *
- * Differences from Ray: the donor's latest checkpoint is used (Ray asks it to save one); a
- * cloned trial keeps its own iteration count and clock (the runner's convention), so its next
- * perturbation is one interval after the clone; a `choice` domain is perturbed like a list
- * (Ray multiplies it like a number); the synchronous barrier is also released when a trial ends
- * while the others wait; the reporting trial of a synchronous round continues at once instead
- * of pausing; a NaN metric (JSON `null`) ranks last.
+ * An integer hyperparameter stays an integer after a perturbation (`7 * 1.2` becomes 8, as
+ * Ray's `int(round(x))`, halves to even): one whose mutation is an integer domain (`randint`,
+ * `lograndint`, `qrandint`), or a function whose current value is an integer. A list or
+ * `choice` only ever yields its own values.
+ *
+ * Differences from Ray:
+ * - the donor's latest checkpoint is used (Ray asks it to save one);
+ * - a cloned trial keeps its own iteration count and clock (the runner's convention), so its
+ *   next perturbation is one interval after the clone;
+ * - a `choice` domain is perturbed like a list (Ray multiplies it like a number);
+ * - a float domain never rounds, even when the current value happens to be a whole number
+ *   (Ray rounds when the value is a Python `int`, which JSON cannot tell from a float);
+ * - the synchronous barrier is also released when a trial ends while the others wait, and the
+ *   reporting trial of a synchronous round continues at once instead of pausing;
+ * - a NaN metric (JSON `null`) ranks last.
  *
  * @param options see {@linkcode PbtSchedulerOptions}; defaults are Ray's.
  * @returns the scheduler, named `"pbt"`.

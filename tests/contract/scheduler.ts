@@ -289,6 +289,13 @@ export function simulate<S>(
 
   const fill = (held = 0): void => {
     for (;;) {
+      // The runner keeps `pendingTrials` created ahead even with no free slot, reading it
+      // before each round of creation.
+      const ahead = scheduler.pendingTrials ?? 1;
+      if (options.lazy && ahead > 1) {
+        let pending = trials.filter((t) => t.status === "pending").length;
+        while (pending < ahead && trials.length < options.configs.length) create(), pending++;
+      }
       if (running().length + held >= concurrency) return;
       let runnable = trials.filter((t) => t.status === "pending" || t.status === "paused");
       const canCreate = trials.length < options.configs.length;

@@ -103,20 +103,63 @@ Deno.test("ashaScheduler judges only the highest newly reached rung when reports
   assert.equal(s.onReport(trial("B", { iteration: 4 }), result("B", 4, { acc: 0.5 })).kind, "stop");
 });
 
-Deno.test("ashaScheduler treats a NaN metric (null in JSON) as the worst score", () => {
-  const s = ashaScheduler({ reductionFactor: 2 });
+Deno.test("ashaScheduler: a diverged trial never lowers the bar for the others (decision table)", () => {
+  // rf 4, mode max, rung 1. Ray computes the cut-off with np.nanpercentile over the trials
+  // already recorded, so a NaN peer is left out; the issue's case is row 1 (before the fix the
+  // percentile of {-Infinity, 450} was -Infinity and 400 passed).
+  //   peers recorded           new     cut-off                     ours       Ray
+  const table: [(number | null)[], number | null, string, string, string][] = [
+    [[450, null], 400, "75th pct of [450] = 450", "stop", "stop"],
+    [[null], 400, "none: no finite peer", "continue", "continue"],
+    [[null, null], 500, "none", "continue", "continue"],
+    [[450, 300, null], 420, "300 + .75 * 150 = 412.5", "continue", "continue"],
+    [[450, 300, null], 410, "412.5", "stop", "stop"],
+    [[], null, "first at the rung", "continue", "continue"],
+    // Ours stops a diverged trial once any peer is recorded; Ray's `NaN < cutoff` is false.
+    [[450], null, "450", "stop", "continue"],
+    [[null], null, "none", "stop", "continue"],
+  ];
+  for (const [peers, value, why, ours, ray] of table) {
+    const s = ashaScheduler();
+    s.setup!(MAX);
+    peers.forEach((acc, i) =>
+      s.onReport(trial(`p${i}`, { iteration: 1 }), result(`p${i}`, 1, { acc }))
+    );
+    const d = s.onReport(trial("X", { iteration: 1 }), result("X", 1, { acc: value }));
+    assert.equal(
+      d.kind,
+      ours,
+      `peers ${JSON.stringify(peers)}, new ${value} (cut-off ${why}; Ray: ${ray})`,
+    );
+  }
+  const s = ashaScheduler();
   s.setup!(MAX);
   s.onReport(trial("A", { iteration: 1 }), result("A", 1, { acc: -5 }));
-  assert.equal(
-    s.onReport(trial("B", { iteration: 1 }), result("B", 1, { acc: null })).kind,
-    "stop",
-  );
-  assert.equal(s.onReport(trial("C", { iteration: 1 }), result("C", 1, { acc: NaN })).kind, "stop");
+  const d = s.onReport(trial("C", { iteration: 1 }), result("C", 1, { acc: NaN }));
+  assert.deepStrictEqual(d, {
+    kind: "stop",
+    reason: "ASHA: acc is not a number (the trial diverged) at training_iteration 1, where 1 " +
+      "trial(s) are recorded",
+  });
   // Results without the metric are not judged at all (as Ray).
   assert.equal(
     s.onReport(trial("D", { iteration: 1 }), result("D", 1, { other: 1 })).kind,
     "continue",
   );
+});
+
+Deno.test("ashaScheduler promote mode: diverged trials neither count in the quota nor get promoted", () => {
+  // rf 2, rung 1 holds A 0.9, B NaN, C 0.5, D NaN: the quota is floor(2 finite / 2) = 1, so only
+  // A is promoted (counting the NaN trials, floor(4/2) = 2 would have promoted C too).
+  const s = ashaScheduler({ maxT: 4, reductionFactor: 2, mode: "promote" });
+  s.setup!(MAX);
+  for (const [id, acc] of [["A", 0.9], ["B", null], ["C", 0.5], ["D", null]] as const) {
+    s.onTrialAdd!(trial(id));
+    assert.equal(s.onReport(trial(id, { iteration: 1 }), result(id, 1, { acc })).kind, "pause");
+  }
+  const paused = (ids: string[]) => ids.map((id) => trial(id, { status: "paused", iteration: 1 }));
+  assert.equal(s.chooseNext!(paused(["A", "B", "C", "D"])), "A");
+  assert.equal(s.chooseNext!(paused(["B", "C", "D"])), undefined);
 });
 
 /** Curves whose order never changes: loss = 10 - q (1 - e^(-t/5)) plus tiny seeded noise. */
@@ -214,7 +257,7 @@ Deno.test("ashaScheduler rejects bad options with messages naming them", () => {
     [{ gracePeriod: 0 }, /"gracePeriod" must be > 0, got 0/],
     [{ maxT: 5, gracePeriod: 10 }, /"gracePeriod" must be <= "maxT" \(5\), got 10/],
     [{ reductionFactor: 1 }, /"reductionFactor" must be > 1, got 1/],
-    [{ brackets: 5 }, /"brackets" must be <= 4 .*got 5/],
+    [{ brackets: 5 }, /"brackets" must be <= 4 .*got 5: .*would have no rung .*Ray accepts it/],
     [{ brackets: 1.5 }, /"brackets" must be an integer, got 1.5/],
     [{ mode: "max" }, /"mode" must be "stop" or "promote", got "max" \(the metric's min\/max mode/],
     [{ maxT: "10" }, /"maxT" must be a finite number, got "10"/],

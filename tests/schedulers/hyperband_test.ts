@@ -1,6 +1,10 @@
 import assert from "#assert";
 import { schedulerContract, type SimTrainable, simulate } from "../contract/scheduler.ts";
-import { hyperbandBrackets, hyperbandScheduler } from "../../plugins/schedulers/mod.ts";
+import {
+  hyperbandBrackets,
+  hyperbandScheduler,
+  schedulerFromOptions,
+} from "../../plugins/schedulers/mod.ts";
 import { Rng } from "../../core/random.ts";
 import type { Config } from "../../core/trial.ts";
 import { result, trial } from "./_util.ts";
@@ -35,21 +39,27 @@ Deno.test("hyperbandBrackets matches Li et al. and Ray for maxT 81, eta 3", () =
 });
 
 Deno.test("hyperbandBrackets for budgets that are not powers of eta", () => {
-  // maxT 100: s_max1 = round(log3 100) + 1 = 5; r = int(100 / 3^s).
+  // maxT 100: s_max1 = round(log3 100) + 1 = 5; r = int(100 / 3^s); each later milestone is
+  // int(min(r * eta, max_t)) (Ray 2.60's successive_halving), so a bracket may end below maxT.
   assert.deepStrictEqual(
     hyperbandBrackets({ maxT: 100 }).map((x) => [x.n, x.r, x.milestones]),
     [
       [5, 100, [100]],
-      [8, 33, [33, 100]],
-      [15, 11, [11, 33, 100]],
-      [34, 3, [3, 9, 27, 100]],
-      [81, 1, [1, 3, 9, 27, 100]],
+      [8, 33, [33, 99]],
+      [15, 11, [11, 33, 99]],
+      [34, 3, [3, 9, 27, 81]],
+      [81, 1, [1, 3, 9, 27, 81]],
     ],
   );
   // maxT 10: s_max1 = round(2.096) + 1 = 3: (3, 10), (5, 3), (9, 1).
   assert.deepStrictEqual(
     hyperbandBrackets({ maxT: 10 }).map((x) => [x.n, x.r, x.milestones]),
-    [[3, 10, [10]], [5, 3, [3, 10]], [9, 1, [1, 3, 10]]],
+    [[3, 10, [10]], [5, 3, [3, 9]], [9, 1, [1, 3, 9]]],
+  );
+  // eta 2.5 (not an integer): Ray truncates after each step: 16 -> int(40) -> int(min(100, 100)).
+  assert.deepStrictEqual(
+    hyperbandBrackets({ maxT: 100, reductionFactor: 2.5 })[2].milestones,
+    [16, 40, 100],
   );
 });
 
@@ -69,8 +79,12 @@ Deno.test("hyperbandScheduler keeps the top ceil(n/eta) of each bracket on seede
   const q = Array.from({ length: 17 }, () => rng.uniform(0, 5));
   // Trials created up front, or one at a time as slots free up with slow process exits (the
   // runner's way): a bracket is judged only once it is full either way.
-  for (const how of [{}, { lazy: true, slowRelease: true }]) {
-    const r = simulate(hyperbandScheduler({ maxT: 9 }), RANKED, {
+  // Ray's way keeps the newest bracket filled with pending trials, so it decides the same here.
+  const ways = [{}, { lazy: true }, { lazy: true, slowRelease: true }].flatMap((how) =>
+    [true, false].map((waitForFullBrackets) => ({ how, waitForFullBrackets }))
+  );
+  for (const { how, waitForFullBrackets } of ways) {
+    const r = simulate(hyperbandScheduler({ maxT: 9, waitForFullBrackets }), RANKED, {
       configs: q.map((q): Config => ({ q })),
       concurrency: 4,
       seed: 12,
@@ -94,14 +108,87 @@ Deno.test("hyperbandScheduler keeps the top ceil(n/eta) of each bracket on seede
   }
 });
 
-Deno.test("hyperbandScheduler halves the trials an unfilled bracket has", () => {
-  // 12 trials: brackets (3), (5), then 4 of the 9 planned: keep ceil(4/3) = 2 at rung 1, then 1.
+Deno.test("hyperbandScheduler halves an unfilled bracket by its planned size (Ray) or the trials it has", () => {
+  // 12 trials: brackets (3), (5), then 4 of the 9 planned, q rising with the index.
   const q = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
-  const r = simulate(hyperbandScheduler({ maxT: 9 }), RANKED, {
-    configs: q.map((q): Config => ({ q })),
-    concurrency: 3,
+  const run = (waitForFullBrackets: boolean) =>
+    simulate(hyperbandScheduler({ maxT: 9, waitForFullBrackets }), RANKED, {
+      configs: q.map((q): Config => ({ q })),
+      concurrency: 3,
+    }).trials.slice(8).map((t) => t.iteration);
+  // Ray: keep ceil(9/3) = 3 of the 4 at rung 1, then ceil(3/3) = 1.
+  assert.deepStrictEqual(run(false), [1, 3, 3, 9]);
+  // The paper's way, judged with what it has: keep ceil(4/3) = 2, then 1.
+  assert.deepStrictEqual(run(true), [1, 1, 3, 9]);
+});
+
+Deno.test("hyperbandScheduler: trials that end early, error or come after a halving (decision table)", () => {
+  // maxT 9, eta 3: bracket s=0 holds t0..t2 (milestone 9); s=1 plans 5 trials (milestones 3, 9);
+  // s=2 plans 9 (1, 3, 9). Only t3..t5 of s=1 exist when they reach milestone 3.
+  for (const full of [false, true]) {
+    const s = hyperbandScheduler({ maxT: 9, waitForFullBrackets: full });
+    s.setup!({ metric: "acc", mode: "max", seed: 0 });
+    for (let i = 0; i < 6; i++) s.onTrialAdd!(trial(`t${i}`));
+    const at = (id: string, t: number, acc: number) =>
+      s.onReport(trial(id, { iteration: t }), result(id, t, { acc })).kind;
+    //                                       Ray (default)  paper's way
+    assert.equal(at("t3", 3, 0.3), "pause");
+    assert.equal(at("t4", 3, 0.9), "pause");
+    // Every live trial is at 3: Ray halves now, keeping ceil(5/3) = 2 of 3; the paper's way
+    // waits for the two trials the bracket still expects.
+    assert.equal(at("t5", 3, 0.1), full ? "pause" : "stop");
+    assert.deepStrictEqual(s.takeStops!(), []);
+    // t4 errors: Ray's bracket has 1 live trial of 2 and takes the next new trial, which must
+    // catch up to milestone 9; the paper's bracket (t6 makes 4 of 5) still waits.
+    s.onComplete!(trial("t4", { status: "error", iteration: 3 }));
+    s.onTrialAdd!(trial("t6"));
+    assert.equal(at("t6", 1, 0.5), "continue");
+    assert.equal(at("t6", 3, 0.5), full ? "pause" : "continue");
+    s.onTrialAdd!(trial("t7"));
+    // t7: the paper's way, the 5th trial of s=1; Ray's, the first of s=2 (milestones 1, 3),
+    // where it is the only live trial, so each halving keeps it (ceil(9/3) = 3 places).
+    assert.equal(at("t7", 1, 0.2), "continue");
+    assert.equal(at("t7", 3, 0.2), full ? "stop" : "continue");
+    if (full) {
+      // Judged at 3 with ceil(5/3) = 2 kept: t6 (0.5) and t3 (0.3); t5 ended by request.
+      assert.deepStrictEqual(s.takeStops!().map((x) => x.trialId), ["t5"]);
+    } else {
+      assert.equal(at("t6", 9, 0.5), "stop"); // reached maxT
+      assert.deepStrictEqual(s.takeStops!(), []);
+    }
+  }
+});
+
+Deno.test("hyperbandScheduler stopLastTrials: false lets the last rung run past maxT (Ray)", () => {
+  const s = schedulerFromOptions("hyperband", { maxT: 9, stopLastTrials: false });
+  s.setup!({ metric: "acc", mode: "max", seed: 0 });
+  for (let i = 0; i < 8; i++) s.onTrialAdd!(trial(`t${i}`));
+  const at = (id: string, t: number, acc: number) =>
+    s.onReport(trial(id, { iteration: t }), result(id, t, { acc })).kind;
+  // Bracket s=0 has one rung, at 9: its trials run on.
+  assert.equal(at("t0", 9, 0.5), "continue");
+  assert.equal(at("t0", 30, 0.5), "continue");
+  // Bracket s=1 still halves at 3; its survivors run past 9.
+  for (const [id, acc] of [["t3", 0.3], ["t4", 0.9], ["t5", 0.1], ["t6", 0.5]] as const) {
+    assert.equal(at(id, 3, acc), "pause");
+  }
+  assert.equal(at("t7", 3, 0.2), "stop");
+  assert.deepStrictEqual(s.takeStops!().map((x) => x.trialId).sort(), ["t3", "t5"]);
+  assert.equal(at("t4", 9, 1), "continue");
+  assert.equal(at("t4", 12, 1), "continue");
+  // With the default, the same trial stops at its bracket's last milestone.
+  const d = hyperbandScheduler({ maxT: 100 });
+  d.setup!({ metric: "acc", mode: "max", seed: 0 });
+  for (let i = 0; i < 6; i++) d.onTrialAdd!(trial(`u${i}`)); // u5 is the first of s=1 (33, 99)
+  for (let i = 0; i < 8; i++) {
+    d.onReport(trial(`u${i}`, { iteration: 33 }), result(`u${i}`, 33, { acc: i === 5 ? 1 : 0 }));
+  }
+  const last = d.onReport(trial("u5", { iteration: 99 }), result("u5", 99, { acc: 1 }));
+  assert.deepStrictEqual(last, {
+    kind: "stop",
+    reason: "HyperBand: reached the bracket's last milestone (training_iteration 99 >= 99)",
+    completed: true,
   });
-  assert.deepStrictEqual(r.trials.slice(8).map((t) => t.iteration), [1, 1, 3, 9]);
 });
 
 Deno.test("hyperbandScheduler pauses at the milestone and judges when the last trial arrives", () => {
@@ -127,7 +214,7 @@ Deno.test("hyperbandScheduler pauses at the milestone and judges when the last t
   assert.deepStrictEqual(stops.map((x) => x.trialId).sort(), ["t3", "t5"]);
   assert.match(
     stops[0].reason,
-    /not in the top 2 of 5 trial\(s\) at training_iteration 3 \(bracket s=1/,
+    /not in the top 2 \(ceil\(5\/3\)\) of the 4 trial\(s\) at training_iteration 3 \(bracket s=1/,
   );
   const paused = ["t3", "t4", "t5", "t6"].map((id) =>
     trial(id, { status: "paused", iteration: 3 })

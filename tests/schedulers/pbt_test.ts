@@ -6,7 +6,17 @@ import {
   type PbtSchedulerOptions,
   schedulerFromOptions,
 } from "../../plugins/schedulers/mod.ts";
-import { choice, grid, loguniform, randint, sampleFrom, uniform } from "../../core/space.ts";
+import {
+  choice,
+  grid,
+  lograndint,
+  loguniform,
+  qrandint,
+  randint,
+  sampleFrom,
+  uniform,
+} from "../../core/space.ts";
+import type { Rng } from "../../core/random.ts";
 import type { Config, JsonValue } from "../../core/trial.ts";
 import { result, trial } from "./_util.ts";
 
@@ -127,6 +137,42 @@ Deno.test("pbtScheduler exploit clones a top trial and perturbs its config as Ra
     const c = (d as unknown as { config: typeof donor }).config;
     assert.ok(c.lr >= 0 && c.lr < 10 && Number.isInteger(c.n) && c.n >= 1 && c.n <= 99);
     assert.ok(["a", "b", "c"].includes(c.opt));
+  }
+});
+
+Deno.test("pbtScheduler keeps integer hyperparameters integers (decision table, Ray's int(round(x)))", () => {
+  //  mutation                     donor  factors      ours          Ray 2.60 (Python int donor)
+  const table: [string, unknown, number, number[], number[]][] = [
+    ["randint", randint(1, 100), 7, [1.2, 0.8], [8, 6]], // 8.4 -> 8, 5.6 -> 6
+    ["lograndint", lograndint(1, 100), 7, [1.2, 0.8], [8, 6]],
+    ["qrandint", qrandint(1, 100, 1), 10, [1.25], [12]], // 12.5 -> 12 (half to even)
+    ["function, int value", (rng: Rng) => rng.int(1, 9), 7, [1.2, 0.8], [8, 6]],
+    ["randint, half to even", randint(1, 100), 5, [0.5], [2]], // 2.5 -> 2
+    ["randint, half to even", randint(1, 100), 7, [0.5], [4]], // 3.5 -> 4
+    ["list of ints", [1, 2, 4, 8], 2, [1.2], [1, 4]], // neighbours only
+    ["uniform stays a float", uniform(0, 100), 7, [1.2, 0.8], [7 * 1.2, 7 * 0.8]],
+  ];
+  for (const [what, mutation, value, factors, allowed] of table) {
+    const seen = new Set<JsonValue>();
+    for (let seed = 0; seed < 12; seed++) {
+      const d = exploitOnce(
+        {
+          hyperparamMutations: { n: mutation as never },
+          resampleProbability: 0,
+          perturbationFactors: factors,
+        },
+        { n: value },
+        seed,
+      );
+      assert.equal(d.kind, "exploit");
+      const n = (d as { config: Config }).config.n as number;
+      assert.ok(
+        allowed.includes(n),
+        `${what}: ${value} x ${factors} gave ${n}, expected ${allowed}`,
+      );
+      seen.add(n);
+    }
+    assert.equal(seen.size, allowed.length, what);
   }
 });
 
