@@ -129,4 +129,18 @@ export {
   type SubprocessExecutorOptions,
 } from "./plugins/executors/subprocess.ts";
 export { inprocessExecutor } from "./plugins/executors/inprocess.ts";
+export {
+  type ByteConn,
+  ChannelError,
+  type ChannelLimits,
+  checkTrialMessage,
+  type Conversation,
+  DEFAULT_MAX_LINE_BYTES,
+  driveTrial,
+  readBoundedLines,
+  TrialChannelServer,
+  type TrialConnection,
+  wrapConnection,
+} from "./core/channel.ts";
+export { type DriverMessage, PROTOCOL_VERSION, type TrialMessage } from "./core/protocol.ts";
 export { tableReporter, type TableReporterOptions } from "./plugins/reporters/table.ts";

@@ -42,7 +42,7 @@ const TOP_KEYS: Record<string, string> = {
   trial_timeout_s: "seconds",
   trial_timeout_ms: "milliseconds",
   checkpoint: "{ num_to_keep, score_attribute, score_order }",
-  sandbox: "{ read, write, net, env, sys, ffi }",
+  sandbox: "{ read, write, net, env, sys, ffi, unstable }",
   scheduler: "{ name: ..., options } or { module: ./file.ts, options }",
   searcher: "{ name: ..., options } or { module: ./file.ts, options }",
   loggers: "a list of { name: ... } or { module: ... }",
@@ -56,7 +56,7 @@ const TOP_KEYS: Record<string, string> = {
 const SUB_KEYS: Record<string, string[]> = {
   resources: ["cpu", "gpu"],
   checkpoint: ["num_to_keep", "score_attribute", "score_order"],
-  sandbox: ["read", "write", "net", "env", "sys", "ffi"],
+  sandbox: ["read", "write", "net", "env", "sys", "ffi", "unstable"],
   reporter: ["parameter_columns", "metric_columns", "max_rows", "interval_ms"],
 };
 

@@ -235,6 +235,11 @@ export interface SandboxPolicy {
   readonly sys?: readonly string[];
   /** Paths for `--allow-ffi` (native backends only). */
   readonly ffi?: readonly string[];
+  /**
+   * Unstable Deno features trials may use (`kv`, `raw-imports`, ...): passed as
+   * `--unstable-<name>`; a trainable's deno.json may turn on only these. @default none
+   */
+  readonly unstable?: readonly string[];
 }
 
 /** The resources a trial asks for. */
@@ -243,6 +248,11 @@ export interface Resources {
   readonly cpu?: number;
   /** GPUs (may be fractional, e.g. 0.5 to share). @default 0 */
   readonly gpu?: number;
+  /**
+   * Memory cap of a sandboxed trial in MiB: V8's heap limit, plus an OS limit on the process's
+   * data segment where `prlimit` exists. A trial over it dies and fails. @default no cap
+   */
+  readonly memoryMb?: number;
 }
 
 /** Everything an executor needs to run one trial. */
@@ -251,8 +261,16 @@ export interface TrialJob {
   readonly trialId: string;
   /** The trial's config. */
   readonly config: Config;
-  /** The trial folder (exists). */
+  /**
+   * The trial's record folder (exists): `params.json`, `result.jsonl`, `progress.csv`, logs and
+   * committed checkpoints, written by the driver only. A sandboxed trial may read it, not write.
+   */
   readonly dir: string;
+  /**
+   * The trial's own folder (exists, inside `dir`): the one place a sandboxed trial may write
+   * (its files and checkpoint staging). `session.trialDir` and the trial's working directory.
+   */
+  readonly workDir: string;
   /** The iteration to continue from (0 for a fresh trial). */
   readonly iteration: number;
   /** Committed checkpoint to restore from. */
@@ -263,6 +281,8 @@ export interface TrialJob {
   readonly sandbox: SandboxPolicy;
   /** Environment variables set for the trial (e.g. `CUDA_VISIBLE_DEVICES`). */
   readonly env: Readonly<Record<string, string>>;
+  /** The trial's memory cap in MiB (`resources.memoryMb`), if any. */
+  readonly memoryMb?: number;
 }
 
 /** A report as it arrives from a trial, before the driver fills in the automatic keys. */
@@ -302,16 +322,30 @@ export interface TrialListener {
 export interface TrialHandle {
   /** Resolves once the trial has ended, however it ended. */
   readonly exited: Promise<TrialExit>;
-  /** Ask the trial to end; kill it after `graceMs`. */
+  /**
+   * Ask the trial to end; after `graceMs` it is sent SIGTERM, then SIGKILL, whatever it does
+   * (a process executor must end it). Calling it again with a shorter grace speeds this up.
+   */
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Runs trials: in a sandboxed subprocess, in-process, or (later) on a cluster. */
+/**
+ * Runs trials: in a sandboxed subprocess, in-process, or on a cluster. The runner never looks
+ * at which: it hands over a {@linkcode TrialJob} and gets reports through the
+ * {@linkcode TrialListener}. A process executor owns the transport to its trials and speaks the
+ * protocol through `core/channel.ts` (`TrialChannelServer` to authenticate a per-trial
+ * connection, `driveTrial` to run it); it must enforce `stop` with signals.
+ */
 export interface Executor {
   /** A short name. */
   readonly name: string;
-  /** Called once before the first trial: warm caches, check the trainable, open channels. */
-  prepare?(ctx: { readonly experimentDir: string }): Promise<void>;
+  /**
+   * Called once before the first trial: warm caches, check the trainable, open channels.
+   * `sandbox` is the experiment's policy (every job carries it too).
+   */
+  prepare?(
+    ctx: { readonly experimentDir: string; readonly sandbox?: SandboxPolicy },
+  ): Promise<void>;
   /** Starts a trial. */
   start(job: TrialJob, listener: TrialListener): TrialHandle;
   /** Releases pooled resources. */

@@ -124,3 +124,28 @@ export function reviveMetrics(metrics: Record<string, JsonValue>): Record<string
   }
   return out ?? metrics;
 }
+
+/**
+ * Makes text from a trial safe to print: terminal control characters (C0 but newline and tab,
+ * DEL, C1, and the bidirectional overrides) are shown as `\xNN`/`\uNNNN` escapes instead of
+ * reaching the terminal, so a metric name or an error message cannot set the title, clear the
+ * screen or write the clipboard (OSC 52).
+ *
+ * @example
+ * ```ts
+ * import { printable } from "./protocol.ts";
+ * console.log(printable("loss\x1b]52;c;aGk=\x07")); // loss\x1b]52;c;aGk=\x07 (escaped, inert)
+ * ```
+ */
+export function printable(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => {
+      const code = c.charCodeAt(0);
+      return code <= 0xff
+        ? `\\x${code.toString(16).padStart(2, "0")}`
+        : `\\u${code.toString(16).padStart(4, "0")}`;
+    },
+  );
+}

@@ -25,6 +25,7 @@ import type {
 } from "./plugin.ts";
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
 import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
+import { printable } from "./protocol.ts";
 import type { Space } from "./space.ts";
 import { spaceToJson } from "./space.ts";
 import {
@@ -137,6 +138,8 @@ export interface RunnerConfig {
   readonly maxFailures: number;
   readonly checkpoint: CheckpointOptions;
   readonly sandbox: SandboxPolicy;
+  /** Memory cap of each sandboxed trial in MiB (`resources.memoryMb`). */
+  readonly memoryMb?: number;
   readonly savedOptions: { readonly [key: string]: JsonValue };
   readonly createdAt: string;
   readonly restored?: {
@@ -160,7 +163,9 @@ type Action =
   | { kind: "pause" }
   | { kind: "exploit"; from: string; config: Config }
   | { kind: "timeout" }
-  | { kind: "interrupt" };
+  | { kind: "interrupt" }
+  /** The driver could not handle what the trial sent: it fails alone. */
+  | { kind: "failed"; message: string };
 
 interface TrialState {
   id: string;
@@ -169,6 +174,8 @@ interface TrialState {
   status: TrialStatus;
   config: Config;
   dir: string;
+  /** The trial's own folder inside `dir` (the only one it may write). */
+  workDir: string;
   iteration: number;
   lastResult?: TrialResult;
   history: TrialResult[];
@@ -267,7 +274,9 @@ class Runner {
 
   constructor(c: RunnerConfig) {
     this.c = c;
-    this.warn = c.warn ?? ((m) => console.warn(`tunebox: ${m}`));
+    // Messages carry what trials sent (metric names, error texts): no terminal control codes.
+    const warn = c.warn ?? ((m: string) => console.warn(`tunebox: ${m}`));
+    this.warn = (m) => warn(printable(m));
   }
 
   async run(): Promise<RunOutcome> {
@@ -314,7 +323,7 @@ class Runner {
       : undefined;
 
     try {
-      await c.executor.prepare?.({ experimentDir: c.dir });
+      await c.executor.prepare?.({ experimentDir: c.dir, sandbox: c.sandbox });
       for (;;) {
         if (!this.stopping && !this.fatal) await this.fill();
         if (this.running === 0) {
@@ -390,6 +399,7 @@ class Runner {
         status: t.status === "running" ? "pending" : t.status,
         config: t.config,
         dir: join(this.c.dir, t.id),
+        workDir: join(this.c.dir, t.id, WORK_DIR),
         iteration: t.iteration,
         ...(t.lastResult ? { lastResult: t.lastResult } : {}),
         ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
@@ -504,8 +514,9 @@ class Runner {
     }
     this.trialCount++;
     const dir = join(c.dir, id);
-    // A fresh folder: nothing (no symlink) can be waiting in it.
+    // Fresh folders: nothing (no symlink) can be waiting in them.
     Deno.mkdirSync(dir);
+    Deno.mkdirSync(join(dir, WORK_DIR));
     writeParams(dir, s);
     const t: TrialState = {
       id,
@@ -513,6 +524,7 @@ class Runner {
       status: "pending",
       config: s,
       dir,
+      workDir: join(dir, WORK_DIR),
       iteration: 0,
       history: [],
       checkpoints: [],
@@ -542,6 +554,7 @@ class Runner {
     t.runIterations = 0;
     t.runTimeS = 0;
     t.env = alloc;
+    ensureWorkDir(t.workDir);
     t.writer = ResultWriter.open(t.dir, t.iteration > 0 || t.failures > 0);
     this.log.append({ trial: t.id, event: "started" });
     this.running++;
@@ -550,11 +563,13 @@ class Runner {
         trialId: t.id,
         config: t.config,
         dir: t.dir,
+        workDir: t.workDir,
         iteration: t.iteration,
         ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
         timeOffsetS: t.timeTotalS,
         sandbox: this.c.sandbox,
         env: alloc,
+        ...(this.c.memoryMb !== undefined ? { memoryMb: this.c.memoryMb } : {}),
       },
       {
         report: (raw) =>
@@ -586,13 +601,30 @@ class Runner {
 
   async handle(ev: LoopEvent): Promise<void> {
     switch (ev.type) {
-      case "report":
-        return ev.resolve(await this.onReport(ev.trial, ev.raw));
+      case "report": {
+        const t = ev.trial;
+        let ack: Ack = "stop";
+        try {
+          ack = await this.onReport(t, ev.raw);
+        } catch (e) {
+          // Whatever a trial sent, it fails that trial alone, never the driver.
+          if (t.status === "running" && (!t.action || t.action.kind !== "failed")) {
+            t.action = {
+              kind: "failed",
+              message: `its report could not be recorded: ${errorMessage(e)}`,
+            };
+          }
+        }
+        ev.resolve(ack);
+        // The decision is enforced: a trial told to stop that goes on is killed after the grace.
+        if (ack === "stop" && t.status === "running") t.handle?.stop();
+        return;
+      }
       case "exit":
         return await this.onExit(ev.trial, ev.exit);
       case "timeout":
-        if (ev.trial.status === "running" && !ev.trial.action) {
-          ev.trial.action = { kind: "timeout" };
+        if (ev.trial.status === "running") {
+          ev.trial.action ??= { kind: "timeout" };
           ev.trial.handle?.stop(1000);
         }
         return;
@@ -622,10 +654,10 @@ class Runner {
 
   stopAll(action: Action): void {
     for (const t of this.order) {
-      if (t.status === "running" && !t.action) {
-        t.action = action;
-        t.handle?.stop();
-      }
+      if (t.status !== "running") continue;
+      t.action ??= action;
+      // Also trials already told to stop: the handle makes sure they do.
+      t.handle?.stop();
     }
   }
 
@@ -775,10 +807,10 @@ class Runner {
     iteration: number,
     result: TrialResult,
   ): Promise<string> {
-    const src = resolve(t.dir, staging);
-    if (!src.startsWith(t.dir + sep)) {
+    const src = resolve(t.workDir, staging);
+    if (!src.startsWith(t.workDir + sep)) {
       throw new TuneError(
-        `the checkpoint folder "${staging}" is outside the trial folder "${t.dir}"`,
+        `the checkpoint folder "${staging}" is outside the trial's folder "${t.workDir}"`,
       );
     }
     const info = await Deno.lstat(src);
@@ -833,9 +865,9 @@ class Runner {
     t.handle = undefined;
     this.running--;
     this.c.gate.release(t.id);
-    if (t.staged || this.c.executor.name !== "inprocess") {
-      await Deno.remove(join(t.dir, ".staging"), { recursive: true }).catch(() => {});
-    }
+    // Checkpoint staging left by the trial (or by an exploit): never committed now.
+    await Deno.remove(join(t.workDir, ".staging"), { recursive: true }).catch(() => {});
+    if (t.staged) await Deno.remove(join(t.dir, ".staging"), { recursive: true }).catch(() => {});
     const action = t.action;
     t.action = undefined;
     const c = this.c;
@@ -870,7 +902,11 @@ class Runner {
     // A failure (or a timeout).
     const message = action?.kind === "timeout"
       ? `timed out after ${c.trialTimeoutMs} ms (trialTimeoutMs) and was killed`
-      : (exit as Extract<TrialExit, { kind: "error" }>).message;
+      : action?.kind === "failed"
+      ? action.message
+      : exit.kind === "error"
+      ? exit.message
+      : `ended (${exit.kind}) without finishing`;
     const violation = exit.kind === "error" ? exit.violation : undefined;
     const full = violation
       ? new SandboxViolation(t.id, violation.permission, violation.target, message.split("\n")[0])
@@ -1148,6 +1184,21 @@ function checkDecision(d: Decision, name: string, r: Runner): Decision {
     return { kind: "continue" };
   }
   return d;
+}
+
+/** The trial's own folder inside its record folder: where it writes files and checkpoints. */
+export const WORK_DIR = "files";
+
+/** Creates a trial's own folder if missing; refuses anything but a real folder there. */
+function ensureWorkDir(path: string): void {
+  try {
+    const info = Deno.lstatSync(path);
+    if (info.isDirectory) return;
+    throw new TuneError(`"${path}" is not a folder (a trial's own folder must be one)`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  Deno.mkdirSync(path);
 }
 
 function isoLocal(ms: number): string {

@@ -1,7 +1,8 @@
 /**
  * The experiment folder on disk (DESIGN §6): `experiment.json` (written atomically),
  * `trials.jsonl` (the lifecycle of every trial, append-only), and per trial `params.json`,
- * `result.jsonl`, `progress.csv`, `checkpoint_<iteration>/`, `stdout.log`, `stderr.log`.
+ * `result.jsonl`, `progress.csv`, `checkpoint_<iteration>/`, `stdout.log`, `stderr.log` (all
+ * written by the driver only) and `files/`, the one folder the trial itself may write.
  * Everything is plain JSON/CSV so that people and pandas can read it.
  *
  * @module
@@ -325,13 +326,19 @@ export function toCsv(
  * Appends a trial's results to `result.jsonl` and `progress.csv`, keeping the files open. Writes
  * are synchronous: a few small appends block the driver for microseconds, and each report is on
  * disk before the trial hears back. Unlike Ray's CSV logger, a key that first appears in a later
- * report is not dropped: `progress.csv` is rewritten once with the wider header.
+ * report is not dropped: `progress.csv` is rewritten with the wider header from the rows kept in
+ * memory, at most once a second (and on close), so a report costs O(its own size) however many
+ * new keys a trial invents.
  */
 export class ResultWriter {
   #dir: string;
   #jsonl: Deno.FsFile;
   #csv: Deno.FsFile;
   #header: string[] | undefined;
+  #known = new Set<string>();
+  #rows: Record<string, JsonValue>[];
+  #dirty = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #enc = new TextEncoder();
 
   private constructor(
@@ -339,62 +346,89 @@ export class ResultWriter {
     jsonl: Deno.FsFile,
     csv: Deno.FsFile,
     header: string[] | undefined,
+    rows: Record<string, JsonValue>[],
   ) {
     this.#dir = dir;
     this.#jsonl = jsonl;
     this.#csv = csv;
     this.#header = header;
+    for (const k of header ?? []) this.#known.add(k);
+    this.#rows = rows;
   }
 
-  /** Opens the writer of a trial folder; `resume` reads the CSV header the files already have. */
+  /** Opens the writer of a trial folder; `resume` reads the results the files already have. */
   static open(trialDir: string, resume = false): ResultWriter {
     const csvPath = join(trialDir, "progress.csv");
     let header: string[] | undefined;
+    const rows: Record<string, JsonValue>[] = [];
+    let dirty = false;
     if (resume) {
       try {
-        const first = Deno.readTextFileSync(csvPath).split("\n")[0];
-        if (first) header = first.split(",");
+        for (const line of Deno.readTextFileSync(join(trialDir, "result.jsonl")).split("\n")) {
+          if (!line.trim()) continue;
+          try {
+            rows.push(flatten(JSON.parse(line)));
+          } catch { /* a torn line: left out of the CSV */ }
+        }
       } catch { /* new file */ }
+      if (rows.length) {
+        header = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+        dirty = true; // rewrite once: the CSV on disk may have an older header
+      }
     }
     const jsonl = Deno.openSync(join(trialDir, "result.jsonl"), { append: true, create: true });
     const csv = Deno.openSync(csvPath, { append: true, create: true });
-    return new ResultWriter(trialDir, jsonl, csv, header);
+    const w = new ResultWriter(trialDir, jsonl, csv, header, rows);
+    if (dirty) w.#rewriteCsv();
+    return w;
   }
 
   /** Appends one result to both files. */
   append(result: TrialResult): void {
     writeAllSync(this.#jsonl, this.#enc.encode(JSON.stringify(result, nonFiniteReplacer) + "\n"));
     const flat = flatten(result);
-    let text: string;
+    this.#rows.push(flat);
     if (!this.#header) {
       this.#header = Object.keys(flat);
-      text = toCsv([flat], this.#header);
-    } else if (Object.keys(flat).some((k) => !this.#header!.includes(k))) {
-      this.#rewriteCsv();
+      for (const k of this.#header) this.#known.add(k);
+      writeAllSync(this.#csv, this.#enc.encode(toCsv([flat], this.#header)));
       return;
-    } else {
-      text = this.#header.map((c) => csvCell(flat[c])).join(",") + "\n";
     }
-    writeAllSync(this.#csv, this.#enc.encode(text));
+    for (const k of Object.keys(flat)) {
+      if (!this.#known.has(k)) {
+        this.#known.add(k);
+        this.#header.push(k);
+        this.#dirty = true;
+      }
+    }
+    if (this.#dirty) {
+      this.#timer ??= setTimeout(() => this.#rewriteCsv(), 1000);
+      Deno.unrefTimer(this.#timer);
+      return;
+    }
+    const row = this.#header.map((c) => csvCell(flat[c])).join(",") + "\n";
+    writeAllSync(this.#csv, this.#enc.encode(row));
   }
 
-  /** Rewrites `progress.csv` from `result.jsonl` with every key seen so far. */
+  /** Rewrites `progress.csv` with every key seen so far. */
   #rewriteCsv(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#dirty = false;
     const path = join(this.#dir, "progress.csv");
-    const rows = parseJsonLines<Record<string, JsonValue>>(
-      Deno.readTextFileSync(join(this.#dir, "result.jsonl")),
-    ).map((r) => flatten(r));
-    const header = [...new Set([...(this.#header ?? []), ...rows.flatMap((r) => Object.keys(r))])];
     const tmp = `${path}.tmp`;
-    Deno.writeTextFileSync(tmp, toCsv(rows, header));
-    this.#csv.close();
-    Deno.renameSync(tmp, path);
-    this.#csv = Deno.openSync(path, { append: true });
-    this.#header = header;
+    try {
+      Deno.writeTextFileSync(tmp, toCsv(this.#rows, this.#header ?? []));
+      this.#csv.close();
+      Deno.renameSync(tmp, path);
+      this.#csv = Deno.openSync(path, { append: true });
+    } catch { /* the JSON lines are the record; the CSV is redone at the next rewrite */ }
   }
 
-  /** Closes both files. */
+  /** Writes what is pending and closes both files. */
   close(): void {
+    if (this.#dirty) this.#rewriteCsv();
+    clearTimeout(this.#timer);
     for (const f of [this.#jsonl, this.#csv]) {
       try {
         f.close();

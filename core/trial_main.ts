@@ -5,24 +5,33 @@
  * ```ts ignore
  * import { boot } from "file:///.../core/trial_main.ts";
  * const trial = await boot();
- * await trial.run(() => import("file:///.../train.ts"));
+ * await trial.run();
  * ```
  *
- * Boot connects to the driver's unix socket (its path, the trial id and a token come in
- * `TUNEBOX_*` variables), waits for the `start` message, and watches stdin: when the driver
- * dies the pipe closes and the trial exits instead of living on as an orphan.
+ * Boot connects to the trial's own channel (`TUNEBOX_CHANNEL`, e.g. `unix:/private/1/c.sock`;
+ * the trial id and a token come in `TUNEBOX_TRIAL_ID` and `TUNEBOX_TOKEN`), waits for the
+ * `start` message, and watches stdin: when the driver dies the pipe closes and the trial exits
+ * instead of living on as an orphan. `run()` imports the trainable (`TUNEBOX_MODULE`) by a
+ * computed specifier, never a literal: Deno then checks read permission for it and for every
+ * module, JSON, text or bytes file it imports.
+ *
+ * A remote executor adds its transport in {@linkcode connectChannel}.
  *
  * @module
  */
 
-import { encodeLine, PROTOCOL_VERSION, readLines } from "./protocol.ts";
+import { encodeLine, PROTOCOL_VERSION } from "./protocol.ts";
+import { readBoundedLines } from "./channel.ts";
 import type { DriverMessage, TrialMessage } from "./protocol.ts";
 import { trainableFn, TrialSession, TrialStopped } from "./session.ts";
 
 /** A booted trial, ready to run its trainable module. */
 export interface BootedTrial {
-  /** Imports the trainable module, runs its default export, reports the outcome and exits. */
-  run(load: () => Promise<Record<string, unknown>>): Promise<never>;
+  /**
+   * Imports the trainable module (by default the one `TUNEBOX_MODULE` names), runs its default
+   * export, reports the outcome and exits.
+   */
+  run(load?: () => Promise<Record<string, unknown>>): Promise<never>;
 }
 
 /**
@@ -33,19 +42,22 @@ export interface BootedTrial {
  * ```ts ignore
  * import { boot } from "./trial_main.ts";
  * const trial = await boot();
- * await trial.run(() => import("./train.ts"));
+ * await trial.run();
  * ```
  */
 export async function boot(): Promise<BootedTrial> {
-  const path = Deno.env.get("TUNEBOX_SOCKET");
+  // Kept before user code runs: a trainable that replaces Deno.exit still ends when told to.
+  const exit: (code?: number) => never = Deno.exit.bind(Deno);
+  const channel = Deno.env.get("TUNEBOX_CHANNEL");
   const trialId = Deno.env.get("TUNEBOX_TRIAL_ID");
   const token = Deno.env.get("TUNEBOX_TOKEN");
-  if (!path || !trialId || !token) {
+  const moduleUrl = Deno.env.get("TUNEBOX_MODULE");
+  if (!channel || !trialId || !token) {
     console.error("tunebox: this module is started by the tunebox driver, not by hand");
-    Deno.exit(2);
+    exit(2);
   }
-  watchStdin();
-  const conn = await Deno.connect({ transport: "unix", path });
+  watchStdin(exit);
+  const conn = await connectChannel(channel);
   const writer = conn.writable.getWriter();
   const encoder = new TextEncoder();
   let writing = Promise.resolve();
@@ -60,7 +72,7 @@ export async function boot(): Promise<BootedTrial> {
 
   (async () => {
     try {
-      for await (const raw of readLines(conn.readable)) {
+      for await (const raw of readBoundedLines(conn.readable, 64 << 20)) {
         const m = raw as DriverMessage;
         if (m.type === "start") resolveStart(m);
         else if (m.type === "ack") {
@@ -70,7 +82,7 @@ export async function boot(): Promise<BootedTrial> {
       }
     } catch { /* the driver went away */ }
     // The driver closed the channel: nothing more can be reported.
-    Deno.exit(1);
+    exit(1);
   })();
 
   await send({ v: PROTOCOL_VERSION, type: "hello", trialId, token });
@@ -83,7 +95,7 @@ export async function boot(): Promise<BootedTrial> {
       message: `protocol version ${start.v} is not ${PROTOCOL_VERSION}`,
       fatal: true,
     });
-    Deno.exit(1);
+    exit(1);
   }
   const t0 = performance.now();
   let seq = 0;
@@ -123,7 +135,7 @@ export async function boot(): Promise<BootedTrial> {
       fatal,
     })
       .catch(() => {});
-    Deno.exit(1);
+    exit(1);
   };
   globalThis.addEventListener("unhandledrejection", (ev) => {
     ev.preventDefault();
@@ -139,7 +151,9 @@ export async function boot(): Promise<BootedTrial> {
     async run(load) {
       let mod: Record<string, unknown>;
       try {
-        mod = await load();
+        // A computed specifier: Deno checks read permission for the whole imported graph.
+        const specifier = String(moduleUrl);
+        mod = load ? await load() : await import(specifier);
       } catch (e) {
         return await fail(e, true);
       }
@@ -160,16 +174,34 @@ export async function boot(): Promise<BootedTrial> {
       }
       await send({ v: PROTOCOL_VERSION, type: "done" });
       await writer.close().catch(() => {});
-      Deno.exit(0);
+      exit(0);
     },
   };
 }
 
-function watchStdin(): void {
+function watchStdin(exit: (code: number) => never): void {
   (async () => {
     try {
       for await (const _ of Deno.stdin.readable) { /* the driver never writes */ }
     } catch { /* closed */ }
-    Deno.exit(1);
+    exit(1);
   })();
+}
+
+/**
+ * Opens the trial's channel to the driver from its `TUNEBOX_CHANNEL` spec. Local trials get
+ * `unix:<path>`, a socket only they are granted; a remote executor adds its scheme here (e.g.
+ * TLS to the driver with a per-experiment CA).
+ *
+ * @example
+ * ```ts ignore
+ * import { connectChannel } from "./trial_main.ts";
+ * const conn = await connectChannel("unix:/tmp/tunebox-x/1/c.sock");
+ * ```
+ */
+export async function connectChannel(spec: string): Promise<Deno.Conn> {
+  if (spec.startsWith("unix:")) {
+    return await Deno.connect({ transport: "unix", path: spec.slice("unix:".length) });
+  }
+  throw new TypeError(`tunebox: unknown trial channel "${spec}"`);
 }

@@ -626,7 +626,7 @@ function validateOptions(o: TunerOptions<Space>): void {
     }
   }
   if (o.sandbox !== undefined) {
-    const keys = ["read", "write", "net", "env", "sys", "ffi"];
+    const keys = ["read", "write", "net", "env", "sys", "ffi", "unstable"];
     for (const [k, v] of Object.entries(o.sandbox)) {
       if (!keys.includes(k)) fail(`unknown sandbox key "${k}"${suggest(k, keys)}`);
       if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {

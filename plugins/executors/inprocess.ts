@@ -35,7 +35,7 @@ export function inprocessExecutor<C = Config>(fn: TrainableFn<C>): Executor {
           config: job.config,
           iteration: job.iteration,
           ...(job.checkpoint ? { checkpoint: job.checkpoint } : {}),
-          trialDir: job.dir,
+          trialDir: job.workDir,
         },
         {
           send: (metrics, checkpointDir) =>

@@ -7,7 +7,6 @@
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { dirname, join } from "node:path";
 import type {
-  Ack,
   Executor,
   SandboxPolicy,
   TrialExit,
@@ -16,9 +15,22 @@ import type {
   TrialListener,
 } from "../../core/plugin.ts";
 import { resolveModule } from "../../core/plugin.ts";
-import { encodeLine, PROTOCOL_VERSION, readLines, reviveMetrics } from "../../core/protocol.ts";
-import type { DriverMessage, TrialMessage } from "../../core/protocol.ts";
-import { parseDenial, sandboxFlags } from "../../core/sandbox.ts";
+import { PROTOCOL_VERSION } from "../../core/protocol.ts";
+import {
+  type ChannelLimits,
+  type Conversation,
+  driveTrial,
+  TrialChannelServer,
+  type TrialConnection,
+} from "../../core/channel.ts";
+import {
+  checkDenoConfig,
+  checkModuleGraph,
+  checkTrainableSource,
+  parseDenial,
+  sandboxFlags,
+  tuneboxRoot,
+} from "../../core/sandbox.ts";
 import { TuneError } from "../../core/errors.ts";
 
 /** Options of {@linkcode subprocessExecutor}. */
@@ -26,31 +38,34 @@ export interface SubprocessExecutorOptions {
   /** Extra permissions for every trial (merged with each job's). */
   readonly sandbox?: SandboxPolicy;
   /**
-   * The `deno.json` trials run with (for its import map and `nodeModulesDir`), or `false` for
-   * `--no-config`. @default the nearest deno.json/deno.jsonc above the trainable module
+   * The `deno.json` trials resolve imports with, or `false` for `--no-config`. Trials never
+   * write its lockfile, `node_modules` or vendor folder, and it may turn on only the unstable
+   * features `sandbox.unstable` lists. @default the nearest deno.json/deno.jsonc above the
+   * trainable module
    */
   readonly denoConfig?: string | false;
-  /** How long a stopped trial may take to exit before it is killed. @default 5000 */
+  /** How long a stopped trial may take to exit before it is sent SIGTERM. @default 5000 */
   readonly graceMs?: number;
+  /** How long after SIGTERM a trial is sent SIGKILL. @default 2000 */
+  readonly killAfterMs?: number;
   /** `--v8-flags` for trials, e.g. `--max-old-space-size=4096`. */
   readonly v8Flags?: string;
-}
-
-interface Pending {
-  token: string;
-  job: TrialJob;
-  listener: TrialListener;
-  connected: (
-    conn: Deno.UnixConn,
-    write: (m: DriverMessage) => Promise<void>,
-    lines: AsyncGenerator<unknown>,
-  ) => void;
+  /** Allow a trainable loaded over `http:`/`https:` (it runs sandboxed, but is fetched). @default false */
+  readonly allowRemoteTrainable?: boolean;
+  /** Cap of each of `stdout.log` and `stderr.log`, in bytes; later output is dropped. @default 67108864 */
+  readonly maxLogBytes?: number;
+  /** Bounds on the trial channel (report size, authentication). */
+  readonly channel?: ChannelLimits;
 }
 
 /**
- * An executor that starts each trial as a sandboxed `deno run` subprocess talking to the driver
- * over a unix socket. The user's stdout/stderr go to `stdout.log`/`stderr.log` in the trial
- * folder. Stopping signals the whole process group.
+ * An executor that starts each trial as a sandboxed `deno run` subprocess. Each trial talks to
+ * the driver over its own unix socket, in a private folder that only that trial is granted; the
+ * socket is removed once the trial has connected, so no trial can reach, replace or pose as
+ * another's channel. The user's stdout/stderr go to `stdout.log`/`stderr.log` in the trial
+ * folder. Stopping escalates from a `stop` message to SIGTERM and SIGKILL on the whole process
+ * group, and trials die with the driver (parent-death signal via `setpriv`, where present, plus
+ * a stdin watchdog).
  *
  * @param trainable the trainable module (URL or path); its default export is run.
  * @param options sandbox, deno.json and timing options.
@@ -67,90 +82,67 @@ export function subprocessExecutor(
 ): Executor {
   const moduleUrl = resolveModule(trainable);
   const graceMs = options.graceMs ?? 5000;
-  const pending = new Map<string, Pending>();
-  let socketDir = "",
-    socketPath = "",
+  const killAfterMs = options.killAfterMs ?? 2000;
+  const maxLogBytes = options.maxLogBytes ?? 64 * 1024 * 1024;
+  let privateRoot = "",
     entry = "",
     configFile: string | undefined,
-    packageDirs: string[] = [];
-  let listener: Deno.Listener | undefined;
-  let denoDir = "";
-
-  async function serve(l: Deno.Listener): Promise<void> {
-    for await (const c of l) {
-      const conn = c as Deno.UnixConn;
-      (async () => {
-        const writer = conn.writable.getWriter();
-        const enc = new TextEncoder();
-        let chain = Promise.resolve();
-        const write = (m: DriverMessage): Promise<void> => {
-          chain = chain.then(() => writer.write(enc.encode(encodeLine(m)))).catch(() => {});
-          return chain;
-        };
-        const lines = readLines(conn.readable);
-        const first = await lines.next().catch(() => undefined);
-        const hello = first?.value as TrialMessage | undefined;
-        const p = hello?.type === "hello" ? pending.get(hello.trialId) : undefined;
-        if (!hello || hello.type !== "hello" || !p || p.token !== hello.token) {
-          conn.close();
-          return;
-        }
-        pending.delete(hello.trialId);
-        p.connected(conn, write, lines);
-      })();
-    }
-  }
+    nodeModules = false,
+    readRoots: string[] = [],
+    denoDir = "",
+    tools: { setpriv: string[]; prlimit?: string } = { setpriv: [] };
+  let prepared = false;
+  let runs = 0;
 
   return {
     name: "subprocess",
-    async prepare({ experimentDir }) {
-      socketDir = await Deno.makeTempDir({ prefix: "tunebox-" });
-      await Deno.chmod(socketDir, 0o700);
-      socketPath = join(socketDir, "driver.sock");
-      try {
-        listener = Deno.listen({ transport: "unix", path: socketPath });
-      } catch (e) {
-        if (e instanceof Deno.errors.NotCapable) {
-          throw new TuneError(
-            "The driver talks to sandboxed trials over a unix socket: run it with --allow-net " +
-              "(or -A). The trials themselves get no network unless `sandbox.net` lists hosts.",
-            { cause: e },
-          );
-        }
-        throw e;
-      }
-      serve(listener).catch(() => {});
+    async prepare({ experimentDir, sandbox }) {
+      const experimentPolicy = merge(options.sandbox ?? {}, sandbox ?? {});
+      await checkTrainableSource(moduleUrl, { allowRemote: options.allowRemoteTrainable });
+      privateRoot = await Deno.makeTempDir({ prefix: "tunebox-" });
+      await Deno.chmod(privateRoot, 0o700);
       configFile = options.denoConfig === false
         ? undefined
         : options.denoConfig ?? await findConfig(moduleUrl);
+      if (configFile) await checkDenoConfig(configFile, experimentPolicy);
+      nodeModules = !!configFile && await exists(join(dirname(configFile), "node_modules"));
       const trialMain = new URL("../../core/trial_main.ts", import.meta.url).href;
       entry = join(experimentDir, ".tunebox_entry.ts");
+      // The trainable is not named here: it is imported by a computed specifier, so Deno checks
+      // read permission for it and everything it imports (a literal would join the static
+      // module graph, which Deno loads without any permission check).
       await Deno.writeTextFile(
         entry,
         `// Generated by tunebox: boots the trial, then runs the trainable module.\n` +
           `import { boot } from ${JSON.stringify(trialMain)};\n` +
           `const trial = await boot();\n` +
-          `await trial.run(() => import(${JSON.stringify(moduleUrl)}));\n`,
+          `await trial.run();\n`,
       );
       const info = await denoInfo();
       denoDir = info.denoDir;
-      packageDirs = [];
+      const packageDirs = [];
       if (configFile) packageDirs.push(join(dirname(configFile), "node_modules"));
       if (info.npmCache) packageDirs.push(info.npmCache);
-      packageDirs = (await Promise.all(packageDirs.map(async (d) => (await exists(d)) ? d : "")))
-        .filter(Boolean);
+      const tunebox = tuneboxRoot();
+      readRoots = [
+        ...(moduleUrl.startsWith("file:") ? [dirname(fromFileUrl(moduleUrl))] : []),
+        ...(tunebox ? [tunebox] : []),
+        ...(await Promise.all(packageDirs.map(async (d) => (await exists(d)) ? d : "")))
+          .filter(Boolean),
+      ];
       // Trials run with --cached-only: fetch what the module graph needs once, here.
       const cache = await new Deno.Command(Deno.execPath(), {
-        // The trainable is named too: a missing module in a dynamic import would not fail here.
         args: [
           "cache",
           "--quiet",
           configFile ? `--config=${configFile}` : "--no-config",
+          ...(experimentPolicy.unstable ?? []).map((u) => `--unstable-${u}`),
           entry,
           moduleUrl,
         ],
         stdout: "piped",
         stderr: "piped",
+        env: { NO_COLOR: "1" },
       }).output();
       if (!cache.success) {
         const err = new TextDecoder().decode(cache.stderr).trim();
@@ -160,175 +152,186 @@ export function subprocessExecutor(
           }`,
         );
       }
+      await checkModuleGraph(moduleUrl, {
+        roots: [...readRoots, ...(experimentPolicy.read ?? [])],
+        ...(configFile ? { configFile } : {}),
+        unstable: experimentPolicy.unstable ?? [],
+      });
+      tools = await processTools();
+      prepared = true;
     },
     start(job, trialListener): TrialHandle {
-      if (!listener) throw new TuneError("subprocessExecutor: prepare() must run before start()");
-      const token = crypto.randomUUID();
-      const envNames = [
-        "TUNEBOX_SOCKET",
-        "TUNEBOX_TRIAL_ID",
-        "TUNEBOX_TOKEN",
-        "DENO_DIR",
-        ...Object.keys(job.env),
-      ];
-      const policy = merge(options.sandbox ?? {}, job.sandbox);
-      const passEnv: Record<string, string> = {};
-      for (const name of policy.env ?? []) {
-        const v = Deno.env.get(name);
-        if (v !== undefined) passEnv[name] = v;
-      }
-      const args = [
-        ...sandboxFlags({
-          trialDir: job.dir,
-          socketPath,
-          trainableFile: moduleUrl.startsWith("file:") ? fromFileUrl(moduleUrl) : undefined,
-          packageDirs,
-          configFile,
-          envNames,
-          policy,
-        }),
-        ...(options.v8Flags ? [`--v8-flags=${options.v8Flags}`] : []),
-        entry,
-      ];
-      let connection:
-        | {
-          conn: Deno.UnixConn;
-          write: (m: DriverMessage) => Promise<void>;
-          lines: AsyncGenerator<unknown>;
-        }
-        | undefined;
-      let resolveConn!: () => void;
-      const connReady = new Promise<void>((r) => (resolveConn = r));
-      const p: Pending = {
-        token,
-        job,
-        listener: trialListener,
-        connected(conn, write, lines) {
-          connection = { conn, write, lines };
-          resolveConn();
-        },
-      };
-      pending.set(job.trialId, p);
-      const child = new Deno.Command(Deno.execPath(), {
-        args,
-        cwd: job.dir,
-        clearEnv: true,
-        env: {
-          ...passEnv,
-          ...job.env,
-          DENO_DIR: denoDir,
-          NO_COLOR: "1",
-          // Lets Deno resolve a program name, so a spawn attempt meets the run permission check.
-          PATH: "/usr/local/bin:/usr/bin:/bin",
-          TUNEBOX_SOCKET: socketPath,
-          TUNEBOX_TRIAL_ID: job.trialId,
-          TUNEBOX_TOKEN: token,
-        },
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-        detached: true,
-      }).spawn();
-      const stderrTail = { text: "" };
-      const logs = Promise.all([
-        pipeToFile(child.stdout, join(job.dir, "stdout.log")),
-        pipeToFile(child.stderr, join(job.dir, "stderr.log"), stderrTail),
-      ]);
-      let stopRequested = false;
-      let outcome: TrialExit | undefined;
-
-      const converse = (async () => {
-        const status = child.status.then(() => "exit" as const);
-        if ((await Promise.race([connReady.then(() => "conn" as const), status])) === "exit") {
-          return;
-        }
-        const { write, lines } = connection!;
-        await write({
-          v: PROTOCOL_VERSION,
-          type: "start",
-          trialId: job.trialId,
-          config: job.config,
-          iteration: job.iteration,
-          ...(job.checkpoint ? { checkpoint: job.checkpoint } : {}),
-          trialDir: job.dir,
-        });
-        try {
-          for await (const raw of lines) {
-            const m = raw as TrialMessage;
-            if (m.type === "report") {
-              const ack: Ack = await trialListener.report({
-                metrics: reviveMetrics(m.metrics),
-                elapsedS: m.elapsed,
-                ...(m.checkpointDir ? { checkpointDir: m.checkpointDir } : {}),
-              });
-              await write({ v: PROTOCOL_VERSION, type: "ack", seq: m.seq, decision: ack });
-            } else if (m.type === "done") {
-              outcome = { kind: "done" };
-            } else if (m.type === "error") {
-              const denial = m.name === "NotCapable" || m.message.includes("Requires")
-                ? parseDenial(m.message)
-                : undefined;
-              outcome = {
-                kind: "error",
-                message: `${m.name}: ${m.message}`,
-                ...(m.stack ? { stack: m.stack } : {}),
-                ...(denial ? { violation: denial } : {}),
-                ...(m.fatal ? { fatal: true } : {}),
-              };
-            }
-          }
-        } catch { /* connection reset: the process died */ }
-      })();
-
-      const exited = (async (): Promise<TrialExit> => {
-        const status = await child.status;
-        pending.delete(job.trialId);
-        try {
-          connection?.conn.close();
-        } catch { /* already closed */ }
-        await converse.catch(() => {});
-        await logs.catch(() => {});
-        killGroup(child.pid, "SIGKILL"); // leftovers of the trial's tree, if any
-        if (outcome) return outcome;
-        if (stopRequested) return { kind: "stopped" };
-        const tail = stderrTail.text.trim().split("\n").slice(-8).join("\n");
-        const denial = parseDenial(tail);
-        const how = status.signal
-          ? `was killed by ${status.signal}`
-          : `exited with code ${status.code}`;
-        return {
-          kind: "error",
-          message: `the trial process ${how} before finishing` +
-            (tail ? `; last lines of stderr.log:\n${tail}` : ""),
-          ...(denial ? { violation: denial } : {}),
-        };
-      })();
-
-      return {
-        exited,
-        async stop(grace = graceMs) {
-          stopRequested = true;
-          await connection?.write({ v: PROTOCOL_VERSION, type: "stop" });
-          if (await settlesWithin(exited, grace)) return;
-          killGroup(child.pid, "SIGTERM");
-          if (await settlesWithin(exited, 1000)) return;
-          killGroup(child.pid, "SIGKILL");
-          await exited;
-        },
-      };
+      if (!prepared) throw new TuneError("subprocessExecutor: prepare() must run before start()");
+      return startTrial(job, trialListener, ++runs);
     },
     async close() {
-      try {
-        listener?.close();
-      } catch { /* closed */ }
-      if (socketDir) await Deno.remove(socketDir, { recursive: true }).catch(() => {});
+      if (privateRoot) await Deno.remove(privateRoot, { recursive: true }).catch(() => {});
     },
   };
+
+  function startTrial(job: TrialJob, trialListener: TrialListener, run: number): TrialHandle {
+    const token = crypto.randomUUID();
+    // A folder of its own per trial run: the trial is granted its socket and nothing else here.
+    const channelDir = join(privateRoot, String(run));
+    Deno.mkdirSync(channelDir, { mode: 0o700 });
+    const socketPath = join(channelDir, "c.sock");
+    const server = new TrialChannelServer(
+      Deno.listen({ transport: "unix", path: socketPath }),
+      options.channel,
+    );
+    const connected = server.expect(job.trialId, token);
+    const resolution = registryEnv();
+    const envNames = [
+      "TUNEBOX_CHANNEL",
+      "TUNEBOX_TRIAL_ID",
+      "TUNEBOX_TOKEN",
+      "TUNEBOX_MODULE",
+      "DENO_DIR",
+      ...Object.keys(resolution),
+      ...Object.keys(job.env),
+    ];
+    const policy = merge(options.sandbox ?? {}, job.sandbox);
+    const passEnv: Record<string, string> = {};
+    for (const name of policy.env ?? []) {
+      const v = Deno.env.get(name);
+      if (v !== undefined) passEnv[name] = v;
+    }
+    const v8 = [
+      ...(options.v8Flags ? [options.v8Flags] : []),
+      ...(job.memoryMb ? [`--max-old-space-size=${Math.max(16, Math.floor(job.memoryMb))}`] : []),
+    ];
+    const args = [
+      ...sandboxFlags({
+        trialDir: job.workDir,
+        recordDir: job.dir,
+        socketPath,
+        readRoots,
+        ...(configFile ? { configFile } : {}),
+        nodeModules,
+        envNames,
+        policy,
+        location: `http://${job.trialId.replace(/[^a-zA-Z0-9-]/g, "-")}-${run}.trial.invalid`,
+      }),
+      ...(v8.length ? [`--v8-flags=${v8.join(",")}`] : []),
+      entry,
+    ];
+    // The OS memory limit: RLIMIT_DATA counts memory a process has actually committed (V8's
+    // reserved address space is not counted), so it caps ArrayBuffers and wasm memories too.
+    const limits = job.memoryMb && tools.prlimit
+      ? [tools.prlimit, `--data=${Math.floor(job.memoryMb * 1.5 + 256) * 1024 * 1024}`, "--"]
+      : [];
+    const argv = [...tools.setpriv, ...limits, Deno.execPath(), ...args];
+    const child = new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      cwd: job.workDir,
+      clearEnv: true,
+      env: {
+        ...passEnv,
+        ...job.env,
+        ...resolution,
+        DENO_DIR: denoDir,
+        NO_COLOR: "1",
+        // Lets Deno resolve a program name, so a spawn attempt meets the run permission check.
+        PATH: "/usr/local/bin:/usr/bin:/bin",
+        TUNEBOX_CHANNEL: `unix:${socketPath}`,
+        TUNEBOX_TRIAL_ID: job.trialId,
+        TUNEBOX_TOKEN: token,
+        TUNEBOX_MODULE: moduleUrl,
+      },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      detached: true,
+    }).spawn();
+    const stderrTail = { text: "" };
+    const logs = Promise.all([
+      pipeToFile(child.stdout, join(job.dir, "stdout.log"), maxLogBytes),
+      pipeToFile(child.stderr, join(job.dir, "stderr.log"), maxLogBytes, stderrTail),
+    ]);
+    let stopRequested = false;
+    let connection: TrialConnection | undefined;
+    const status = child.status;
+
+    const converse = (async (): Promise<Conversation> => {
+      const first = await Promise.race([connected, status.then(() => undefined)]);
+      // The channel is one connection: once the trial is in, nobody else may come.
+      server.close();
+      await Deno.remove(socketPath).catch(() => {});
+      if (!first) return {};
+      connection = first;
+      const talk = await driveTrial(first, job, trialListener);
+      if (talk.broken) killGroup(child.pid, "SIGKILL");
+      return talk;
+    })();
+    converse.catch(() => {});
+
+    // Stop escalation: stop message, then SIGTERM at the deadline, then SIGKILL.
+    let deadline = Infinity;
+    let termTimer: ReturnType<typeof setTimeout> | undefined;
+    let killTimer: ReturnType<typeof setTimeout> | undefined;
+    const escalate = (grace: number): void => {
+      const at = Date.now() + Math.max(0, grace);
+      if (at >= deadline) return;
+      deadline = at;
+      clearTimeout(termTimer);
+      clearTimeout(killTimer);
+      termTimer = setTimeout(() => {
+        killGroup(child.pid, "SIGTERM");
+        killTimer = setTimeout(() => killGroup(child.pid, "SIGKILL"), killAfterMs);
+      }, Math.max(0, grace));
+    };
+
+    const exited = (async (): Promise<TrialExit> => {
+      const st = await status;
+      clearTimeout(termTimer);
+      clearTimeout(killTimer);
+      killGroup(child.pid, "SIGKILL"); // leftovers of the trial's tree, if any
+      server.forget(job.trialId);
+      server.close();
+      connection?.close();
+      // The conversation ends when the connection does; a report still with the runner is
+      // answered by it (the loop outlives every trial), so this wait is bounded.
+      const talk = await settle(converse, 5000);
+      await settle(logs, 5000);
+      await Deno.remove(channelDir, { recursive: true }).catch(() => {});
+      if (talk?.broken) {
+        return {
+          kind: "error",
+          message: `the trial broke the protocol and was killed: ${talk.broken}`,
+        };
+      }
+      if (talk?.outcome) return talk.outcome;
+      if (stopRequested) return { kind: "stopped" };
+      const tail = stderrTail.text.trim().split("\n").slice(-8).join("\n");
+      const denial = parseDenial(tail);
+      const how = st.signal ? `was killed by ${st.signal}` : `exited with code ${st.code}`;
+      const oom = /out of memory|Reached heap limit|memory allocation failed/i.test(tail) &&
+          job.memoryMb
+        ? ` (over its memory cap of ${job.memoryMb} MiB, resources.memoryMb)`
+        : "";
+      return {
+        kind: "error",
+        message: `the trial process ${how} before finishing${oom}` +
+          (tail ? `; last lines of stderr.log:\n${tail}` : ""),
+        ...(denial ? { violation: denial } : {}),
+      };
+    })();
+
+    return {
+      exited,
+      async stop(grace = graceMs) {
+        stopRequested = true;
+        connection?.send({ v: PROTOCOL_VERSION, type: "stop" });
+        escalate(grace);
+        await exited;
+      },
+    };
+  }
 }
 
 function merge(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
   const out: Record<string, string[]> = {};
-  for (const k of ["read", "write", "net", "env", "sys", "ffi"] as const) {
+  for (const k of ["read", "write", "net", "env", "sys", "ffi", "unstable"] as const) {
     const v = [...(a[k] ?? []), ...(b[k] ?? [])];
     if (v.length) out[k] = v;
   }
@@ -341,11 +344,11 @@ function killGroup(pid: number, signal: Deno.Signal): void {
   } catch { /* the group is gone */ }
 }
 
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+async function settle<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const r = await Promise.race([
-    p.then(() => true),
-    new Promise<false>((res) => (timer = setTimeout(() => res(false), ms))),
+    p.catch(() => undefined),
+    new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), ms))),
   ]);
   clearTimeout(timer);
   return r;
@@ -354,18 +357,40 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
 async function pipeToFile(
   stream: ReadableStream<Uint8Array>,
   path: string,
+  maxBytes: number,
   tail?: { text: string },
 ): Promise<void> {
   const file = await Deno.open(path, { append: true, create: true });
   const dec = new TextDecoder();
+  let written = (await file.stat()).size;
+  let full = written >= maxBytes;
   try {
     for await (const chunk of stream) {
-      await file.write(chunk);
       if (tail) tail.text = (tail.text + dec.decode(chunk, { stream: true })).slice(-4096);
+      if (full) continue; // keep draining, so the trial never blocks on a full pipe
+      const room = maxBytes - written;
+      const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+      await writeAll(file, part);
+      written += part.length;
+      if (written >= maxBytes) {
+        full = true;
+        await writeAll(
+          file,
+          new TextEncoder().encode(
+            `\n[tunebox: this log reached its cap of ${maxBytes} bytes (maxLogBytes); ` +
+              `later output was dropped]\n`,
+          ),
+        );
+      }
     }
   } finally {
     file.close();
   }
+}
+
+async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await file.write(data.subarray(off));
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -390,6 +415,38 @@ async function findConfig(moduleUrl: string): Promise<string | undefined> {
   }
 }
 
+let toolsCache: Promise<{ setpriv: string[]; prlimit?: string }> | undefined;
+
+/**
+ * The util-linux tools that work here: `setpriv --pdeathsig SIGKILL` (the kernel kills the
+ * trial when the driver dies, even a driver killed with SIGKILL and a trial that ignores its
+ * stdin watchdog) and `prlimit` (the OS memory cap). Both exec, so the trial stays the direct
+ * child of the driver.
+ */
+function processTools(): Promise<{ setpriv: string[]; prlimit?: string }> {
+  return toolsCache ??= (async () => {
+    const works = async (cmd: string, args: string[]) => {
+      try {
+        return (await new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output())
+          .success;
+      } catch {
+        return false; // missing, or the driver may not run it
+      }
+    };
+    let setpriv: string[] = [];
+    for (const p of ["/usr/bin/setpriv", "/bin/setpriv"]) {
+      if (await works(p, ["--pdeathsig", "SIGKILL", "--", "true"])) {
+        setpriv = [p, "--pdeathsig", "SIGKILL", "--"];
+        break;
+      }
+    }
+    for (const p of ["/usr/bin/prlimit", "/bin/prlimit"]) {
+      if (await works(p, ["--data=1073741824", "--", "true"])) return { setpriv, prlimit: p };
+    }
+    return { setpriv };
+  })();
+}
+
 let infoCache: Promise<{ denoDir: string; npmCache?: string }> | undefined;
 
 function denoInfo(): Promise<{ denoDir: string; npmCache?: string }> {
@@ -405,4 +462,20 @@ function denoInfo(): Promise<{ denoDir: string; npmCache?: string }> {
     };
     return { denoDir: info.denoDir, ...(info.npmCache ? { npmCache: info.npmCache } : {}) };
   })();
+}
+
+/**
+ * The variables that say where Deno resolves `jsr:` and `npm:` specifiers, as the driver has
+ * them: a trial runs `--cached-only` against the driver's DENO_DIR, whose cache is keyed by those
+ * registries, so a driver using a private JSR (`JSR_URL`) or npm mirror must hand them on.
+ */
+function registryEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ["JSR_URL", "NPM_CONFIG_REGISTRY"]) {
+    try {
+      const v = Deno.env.get(name);
+      if (v) out[name] = v;
+    } catch { /* no --allow-env for it: the driver does not use it either */ }
+  }
+  return out;
 }

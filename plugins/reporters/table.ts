@@ -9,6 +9,7 @@ import type { Callback, ExperimentStart, TrialReport } from "../../core/plugin.t
 import { parameters } from "../../core/space.ts";
 import type { JsonValue, Mode, TrialSnapshot } from "../../core/trial.ts";
 import { flatten } from "../../core/store.ts";
+import { printable } from "../../core/protocol.ts";
 
 /** Options of {@linkcode tableReporter}. */
 export interface TableReporterOptions {
@@ -117,7 +118,8 @@ export function tableReporter(options: TableReporterOptions = {}): Callback {
     const now = performance.now();
     if (!force && now - lastDraw < (live ? interval : interval * 5)) return;
     lastDraw = now;
-    const text = render(final);
+    // Everything in the table may come from a trial: no control codes reach the terminal.
+    const text = printable(render(final));
     if (live && drawnLines) write(`\x1b[${drawnLines}F\x1b[J`);
     write(text);
     drawnLines = live ? text.split("\n").length - 1 : 0;
@@ -168,13 +170,15 @@ export function tableReporter(options: TableReporterOptions = {}): Callback {
         )[0];
       const errors = [...rows.values()].filter((r) => r.trial.status === "error");
       for (const r of errors.slice(0, 20)) {
-        write(`  error ${r.trial.id}: ${(r.trial.error ?? "").split("\n")[0]}\n`);
+        write(`  error ${r.trial.id}: ${printable((r.trial.error ?? "").split("\n")[0])}\n`);
       }
       if (best) {
         write(
-          `Best trial ${best.trial.id}: ${metric}=${cell(best.metrics[metric])} config=${
-            JSON.stringify(best.trial.config)
-          }\n`,
+          printable(
+            `Best trial ${best.trial.id}: ${metric}=${cell(best.metrics[metric])} config=${
+              JSON.stringify(best.trial.config)
+            }`,
+          ) + "\n",
         );
       } else {
         write(`No trial reported a finite "${metric}".\n`);
@@ -192,7 +196,7 @@ function cell(v: JsonValue | undefined): string {
       ? v.toExponential(3)
       : v.toPrecision(5).replace(/\.?0+$/, "");
   }
-  const s = typeof v === "string" ? v : JSON.stringify(v);
+  const s = printable(typeof v === "string" ? v : JSON.stringify(v));
   return s.length > 20 ? s.slice(0, 19) + "…" : s;
 }
 

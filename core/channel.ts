@@ -1,0 +1,455 @@
+/**
+ * The driver's side of the trial channel: an authenticated, bounded message connection to one
+ * trial, whatever carries it. This is the seam between the runner's protocol and an executor's
+ * transport:
+ *
+ * - An executor owns the transport. The local subprocess executor gives each trial its own unix
+ *   socket in a private folder that only that trial is granted; a remote executor (Slurm, Ray)
+ *   listens on TLS and tells trials apart by their per-trial tokens. Either way it wraps the
+ *   listener in a {@linkcode TrialChannelServer}, calls {@linkcode TrialChannelServer.expect}
+ *   with the trial's id and token before starting it, and gets back a
+ *   {@linkcode TrialConnection} once that trial said `hello` with the right token.
+ * - {@linkcode driveTrial} then speaks the protocol (DESIGN §3) over the connection: it sends
+ *   `start`, turns each `report` into a {@linkcode TrialListener.report} call and an `ack`, and
+ *   returns how the trial ended. Everything the trial sends is checked: a malformed message
+ *   fails that trial alone.
+ *
+ * Everything here treats the other end as hostile: lines are bounded (and only new bytes are
+ * scanned for the newline), connections that do not authenticate in time are closed, at most a
+ * few may wait unauthenticated, and no handler can throw into the accept loop.
+ *
+ * @module
+ */
+
+import { encodeLine, PROTOCOL_VERSION, reviveMetrics } from "./protocol.ts";
+import type { DriverMessage, TrialMessage } from "./protocol.ts";
+import type { Ack, TrialExit, TrialJob, TrialListener } from "./plugin.ts";
+import type { JsonValue } from "./trial.ts";
+import { parseDenial } from "./sandbox.ts";
+
+/** Bounds on what a trial (or anything that connects) may send. */
+export interface ChannelLimits {
+  /** The longest message line, in bytes (a report's size). @default 1048576 (1 MiB) */
+  readonly maxLineBytes?: number;
+  /** How long a new connection has to say `hello` with a valid token. @default 10000 */
+  readonly authTimeoutMs?: number;
+  /** Connections that may wait unauthenticated at once; more are closed at once. @default 16 */
+  readonly maxUnauthenticated?: number;
+}
+
+/** The default {@linkcode ChannelLimits.maxLineBytes}: 1 MiB. */
+export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
+
+/** A stream the channel runs on: a `Deno.Conn` (unix, TCP or TLS) has this shape. */
+export interface ByteConn {
+  /** Bytes from the peer. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** Bytes to the peer. */
+  readonly writable: WritableStream<Uint8Array>;
+  /** Closes both directions. */
+  close(): void;
+}
+
+/** Raised when a peer breaks the framing (a line too long, or not JSON). */
+export class ChannelError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ChannelError";
+  }
+}
+
+/**
+ * Splits a byte stream into JSON values, one per line, refusing lines longer than `maxBytes`.
+ * Each chunk is scanned once for a newline, so a long line costs O(its length), and the buffer
+ * never holds more than `maxBytes`. `maxBytes` may be an object whose `max` changes later (a
+ * connection allows longer lines once it is authenticated).
+ *
+ * @throws {ChannelError} on a line longer than `maxBytes` or one that is not JSON.
+ * @example
+ * ```ts
+ * import { readBoundedLines } from "./channel.ts";
+ * const stream = ReadableStream.from([new TextEncoder().encode('{"a":1}\n{"a":2}\n')]);
+ * for await (const m of readBoundedLines(stream, 1024)) console.log(m);
+ * ```
+ */
+export async function* readBoundedLines(
+  stream: ReadableStream<Uint8Array>,
+  maxBytes: number | { max: number } = DEFAULT_MAX_LINE_BYTES,
+): AsyncGenerator<unknown> {
+  const limit = typeof maxBytes === "number" ? { max: maxBytes } : maxBytes;
+  const decoder = new TextDecoder();
+  let parts: Uint8Array[] = [];
+  let size = 0;
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      let chunk = value;
+      for (;;) {
+        const nl = chunk.indexOf(10);
+        if (nl < 0) {
+          size += chunk.length;
+          if (size > limit.max) throw tooLong(limit.max);
+          if (chunk.length) parts.push(chunk);
+          break;
+        }
+        size += nl;
+        if (size > limit.max) throw tooLong(limit.max);
+        parts.push(chunk.subarray(0, nl));
+        const line = parts.length === 1 ? parts[0] : concat(parts, size);
+        parts = [];
+        size = 0;
+        chunk = chunk.subarray(nl + 1);
+        const text = decoder.decode(line);
+        if (!text.trim()) continue;
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch {
+          throw new ChannelError(
+            `a message line is not JSON: ${JSON.stringify(text.slice(0, 60))}`,
+          );
+        }
+        yield value;
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+function tooLong(max: number): ChannelError {
+  return new ChannelError(
+    `a message line is longer than ${max} bytes (reports are capped; report fewer or smaller ` +
+      `metrics, and save large data as files or checkpoints)`,
+  );
+}
+
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** An authenticated message connection to one trial. */
+export interface TrialConnection {
+  /** The trial it belongs to. */
+  readonly trialId: string;
+  /** Messages after `hello`, parsed but not yet checked (see {@linkcode checkTrialMessage}). */
+  readonly messages: AsyncIterator<unknown>;
+  /** Sends a message; never throws (a dead peer is noticed by the reader). */
+  send(message: DriverMessage): Promise<void>;
+  /** Closes the connection. */
+  close(): void;
+}
+
+interface Expected {
+  token: string;
+  resolve: (c: TrialConnection) => void;
+}
+
+/**
+ * Accepts connections on any listener, authenticates each by its `hello` (trial id and token),
+ * and hands it to the trial that was expected. Nothing a peer does can throw out of the accept
+ * loop: running out of file descriptors pauses accepting briefly, a peer that does not say
+ * `hello` in time or says it wrong is closed, and at most `maxUnauthenticated` peers wait.
+ *
+ * @example
+ * ```ts ignore
+ * import { TrialChannelServer } from "./channel.ts";
+ * const server = new TrialChannelServer(Deno.listen({ transport: "unix", path: "/tmp/x.sock" }));
+ * const conn = await server.expect("a_00000", crypto.randomUUID());
+ * ```
+ */
+export class TrialChannelServer {
+  readonly #listener: Deno.Listener;
+  readonly #limits: Required<ChannelLimits>;
+  readonly #expected = new Map<string, Expected>();
+  #unauthenticated = 0;
+  #closed = false;
+  /** Connections refused so far (bad hello, timeout, over the cap), for diagnostics. */
+  refused = 0;
+
+  /** Starts accepting on `listener`. */
+  constructor(listener: Deno.Listener, limits: ChannelLimits = {}) {
+    this.#listener = listener;
+    this.#limits = {
+      maxLineBytes: limits.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+      authTimeoutMs: limits.authTimeoutMs ?? 10_000,
+      maxUnauthenticated: limits.maxUnauthenticated ?? 16,
+    };
+    this.#acceptLoop();
+  }
+
+  /**
+   * Waits for the trial `trialId` to connect with `token`. Call it before the trial starts.
+   *
+   * @returns the authenticated connection.
+   */
+  expect(trialId: string, token: string): Promise<TrialConnection> {
+    return new Promise((resolve) => this.#expected.set(trialId, { token, resolve }));
+  }
+
+  /** Stops waiting for a trial (it exited before connecting). */
+  forget(trialId: string): void {
+    this.#expected.delete(trialId);
+  }
+
+  /** Stops accepting; connections already handed out stay open. */
+  close(): void {
+    this.#closed = true;
+    try {
+      this.#listener.close();
+    } catch { /* closed */ }
+  }
+
+  async #acceptLoop(): Promise<void> {
+    while (!this.#closed) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (e) {
+        if (this.#closed || e instanceof Deno.errors.BadResource) return;
+        // EMFILE/ENFILE and friends: back off and keep serving.
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      if (this.#unauthenticated >= this.#limits.maxUnauthenticated) {
+        this.refused++;
+        closeQuietly(conn);
+        continue;
+      }
+      this.#unauthenticated++;
+      this.#authenticate(conn).catch(() => closeQuietly(conn)).finally(() =>
+        this.#unauthenticated--
+      );
+    }
+  }
+
+  async #authenticate(conn: ByteConn): Promise<void> {
+    const limit = { max: Math.min(this.#limits.maxLineBytes, 4096) };
+    const messages = readBoundedLines(conn.readable, limit);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((r) => {
+      timer = setTimeout(() => r("timeout"), this.#limits.authTimeoutMs);
+    });
+    const firstP = messages.next();
+    firstP.catch(() => {}); // a reset after the timeout must not surface anywhere
+    let first: IteratorResult<unknown> | "timeout";
+    try {
+      first = await Promise.race([firstP, timeout]);
+    } catch {
+      first = "timeout";
+    } finally {
+      clearTimeout(timer);
+    }
+    const hello = first === "timeout" || first.done ? undefined : first.value;
+    const h = hello as Partial<Extract<TrialMessage, { type: "hello" }>> | undefined;
+    const expected = h && typeof h === "object" && h.type === "hello" &&
+        typeof h.trialId === "string" && typeof h.token === "string"
+      ? this.#expected.get(h.trialId)
+      : undefined;
+    if (!expected || !h || !timingSafeEqual(expected.token, h.token!)) {
+      this.refused++;
+      closeQuietly(conn);
+      messages.return(undefined).catch(() => {});
+      return;
+    }
+    this.#expected.delete(h.trialId!);
+    // Authenticated: from now on a line may be as long as a report may be.
+    limit.max = this.#limits.maxLineBytes;
+    expected.resolve(wrapConnection(h.trialId!, conn, messages));
+  }
+}
+
+/**
+ * Wraps a byte stream whose peer is known (already authenticated, or a private pipe) as a
+ * {@linkcode TrialConnection}. `messages` is the line limit, or a reader already started on
+ * `conn.readable` (as after `hello`).
+ *
+ * @example
+ * ```ts ignore
+ * import { wrapConnection } from "./channel.ts";
+ * const conn = wrapConnection("a_00000", await Deno.connect({ transport: "unix", path }), 1 << 20);
+ * ```
+ */
+export function wrapConnection(
+  trialId: string,
+  conn: ByteConn,
+  messages: number | AsyncIterator<unknown> = DEFAULT_MAX_LINE_BYTES,
+): TrialConnection {
+  const writer = conn.writable.getWriter();
+  const encoder = new TextEncoder();
+  let chain = Promise.resolve();
+  return {
+    trialId,
+    messages: typeof messages === "number" ? readBoundedLines(conn.readable, messages) : messages,
+    send(m) {
+      chain = chain.then(() => writer.write(encoder.encode(encodeLine(m)))).catch(() => {});
+      return chain;
+    },
+    close() {
+      closeQuietly(conn);
+    },
+  };
+}
+
+function closeQuietly(conn: { close(): void }): void {
+  try {
+    conn.close();
+  } catch { /* already closed */ }
+}
+
+function timingSafeEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+const MAX_TEXT = 8192;
+
+/**
+ * Checks one message from a trial; returns it typed, or a description of what is wrong. Metric
+ * values must be JSON, `__proto__` keys are refused, texts are cut to 8 KiB.
+ *
+ * @example
+ * ```ts
+ * import { checkTrialMessage } from "./channel.ts";
+ * console.log(typeof checkTrialMessage({ v: 1, type: "report", seq: 1, metrics: {}, elapsed: 0 }));
+ * // "object"
+ * console.log(checkTrialMessage({ v: 1, type: "report" })); // a string saying what is wrong
+ * ```
+ */
+export function checkTrialMessage(m: unknown): TrialMessage | string {
+  if (typeof m !== "object" || m === null || Array.isArray(m)) return "a message is not an object";
+  const o = m as Record<string, unknown>;
+  switch (o.type) {
+    case "report": {
+      if (!Number.isSafeInteger(o.seq)) return "a report has no integer seq";
+      if (typeof o.metrics !== "object" || o.metrics === null || Array.isArray(o.metrics)) {
+        return "a report's metrics are not an object";
+      }
+      if (hasProtoKey(o.metrics)) return 'a report has a "__proto__" key';
+      if (typeof o.elapsed !== "number" || !Number.isFinite(o.elapsed) || o.elapsed < 0) {
+        return "a report's elapsed time is not a number >= 0";
+      }
+      if (o.checkpointDir !== undefined && typeof o.checkpointDir !== "string") {
+        return "a report's checkpointDir is not a string";
+      }
+      return {
+        v: Number(o.v),
+        type: "report",
+        seq: o.seq as number,
+        metrics: o.metrics as Record<string, JsonValue>,
+        elapsed: o.elapsed,
+        ...(o.checkpointDir !== undefined ? { checkpointDir: o.checkpointDir as string } : {}),
+      };
+    }
+    case "done":
+      return { v: Number(o.v), type: "done" };
+    case "error":
+      return {
+        v: Number(o.v),
+        type: "error",
+        name: text(o.name, "Error"),
+        message: text(o.message, ""),
+        ...(typeof o.stack === "string" ? { stack: text(o.stack, "") } : {}),
+        ...(o.fatal === true ? { fatal: true } : {}),
+      };
+    default:
+      return `unknown message type ${JSON.stringify(String(o.type).slice(0, 40))}`;
+  }
+}
+
+function text(v: unknown, fallback: string): string {
+  const s = typeof v === "string" ? v : fallback;
+  return s.length > MAX_TEXT ? `${s.slice(0, MAX_TEXT)}… (cut)` : s;
+}
+
+function hasProtoKey(v: unknown, depth = 0): boolean {
+  if (depth > 64 || typeof v !== "object" || v === null) return depth > 64;
+  if (Array.isArray(v)) return v.some((x) => hasProtoKey(x, depth + 1));
+  for (const k of Object.keys(v)) {
+    if (k === "__proto__" || hasProtoKey((v as Record<string, unknown>)[k], depth + 1)) return true;
+  }
+  return false;
+}
+
+/** What {@linkcode driveTrial} found out. */
+export interface Conversation {
+  /** How the trial said it ended (`done` or `error`), if it said so. */
+  readonly outcome?: TrialExit;
+  /** Set when the trial broke the protocol: the executor should kill it. */
+  readonly broken?: string;
+}
+
+/**
+ * Speaks the protocol with one authenticated trial: sends `start`, answers every report through
+ * `listener`, and returns when the trial ends its side or breaks the protocol.
+ *
+ * @example
+ * ```ts ignore
+ * import { driveTrial } from "./channel.ts";
+ * const { outcome, broken } = await driveTrial(conn, job, listener);
+ * ```
+ */
+export async function driveTrial(
+  conn: TrialConnection,
+  job: TrialJob,
+  listener: TrialListener,
+): Promise<Conversation> {
+  await conn.send({
+    v: PROTOCOL_VERSION,
+    type: "start",
+    trialId: job.trialId,
+    config: job.config,
+    iteration: job.iteration,
+    ...(job.checkpoint ? { checkpoint: job.checkpoint } : {}),
+    trialDir: job.workDir,
+  });
+  let outcome: TrialExit | undefined;
+  let lastSeq = 0;
+  for (;;) {
+    let next: IteratorResult<unknown>;
+    try {
+      next = await conn.messages.next();
+    } catch (e) {
+      if (e instanceof ChannelError) return { ...(outcome ? { outcome } : {}), broken: e.message };
+      break; // the connection was reset: the process died
+    }
+    if (next.done) break;
+    const m = checkTrialMessage(next.value);
+    if (typeof m === "string") return { broken: m };
+    if (m.type === "report") {
+      if (m.seq !== lastSeq + 1) return { broken: `report seq ${m.seq} is not ${lastSeq + 1}` };
+      lastSeq = m.seq;
+      const ack: Ack = await listener.report({
+        metrics: reviveMetrics(m.metrics),
+        elapsedS: m.elapsed,
+        ...(m.checkpointDir ? { checkpointDir: m.checkpointDir } : {}),
+      });
+      await conn.send({ v: PROTOCOL_VERSION, type: "ack", seq: m.seq, decision: ack });
+    } else if (m.type === "done") {
+      outcome = { kind: "done" };
+    } else if (m.type === "error") {
+      const denial = m.name === "NotCapable" || m.message.includes("Requires")
+        ? parseDenial(m.message)
+        : undefined;
+      outcome = {
+        kind: "error",
+        message: `${m.name}: ${m.message}`,
+        ...(m.stack ? { stack: m.stack } : {}),
+        ...(denial ? { violation: denial } : {}),
+        ...(m.fatal ? { fatal: true } : {}),
+      };
+    }
+  }
+  return outcome ? { outcome } : {};
+}
