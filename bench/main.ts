@@ -39,6 +39,12 @@ await run("Searchers on benchmark functions", deno, [
   "bench/searchers_bench.ts",
   ...(quick ? ["--quick"] : []),
 ]);
+await run("Schedulers on simulated learning curves; PB2 against PBT", deno, [
+  "run",
+  "-A",
+  "bench/schedulers_bench.ts",
+  ...q,
+]);
 await run("Training: tfjs backends' throughput, the sandbox's cost, the MNIST demo", deno, [
   "run",
   "-A",

@@ -77,10 +77,22 @@ export function concurrencyGate(n: number): ResourceGate {
   };
 }
 
-/** Stop criteria: Ray's dict (`{ training_iteration: 10 }`: stop when any value is reached) or a function. */
+/**
+ * A stop function, as Ray's `Stopper`: called with every result, true stops that trial. With
+ * `stopAll`, checked after each call, true also stops every running trial and starts no new
+ * one: the experiment ends (Ray's `stop_all`). A plain `(trialId, result) => boolean` is one.
+ */
+export interface Stopper {
+  /** Whether the trial that reported `result` should stop. */
+  (trialId: string, result: TrialResult): boolean;
+  /** Whether the whole experiment should stop. */
+  stopAll?(): boolean;
+}
+
+/** Stop criteria: Ray's dict (`{ training_iteration: 10 }`: stop when any value is reached) or a {@linkcode Stopper}. */
 export type StopCriteria =
   | { readonly [key: string]: number }
-  | ((trialId: string, result: TrialResult) => boolean);
+  | Stopper;
 
 /** Checkpoint retention. */
 export interface CheckpointOptions {
@@ -267,6 +279,8 @@ class Runner {
   stopping = false;
   interrupted = false;
   budgetExhausted = false;
+  /** A stopper's `stopAll()` returned true (applied once the reporting trial's stop is set). */
+  stopAllRequested = false;
   fatal: Error | undefined;
   lastSave = 0;
   warnedMissingMetric = false;
@@ -749,6 +763,16 @@ class Runner {
         t.action = { kind: "exploit", from: decision.from, config: decision.config };
         break;
     }
+    if (this.stopAllRequested && !this.stopping) {
+      // A stopper's stopAll(): end the other running trials too and start no new one.
+      this.stopping = true;
+      this.warn("the stopper's stopAll() returned true: stopping every trial");
+      this.stopAll({
+        kind: "stop",
+        reason: "the stopper's stopAll() returned true: the experiment ends",
+        outcome: "completed",
+      });
+    }
     await this.save(false);
     return "stop";
   }
@@ -759,6 +783,13 @@ class Runner {
     if (!stop) return undefined;
     if (typeof stop === "function") {
       const v = this.plugin("stop", "function", () => stop(t.id, r));
+      if (
+        typeof stop.stopAll === "function" && !this.stopping &&
+        this.plugin("stop", "stopAll", () => stop.stopAll!()) === true
+      ) {
+        this.stopAllRequested = true;
+        return "the stopper's stopAll() returned true: the experiment ends";
+      }
       return v ? "the stop function returned true" : undefined;
     }
     const flat = flatten(r);

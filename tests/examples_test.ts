@@ -56,6 +56,20 @@ Deno.test("example 03: MNIST with PBT exploits and logs lineages, tiny budget", 
   match(events, /"reason":"exploit /);
 });
 
+Deno.test("example 10: MNIST with PB2 exploits and logs lineages, tiny budget", async () => {
+  const storage = await Deno.makeTempDir();
+  const text = await task("example:pb2", {
+    NUM_SAMPLES: "4",
+    EPOCHS: "4",
+    TRAIN_SIZE: "300",
+    STORAGE: storage,
+    NAME: "pb2",
+  });
+  match(text, /Best: val_loss \d+\.\d+/);
+  const events = await Deno.readTextFile(`${storage}/pb2/trials.jsonl`);
+  match(events, /"reason":"exploit /);
+});
+
 async function firstTrial(dir: string): Promise<string> {
   const names = [];
   for await (const e of Deno.readDir(dir)) {

@@ -9,7 +9,8 @@
  * | {@linkcode hyperbandScheduler} | `hyperband` | synchronous HyperBand: pause at milestones, keep the top `1/eta` |
  * | {@linkcode medianStoppingScheduler} | `median_stopping` | stop trials whose best is below the median of running averages |
  * | {@linkcode pbtScheduler} | `pbt` | Population Based Training: exploit the best, explore their hyperparameters |
- * | {@linkcode pbtReplay} | `pbt_replay` | replays the schedule PBT found for one trial |
+ * | {@linkcode pb2Scheduler} | `pb2` | PB2: PBT whose explore step is a GP bandit over `hyperparamBounds` |
+ * | {@linkcode pbtReplay} | `pbt_replay` | replays the schedule PBT or PB2 found for one trial |
  *
  * Importing this module registers every scheduler under its YAML name, so an experiment file
  * can say `scheduler: { name: asha, max_t: 10, grace_period: 1 }`.
@@ -38,12 +39,17 @@ import { medianStoppingScheduler, type MedianStoppingSchedulerOptions } from "./
 import {
   type ExploitRequest,
   type Mutation,
-  pbtReplay,
-  type PbtReplayScheduler,
   type PbtScheduler,
   pbtScheduler,
   type PbtSchedulerOptions,
 } from "./pbt.ts";
+import { pbtReplay, type PbtReplayScheduler } from "./pbt_replay.ts";
+import {
+  type Pb2Bounds,
+  type Pb2Scheduler,
+  pb2Scheduler,
+  type Pb2SchedulerOptions,
+} from "./pb2.ts";
 import { checkOptions } from "./_common.ts";
 import type { Decision, SchedulerContext, StopRequest } from "../../core/plugin.ts";
 import type {
@@ -63,6 +69,7 @@ export {
   hyperbandBrackets,
   hyperbandScheduler,
   medianStoppingScheduler,
+  pb2Scheduler,
   pbtReplay,
   pbtScheduler,
 };
@@ -77,6 +84,9 @@ export type {
   MedianStoppingSchedulerOptions,
   Mode,
   Mutation,
+  Pb2Bounds,
+  Pb2Scheduler,
+  Pb2SchedulerOptions,
   PbtReplayScheduler,
   PbtScheduler,
   PbtSchedulerOptions,
@@ -94,7 +104,8 @@ export type {
  * registry entries do. `hyperparamMutations` for PBT take the space syntax
  * (`{ type: loguniform, min: 1e-4, max: 0.1 }`, lists, nested objects).
  *
- * @param name the YAML name: `fifo`, `asha`, `hyperband`, `median_stopping`, `pbt`, `pbt_replay`.
+ * @param name the YAML name: `fifo`, `asha`, `hyperband`, `median_stopping`, `pbt`, `pb2`,
+ *   `pbt_replay`.
  * @param options the options, camelCased.
  * @returns the scheduler.
  * @throws {TypeError} on an unknown name or option (with a "did you mean"), or a bad value;
@@ -140,6 +151,8 @@ export function schedulerFromOptions(name: string, options: Record<string, unkno
         hyperparamMutations: mutations as PbtSchedulerOptions["hyperparamMutations"],
       } as PbtSchedulerOptions);
     }
+    case "pb2":
+      return pb2Scheduler(options as unknown as Pb2SchedulerOptions);
     case "pbt_replay": {
       const o = checkOptions("pbtReplay", options, ["policyFile"]);
       return pbtReplay(o.policyFile as string);
@@ -159,6 +172,7 @@ export const SCHEDULER_NAMES: readonly string[] = [
   "hyperband",
   "median_stopping",
   "pbt",
+  "pb2",
   "pbt_replay",
 ];
 

@@ -4,7 +4,9 @@ import { SCHEDULER_NAMES, schedulerFromOptions } from "../../plugins/schedulers/
 import type { Scheduler } from "../../core/plugin.ts";
 
 Deno.test("importing ./schedulers registers every scheduler for YAML by name", () => {
-  for (const name of ["fifo", "asha", "hyperband", "median_stopping", "pbt", "pbt_replay"]) {
+  for (
+    const name of ["fifo", "asha", "hyperband", "median_stopping", "pbt", "pb2", "pbt_replay"]
+  ) {
     assert.ok(pluginNames("scheduler").includes(name), name);
   }
   const asha = lookupPlugin("scheduler", "asha")!({ maxT: 10, gracePeriod: 1 }) as Scheduler;
@@ -18,6 +20,7 @@ Deno.test("importing ./schedulers registers every scheduler for YAML by name", (
     "fifo",
     "hyperband",
     "median_stopping",
+    "pb2",
     "pbt",
     "pbt_replay",
   ]);
