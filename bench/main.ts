@@ -51,6 +51,12 @@ await run("Training: tfjs backends' throughput, the sandbox's cost, the MNIST de
   "bench/training_bench.ts",
   ...q,
 ]);
+await run("Native TensorFlow backend: tensorflow vs wasm vs cpu, the demo on each", deno, [
+  "run",
+  "-A",
+  "bench/native_bench.ts",
+  ...q,
+]);
 if (peers) {
   const ray = `${root}bench/.venv-ray/bin/python`;
   await run("Peer: Ray Tune driver overhead", ray, ["bench/peers/ray_driver.py", ...q]);

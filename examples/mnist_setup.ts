@@ -39,7 +39,8 @@ export async function mnistSetup(
   const storage = Deno.env.get("STORAGE") ?? "./tunebox_results";
   await writeMnistCache(`${storage}/mnist_data`);
   // The native backend's permissions only name what is built: FFI appears once it is.
-  const native = tfjsBackend({ native: true }).permissions();
+  // BACKEND=wasm keeps trials off it (they then pick wasm), e.g. to compare.
+  const native = tfjsBackend({ native: Deno.env.get("BACKEND") !== "wasm" }).permissions();
   const dataDir = await Deno.realPath(`${storage}/mnist_data`);
   return {
     epochs: env("EPOCHS", defaults.epochs),
