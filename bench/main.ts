@@ -26,6 +26,11 @@ await run("Driver overhead (sandboxed subprocess and in-process trials)", deno, 
   "bench/driver_bench.ts",
   ...q,
 ]);
+await run("The driver against hostile trials (new metric keys, a 32 MiB line)", deno, [
+  "run",
+  "-A",
+  "bench/sandbox_bench.ts",
+]);
 await run("TensorBoard event writer", deno, ["run", "-A", "bench/tensorboard_bench.ts"]);
 await run("MLflow logger against a real server", deno, [
   "run",

@@ -8,19 +8,23 @@
  *    better; at epoch t = 1..81 a trial reports L + (3.5 - L) e^(-t/tau) + N(0, 0.05^2).
  *    64 trials, maxT 81, rf/eta 3, 4 at a time. Per scheduler: iterations run (the compute),
  *    their share of FIFO's, and the regret L of the best trial that reached maxT.
+ * 3. BOHB against HyperBand + random search and ASHA + TPE on LC-H6, through the real runner
+ *    (in-process trials): iterations run and regret.
  * 2. PB2 against PBT on the PBT paper's toy problem (Jaderberg et al. 2017, Fig. 2) with
  *    seeded random starting h and N(0, 0.01^2) observation noise (see tests/schedulers/pb2_test.ts
  *    for why): the best final Q, population 2 and 4, 40 steps, perturbation interval 4.
  *
- *   deno run -A bench/schedulers_bench.ts            # 10 seeds
- *   deno run -A bench/schedulers_bench.ts --quick    # 3 seeds
+ *   deno run -A bench/schedulers_bench.ts            # 10 seeds (5 through the runner)
+ *   deno run -A bench/schedulers_bench.ts --quick    # 3 seeds (2 through the runner)
  *
  * Prints medians over seeds; asserts nothing.
  *
  * @module
  */
 
-import type { Scheduler } from "../core/plugin.ts";
+import type { Scheduler, Searcher } from "../core/plugin.ts";
+import { type Session, Tuner } from "../mod.ts";
+import { bohbSearcher, randomSearcher, tpeSearcher } from "../plugins/searchers/mod.ts";
 import { Rng } from "../core/random.ts";
 import { uniform } from "../core/space.ts";
 import { type SimTrainable, simulate } from "../tests/contract/scheduler.ts";
@@ -153,6 +157,89 @@ for (const workers of [2, 4]) {
   console.log(
     `| ${workers} | ${none.toFixed(3)} | ${pbt.toFixed(3)} | ${pb2.toFixed(3)} | ${
       ms.toFixed(0)
+    } |`,
+  );
+}
+
+// ------------------------------------------------------------------ BOHB through the runner
+
+/**
+ * BOHB (HyperBand + the bohb searcher) against HyperBand + random search and ASHA + TPE on LC-H6,
+ * through the real runner with in-process trials (the searchers need the runner's loop): 64
+ * trials, maxT 81, eta 3, 4 at a time.
+ */
+async function lcH6Runner(
+  scheduler: Scheduler,
+  searcher: Searcher,
+  seed: number,
+): Promise<{ iterations: number; regret: number }> {
+  const storage = await Deno.makeTempDir({ prefix: "tunebox_bench_" });
+  try {
+    const space = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`x${i}`, uniform(0, 1)]));
+    const r = await new Tuner({
+      trainable: async (c: Record<string, number>, s: Session<Record<string, number>>) => {
+        const x = Array.from({ length: 6 }, (_, i) => c[`x${i}`]);
+        const l = regretOf(x), tau = 2 + 30 * x[0];
+        const noise = new Rng(Math.floor(x[1] * 1e9) + seed);
+        for (let t = s.iteration + 1; t <= MAX_T; t++) {
+          await s.report({ loss: l + (3.5 - l) * Math.exp(-t / tau) + noise.normal(0, 0.05) }, {
+            checkpoint: (dir) => Deno.writeTextFile(`${dir}/t`, String(t)),
+          });
+        }
+      },
+      space,
+      metric: "loss",
+      mode: "min",
+      numSamples: TRIALS,
+      maxConcurrent: 4,
+      seed,
+      scheduler,
+      searcher,
+      storage,
+      reporter: false,
+    }).fit();
+    const done = r.trials.filter((t) => t.iterations >= MAX_T);
+    const loss = (t: (typeof done)[number]) => t.metrics?.loss as number;
+    const best = done.sort((a, b) => loss(a) - loss(b))[0];
+    const x = Array.from({ length: 6 }, (_, i) => best.config[`x${i}`] as number);
+    return { iterations: r.trials.reduce((a, t) => a + t.iterations, 0), regret: regretOf(x) };
+  } finally {
+    await Deno.remove(storage, { recursive: true });
+  }
+}
+
+const RUNNER_SEEDS = quick ? 2 : 5;
+console.log(
+  `\nBOHB on LC-H6 through the runner (in-process trials; ${TRIALS} trials, maxT ${MAX_T}, ` +
+    `eta 3, 4 at a time), median of ${RUNNER_SEEDS} seeds`,
+);
+console.log("| scheduler + searcher | iterations run | regret of best found | wall s/run |");
+console.log("| --- | --- | --- | --- |");
+const COMBOS: [string, () => Scheduler, () => Searcher][] = [
+  ["HyperBand + random", () => hyperbandScheduler({ maxT: MAX_T }), () => randomSearcher()],
+  [
+    "HyperBandForBOHB + BOHB",
+    () => hyperbandScheduler({ maxT: MAX_T, waitForFullBrackets: true, largestBracketFirst: true }),
+    () => bohbSearcher(),
+  ],
+  [
+    "ASHA + TPE",
+    () => ashaScheduler({ maxT: MAX_T, gracePeriod: 1, reductionFactor: 3 }),
+    () => tpeSearcher(),
+  ],
+];
+for (const [name, sch, sea] of COMBOS) {
+  const its: number[] = [], regrets: number[] = [];
+  const t0 = performance.now();
+  for (let seed = 0; seed < RUNNER_SEEDS; seed++) {
+    const r = await lcH6Runner(sch(), sea(), seed);
+    its.push(r.iterations);
+    regrets.push(r.regret);
+  }
+  const wall = (performance.now() - t0) / 1000 / RUNNER_SEEDS;
+  console.log(
+    `| ${name} | ${median(its).toLocaleString("en")} | ${median(regrets).toFixed(4)} | ${
+      wall.toFixed(1)
     } |`,
   );
 }

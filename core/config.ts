@@ -6,7 +6,15 @@
  */
 
 import { dirname, isAbsolute, resolve } from "node:path";
-import { isMap, isPair, isScalar, LineCounter, parse as parseYamlValue, parseDocument } from "yaml";
+import {
+  isMap,
+  isPair,
+  isScalar,
+  LineCounter,
+  parse as parseYamlValue,
+  parseDocument,
+  visit,
+} from "yaml";
 import type { Document, Node as YamlNode } from "yaml";
 import { ConfigError } from "./errors.ts";
 import {
@@ -33,7 +41,7 @@ const TOP_KEYS: Record<string, string> = {
   mode: "min or max",
   num_samples: "a positive integer or -1",
   max_concurrent: "a positive integer",
-  resources: "{ cpu, gpu }",
+  resources: "{ cpu, gpu, memory_mb }",
   gpus: "a count of GPUs to use",
   stop: "{ key: value } criteria",
   time_budget_s: "seconds",
@@ -51,10 +59,11 @@ const TOP_KEYS: Record<string, string> = {
   seed: "a number",
   space: "the search space",
   deno_config: "the deno.json trials run with, or false",
+  allow_remote_trainable: "true to run an http(s) trainable",
 };
 
 const SUB_KEYS: Record<string, string[]> = {
-  resources: ["cpu", "gpu"],
+  resources: ["cpu", "gpu", "memory_mb"],
   checkpoint: ["num_to_keep", "score_attribute", "score_order"],
   sandbox: ["read", "write", "net", "env", "sys", "ffi", "unstable"],
   reporter: ["parameter_columns", "metric_columns", "max_rows", "interval_ms"],
@@ -135,7 +144,30 @@ export async function parseExperiment(
     const [line, col] = at(path, key);
     throw new ConfigError(message, file, line, col);
   };
-  const raw = doc.toJS() as unknown;
+  checkHostileYaml(doc, lc, file);
+  let raw: unknown;
+  try {
+    // Aliases are expanded here: a "billion laughs" file stops at the first hundred.
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    let at = 0;
+    visit(doc, {
+      Alias(_, node) {
+        at ||= node.range?.[0] ?? 0;
+        return at ? visit.BREAK : undefined;
+      },
+    });
+    const p = lc.linePos(at);
+    throw new ConfigError(
+      `The file expands its YAML aliases (*name) too many times (${
+        (e as Error).message
+      }); write the values out`,
+      file,
+      p.line,
+      p.col,
+      { cause: e },
+    );
+  }
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     err("The experiment file must be a mapping of keys (name, trainable, metric, ...)", []);
   }
@@ -144,7 +176,9 @@ export async function parseExperiment(
   if (overrides.name) y.name = overrides.name;
 
   for (const k of Object.keys(y)) {
-    if (!(k in TOP_KEYS)) err(`Unknown key "${k}"${suggest(k, Object.keys(TOP_KEYS))}`, [k], true);
+    if (!Object.hasOwn(TOP_KEYS, k)) {
+      err(`Unknown key "${k}"${suggest(k, Object.keys(TOP_KEYS))}`, [k], true);
+    }
   }
   for (const [k, allowed] of Object.entries(SUB_KEYS)) {
     const v = y[k];
@@ -228,7 +262,18 @@ export async function parseExperiment(
   if (y.deno_config !== undefined) {
     out.denoConfig = y.deno_config === false ? false : rel(String(y.deno_config));
   }
-  if (y.resources) out.resources = y.resources;
+  if (y.resources) out.resources = camelKeys(y.resources as Record<string, unknown>);
+  if (y.allow_remote_trainable !== undefined) {
+    if (typeof y.allow_remote_trainable !== "boolean") {
+      err(
+        `"allow_remote_trainable" must be true or false, got ${
+          JSON.stringify(y.allow_remote_trainable)
+        }`,
+        ["allow_remote_trainable"],
+      );
+    }
+    out.allowRemoteTrainable = y.allow_remote_trainable;
+  }
   if (y.stop !== undefined) out.stop = y.stop;
   if (y.checkpoint) {
     const c = y.checkpoint as Record<string, unknown>;
@@ -432,12 +477,46 @@ function getIn(o: unknown, path: Path): unknown {
   return cur;
 }
 
+/** Keys that would reach an object's prototype when assigned: never a valid option or parameter. */
+const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
+
+/**
+ * Refuses, at their line and column, what a hostile or broken file could use against the
+ * driver: prototype keys (`__proto__`, `constructor`, `prototype`) and numbers too large for a
+ * double (`1e999` would read as Infinity, then print as null).
+ */
+function checkHostileYaml(doc: Document, lc: LineCounter, file: string): void {
+  const fail = (message: string, offset: number | undefined): never => {
+    const p = lc.linePos(offset ?? 0);
+    throw new ConfigError(message, file, p.line, p.col);
+  };
+  visit(doc, {
+    Pair(_, pair) {
+      const k = pair.key;
+      if (isScalar(k) && typeof k.value === "string" && FORBIDDEN_KEYS.has(k.value)) {
+        fail(`The key "${k.value}" is not allowed (it names an object's prototype)`, k.range?.[0]);
+      }
+    },
+    Scalar(_, node) {
+      if (typeof node.value === "number" && !Number.isFinite(node.value)) {
+        const src = (node as { source?: string }).source ?? String(node.value);
+        if (/^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$/.test(src)) return;
+        fail(`The number ${src} is too large (over 1.8e308)`, node.range?.[0]);
+      }
+    },
+  });
+}
+
 function applySet(y: Record<string, unknown>, assignment: string): void {
   const eq = assignment.indexOf("=");
   if (eq <= 0) {
     throw new ConfigError(`--set expects key=value, got ${JSON.stringify(assignment)}`, "--set");
   }
   const path = assignment.slice(0, eq).split(".");
+  const bad = path.find((p) => FORBIDDEN_KEYS.has(p));
+  if (bad) {
+    throw new ConfigError(`--set ${path.join(".")}: the key "${bad}" is not allowed`, "--set");
+  }
   let value: unknown;
   try {
     value = parseYamlValue(assignment.slice(eq + 1));

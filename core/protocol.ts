@@ -1,7 +1,7 @@
 /**
  * The versioned messages between the driver and a sandboxed trial: newline-delimited JSON on a
- * unix socket that only the trial may open. The trial's own stdout/stderr stay free for the
- * user's logs.
+ * channel of the trial's own (a unix socket only it is granted, or TLS for remote trials; see
+ * `channel.ts`). The trial's own stdout/stderr stay free for the user's logs.
  *
  * @module
  */
@@ -82,28 +82,94 @@ export function nonFiniteReplacer(_key: string, value: unknown): unknown {
   return value;
 }
 
+/** The default longest message line: 1 MiB (a report's size cap). */
+export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
+
+/** Raised when a peer breaks the framing (a line too long, or not JSON). */
+export class ChannelError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ChannelError";
+  }
+}
+
 /**
- * Splits a byte stream into lines and yields each parsed JSON value.
+ * Splits a byte stream into JSON values, one per line, refusing lines longer than `maxBytes`.
+ * Each chunk is scanned once for a newline, so a long line costs O(its length), and the buffer
+ * never holds more than `maxBytes`. `maxBytes` may be an object whose `max` changes later (a
+ * connection allows longer lines once it is authenticated).
  *
+ * @throws {ChannelError} on a line longer than `maxBytes` or one that is not JSON.
  * @example
  * ```ts
- * import { readLines } from "./protocol.ts";
+ * import { readBoundedLines } from "./protocol.ts";
  * const stream = ReadableStream.from([new TextEncoder().encode('{"a":1}\n{"a":2}\n')]);
- * for await (const m of readLines(stream)) console.log(m);
+ * for await (const m of readBoundedLines(stream, 1024)) console.log(m);
  * ```
  */
-export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<unknown> {
+export async function* readBoundedLines(
+  stream: ReadableStream<Uint8Array>,
+  maxBytes: number | { max: number } = DEFAULT_MAX_LINE_BYTES,
+): AsyncGenerator<unknown> {
+  const limit = typeof maxBytes === "number" ? { max: maxBytes } : maxBytes;
   const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const chunk of stream) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      if (line.trim()) yield JSON.parse(line);
+  let parts: Uint8Array[] = [];
+  let size = 0;
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      let chunk = value;
+      for (;;) {
+        const nl = chunk.indexOf(10);
+        if (nl < 0) {
+          size += chunk.length;
+          if (size > limit.max) throw tooLong(limit.max);
+          if (chunk.length) parts.push(chunk);
+          break;
+        }
+        size += nl;
+        if (size > limit.max) throw tooLong(limit.max);
+        parts.push(chunk.subarray(0, nl));
+        const line = parts.length === 1 ? parts[0] : concat(parts, size);
+        parts = [];
+        size = 0;
+        chunk = chunk.subarray(nl + 1);
+        const text = decoder.decode(line);
+        if (!text.trim()) continue;
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch {
+          throw new ChannelError(
+            `a message line is not JSON: ${JSON.stringify(text.slice(0, 60))}`,
+          );
+        }
+        yield value;
+      }
     }
+  } finally {
+    reader.releaseLock();
   }
+}
+
+function tooLong(max: number): ChannelError {
+  return new ChannelError(
+    `a message line is longer than ${max} bytes (reports are capped; report fewer or smaller ` +
+      `metrics, and save large data as files or checkpoints)`,
+  );
+}
+
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
 }
 
 const NON_FINITE: Record<string, number> = { NaN: NaN, Infinity: Infinity, "-Infinity": -Infinity };

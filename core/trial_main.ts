@@ -20,8 +20,8 @@
  * @module
  */
 
-import { encodeLine, PROTOCOL_VERSION } from "./protocol.ts";
-import { readBoundedLines } from "./channel.ts";
+// Only protocol.ts and session.ts: whatever a trial imports adds to every trial's start-up.
+import { encodeLine, PROTOCOL_VERSION, readBoundedLines } from "./protocol.ts";
 import type { DriverMessage, TrialMessage } from "./protocol.ts";
 import { trainableFn, TrialSession, TrialStopped } from "./session.ts";
 

@@ -101,6 +101,11 @@ export interface TunerOptions<S extends Space = Space> {
   readonly callbackDrainMs?: number;
   /** The deno.json sandboxed trials run with, or false for none. @default the nearest above the trainable */
   readonly denoConfig?: string | false;
+  /**
+   * Run a trainable given as an `http:`/`https:` URL (it is fetched, then runs sandboxed).
+   * @default false: such a trainable is refused before anything starts
+   */
+  readonly allowRemoteTrainable?: boolean;
 }
 
 /** Options of {@linkcode Tuner.restore}. */
@@ -146,6 +151,7 @@ const OPTION_KEYS = [
   "executor",
   "denoConfig",
   "callbackDrainMs",
+  "allowRemoteTrainable",
 ];
 
 /**
@@ -211,6 +217,7 @@ export class Tuner<S extends Space = Space> {
         ? inprocessExecutor(o.trainable as TrainableFn<Config>)
         : subprocessExecutor(o.trainable, {
           ...(o.denoConfig !== undefined ? { denoConfig: o.denoConfig } : {}),
+          ...(o.allowRemoteTrainable ? { allowRemoteTrainable: true } : {}),
         }));
     const reporter = o.reporter === undefined
       ? tableReporter({ metricColumns: [o.metric] })
@@ -237,6 +244,7 @@ export class Tuner<S extends Space = Space> {
       maxFailures: o.maxFailures ?? 0,
       checkpoint: o.checkpoint ?? {},
       sandbox: o.sandbox ?? {},
+      ...(o.resources?.memoryMb !== undefined ? { memoryMb: o.resources.memoryMb } : {}),
       savedOptions: savedOptions(o, seed),
       createdAt: this.#restore?.createdAt ?? new Date().toISOString(),
       ...(this.#restore ? { restored: this.#restore.restored } : {}),
@@ -409,6 +417,7 @@ function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<
       "checkpoint",
       "sandbox",
       "denoConfig",
+      "allowRemoteTrainable",
     ]
   ) {
     if (saved[k] !== undefined && saved[k] !== null) out[k] = saved[k];
@@ -437,6 +446,7 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
       "checkpoint",
       "sandbox",
       "denoConfig",
+      "allowRemoteTrainable",
     ] as const
   ) {
     if (o[k] !== undefined) out[k] = o[k] as JsonValue;
@@ -575,8 +585,12 @@ function validateOptions(o: TunerOptions<Space>): void {
   }
   if (o.resources !== undefined) {
     for (const [k, v] of Object.entries(o.resources)) {
-      if (k !== "cpu" && k !== "gpu") {
-        fail(`unknown resource "${k}"${suggest(k, ["cpu", "gpu"])}; use { cpu, gpu }`);
+      if (k !== "cpu" && k !== "gpu" && k !== "memoryMb") {
+        fail(
+          `unknown resource "${k}"${
+            suggest(k, ["cpu", "gpu", "memoryMb"])
+          }; use { cpu, gpu, memoryMb }`,
+        );
       }
       if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {
         fail(`"resources.${k}" must be a number >= 0, got ${v}`, RangeError);

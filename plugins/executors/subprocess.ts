@@ -33,6 +33,9 @@ import {
 } from "../../core/sandbox.ts";
 import { TuneError } from "../../core/errors.ts";
 
+/** Data-segment MiB a Deno process maps before running anything (V8's code range and heaps). */
+const V8_DATA_MIB = 640;
+
 /** Options of {@linkcode subprocessExecutor}. */
 export interface SubprocessExecutorOptions {
   /** Extra permissions for every trial (merged with each job's). */
@@ -171,6 +174,9 @@ export function subprocessExecutor(
 
   function startTrial(job: TrialJob, trialListener: TrialListener, run: number): TrialHandle {
     const token = crypto.randomUUID();
+    // An origin of its own for localStorage and the Cache API, removed when the run ends: no
+    // trial sees another's storage, and nothing piles up under DENO_DIR.
+    const origin = `http://t${token.slice(0, 8)}-${run}.trial.invalid`;
     // A folder of its own per trial run: the trial is granted its socket and nothing else here.
     const channelDir = join(privateRoot, String(run));
     Deno.mkdirSync(channelDir, { mode: 0o700 });
@@ -210,15 +216,16 @@ export function subprocessExecutor(
         nodeModules,
         envNames,
         policy,
-        location: `http://${job.trialId.replace(/[^a-zA-Z0-9-]/g, "-")}-${run}.trial.invalid`,
+        location: origin,
       }),
       ...(v8.length ? [`--v8-flags=${v8.join(",")}`] : []),
       entry,
     ];
-    // The OS memory limit: RLIMIT_DATA counts memory a process has actually committed (V8's
-    // reserved address space is not counted), so it caps ArrayBuffers and wasm memories too.
+    // The OS memory limit: RLIMIT_DATA counts writable memory a process maps (ArrayBuffers,
+    // wasm memories, the heap), not address space merely reserved; V8 itself maps about
+    // 576 MiB of it at start (measured on Deno 2.9.6), hence the allowance on top of memoryMb.
     const limits = job.memoryMb && tools.prlimit
-      ? [tools.prlimit, `--data=${Math.floor(job.memoryMb * 1.5 + 256) * 1024 * 1024}`, "--"]
+      ? [tools.prlimit, `--data=${(Math.ceil(job.memoryMb) + V8_DATA_MIB) * 1024 * 1024}`, "--"]
       : [];
     const argv = [...tools.setpriv, ...limits, Deno.execPath(), ...args];
     const child = new Deno.Command(argv[0], {
@@ -294,6 +301,7 @@ export function subprocessExecutor(
       const talk = await settle(converse, 5000);
       await settle(logs, 5000);
       await Deno.remove(channelDir, { recursive: true }).catch(() => {});
+      await removeOriginData(denoDir, origin);
       if (talk?.broken) {
         return {
           kind: "error",
@@ -391,6 +399,20 @@ async function pipeToFile(
 async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
   let off = 0;
   while (off < data.length) off += await file.write(data.subarray(off));
+}
+
+/** Removes what Deno stored for an origin (`localStorage`, Cache API) under DENO_DIR. */
+async function removeOriginData(denoDir: string, origin: string): Promise<void> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(origin));
+  const hash = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  for (
+    const dir of [
+      join(denoDir, "location_data", hash),
+      join(denoDir, "location_data", "web_cache", hash),
+    ]
+  ) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -52,6 +52,13 @@ export interface HyperbandSchedulerOptions {
    * @default false
    */
   readonly waitForFullBrackets?: boolean;
+  /**
+   * Fill the bracket with the most halvings (and trials) first, as Ray's `HyperBandForBOHB`
+   * (YAML `hyperband_for_bohb` sets this and `waitForFullBrackets`); Ray's HyperBand fills
+   * `s = 0` first.
+   * @default false
+   */
+  readonly largestBracketFirst?: boolean;
 }
 
 /** One HyperBand bracket as planned: its size, first budget, milestones and survivors. */
@@ -78,6 +85,7 @@ const KEYS = [
   "reductionFactor",
   "stopLastTrials",
   "waitForFullBrackets",
+  "largestBracketFirst",
 ] as const;
 
 interface Resolved {
@@ -86,6 +94,7 @@ interface Resolved {
   eta: number;
   stopLastTrials: boolean;
   full: boolean;
+  largestFirst: boolean;
 }
 
 function resolve(options: unknown): Resolved {
@@ -96,6 +105,7 @@ function resolve(options: unknown): Resolved {
     eta: numberOption(FN, o, "reductionFactor", 3, { minExclusive: 1 }),
     stopLastTrials: booleanOption(FN, o, "stopLastTrials", true),
     full: booleanOption(FN, o, "waitForFullBrackets", false),
+    largestFirst: booleanOption(FN, o, "largestBracketFirst", false),
   };
 }
 
@@ -235,8 +245,11 @@ export function hyperbandScheduler(options: HyperbandSchedulerOptions = {}): Sch
     if (known !== undefined) return brackets[known].members.find((m) => m.id === id)!;
     let b = brackets.at(-1);
     if (!b || filled(b)) {
-      const band = b ? (b.spec + 1 < specs.length ? b.band : b.band + 1) : 0;
-      const spec = b && b.band === band ? b.spec + 1 : 0;
+      // Ray fills s = 0 (fewest trials) first; HyperBandForBOHB the largest bracket first.
+      const step = o.largestFirst ? -1 : 1, first = o.largestFirst ? specs.length - 1 : 0;
+      const inBand = b && specs[b.spec + step] !== undefined;
+      const band = b ? (inBand ? b.band : b.band + 1) : 0;
+      const spec = b && inBand ? b.spec + step : first;
       b = {
         band,
         spec,

@@ -7,6 +7,7 @@
  * | {@linkcode fifoScheduler} | `fifo` | runs every trial to its end (the default) |
  * | {@linkcode ashaScheduler} | `asha` | asynchronous successive halving (Ray's stopping variant, or the paper's promotions) |
  * | {@linkcode hyperbandScheduler} | `hyperband` | synchronous HyperBand: pause at milestones, keep the top `1/eta` |
+ * | {@linkcode hyperbandScheduler} | `hyperband_for_bohb` | Ray's `HyperBandForBOHB`: `waitForFullBrackets` and `largestBracketFirst` on; with searcher `bohb` it is BOHB |
  * | {@linkcode medianStoppingScheduler} | `median_stopping` | stop trials whose best is below the median of running averages |
  * | {@linkcode pbtScheduler} | `pbt` | Population Based Training: exploit the best, explore their hyperparameters |
  * | {@linkcode pb2Scheduler} | `pb2` | PB2: PBT whose explore step is a GP bandit over `hyperparamBounds` |
@@ -129,6 +130,13 @@ export function schedulerFromOptions(name: string, options: Record<string, unkno
       return ashaScheduler(options as AshaSchedulerOptions);
     case "hyperband":
       return hyperbandScheduler(options as HyperbandSchedulerOptions);
+    case "hyperband_for_bohb":
+      // Ray's HyperBandForBOHB: the largest bracket first, and a bracket waits until it is full.
+      return hyperbandScheduler({
+        waitForFullBrackets: true,
+        largestBracketFirst: true,
+        ...options,
+      } as HyperbandSchedulerOptions);
     case "median_stopping":
       return medianStoppingScheduler(options as MedianStoppingSchedulerOptions);
     case "pbt": {
@@ -170,6 +178,7 @@ export const SCHEDULER_NAMES: readonly string[] = [
   "fifo",
   "asha",
   "hyperband",
+  "hyperband_for_bohb",
   "median_stopping",
   "pbt",
   "pb2",

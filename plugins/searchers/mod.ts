@@ -28,6 +28,7 @@ export { randomSearcher, type RandomSearcherOptions } from "./random.ts";
 export { tpeSearcher, type TpeSearcherOptions } from "./tpe.ts";
 export { concurrencyLimiter, type ConcurrencyLimiterOptions } from "./limiter.ts";
 export { repeater, type RepeaterOptions, TRIAL_INDEX_KEY } from "./repeater.ts";
+export { bohbSearcher, type BohbSearcherOptions } from "./bohb.ts"; // registers "bohb"
 export type {
   Config,
   JsonValue,

@@ -94,3 +94,33 @@ Deno.test("readBoundedLines refuses a line over the cap and scans each byte once
     },
   );
 });
+
+Deno.test("a driver out of file descriptors (EMFILE) keeps accepting once some are free", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = await new Deno.Command("prlimit", {
+      args: [
+        "--nofile=256",
+        "--",
+        Deno.execPath(),
+        "run",
+        "-A",
+        // No deno.json: nothing npm to resolve at start-up, when file descriptors are few.
+        "--no-config",
+        new URL("./_emfile_driver.ts", import.meta.url).pathname,
+        `${dir}/c.sock`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    equal(out.success, true, `exit code ${out.code}:\n${text}`);
+    const m = /AUTHENTICATED (\d+) t1 \((.*)\)/.exec(text);
+    if (!m) throw new Error(`no authentication after the flood:\n${text}`);
+    // It really ran out: the flood stopped on "Too many open files" before 500 connections.
+    assert(Number(m[1]) < 500, text);
+    match(m[2], /Too many open files/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

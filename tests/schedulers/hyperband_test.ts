@@ -266,3 +266,18 @@ Deno.test("hyperbandScheduler rejects bad options with messages naming them", ()
     /unknown option "gracePeriod"/,
   );
 });
+
+Deno.test("hyperbandScheduler largestBracketFirst fills the bracket with the most halvings first (Ray's HyperBandForBOHB)", () => {
+  const s = hyperbandScheduler({ maxT: 9, largestBracketFirst: true, waitForFullBrackets: true });
+  s.setup!({ metric: "acc", mode: "max", seed: 0 });
+  // maxT 9, eta 3: s=2 (9 trials, milestones 1, 3, 9) first, then s=1 (5), then s=0 (3).
+  for (let i = 0; i < 18; i++) s.onTrialAdd!(trial(`t${i}`));
+  const at = (id: string, t: number) =>
+    s.onReport(trial(id, { iteration: t }), result(id, t, { acc: 0.5 })).kind;
+  assert.equal(at("t0", 1), "pause"); // s=2: milestone 1
+  assert.equal(at("t9", 1), "continue"); // s=1: milestone 3
+  assert.equal(at("t9", 3), "pause");
+  assert.equal(at("t14", 3), "continue"); // s=0: milestone 9
+  assert.equal(at("t14", 9), "stop");
+  assert.equal(at("t17", 1), "pause"); // a new band starts at s=2 again
+});

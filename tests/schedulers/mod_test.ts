@@ -19,6 +19,7 @@ Deno.test("importing ./schedulers registers every scheduler for YAML by name", (
     "asha",
     "fifo",
     "hyperband",
+    "hyperband_for_bohb",
     "median_stopping",
     "pb2",
     "pbt",
