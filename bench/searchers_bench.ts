@@ -1,8 +1,10 @@
 #!/usr/bin/env -S deno run -A
 /**
- * Searcher benchmark: Tunebox's TPE and random search against hyperopt's `tpe.suggest`, Optuna 5's
- * default `TPESampler` and random search (run from `bench/peers/searchers_peer.py`), on Branin,
- * Hartmann3/6, Rosenbrock-4 and Jenatton's conditional space, each plain and shifted.
+ * Searcher benchmark: Tunebox's TPE, GP, CMA-ES and random search against hyperopt's
+ * `tpe.suggest`, Optuna 5's `TPESampler`, `GPSampler` and `CmaEsSampler` and random search (run
+ * from `bench/peers/searchers_peer.py`), on Branin, Hartmann3/6, Rosenbrock-4 and Jenatton's
+ * conditional space (plain and shifted) and 6–10-D Levy, Rosenbrock, Ackley, Styblinski–Tang and
+ * Hartmann6-in-10 (shifted).
  *
  * Reports the median best-so-far with quartiles, pairwise Mann–Whitney wins scored as kurobako
  * does (Šidák-corrected α, Borda and Firsts), and the time per suggestion at 100 / 1,000 / 5,000
@@ -11,6 +13,7 @@
  *   deno run -A bench/searchers_bench.ts            # full: 20 seeds × 100 evaluations + peers
  *   deno run -A bench/searchers_bench.ts --quick    # 5 seeds × 60 evaluations, no peers
  *   deno run -A bench/searchers_bench.ts --no-peers --variant 'uni={"multivariate":false}'
+ *   deno run -A bench/searchers_bench.ts --gp-peer-seeds 5   # Optuna's GPSampler on 5 seeds only
  *
  * Prints figures and asserts nothing about speed.
  *
@@ -22,7 +25,9 @@ import type { Searcher } from "../core/plugin.ts";
 import type { Config } from "../core/trial.ts";
 import { type Space, uniform } from "../core/space.ts";
 import { randomSearcher } from "../plugins/searchers/random.ts";
-import { tpeSearcher, type TpeSearcherOptions } from "../plugins/searchers/tpe.ts";
+import { tpeSearcher, type TpeSearcherOptions } from "../plugins/searchers/tpe/mod.ts";
+import { gpSearcher } from "../plugins/searchers/gp/mod.ts";
+import { cmaesSearcher } from "../plugins/searchers/cmaes.ts";
 import { type Problem, PROBLEMS } from "./searchers_problems.ts";
 
 const { values: flags } = parseArgs({
@@ -40,8 +45,13 @@ const { values: flags } = parseArgs({
     out: { type: "string" },
     python: { type: "string" },
     "peer-json": { type: "string" },
+    "curves-out": { type: "string" },
     "seed-offset": { type: "string" },
     "no-ablation": { type: "boolean", default: false },
+    solvers: { type: "string" },
+    "peer-solvers": { type: "string" },
+    "gp-peer-seeds": { type: "string" },
+    "gp-peer-problems": { type: "string" },
   },
 });
 
@@ -57,13 +67,24 @@ const repo = new URL("..", import.meta.url).pathname;
 const python = flags.python ?? Deno.env.get("TUNEBOX_PYTHON") ?? `${repo}.venv/bin/python`;
 
 type Factory = () => Searcher;
-const solvers = new Map<string, Factory>([["tunebox-tpe", () => tpeSearcher()]]);
+const solvers = new Map<string, Factory>([
+  ["tunebox-tpe", () => tpeSearcher()],
+  ["tunebox-gp", () => gpSearcher()],
+  ["tunebox-cmaes", () => cmaesSearcher()],
+]);
 if (!quick && !flags["no-ablation"]) {
   // Ablations behind the defaults: hyperopt's univariate model, and Optuna 5's split and weights.
   solvers.set("tunebox-tpe-univariate", () => tpeSearcher({ multivariate: false }));
-  solvers.set("tunebox-tpe-optuna5", () => tpeSearcher({ gamma: 0.1, weights: "forgetting" }));
+  solvers.set(
+    "tunebox-tpe-optuna5",
+    () => tpeSearcher({ gamma: 0.1, weights: "forgetting", bandwidth: "gap" }),
+  );
 }
 solvers.set("tunebox-random", () => randomSearcher());
+if (flags.solvers) {
+  const keep = new Set(flags.solvers.split(","));
+  for (const k of [...solvers.keys()]) if (!keep.has(k)) solvers.delete(k);
+}
 for (const v of flags.variant ?? []) {
   const eq = v.indexOf("=");
   const opts = JSON.parse(v.slice(eq + 1)) as TpeSearcherOptions;
@@ -116,19 +137,25 @@ for (const [name, factory] of solvers) {
   console.error(`${name}: ${elapsed[name].toFixed(1)} s`);
 }
 
-let peerLatency: Record<string, Record<string, number>> = {};
+let peerLatency: Record<string, Record<string, Record<string, number>>> = {};
 let peerVersions = "";
+if (flags["curves-out"]) {
+  // Save these curves to merge into another run with --peer-json (e.g. the slow GP alone).
+  await Deno.writeTextFile(flags["curves-out"], JSON.stringify({ curves, elapsed }));
+}
 if (flags["peer-json"]) {
-  // Reuse a peer run (same seeds and budget) instead of running the peers again.
-  const peer = JSON.parse(await Deno.readTextFile(flags["peer-json"]));
-  for (const [solver, byProblem] of Object.entries(peer.curves as Curves)) {
-    curves[solver] = Object.fromEntries(
-      Object.entries(byProblem).filter(([name]) => problems.some((p) => p.name === name)),
-    );
+  // Reuse earlier runs (same seeds and budget): peers, or our own searchers run separately.
+  for (const file of flags["peer-json"].split(",")) {
+    const peer = JSON.parse(await Deno.readTextFile(file));
+    for (const [solver, byProblem] of Object.entries(peer.curves as Curves)) {
+      curves[solver] = Object.fromEntries(
+        Object.entries(byProblem).filter(([name]) => problems.some((p) => p.name === name)),
+      );
+    }
+    Object.assign(elapsed, peer.elapsed);
+    Object.assign(peerLatency, peer.latency ?? {});
+    if (peer.versions) peerVersions = peer.versions;
   }
-  Object.assign(elapsed, peer.elapsed);
-  peerLatency = peer.latency ?? {};
-  peerVersions = peer.versions;
 } else if (withPeers) {
   const out = await Deno.makeTempFile({ suffix: ".json" });
   const args = [
@@ -143,13 +170,16 @@ if (flags["peer-json"]) {
     out,
   ];
   if (problemFilter) args.push("--problems", flags.problems!);
+  if (flags["peer-solvers"]) args.push("--solvers", flags["peer-solvers"]);
+  if (flags["gp-peer-seeds"]) args.push("--gp-seeds", flags["gp-peer-seeds"]);
+  if (flags["gp-peer-problems"]) args.push("--gp-problems", flags["gp-peer-problems"]);
   if (withLatency) args.push("--latency");
   const r = await new Deno.Command(python, { args, stdout: "inherit", stderr: "inherit" }).output();
   if (!r.success) throw new Error(`the peer script failed (exit ${r.code}); python: ${python}`);
   const peer = JSON.parse(await Deno.readTextFile(out)) as {
     curves: Curves;
     elapsed: Record<string, number>;
-    latency: Record<string, Record<string, number>>;
+    latency: Record<string, Record<string, Record<string, number>>>;
     versions: string;
   };
   Object.assign(curves, peer.curves);
@@ -278,7 +308,7 @@ for (const p of problems) {
     const f = cs.map((c) => c[c.length - 1]);
     return `${med[0]} / ${med[1]} / **${med[2]}** [${fmt(quantile(f, 0.25))}, ${
       fmt(quantile(f, 0.75))
-    }]${lost.has(n) ? "" : " ★"}`;
+    }]${lost.has(n) ? "" : " ★"}${cs.length !== SEEDS ? ` (n=${cs.length})` : ""}`;
   });
   lines.push(`| ${p.name} (${p.optimum}) | ${cells.join(" | ")} |`);
 }
@@ -301,15 +331,21 @@ lines.push(
     "Jenatton's tree (a choice of two branches, each a choice of two leaves, 7 continuous and 3 " +
     "categorical parameters, at most 4 active). Shifted boxes (no optimum at the centre): Branin " +
     "[−2, 13]×[−3, 12], Hartmann [−0.1, 0.9]^d, Rosenbrock [−2, 13]^4, Jenatton's leaves " +
-    `[−0.3, 0.7]. Sequential trials; seeds ${SEED0}…${SEED0 + SEEDS - 1}` +
+    "[−0.3, 0.7]. Higher-dimensional: Levy-8 on [−10, 10]^8 and shifted to [−5, 15]^8, " +
+    "Rosenbrock-6 on [−2, 13]^6, Ackley-10 on [−15, 30]^10, Styblinski–Tang-8 on [−4, 6]^8, " +
+    "Hartmann6 embedded in 10 dimensions (4 ignored) on [−0.1, 0.9]^10. " +
+    `Sequential trials; seeds ${SEED0}…${SEED0 + SEEDS - 1}` +
     ". tunebox-tpe-univariate = `{ multivariate: false }`, tunebox-tpe-optuna5 = " +
-    '`{ gamma: 0.1, weights: "forgetting" }` (Optuna 5\'s split and weights).',
+    '`{ gamma: 0.1, weights: "forgetting", bandwidth: "gap" }` (Optuna 5\'s split, weights ' +
+    "and kernel widths).",
 );
 if (peerVersions) {
   lines.push(
     "",
     `Peers (\`bench/peers/searchers_peer.py\`): ${peerVersions}; optuna-tpe = \`TPESampler(seed)\`` +
-      " (v5 defaults: multivariate, constant liar), hyperopt-tpe = `fmin(algo=tpe.suggest)`.",
+      " (v5 defaults: multivariate, constant liar), optuna-gp = `GPSampler(seed)`, optuna-cmaes = " +
+      "`CmaEsSampler(seed)` (categorical and conditional parameters by its independent sampler), " +
+      "hyperopt-tpe = `fmin(algo=tpe.suggest)`. A cell marked (n=k) ran on k seeds only.",
   );
 }
 
@@ -321,11 +357,18 @@ function latencySpace(d: number): Space {
   return s;
 }
 
-/** Median ms per suggest() of our TPE once `n` trials have finished (d-D sphere). */
-function ourLatency(d: number, n: number, reps: number): number {
+type LatencyFactory = (n: number) => Searcher;
+const LATENCY: [string, LatencyFactory, number][] = [
+  ["tunebox-tpe", (n) => tpeSearcher({ initialPoints: n }), Infinity],
+  ["tunebox-cmaes", () => cmaesSearcher(), Infinity],
+  ["tunebox-gp", (n) => gpSearcher({ initialPoints: n }), 200],
+];
+
+/** Median ms per suggest() once `n` trials have finished (d-D sphere). */
+function ourLatency(make: LatencyFactory, d: number, n: number, reps: number): number {
   const space = latencySpace(d);
-  // Fill the history fast: random suggestions until n trials finished.
-  const s = tpeSearcher({ initialPoints: n });
+  // Fill the history fast (random suggestions for TPE and GP) until n trials finished.
+  const s = make(n);
   s.setup?.({ space, metric: "loss", mode: "min", seed: 1, numSamples: -1 });
   const f = (c: Config) => Object.values(c).reduce((a: number, v) => a + (v as number) ** 2, 0);
   const done = (id: string, c: Config) =>
@@ -349,26 +392,30 @@ function ourLatency(d: number, n: number, reps: number): number {
   return quantile(times, 0.5);
 }
 
-const hasPeerLat = Object.keys(peerLatency).length > 0;
+const peerNames = Object.keys(peerLatency);
 if (withLatency) {
-  const ns = quick ? [100, 1000] : [100, 1000, 5000];
+  const ns = quick ? [100, 1000] : [100, 200, 1000];
+  const cols = [...LATENCY.map(([n]) => n), ...peerNames];
   lines.push(
     "",
     "## Searchers: time per suggestion (ms, median of 20 calls after n finished trials)",
     "",
-    `| d | n | tunebox-tpe |${hasPeerLat ? " optuna-tpe (v5 default) |" : ""}`,
-    `|---|---|---|${hasPeerLat ? "---|" : ""}`,
+    "A d-dimensional sphere on [−5, 5]^d; the GP only up to 200 trials.",
+    "",
+    `| d | n | ${cols.join(" | ")} |`,
+    `|---|---|${cols.map(() => "---").join("|")}|`,
   );
-  for (const d of [2, 10]) ourLatency(d, 300, 20); // warm up the JIT
+  for (const [, make] of LATENCY) ourLatency(make, 2, 100, 10); // warm up the JIT
   for (const d of [2, 10]) {
     for (const n of ns) {
-      const ours = ourLatency(d, n, 20);
-      const peer = peerLatency[`${d}`]?.[`${n}`];
-      lines.push(
-        `| ${d} | ${n} | ${ours.toFixed(2)} |${
-          hasPeerLat ? ` ${peer === undefined ? "–" : peer.toFixed(2)} |` : ""
-        }`,
+      const cells = LATENCY.map(([, make, max]) =>
+        n <= max ? ourLatency(make, d, n, 20).toFixed(2) : "–"
       );
+      for (const p of peerNames) {
+        const v = peerLatency[p]?.[`${d}`]?.[`${n}`];
+        cells.push(v === undefined ? "–" : v.toFixed(2));
+      }
+      lines.push(`| ${d} | ${n} | ${cells.join(" | ")} |`);
     }
   }
 }

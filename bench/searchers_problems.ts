@@ -83,6 +83,35 @@ export function rosenbrock(x: number[]): number {
   return s;
 }
 
+/** Levy (0 at 1…1). */
+export function levy(x: number[]): number {
+  const w = x.map((v) => 1 + (v - 1) / 4);
+  const d = w.length;
+  let s = Math.sin(Math.PI * w[0]) ** 2;
+  for (let i = 0; i < d - 1; i++) {
+    s += (w[i] - 1) ** 2 * (1 + 10 * Math.sin(Math.PI * w[i] + 1) ** 2);
+  }
+  return s + (w[d - 1] - 1) ** 2 * (1 + Math.sin(2 * Math.PI * w[d - 1]) ** 2);
+}
+
+/** Ackley (0 at 0…0). */
+export function ackley(x: number[]): number {
+  const d = x.length;
+  let sq = 0, cs = 0;
+  for (const v of x) {
+    sq += v * v;
+    cs += Math.cos(2 * Math.PI * v);
+  }
+  return -20 * Math.exp(-0.2 * Math.sqrt(sq / d)) - Math.exp(cs / d) + 20 + Math.E;
+}
+
+/** Styblinski–Tang (−39.16617·d at −2.903534…). */
+export function styblinskiTang(x: number[]): number {
+  let s = 0;
+  for (const v of x) s += v ** 4 - 16 * v * v + 5 * v;
+  return s / 2;
+}
+
 /** Jenatton et al. (2017)'s tree-structured function (0.1 at the corner x4 = r8 = 0). */
 function jenattonSpace(lo: number, hi: number): Space {
   return {
@@ -163,6 +192,43 @@ export const PROBLEMS: readonly Problem[] = [
     optimum: 0,
     space: box(n(4), fill(4, -2), fill(4, 13)),
     f: (c) => rosenbrock(vec(c, 4)),
+  },
+  // Higher-dimensional, all on boxes shifted off the textbook ones (issue 15).
+  {
+    name: "Levy8",
+    optimum: 0,
+    space: box(n(8), fill(8, -10), fill(8, 10)),
+    f: (c) => levy(vec(c, 8)),
+  },
+  {
+    name: "Levy8-shift",
+    optimum: 0,
+    space: box(n(8), fill(8, -5), fill(8, 15)),
+    f: (c) => levy(vec(c, 8)),
+  },
+  {
+    name: "Rosenbrock6-shift",
+    optimum: 0,
+    space: box(n(6), fill(6, -2), fill(6, 13)),
+    f: (c) => rosenbrock(vec(c, 6)),
+  },
+  {
+    name: "Ackley10-shift",
+    optimum: 0,
+    space: box(n(10), fill(10, -15), fill(10, 30)),
+    f: (c) => ackley(vec(c, 10)),
+  },
+  {
+    name: "StyblinskiTang8-shift",
+    optimum: -313.329,
+    space: box(n(8), fill(8, -4), fill(8, 6)),
+    f: (c) => styblinskiTang(vec(c, 8)),
+  },
+  {
+    name: "Hartmann6in10-shift",
+    optimum: -3.32237,
+    space: box(n(10), fill(10, -0.1), fill(10, 0.9)),
+    f: (c) => hartmann6(vec(c, 6)),
   },
   { name: "Jenatton", optimum: 0.1, space: jenattonSpace(0, 1), f: jenatton },
   { name: "Jenatton-shift", optimum: 0.1, space: jenattonSpace(-0.3, 0.7), f: jenatton },

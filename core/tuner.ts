@@ -220,7 +220,7 @@ export class Tuner<S extends Space = Space> {
           ...(o.allowRemoteTrainable ? { allowRemoteTrainable: true } : {}),
         }));
     const reporter = o.reporter === undefined
-      ? tableReporter({ metricColumns: [o.metric] })
+      ? tableReporter({ metricColumns: [o.metric], totalTrials: total })
       : o.reporter;
     const outcome = await runExperiment({
       name: basename(dir),

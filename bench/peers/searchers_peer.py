@@ -1,8 +1,11 @@
-"""Peers of bench/searchers_bench.ts: hyperopt's tpe.suggest, Optuna's default TPESampler and random
-search on the same problems, seeds and budgets. Writes best-so-far curves (and, with --latency,
-Optuna's time per suggestion) as JSON for the Deno side to score.
+"""Peers of bench/searchers_bench.ts: hyperopt's tpe.suggest, Optuna's default TPESampler, GPSampler
+and CmaEsSampler, and random search on the same problems, seeds and budgets. Writes best-so-far
+curves (and, with --latency, Optuna's time per suggestion) as JSON for the Deno side to score.
 
     .venv/bin/python bench/peers/searchers_peer.py --seeds 20 --evals 100 --out peer.json --latency
+
+Optuna's GPSampler needs torch (not in tests/peers/requirements.txt: it is large); without it the
+optuna-gp peer is skipped with a note. --gp-seeds runs it on fewer seeds (it is slow).
 
 The problem definitions mirror bench/searchers_problems.ts; keep them in step.
 """
@@ -55,6 +58,25 @@ def rosenbrock(x):
     return sum(100 * (x[i + 1] - x[i] ** 2) ** 2 + (x[i] - 1) ** 2 for i in range(len(x) - 1))
 
 
+def levy(x):
+    w = [1 + (v - 1) / 4 for v in x]
+    s = math.sin(math.pi * w[0]) ** 2
+    for i in range(len(w) - 1):
+        s += (w[i] - 1) ** 2 * (1 + 10 * math.sin(math.pi * w[i] + 1) ** 2)
+    return s + (w[-1] - 1) ** 2 * (1 + math.sin(2 * math.pi * w[-1]) ** 2)
+
+
+def ackley(x):
+    d = len(x)
+    sq = sum(v * v for v in x)
+    cs = sum(math.cos(2 * math.pi * v) for v in x)
+    return -20 * math.exp(-0.2 * math.sqrt(sq / d)) - math.exp(cs / d) + 20 + math.e
+
+
+def styblinski_tang(x):
+    return sum(v**4 - 16 * v * v + 5 * v for v in x) / 2
+
+
 def box(name, f, lo, hi):
     return {"name": name, "kind": "box", "f": f, "lo": lo, "hi": hi}
 
@@ -68,6 +90,12 @@ PROBLEMS = [
     box("Hartmann6-shift", lambda x: hartmann(x, H6_A, H6_P), [-0.1] * 6, [0.9] * 6),
     box("Rosenbrock4", rosenbrock, [-5] * 4, [10] * 4),
     box("Rosenbrock4-shift", rosenbrock, [-2] * 4, [13] * 4),
+    box("Levy8", levy, [-10] * 8, [10] * 8),
+    box("Levy8-shift", levy, [-5] * 8, [15] * 8),
+    box("Rosenbrock6-shift", rosenbrock, [-2] * 6, [13] * 6),
+    box("Ackley10-shift", ackley, [-15] * 10, [30] * 10),
+    box("StyblinskiTang8-shift", styblinski_tang, [-4] * 8, [6] * 8),
+    box("Hartmann6in10-shift", lambda x: hartmann(x[:6], H6_A, H6_P), [-0.1] * 10, [0.9] * 10),
     {"name": "Jenatton", "kind": "jenatton", "lo": 0.0, "hi": 1.0},
     {"name": "Jenatton-shift", "kind": "jenatton", "lo": -0.3, "hi": 0.7},
 ]
@@ -91,10 +119,20 @@ def best_so_far(values):
 # ---- Optuna -----------------------------------------------------------------------------------
 
 
-def run_optuna(p, seed, evals):
+def make_sampler(kind, seed):
     import optuna
 
-    sampler = optuna.samplers.TPESampler(seed=seed)  # Optuna 5 defaults
+    if kind == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if kind == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)  # Optuna 5 defaults
+
+
+def run_optuna(p, seed, evals, kind="tpe"):
+    import optuna
+
+    sampler = make_sampler(kind, seed)
     study = optuna.create_study(sampler=sampler, direction="minimize")
 
     def objective(trial):
@@ -184,13 +222,13 @@ def run_random(p, seed, evals):
 # ---- Optuna suggestion latency ----------------------------------------------------------------
 
 
-def optuna_latency(d, n, reps=20):
+def optuna_latency(d, n, reps=20, kind="tpe"):
     """Median ms per ask() (all parameters sampled) once n trials have finished (d-D sphere)."""
     import optuna
     from optuna.distributions import FloatDistribution
 
     dists = {f"x{i}": FloatDistribution(-5, 5) for i in range(d)}
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=1), direction="minimize")
+    study = optuna.create_study(sampler=make_sampler(kind, 1), direction="minimize")
     rng = np.random.default_rng(1)
     trials = []
     for _ in range(n):
@@ -215,7 +253,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--problems", default=None, help="regular expression on problem names")
     ap.add_argument("--latency", action="store_true")
-    ap.add_argument("--solvers", default="optuna-tpe,hyperopt-tpe,numpy-random")
+    ap.add_argument("--solvers", default="optuna-tpe,optuna-gp,optuna-cmaes,hyperopt-tpe,numpy-random")
+    ap.add_argument("--gp-seeds", type=int, default=None, help="seeds for optuna-gp (slow)")
+    ap.add_argument("--gp-problems", default=None, help="regular expression for optuna-gp")
     args = ap.parse_args()
 
     import optuna
@@ -223,26 +263,59 @@ def main():
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("hyperopt").setLevel(logging.WARNING)
-    runners = {"optuna-tpe": run_optuna, "hyperopt-tpe": run_hyperopt, "numpy-random": run_random}
+    try:
+        import torch  # noqa: F401  (GPSampler needs it)
+
+        has_torch = True
+    except ImportError:
+        has_torch = False
+    runners = {
+        "optuna-tpe": run_optuna,
+        "optuna-gp": lambda p, s, e: run_optuna(p, s, e, "gp"),
+        "optuna-cmaes": lambda p, s, e: run_optuna(p, s, e, "cmaes"),
+        "hyperopt-tpe": run_hyperopt,
+        "numpy-random": run_random,
+    }
     problems = [p for p in PROBLEMS if not args.problems or re.search(args.problems, p["name"])]
     curves, elapsed = {}, {}
     for name in args.solvers.split(","):
+        if name == "optuna-gp" and not has_torch:
+            print("optuna-gp skipped: torch is not installed", file=sys.stderr)
+            continue
         run = runners[name]
         curves[name] = {}
+        seeds = args.gp_seeds if name == "optuna-gp" and args.gp_seeds else args.seeds
         t0 = time.perf_counter()
         for p in problems:
-            curves[name][p["name"]] = [run(p, args.seed_offset + s, args.evals) for s in range(args.seeds)]
+            if name == "optuna-gp" and args.gp_problems and not re.search(args.gp_problems, p["name"]):
+                continue
+            curves[name][p["name"]] = [run(p, args.seed_offset + s, args.evals) for s in range(seeds)]
+            print(f"{name} {p['name']}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            elapsed[name] = time.perf_counter() - t0
+            write(args.out, curves, elapsed, {}, "partial")  # a long run can be stopped early
         elapsed[name] = time.perf_counter() - t0
         print(f"{name}: {elapsed[name]:.1f} s", file=sys.stderr)
     latency = {}
     if args.latency:
-        for d in (2, 10):
-            latency[str(d)] = {}
-            for n in (100, 1000, 5000):
-                latency[str(d)][str(n)] = optuna_latency(d, n)
-                print(f"optuna latency d={d} n={n}: {latency[str(d)][str(n)]:.2f} ms", file=sys.stderr)
+        kinds = [("optuna-tpe", "tpe", (100, 200, 1000)), ("optuna-cmaes", "cmaes", (100, 200, 1000))]
+        if has_torch and "optuna-gp" in args.solvers:
+            kinds.append(("optuna-gp", "gp", (100, 200)))
+        for solver, kind, ns in kinds:
+            latency[solver] = {}
+            for d in (2, 10):
+                latency[solver][str(d)] = {}
+                for n in ns:
+                    ms = optuna_latency(d, n, 10 if kind == "gp" else 20, kind)
+                    latency[solver][str(d)][str(n)] = ms
+                    print(f"{solver} latency d={d} n={n}: {ms:.2f} ms", file=sys.stderr)
     versions = f"optuna {optuna.__version__}, hyperopt {hyperopt.__version__}, numpy {np.__version__}, Python {sys.version.split()[0]}"
-    with open(args.out, "w") as f:
+    if has_torch:
+        versions += f", torch {torch.__version__}"
+    write(args.out, curves, elapsed, latency, versions)
+
+
+def write(path, curves, elapsed, latency, versions):
+    with open(path, "w") as f:
         json.dump({"curves": curves, "elapsed": elapsed, "latency": latency, "versions": versions}, f)
 
 

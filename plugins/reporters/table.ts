@@ -10,6 +10,7 @@ import { parameters } from "../../core/space.ts";
 import type { JsonValue, Mode, TrialSnapshot } from "../../core/trial.ts";
 import { flatten } from "../../core/store.ts";
 import { printable } from "../../core/protocol.ts";
+import { inJupyter, notebookReporter } from "./notebook.ts";
 
 /** Options of {@linkcode tableReporter}. */
 export interface TableReporterOptions {
@@ -25,6 +26,8 @@ export interface TableReporterOptions {
   readonly write?: (text: string) => void;
   /** Redraw in place (ANSI). @default whether stdout is a terminal */
   readonly live?: boolean;
+  /** How many trials the experiment will run: the notebook view's progress bar. */
+  readonly totalTrials?: number;
 }
 
 interface Row {
@@ -44,6 +47,15 @@ interface Row {
  * ```
  */
 export function tableReporter(options: TableReporterOptions = {}): Callback {
+  // In Deno's Jupyter kernel the table is an HTML table updated in place, with a progress bar.
+  if (options.write === undefined && options.live === undefined && inJupyter()) {
+    return notebookReporter({
+      ...(options.parameterColumns ? { parameterColumns: options.parameterColumns } : {}),
+      ...(options.metricColumns ? { metricColumns: options.metricColumns } : {}),
+      ...(options.maxRows !== undefined ? { maxRows: options.maxRows } : {}),
+      ...(options.totalTrials !== undefined ? { totalTrials: options.totalTrials } : {}),
+    });
+  }
   const enc = new TextEncoder();
   const write = options.write ?? ((s: string) => Deno.stdout.writeSync(enc.encode(s)));
   const live = options.live ?? Deno.stdout.isTerminal();

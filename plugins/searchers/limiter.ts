@@ -34,7 +34,7 @@ type Info = { readonly error?: boolean; readonly stopped?: boolean };
  * @example
  * ```ts
  * import { concurrencyLimiter } from "./limiter.ts";
- * import { tpeSearcher } from "./tpe.ts";
+ * import { tpeSearcher } from "./tpe/mod.ts";
  * const searcher = concurrencyLimiter(tpeSearcher(), 2);
  * console.log(searcher.name); // "concurrency_limiter(tpe)"
  * ```

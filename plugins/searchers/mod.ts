@@ -4,12 +4,15 @@
  * - {@linkcode randomSearcher}: random sampling with Ray's grid semantics (the default).
  * - {@linkcode tpeSearcher}: a Tree-structured Parzen Estimator (hyperopt / Optuna style) for
  *   every domain type, conditional sub-spaces and parallel trials.
+ * - {@linkcode gpSearcher}: Gaussian-process Bayesian optimisation (Matérn 5/2, log EI), as
+ *   Optuna's `GPSampler`; best for expensive trials and up to a few hundred of them.
+ * - {@linkcode cmaesSearcher}: CMA-ES with IPOP restarts for numeric spaces (choices by TPE).
  * - {@linkcode concurrencyLimiter}: at most N live trials of a searcher.
  * - {@linkcode repeater}: run each config N times and report the mean to the searcher.
  *
- * Importing this module registers `random` and `tpe` for YAML experiment files
- * (`searcher: { name: tpe, initial_points: 10 }`; itwinai's `n_random_steps` is accepted as an
- * alias of `initial_points`).
+ * Importing this module registers `random`, `tpe`, `bayes` (alias `gp`) and `cmaes` for YAML
+ * experiment files (`searcher: { name: tpe, initial_points: 10 }`; itwinai's `n_random_steps` is
+ * accepted as an alias of `initial_points` for `tpe` and `bayes`).
  *
  * @example
  * ```ts
@@ -22,10 +25,14 @@
 
 import { registerPlugin } from "../../core/plugin.ts";
 import { randomSearcher, type RandomSearcherOptions } from "./random.ts";
-import { tpeSearcher, type TpeSearcherOptions } from "./tpe.ts";
+import { tpeSearcher, type TpeSearcherOptions } from "./tpe/mod.ts";
+import { gpSearcher, type GpSearcherOptions } from "./gp/mod.ts";
+import { cmaesSearcher, type CmaesSearcherOptions } from "./cmaes.ts";
 
 export { randomSearcher, type RandomSearcherOptions } from "./random.ts";
-export { tpeSearcher, type TpeSearcherOptions } from "./tpe.ts";
+export { tpeSearcher, type TpeSearcherOptions } from "./tpe/mod.ts";
+export { gpSearcher, type GpSearcherOptions } from "./gp/mod.ts";
+export { cmaesSearcher, type CmaesSearcherOptions } from "./cmaes.ts";
 export { concurrencyLimiter, type ConcurrencyLimiterOptions } from "./limiter.ts";
 export { repeater, type RepeaterOptions, TRIAL_INDEX_KEY } from "./repeater.ts";
 export { bohbSearcher, type BohbSearcherOptions } from "./bohb.ts"; // registers "bohb"
@@ -40,15 +47,31 @@ export type {
 export type { Space } from "../../core/space.ts";
 
 registerPlugin("searcher", "random", (options) => randomSearcher(options as RandomSearcherOptions));
-registerPlugin("searcher", "tpe", (options) => {
+/** itwinai's `n_random_steps` as an alias of `initial_points`. */
+function randomStepsAlias(factory: string, options: Record<string, unknown>) {
   const { nRandomSteps, ...rest } = options;
   if (nRandomSteps !== undefined) {
     if (rest.initialPoints !== undefined) {
       throw new TypeError(
-        'tpeSearcher: give "initialPoints" or its alias "nRandomSteps", not both',
+        `${factory}: give "initialPoints" or its alias "nRandomSteps", not both`,
       );
     }
     rest.initialPoints = nRandomSteps;
   }
-  return tpeSearcher(rest as TpeSearcherOptions);
-});
+  return rest;
+}
+
+registerPlugin(
+  "searcher",
+  "tpe",
+  (options) => tpeSearcher(randomStepsAlias("tpeSearcher", options) as TpeSearcherOptions),
+);
+const gp = (options: Record<string, unknown>) =>
+  gpSearcher(randomStepsAlias("gpSearcher", options) as GpSearcherOptions);
+registerPlugin("searcher", "bayes", gp);
+registerPlugin("searcher", "gp", gp);
+registerPlugin(
+  "searcher",
+  "cmaes",
+  (options) => cmaesSearcher(options as CmaesSearcherOptions),
+);

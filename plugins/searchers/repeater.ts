@@ -50,7 +50,7 @@ interface Group {
  * @example
  * ```ts
  * import { repeater } from "./repeater.ts";
- * import { tpeSearcher } from "./tpe.ts";
+ * import { tpeSearcher } from "./tpe/mod.ts";
  * const searcher = repeater(tpeSearcher(), 3);
  * console.log(searcher.name); // "repeater(tpe)"
  * ```

@@ -1,0 +1,238 @@
+/**
+ * Dense linear algebra for the model-based searchers (row-major `Float64Array`s): Cholesky
+ * factorisation, triangular solves, the inverse from a factor, and a bounded L-BFGS minimiser.
+ *
+ * @module
+ */
+
+/**
+ * Factors a symmetric positive definite n×n matrix as L·Lᵀ (L lower triangular, returned in a
+ * new array; the upper triangle is zero). Returns `undefined` when the matrix is not positive
+ * definite to working precision.
+ */
+export function cholesky(a: Float64Array, n: number): Float64Array | undefined {
+  const l = new Float64Array(n * n);
+  for (let j = 0; j < n; j++) {
+    const rj = j * n;
+    let d = a[rj + j];
+    for (let k = 0; k < j; k++) d -= l[rj + k] * l[rj + k];
+    if (!(d > 0) || !Number.isFinite(d)) return undefined;
+    const ljj = Math.sqrt(d);
+    l[rj + j] = ljj;
+    const inv = 1 / ljj;
+    for (let i = j + 1; i < n; i++) {
+      const ri = i * n;
+      let s = a[ri + j];
+      for (let k = 0; k < j; k++) s -= l[ri + k] * l[rj + k];
+      l[ri + j] = s * inv;
+    }
+  }
+  return l;
+}
+
+/** Solves L·x = b (L lower triangular n×n); writes x into `out` (may be `b`). */
+export function solveLower(
+  l: Float64Array,
+  n: number,
+  b: Float64Array,
+  out: Float64Array = new Float64Array(n),
+): Float64Array {
+  for (let i = 0; i < n; i++) {
+    const ri = i * n;
+    let s = b[i];
+    for (let k = 0; k < i; k++) s -= l[ri + k] * out[k];
+    out[i] = s / l[ri + i];
+  }
+  return out;
+}
+
+/** Solves Lᵀ·x = b (L lower triangular n×n); writes x into `out` (may be `b`). */
+export function solveUpperT(
+  l: Float64Array,
+  n: number,
+  b: Float64Array,
+  out: Float64Array = new Float64Array(n),
+): Float64Array {
+  for (let i = n - 1; i >= 0; i--) {
+    let s = b[i];
+    for (let k = i + 1; k < n; k++) s -= l[k * n + i] * out[k];
+    out[i] = s / l[i * n + i];
+  }
+  return out;
+}
+
+/** Solves (L·Lᵀ)·x = b. */
+export function cholSolve(l: Float64Array, n: number, b: Float64Array): Float64Array {
+  const y = solveLower(l, n, b);
+  return solveUpperT(l, n, y, y);
+}
+
+/** The inverse (L·Lᵀ)⁻¹ of a factored matrix, as a full symmetric n×n array. */
+export function cholInverse(l: Float64Array, n: number): Float64Array {
+  // M = L⁻¹ row by row (each row a combination of the previous ones), then M ᵀ·M by rows of M;
+  // both walk memory in order.
+  const m = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const ri = i * n;
+    for (let k = 0; k < i; k++) {
+      const lik = l[ri + k];
+      if (lik === 0) continue;
+      const rk = k * n;
+      for (let j = 0; j <= k; j++) m[ri + j] -= lik * m[rk + j];
+    }
+    m[ri + i] += 1;
+    const inv = 1 / l[ri + i];
+    for (let j = 0; j <= i; j++) m[ri + j] *= inv;
+  }
+  const out = new Float64Array(n * n);
+  for (let k = 0; k < n; k++) {
+    const rk = k * n;
+    for (let i = 0; i <= k; i++) {
+      const mki = m[rk + i];
+      if (mki === 0) continue;
+      const ri = i * n;
+      for (let j = 0; j <= i; j++) out[ri + j] += mki * m[rk + j];
+    }
+  }
+  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) out[j * n + i] = out[i * n + j];
+  return out;
+}
+
+/** What {@linkcode lbfgsMinimize} returns. */
+export interface MinimizeResult {
+  /** The best point found. */
+  readonly x: Float64Array;
+  /** Its value. */
+  readonly f: number;
+  /** Iterations taken. */
+  readonly iterations: number;
+}
+
+/**
+ * Minimises a smooth function by L-BFGS (memory `m`) with a backtracking Armijo line search,
+ * inside the box [lo, hi] when bounds are given (steps are projected onto it and the gradient
+ * components pushing against an active bound are dropped). `fg` returns the value and writes the
+ * gradient into its second argument. Stops when the projected gradient's largest component is
+ * below `gtol`, after `maxIter` iterations, or when no step decreases the value.
+ */
+export function lbfgsMinimize(
+  fg: (x: Float64Array, grad: Float64Array) => number,
+  x0: Float64Array,
+  opts: {
+    lo?: Float64Array;
+    hi?: Float64Array;
+    maxIter?: number;
+    gtol?: number;
+    m?: number;
+  } = {},
+): MinimizeResult {
+  const n = x0.length;
+  const { lo, hi } = opts;
+  const maxIter = opts.maxIter ?? 100, gtol = opts.gtol ?? 1e-5, m = opts.m ?? 8;
+  const project = (x: Float64Array) => {
+    if (!lo || !hi) return;
+    for (let i = 0; i < n; i++) x[i] = Math.min(hi[i], Math.max(lo[i], x[i]));
+  };
+  let x = Float64Array.from(x0);
+  project(x);
+  let g = new Float64Array(n);
+  let f = fg(x, g);
+  if (!Number.isFinite(f)) return { x, f, iterations: 0 };
+  const S: Float64Array[] = [], Y: Float64Array[] = [], rho: number[] = [];
+  const d = new Float64Array(n), alpha = new Float64Array(m);
+  const free = new Uint8Array(n);
+  let it = 0;
+  for (; it < maxIter; it++) {
+    // Free variables: not at a bound with the gradient pushing outwards.
+    let pg = 0;
+    for (let i = 0; i < n; i++) {
+      const atLo = lo && hi && x[i] <= lo[i] && g[i] > 0;
+      const atHi = lo && hi && x[i] >= hi[i] && g[i] < 0;
+      free[i] = atLo || atHi ? 0 : 1;
+      if (free[i]) pg = Math.max(pg, Math.abs(g[i]));
+    }
+    if (pg < gtol) break;
+    // Two-loop recursion on the free variables.
+    for (let i = 0; i < n; i++) d[i] = free[i] ? -g[i] : 0;
+    const k = S.length;
+    for (let j = k - 1; j >= 0; j--) {
+      let s = 0;
+      for (let i = 0; i < n; i++) if (free[i]) s += S[j][i] * d[i];
+      alpha[j] = rho[j] * s;
+      for (let i = 0; i < n; i++) if (free[i]) d[i] -= alpha[j] * Y[j][i];
+    }
+    if (k > 0) {
+      let yy = 0, sy = 0;
+      for (let i = 0; i < n; i++) {
+        yy += Y[k - 1][i] * Y[k - 1][i];
+        sy += S[k - 1][i] * Y[k - 1][i];
+      }
+      const gamma = sy / yy;
+      for (let i = 0; i < n; i++) d[i] *= gamma;
+    }
+    for (let j = 0; j < k; j++) {
+      let s = 0;
+      for (let i = 0; i < n; i++) if (free[i]) s += Y[j][i] * d[i];
+      const beta = rho[j] * s;
+      for (let i = 0; i < n; i++) if (free[i]) d[i] += S[j][i] * (alpha[j] - beta);
+    }
+    let slope = 0;
+    for (let i = 0; i < n; i++) slope += g[i] * d[i];
+    if (!(slope < 0)) {
+      // Not a descent direction: restart from steepest descent.
+      S.length = Y.length = rho.length = 0;
+      for (let i = 0; i < n; i++) d[i] = free[i] ? -g[i] : 0;
+      slope = 0;
+      for (let i = 0; i < n; i++) slope += g[i] * d[i];
+      if (!(slope < 0)) break;
+    }
+    // First iteration: a step of at most 1 in the largest component.
+    let step = 1;
+    if (k === 0) {
+      let dm = 0;
+      for (let i = 0; i < n; i++) dm = Math.max(dm, Math.abs(d[i]));
+      step = Math.min(1, 1 / Math.max(dm, 1e-12));
+    }
+    const xn = new Float64Array(n), gn = new Float64Array(n);
+    let fn = Infinity, ok = false;
+    for (let ls = 0; ls < 30; ls++) {
+      for (let i = 0; i < n; i++) xn[i] = x[i] + step * d[i];
+      project(xn);
+      let dec = 0;
+      for (let i = 0; i < n; i++) dec += g[i] * (xn[i] - x[i]);
+      fn = fg(xn, gn);
+      if (Number.isFinite(fn) && fn <= f + 1e-4 * Math.min(dec, 0)) {
+        ok = true;
+        break;
+      }
+      step *= 0.5;
+    }
+    if (!ok) break;
+    const s = new Float64Array(n), y = new Float64Array(n);
+    let sy = 0;
+    for (let i = 0; i < n; i++) {
+      s[i] = xn[i] - x[i];
+      y[i] = gn[i] - g[i];
+      sy += s[i] * y[i];
+    }
+    const fPrev = f;
+    x = xn;
+    g = gn;
+    f = fn;
+    if (sy > 1e-12) {
+      S.push(s);
+      Y.push(y);
+      rho.push(1 / sy);
+      if (S.length > m) {
+        S.shift();
+        Y.shift();
+        rho.shift();
+      }
+    }
+    if (Math.abs(fPrev - f) <= 1e-12 * Math.max(1, Math.abs(f))) {
+      it++;
+      break;
+    }
+  }
+  return { x, f, iterations: it };
+}

@@ -1,0 +1,240 @@
+/**
+ * A Gaussian-process regressor with a Matérn 5/2 ARD kernel over mixed inputs (squared
+ * differences for numeric inputs in [0, 1], Hamming distance for categorical ones, as Optuna's
+ * GPSampler), its hyperparameters fitted by maximising the marginal likelihood times Optuna's
+ * priors, and the posterior mean and variance with their gradients.
+ *
+ * @module
+ */
+
+import { cholesky, cholInverse, lbfgsMinimize, solveLower, solveUpperT } from "../_linalg.ts";
+
+const SQRT5 = Math.sqrt(5);
+
+/** The Matérn 5/2 correlation as a function of the squared scaled distance r². */
+export function matern52(r2: number): number {
+  const s = SQRT5 * Math.sqrt(r2);
+  return (1 + s + (5 / 3) * r2) * Math.exp(-s);
+}
+
+/** d matern52 / d r² (finite at r² = 0: −5/6). */
+export function matern52Grad(r2: number): number {
+  const s = SQRT5 * Math.sqrt(r2);
+  return (-5 / 6) * (1 + s) * Math.exp(-s);
+}
+
+/** Kernel hyperparameters. */
+export interface GpParams {
+  /** 1 / lengthscale² per input. */
+  readonly invLs2: Float64Array;
+  /** Signal variance (the kernel's value at distance 0). */
+  readonly scale: number;
+  /** Observation noise variance. */
+  readonly noise: number;
+}
+
+/** The training data: n inputs of D values (row-major), which inputs are categorical, targets. */
+export interface GpData {
+  /** n × D inputs. */
+  readonly X: Float64Array;
+  /** Number of points. */
+  readonly n: number;
+  /** Inputs per point. */
+  readonly D: number;
+  /** 1 where an input is categorical. */
+  readonly isCat: Uint8Array;
+  /** Targets (standardised). */
+  readonly y: Float64Array;
+}
+
+/** The squared difference of input i between two values. */
+function sqd(isCat: Uint8Array, i: number, a: number, b: number): number {
+  return isCat[i] ? (a === b ? 0 : 1) : (a - b) * (a - b);
+}
+
+/** Optuna's log prior of the hyperparameters and its gradient in log space. */
+function logPrior(p: GpParams, minNoise: number, grad: Float64Array): number {
+  const D = p.invLs2.length;
+  let lp = 0;
+  for (let i = 0; i < D; i++) {
+    const l = p.invLs2[i];
+    lp -= 0.1 / l + 0.1 * l;
+    grad[i] = 0.1 / l - 0.1 * l;
+  }
+  // Gamma(2, 1) on the scale, Gamma(1.1, 30) on the noise.
+  lp += Math.log(p.scale) - p.scale;
+  grad[D] = 1 - p.scale;
+  lp += 0.1 * Math.log(p.noise) - 30 * p.noise;
+  grad[D + 1] = (0.1 / p.noise - 30) * (p.noise - minNoise);
+  return lp;
+}
+
+/**
+ * Fits the hyperparameters by L-BFGS on log(1/ℓ²), log(scale) and log(noise − minNoise),
+ * starting from `init` (a previous fit; else all ones, as Optuna), falling back to the default
+ * start when that fails. With `deterministic`, the noise stays at `minNoise`.
+ */
+export function fitGp(
+  data: GpData,
+  init: GpParams | undefined,
+  opts: { minNoise: number; deterministic: boolean; maxIter?: number },
+): GpParams {
+  const { X, n, D, isCat, y } = data;
+  const { minNoise, deterministic } = opts;
+  // Squared differences per pair (j < k) and input.
+  const pairs = (n * (n - 1)) / 2;
+  const S = new Float64Array(pairs * D);
+  for (let j = 0, q = 0; j < n; j++) {
+    for (let k = j + 1; k < n; k++, q++) {
+      for (let i = 0; i < D; i++) S[q * D + i] = sqd(isCat, i, X[j * D + i], X[k * D + i]);
+    }
+  }
+  const C = new Float64Array(n * n);
+  const R2 = new Float64Array(pairs);
+  const pgrad = new Float64Array(D + 2);
+  const unpack = (raw: Float64Array): GpParams => ({
+    invLs2: raw.slice(0, D).map(Math.exp),
+    scale: Math.exp(raw[D]),
+    noise: deterministic ? minNoise : minNoise + Math.exp(raw[D + 1]),
+  });
+  const fg = (raw: Float64Array, grad: Float64Array): number => {
+    for (let i = 0; i < raw.length; i++) if (Math.abs(raw[i]) > 30) return Infinity;
+    const p = unpack(raw);
+    const lam = p.invLs2, s = p.scale;
+    for (let j = 0, q = 0; j < n; j++) {
+      C[j * n + j] = s + p.noise;
+      for (let k = j + 1; k < n; k++, q++) {
+        let r2 = 0;
+        for (let i = 0; i < D; i++) r2 += lam[i] * S[q * D + i];
+        R2[q] = r2;
+        C[j * n + k] = C[k * n + j] = s * matern52(r2);
+      }
+    }
+    const L = cholesky(C, n);
+    if (!L) return Infinity;
+    const alpha = solveUpperT(L, n, solveLower(L, n, y));
+    let mll = 0;
+    for (let j = 0; j < n; j++) mll -= Math.log(L[j * n + j]) + 0.5 * y[j] * alpha[j];
+    const lp = logPrior(p, minNoise, pgrad);
+    const Ci = cholInverse(L, n);
+    // d mll / dθ = ½ tr((ααᵀ − C⁻¹) dC/dθ).
+    grad.fill(0);
+    let gScale = 0, gNoise = 0;
+    for (let j = 0, q = 0; j < n; j++) {
+      const wjj = alpha[j] * alpha[j] - Ci[j * n + j];
+      gScale += 0.5 * wjj * s;
+      gNoise += 0.5 * wjj;
+      for (let k = j + 1; k < n; k++, q++) {
+        const w = alpha[j] * alpha[k] - Ci[j * n + k];
+        const kv = C[j * n + k];
+        gScale += w * kv; // both triangles, halved
+        const dm = w * s * matern52Grad(R2[q]);
+        for (let i = 0; i < D; i++) grad[i] += dm * lam[i] * S[q * D + i];
+      }
+    }
+    grad[D] = gScale;
+    grad[D + 1] = deterministic ? 0 : gNoise * (p.noise - minNoise);
+    for (let i = 0; i < D + 2; i++) grad[i] = -(grad[i] + pgrad[i]);
+    if (deterministic) grad[D + 1] = 0;
+    return -(mll + lp);
+  };
+  const start = (p: GpParams | undefined): Float64Array => {
+    const raw = new Float64Array(D + 2);
+    if (p && p.invLs2.length === D) {
+      for (let i = 0; i < D; i++) raw[i] = Math.log(p.invLs2[i]);
+      raw[D] = Math.log(p.scale);
+      raw[D + 1] = Math.log(Math.max(p.noise - 0.99 * minNoise, 1e-12));
+    } else raw[D + 1] = Math.log(1 - 0.99 * minNoise);
+    return raw;
+  };
+  for (const s0 of init ? [start(init), start(undefined)] : [start(undefined)]) {
+    const r = lbfgsMinimize(fg, s0, { maxIter: opts.maxIter ?? 50, gtol: 1e-2 });
+    if (Number.isFinite(r.f)) return unpack(r.x);
+  }
+  return unpack(start(undefined));
+}
+
+/** A GP conditioned on data with fixed hyperparameters. */
+export class GaussianProcess {
+  private readonly L: Float64Array;
+  private readonly alpha: Float64Array;
+  private readonly k: Float64Array;
+  private readonly dk: Float64Array;
+  private readonly v: Float64Array;
+
+  /**
+   * Conditions the GP. Adds jitter to the diagonal until the factorisation succeeds.
+   *
+   * @throws {Error} when the kernel matrix cannot be factored even with jitter.
+   */
+  constructor(readonly data: GpData, readonly params: GpParams) {
+    const { X, n, D, isCat, y } = data;
+    const C = new Float64Array(n * n);
+    const lam = params.invLs2, s = params.scale;
+    for (let j = 0; j < n; j++) {
+      C[j * n + j] = s + params.noise;
+      for (let k = j + 1; k < n; k++) {
+        let r2 = 0;
+        for (let i = 0; i < D; i++) r2 += lam[i] * sqd(isCat, i, X[j * D + i], X[k * D + i]);
+        C[j * n + k] = C[k * n + j] = s * matern52(r2);
+      }
+    }
+    let L = cholesky(C, n);
+    for (let jitter = 1e-8 * s; !L && jitter < s; jitter *= 10) {
+      for (let j = 0; j < n; j++) C[j * n + j] += jitter;
+      L = cholesky(C, n);
+    }
+    if (!L) throw new Error("GaussianProcess: the kernel matrix is not positive definite");
+    this.L = L;
+    this.alpha = solveUpperT(L, n, solveLower(L, n, y));
+    this.k = new Float64Array(n);
+    this.dk = new Float64Array(n * D);
+    this.v = new Float64Array(n);
+  }
+
+  /**
+   * The posterior mean and variance of f at x; with `dMean`/`dVar`, also their gradients with
+   * respect to the numeric inputs (categorical components are left at 0).
+   */
+  predict(
+    x: Float64Array,
+    dMean?: Float64Array,
+    dVar?: Float64Array,
+  ): { mean: number; variance: number } {
+    const { X, n, D, isCat } = this.data;
+    const lam = this.params.invLs2, s = this.params.scale;
+    const { k, dk, v, L, alpha } = this;
+    const withGrad = dMean !== undefined && dVar !== undefined;
+    let mean = 0;
+    for (let j = 0; j < n; j++) {
+      let r2 = 0;
+      for (let i = 0; i < D; i++) r2 += lam[i] * sqd(isCat, i, x[i], X[j * D + i]);
+      k[j] = s * matern52(r2);
+      mean += k[j] * alpha[j];
+      if (withGrad) {
+        const g = s * matern52Grad(r2);
+        for (let i = 0; i < D; i++) {
+          dk[j * D + i] = isCat[i] ? 0 : g * lam[i] * 2 * (x[i] - X[j * D + i]);
+        }
+      }
+    }
+    solveLower(L, n, k, v);
+    let vv = 0;
+    for (let j = 0; j < n; j++) vv += v[j] * v[j];
+    const variance = Math.max(s - vv, 1e-12 * s);
+    if (withGrad) {
+      const w = solveUpperT(L, n, v); // C⁻¹ k
+      dMean.fill(0);
+      dVar.fill(0);
+      for (let j = 0; j < n; j++) {
+        const aj = alpha[j], wj = -2 * w[j];
+        for (let i = 0; i < D; i++) {
+          dMean[i] += aj * dk[j * D + i];
+          dVar[i] += wj * dk[j * D + i];
+        }
+      }
+      if (s - vv <= 1e-12 * s) dVar.fill(0);
+    }
+    return { mean, variance };
+  }
+}
