@@ -255,7 +255,8 @@ export function checkTrialMessage(m: unknown): TrialMessage | string {
       if (typeof o.metrics !== "object" || o.metrics === null || Array.isArray(o.metrics)) {
         return "a report's metrics are not an object";
       }
-      if (hasProtoKey(o.metrics)) return 'a report has a "__proto__" key';
+      const shape = metricsShape(o.metrics);
+      if (shape) return shape;
       if (typeof o.elapsed !== "number" || !Number.isFinite(o.elapsed) || o.elapsed < 0) {
         return "a report's elapsed time is not a number >= 0";
       }
@@ -292,13 +293,25 @@ function text(v: unknown, fallback: string): string {
   return s.length > MAX_TEXT ? `${s.slice(0, MAX_TEXT)}… (cut)` : s;
 }
 
-function hasProtoKey(v: unknown, depth = 0): boolean {
-  if (depth > 64 || typeof v !== "object" || v === null) return depth > 64;
-  if (Array.isArray(v)) return v.some((x) => hasProtoKey(x, depth + 1));
-  for (const k of Object.keys(v)) {
-    if (k === "__proto__" || hasProtoKey((v as Record<string, unknown>)[k], depth + 1)) return true;
+const MAX_DEPTH = 32;
+
+/** What is wrong with a report's metrics: a `__proto__` key, or nesting too deep to walk. */
+function metricsShape(v: unknown, depth = 0): string | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  if (depth >= MAX_DEPTH) return `a report's metrics nest deeper than ${MAX_DEPTH} levels`;
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const bad = metricsShape(x, depth + 1);
+      if (bad) return bad;
+    }
+    return undefined;
   }
-  return false;
+  for (const k of Object.keys(v)) {
+    if (k === "__proto__") return 'a report has a "__proto__" key';
+    const bad = metricsShape((v as Record<string, unknown>)[k], depth + 1);
+    if (bad) return bad;
+  }
+  return undefined;
 }
 
 /** What {@linkcode driveTrial} found out. */
