@@ -18,6 +18,7 @@ import {
   toCsv,
 } from "./store.ts";
 import { TuneError } from "./errors.ts";
+import type { NotebookHtml } from "../plugins/reporters/notebook.ts";
 
 /** One trial of a {@linkcode ResultGrid}. */
 export interface TrialInfo {
@@ -168,6 +169,29 @@ export class ResultGrid {
     // Loaded on demand: the report inlines its charting library (about 640 KiB).
     const { resultGridToHtml } = await import("../plugins/reporters/html.ts");
     return await resultGridToHtml(this, options);
+  }
+
+  /**
+   * The report's charts inline in a notebook (Deno's Jupyter kernel), offline: `await
+   * results.plot()` as a cell's last line shows them, with the metric-axis switch.
+   *
+   * @param options the frame's height in pixels (default 900).
+   * @returns an object the kernel displays as HTML (its `html` is the markup).
+   */
+  async plot(options: { height?: number } = {}): Promise<NotebookHtml> {
+    const { notebookPlot } = await import("../plugins/reporters/notebook.ts");
+    return await notebookPlot(this, options);
+  }
+
+  /**
+   * The rich display of Deno's Jupyter kernel: `results` as a cell's last line shows the best
+   * trial and the table of trials, best first.
+   *
+   * @returns the MIME bundle (`text/html`, `text/plain`).
+   */
+  async [Symbol.for("Jupyter.display")](): Promise<Record<string, unknown>> {
+    const { resultGridBundle } = await import("../plugins/reporters/notebook.ts");
+    return resultGridBundle(this);
   }
 
   /**

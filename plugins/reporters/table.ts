@@ -10,6 +10,7 @@ import { parameters } from "../../core/space.ts";
 import type { JsonValue, Mode, TrialSnapshot } from "../../core/trial.ts";
 import { flatten } from "../../core/store.ts";
 import { printable } from "../../core/protocol.ts";
+import { inJupyter, notebookReporter } from "./notebook.ts";
 
 /** Options of {@linkcode tableReporter}. */
 export interface TableReporterOptions {
@@ -25,6 +26,8 @@ export interface TableReporterOptions {
   readonly write?: (text: string) => void;
   /** Redraw in place (ANSI). @default whether stdout is a terminal */
   readonly live?: boolean;
+  /** How many trials the experiment will run: the notebook view's progress bar. */
+  readonly totalTrials?: number;
 }
 
 interface Row {
@@ -44,6 +47,15 @@ interface Row {
  * ```
  */
 export function tableReporter(options: TableReporterOptions = {}): Callback {
+  // In Deno's Jupyter kernel the table is an HTML table updated in place, with a progress bar.
+  if (options.write === undefined && options.live === undefined && inJupyter()) {
+    return notebookReporter({
+      ...(options.parameterColumns ? { parameterColumns: options.parameterColumns } : {}),
+      ...(options.metricColumns ? { metricColumns: options.metricColumns } : {}),
+      ...(options.maxRows !== undefined ? { maxRows: options.maxRows } : {}),
+      ...(options.totalTrials !== undefined ? { totalTrials: options.totalTrials } : {}),
+    });
+  }
   const enc = new TextEncoder();
   const write = options.write ?? ((s: string) => Deno.stdout.writeSync(enc.encode(s)));
   const live = options.live ?? Deno.stdout.isTerminal();
@@ -79,9 +91,12 @@ export function tableReporter(options: TableReporterOptions = {}): Callback {
       score(a) - score(b)
     );
     const shown = [...running, ...rest].slice(0, maxRows);
+    // Trials placed by a cluster executor show their node.
+    const nodes = all.some((r) => r.trial.node);
     const header = [
       "Trial",
       "status",
+      ...(nodes ? ["node"] : []),
       ...params.map((p) => p[1]),
       ...metrics.map((m) => m[1]),
       "iter",
@@ -92,6 +107,7 @@ export function tableReporter(options: TableReporterOptions = {}): Callback {
       return [
         r.trial.id,
         r.trial.status,
+        ...(nodes ? [r.trial.node ?? ""] : []),
         ...params.map(([k]) => cell(cfg[k])),
         ...metrics.map(([k]) => cell(r.metrics[k])),
         String(r.trial.iteration),
@@ -100,7 +116,9 @@ export function tableReporter(options: TableReporterOptions = {}): Callback {
     });
     const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
     const line = (cells: string[]) =>
-      cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+      cells.map((c, i) => (i < (nodes ? 3 : 2) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(
+        "  ",
+      );
     const secs = ((performance.now() - start) / 1000).toFixed(1);
     const status = [...counts].map(([s, n]) => `${n} ${s}`).join(", ");
     const out = [

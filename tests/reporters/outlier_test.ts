@@ -3,7 +3,8 @@
 // dashboard (the notebook view embeds the same report). Headless Chromium, real experiment.
 import { deepEqual, equal, ok } from "#assert";
 import { join } from "node:path";
-import type { Page } from "playwright-core";
+import type { Frame, Page } from "playwright-core";
+import { ResultGrid } from "../../core/results.ts";
 import { renderReport } from "../../plugins/reporters/html.ts";
 import { serveDashboard } from "../../plugins/reporters/dashboard.ts";
 import { DIVERGED_LOSS, outlierExperiment } from "../fixtures/report/experiments.ts";
@@ -23,7 +24,7 @@ interface AxisView {
   plotHeightPx: number;
 }
 
-function axisView(page: Page, chart: string, normalIds: string[]): Promise<AxisView> {
+function axisView(page: Page | Frame, chart: string, normalIds: string[]): Promise<AxisView> {
   return page.evaluate(({ chart, normalIds }) => {
     // deno-lint-ignore no-explicit-any
     const t = (globalThis as any).__tunebox;
@@ -58,7 +59,7 @@ function axisView(page: Page, chart: string, normalIds: string[]): Promise<AxisV
 }
 
 /** Waits for the first drawing; a page error fails at once with its message. */
-async function drawn(page: Page, problems: string[]): Promise<void> {
+async function drawn(page: Page | Frame, problems: string[]): Promise<void> {
   await page.waitForFunction(() =>
     // deno-lint-ignore no-explicit-any
     (globalThis as any).__tunebox?.renders > 0 || (globalThis as any).__tunebox?.errors.length
@@ -66,7 +67,7 @@ async function drawn(page: Page, problems: string[]): Promise<void> {
   deepEqual(problems, []);
 }
 
-async function checkPage(page: Page, normalIds: string[], params: string[]): Promise<void> {
+async function checkPage(page: Page | Frame, normalIds: string[], params: string[]): Promise<void> {
   const charts = ["curves", "best", ...params.map((p) => `scatter:${p}`)];
   // Default: the robust range. The normal trials fill the plot; the diverged values are drawn
   // at the top edge as marked points, none outside the axis.
@@ -134,7 +135,7 @@ async function checkPage(page: Page, normalIds: string[], params: string[]): Pro
 
 Deno.test({
   name:
-    "one diverged trial does not squash the charts: robust range with marked clipped points, full range and log toggles, in the report and the dashboard",
+    "one diverged trial does not squash the charts: robust range with marked clipped points, full range and log toggles, in the report, the notebook view and the dashboard",
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
@@ -160,6 +161,21 @@ Deno.test({
         await page.goto(`file://${file}`);
         await drawn(page, problems);
         await checkPage(page, normalIds, ["lr"]);
+        deepEqual(problems, []);
+        await page.close();
+      });
+
+      await t.step("the notebook view (results.plot())", async () => {
+        const view = await (await ResultGrid.load(dir)).plot();
+        const file = join(dir, "notebook.html");
+        await Deno.writeTextFile(file, `<!doctype html><body>${view.html}</body>`);
+        const page = await browser.context.newPage();
+        const problems = watchConsole(page);
+        await page.goto(`file://${file}`);
+        const frame = await (await page.waitForSelector("iframe.tunebox-plot")).contentFrame();
+        if (!frame) throw new Error("the plot's iframe has no frame");
+        await drawn(frame, problems);
+        await checkPage(frame, normalIds, ["lr"]);
         deepEqual(problems, []);
         await page.close();
       });
