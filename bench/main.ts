@@ -56,6 +56,12 @@ await run("Training: tfjs backends' throughput, the sandbox's cost, the MNIST de
   "bench/training_bench.ts",
   ...q,
 ]);
+await run("Slurm executor on the two-node test cluster, next to local trials", deno, [
+  "run",
+  "-A",
+  "bench/slurm_bench.ts",
+  ...q,
+]);
 if (peers) {
   const ray = `${root}bench/.venv-ray/bin/python`;
   await run("Peer: Ray Tune driver overhead", ray, ["bench/peers/ray_driver.py", ...q]);

@@ -16,6 +16,7 @@ import type {
   Executor,
   ExploitRequest,
   RawReport,
+  Resources,
   SandboxPolicy,
   Scheduler,
   Searcher,
@@ -152,6 +153,8 @@ export interface RunnerConfig {
   readonly sandbox: SandboxPolicy;
   /** Memory cap of each sandboxed trial in MiB (`resources.memoryMb`). */
   readonly memoryMb?: number;
+  /** What each trial asks for (`resources`), handed to the executor with every job. */
+  readonly resources?: Resources;
   readonly savedOptions: { readonly [key: string]: JsonValue };
   readonly createdAt: string;
   readonly restored?: {
@@ -188,6 +191,8 @@ interface TrialState {
   dir: string;
   /** The trial's own folder inside `dir` (the only one it may write). */
   workDir: string;
+  /** The node it runs (or last ran) on, when a cluster executor said. */
+  node?: string;
   iteration: number;
   lastResult?: TrialResult;
   history: TrialResult[];
@@ -584,12 +589,16 @@ class Runner {
         sandbox: this.c.sandbox,
         env: alloc,
         ...(this.c.memoryMb !== undefined ? { memoryMb: this.c.memoryMb } : {}),
+        ...(this.c.resources ? { resources: this.c.resources } : {}),
       },
       {
         report: (raw) =>
           new Promise<Ack>((resolve) =>
             this.queue.push({ type: "report", trial: t, raw, resolve })
           ),
+        placed: (node) => {
+          if (t.handle === handle || t.handle === undefined) t.node = printable(node.slice(0, 64));
+        },
       },
     );
     t.handle = handle;
@@ -896,8 +905,11 @@ class Runner {
     t.handle = undefined;
     this.running--;
     this.c.gate.release(t.id);
-    // Checkpoint staging left by the trial (or by an exploit): never committed now.
-    await Deno.remove(join(t.workDir, ".staging"), { recursive: true }).catch(() => {});
+    // Checkpoint staging left by the trial (or by an exploit): never committed now. Listing the
+    // folder first spares the common case (nothing staged) a failing remove.
+    if (hasEntry(t.workDir, ".staging")) {
+      await Deno.remove(join(t.workDir, ".staging"), { recursive: true }).catch(() => {});
+    }
     if (t.staged) await Deno.remove(join(t.dir, ".staging"), { recursive: true }).catch(() => {});
     const action = t.action;
     t.action = undefined;
@@ -1085,6 +1097,7 @@ class Runner {
       ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
       ...(t.error ? { error: t.error } : {}),
       ...(t.reason ? { reason: t.reason } : {}),
+      ...(t.node ? { node: t.node } : {}),
     });
   }
 
@@ -1219,6 +1232,13 @@ function checkDecision(d: Decision, name: string, r: Runner): Decision {
 
 /** The trial's own folder inside its record folder: where it writes files and checkpoints. */
 export const WORK_DIR = "files";
+
+function hasEntry(dir: string, name: string): boolean {
+  try {
+    for (const e of Deno.readDirSync(dir)) if (e.name === name) return true;
+  } catch { /* gone */ }
+  return false;
+}
 
 /** Creates a trial's own folder if missing; refuses anything but a real folder there. */
 function ensureWorkDir(path: string): void {

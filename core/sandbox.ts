@@ -161,8 +161,8 @@ export async function checkTrainableSource(
 
 /**
  * Refuses a deno.json that would widen a trial's sandbox: `unstable` features the experiment
- * did not list in `sandbox.unstable`, or an `importMap` file outside the folders trials may
- * read.
+ * did not list in `sandbox.unstable`, or an `importMap` file outside the config's folder (Deno
+ * reads it without a permission check, and `import.meta.resolve` would show its values).
  *
  * @throws {TuneError} naming the file and the key.
  * @example
@@ -180,6 +180,16 @@ export async function checkDenoConfig(
     json = JSON.parse(stripJsonComments(await Deno.readTextFile(configFile)));
   } catch (e) {
     throw new TuneError(`Cannot read ${configFile}: ${(e as Error).message}`, { cause: e });
+  }
+  if (typeof json.importMap === "string") {
+    const dir = dirname(resolve(configFile));
+    const map = resolve(dir, json.importMap);
+    if (!map.startsWith(dir + sep)) {
+      throw new TuneError(
+        `${configFile} takes its import map from "${json.importMap}", outside its folder; ` +
+          `trials may only use an import map beside their deno.json (or "imports" in it)`,
+      );
+    }
   }
   const allowed = new Set(policy.unstable ?? []);
   const unstable = Array.isArray(json.unstable) ? json.unstable.map(String) : [];

@@ -75,17 +75,22 @@ Deno.test("a trial cannot write its own records: result.jsonl, params.json and p
   for (const t of loaded.trials) equal(loaded.history(t.id).length, 1);
 });
 
-Deno.test("a report over the size cap, or with a __proto__ key, fails that trial alone", async () => {
+Deno.test("a report over the size cap, with a __proto__ key or nested too deep fails that trial alone", async () => {
   const train = await hostileTrainable(`
     if (config.kind === "huge") await session.report({ loss: 1, blob: "x".repeat(2 << 20) });
     if (config.kind === "proto") await session.report(JSON.parse('{"__proto__": {"polluted": 1}, "loss": 1}'));
+    if (config.kind === "deep") {
+      let deep: Record<string, unknown> = {};
+      for (let i = 0; i < 100; i++) deep = { d: deep };
+      await session.report({ loss: 1, deep });
+    }
     for (let i = 0; i < 3; i++) await session.report({ loss: i });
   `);
   const storage = await tempStorage();
   const { value: r } = await captureWarnings(() =>
     new Tuner({
       trainable: train,
-      space: { kind: grid(["huge", "proto", "ok"]) },
+      space: { kind: grid(["huge", "proto", "deep", "ok"]) },
       metric: "loss",
       mode: "min",
       storage,
@@ -101,6 +106,8 @@ Deno.test("a report over the size cap, or with a __proto__ key, fails that trial
   match(t.get("huge")!.error!, /broke the protocol.*longer than 1048576 bytes/);
   equal(t.get("proto")!.status, "error");
   match(t.get("proto")!.error!, /broke the protocol.*"__proto__" key/);
+  equal(t.get("deep")!.status, "error");
+  match(t.get("deep")!.error!, /broke the protocol.*nest deeper than 32 levels/);
   equal(await experimentStatus(`${storage}/reports`), "finished");
 });
 

@@ -83,6 +83,30 @@ Deno.test("a trial's npm import writes no node_modules or lockfile, and deno.jso
       return true;
     },
   );
+  // Nor may it take its import map from outside its folder.
+  const secretDir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${secretDir}/map.json`, JSON.stringify({ imports: { k: "./v.ts" } }));
+  await Deno.writeTextFile(
+    `${dir}/deno.json`,
+    JSON.stringify({ importMap: `${secretDir}/map.json` }),
+  );
+  await rejects(
+    () =>
+      new Tuner({
+        trainable: train,
+        space: { x: 1 },
+        metric: "loss",
+        mode: "min",
+        storage,
+        name: "importmap",
+        reporter: false,
+      }).fit(),
+    (e: Error) => {
+      assert(e instanceof TuneError);
+      match(e.message, /takes its import map from ".*map\.json", outside its folder/);
+      return true;
+    },
+  );
   const kv = await hostileTrainable(
     `
     const db = await Deno.openKv();
