@@ -86,10 +86,17 @@ const COMMANDS: readonly CommandSpec[] = [
       },
       { name: "name", value: "NAME", help: "The experiment's name (its folder in the storage)." },
       { name: "storage", value: "DIR", help: "Where experiment folders go." },
+      {
+        name: "executor",
+        value: "NAME",
+        help: "Where trials run: subprocess (this machine, the default) or slurm (job steps " +
+          "inside an allocation, batch jobs from a login node).",
+      },
     ],
     examples: [
       "tunebox run experiment.yaml",
       "tunebox run experiment.yaml --set num_samples=4 --set scheduler.max_t=5",
+      "salloc -N2 -n8 tunebox run experiment.yaml --executor slurm",
     ],
     async run([file], values) {
       const set = values.set as string[] | undefined;
@@ -97,6 +104,7 @@ const COMMANDS: readonly CommandSpec[] = [
         ...(set ? { set } : {}),
         ...(values.name ? { name: values.name as string } : {}),
         ...(values.storage ? { storage: values.storage as string } : {}),
+        ...(values.executor ? { executor: values.executor as string } : {}),
       });
       return finish(await new Tuner(options).fit());
     },

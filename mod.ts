@@ -130,6 +130,23 @@ export {
 } from "./plugins/executors/subprocess.ts";
 export { inprocessExecutor } from "./plugins/executors/inprocess.ts";
 export {
+  slurmExecutor,
+  type SlurmExecutorOptions,
+  type SlurmOptions,
+} from "./plugins/executors/slurm.ts";
+export { executorFromSpec, type ExecutorSpec } from "./plugins/executors/mod.ts";
+export {
+  defaultDriverHost,
+  openRemoteChannel,
+  type RemoteChannel,
+  type RemoteChannelOptions,
+} from "./core/remote/channel.ts";
+export {
+  type CertificateOptions,
+  makeServerCertificate,
+  type ServerCertificate,
+} from "./core/remote/x509.ts";
+export {
   type ByteConn,
   ChannelError,
   type ChannelLimits,

@@ -60,6 +60,10 @@ await run("Native TensorFlow backend: tensorflow vs wasm vs cpu, the demo on eac
   "run",
   "-A",
   "bench/native_bench.ts",
+await run("Slurm executor on the two-node test cluster, next to local trials", deno, [
+  "run",
+  "-A",
+  "bench/slurm_bench.ts",
   ...q,
 ]);
 if (peers) {

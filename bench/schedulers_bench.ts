@@ -16,6 +16,7 @@
  *
  *   deno run -A bench/schedulers_bench.ts            # 10 seeds (5 through the runner)
  *   deno run -A bench/schedulers_bench.ts --quick    # 3 seeds (2 through the runner)
+ *   deno run -A bench/schedulers_bench.ts --runner-only   # only the BOHB section
  *
  * Prints medians over seeds; asserts nothing.
  *
@@ -40,6 +41,8 @@ import {
 import { hartmann6 } from "./searchers_problems.ts";
 
 const quick = Deno.args.includes("--quick");
+// --runner-only: only the BOHB section (the simulated ones take seconds, this one minutes).
+const runnerOnly = Deno.args.includes("--runner-only");
 const SEEDS = quick ? 3 : 10;
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b), m = Math.floor(s.length / 2);
@@ -86,34 +89,40 @@ const SCHEDULERS: [string, () => Scheduler][] = [
   ],
 ];
 
-console.log(
-  `LC-H6: ${TRIALS} trials, maxT ${MAX_T}, rf/eta 3, 4 at a time, median of ${SEEDS} seeds`,
-);
-console.log("| scheduler | iterations run | share of FIFO | regret of best found |");
-console.log("| --- | --- | --- | --- |");
-let fifo = 0;
-for (const [name, make] of SCHEDULERS) {
-  const its: number[] = [], regrets: number[] = [];
-  for (let seed = 0; seed < SEEDS; seed++) {
-    const rng = new Rng(seed + 500);
-    const configs = Array.from({ length: TRIALS }, () => ({
-      x: Array.from({ length: 6 }, () => rng.next()),
-    }));
-    const r = simulate(make(), LC_H6, { configs, concurrency: 4, seed, metric: "loss" });
-    its.push(r.iterations);
-    const done = r.trials.filter((t) => t.iteration >= MAX_T);
-    const best = done.sort((a, b) =>
-      (a.results.at(-1)!.loss as number) - (b.results.at(-1)!.loss as number)
-    )[0];
-    regrets.push(regretOf(best.config.x as number[]));
-  }
-  const m = median(its);
-  if (name === "FIFO") fifo = m;
+if (!runnerOnly) simulated();
+
+function simulated(): void {
   console.log(
-    `| ${name} | ${m.toLocaleString("en")} | ${(100 * m / fifo).toFixed(1)} % | ${
-      median(regrets).toFixed(4)
-    } |`,
+    `LC-H6: ${TRIALS} trials, maxT ${MAX_T}, rf/eta 3, 4 at a time, median of ${SEEDS} seeds`,
   );
+  console.log("| scheduler | iterations run | share of FIFO | regret of best found |");
+  console.log("| --- | --- | --- | --- |");
+  let fifo = 0;
+  for (const [name, make] of SCHEDULERS) {
+    const its: number[] = [], regrets: number[] = [];
+    for (let seed = 0; seed < SEEDS; seed++) {
+      const rng = new Rng(seed + 500);
+      const configs = Array.from({ length: TRIALS }, () => ({
+        x: Array.from({ length: 6 }, () => rng.next()),
+      }));
+      const r = simulate(make(), LC_H6, { configs, concurrency: 4, seed, metric: "loss" });
+      its.push(r.iterations);
+      const done = r.trials.filter((t) => t.iteration >= MAX_T);
+      const best = done.sort((a, b) =>
+        (a.results.at(-1)!.loss as number) - (b.results.at(-1)!.loss as number)
+      )[0];
+      regrets.push(regretOf(best.config.x as number[]));
+    }
+    const m = median(its);
+    if (name === "FIFO") fifo = m;
+    console.log(
+      `| ${name} | ${m.toLocaleString("en")} | ${(100 * m / fifo).toFixed(1)} % | ${
+        median(regrets).toFixed(4)
+      } |`,
+    );
+  }
+
+  pbVsPbt();
 }
 
 // ------------------------------------------------------------------ PB2 vs PBT
@@ -141,24 +150,26 @@ function toy(which: "pb2" | "pbt" | "none", seed: number, workers: number): numb
   return Math.max(...r.trials.map((t) => t.results.at(-1)!.Q as number));
 }
 
-console.log(
-  `\nPBT toy (h0, h1 from U(0, 0.3), 40 steps, noise 0.01, interval 4, quantile 0.5): ` +
-    `median best final Q of ${SEEDS} seeds (optimum 1.2)`,
-);
-console.log("| population | no exploit | PBT | PB2 | PB2 ms/run |");
-console.log("| --- | --- | --- | --- | --- |");
-for (const workers of [2, 4]) {
-  const seeds = Array.from({ length: SEEDS }, (_, i) => i);
-  const none = median(seeds.map((s) => toy("none", s, workers)));
-  const pbt = median(seeds.map((s) => toy("pbt", s, workers)));
-  const t0 = performance.now();
-  const pb2 = median(seeds.map((s) => toy("pb2", s, workers)));
-  const ms = (performance.now() - t0) / SEEDS;
+function pbVsPbt(): void {
   console.log(
-    `| ${workers} | ${none.toFixed(3)} | ${pbt.toFixed(3)} | ${pb2.toFixed(3)} | ${
-      ms.toFixed(0)
-    } |`,
+    `\nPBT toy (h0, h1 from U(0, 0.3), 40 steps, noise 0.01, interval 4, quantile 0.5): ` +
+      `median best final Q of ${SEEDS} seeds (optimum 1.2)`,
   );
+  console.log("| population | no exploit | PBT | PB2 | PB2 ms/run |");
+  console.log("| --- | --- | --- | --- | --- |");
+  for (const workers of [2, 4]) {
+    const seeds = Array.from({ length: SEEDS }, (_, i) => i);
+    const none = median(seeds.map((s) => toy("none", s, workers)));
+    const pbt = median(seeds.map((s) => toy("pbt", s, workers)));
+    const t0 = performance.now();
+    const pb2 = median(seeds.map((s) => toy("pb2", s, workers)));
+    const ms = (performance.now() - t0) / SEEDS;
+    console.log(
+      `| ${workers} | ${none.toFixed(3)} | ${pbt.toFixed(3)} | ${pb2.toFixed(3)} | ${
+        ms.toFixed(0)
+      } |`,
+    );
+  }
 }
 
 // ------------------------------------------------------------------ BOHB through the runner

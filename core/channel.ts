@@ -42,6 +42,12 @@ export interface ChannelLimits {
   readonly authTimeoutMs?: number;
   /** Connections that may wait unauthenticated at once; more are closed at once. @default 16 */
   readonly maxUnauthenticated?: number;
+  /**
+   * Told about every refused connection, with the reason in words (wrong token, a trial already
+   * connected or finished, a failed TLS handshake, ...) and the peer's address when known.
+   * @default refusals are only counted
+   */
+  readonly onRefuse?: (reason: string, peer: string) => void;
 }
 
 export { ChannelError, DEFAULT_MAX_LINE_BYTES, readBoundedLines };
@@ -88,8 +94,12 @@ interface Expected {
  */
 export class TrialChannelServer {
   readonly #listener: Deno.Listener;
-  readonly #limits: Required<ChannelLimits>;
+  readonly #limits: Required<Omit<ChannelLimits, "onRefuse">>;
+  readonly #onRefuse?: (reason: string, peer: string) => void;
   readonly #expected = new Map<string, Expected>();
+  /** Trials that connected, and those whose run ended: a second hello from either is refused. */
+  readonly #connected = new Set<string>();
+  readonly #finished = new Set<string>();
   #unauthenticated = 0;
   #closed = false;
   /** Connections refused so far (bad hello, timeout, over the cap), for diagnostics. */
@@ -103,6 +113,7 @@ export class TrialChannelServer {
       authTimeoutMs: limits.authTimeoutMs ?? 10_000,
       maxUnauthenticated: limits.maxUnauthenticated ?? 16,
     };
+    this.#onRefuse = limits.onRefuse;
     this.#acceptLoop();
   }
 
@@ -112,12 +123,28 @@ export class TrialChannelServer {
    * @returns the authenticated connection.
    */
   expect(trialId: string, token: string): Promise<TrialConnection> {
+    this.#connected.delete(trialId);
+    this.#finished.delete(trialId);
     return new Promise((resolve) => this.#expected.set(trialId, { token, resolve }));
   }
 
-  /** Stops waiting for a trial (it exited before connecting). */
+  /** Stops waiting for a trial (it exited, connected or not): its token is refused from now on. */
   forget(trialId: string): void {
     this.#expected.delete(trialId);
+    this.#connected.delete(trialId);
+    this.#finished.add(trialId);
+  }
+
+  #refuse(conn: Deno.Conn | ByteConn, reason: string): void {
+    this.refused++;
+    if (this.#onRefuse) {
+      const a = (conn as Partial<Deno.Conn>).remoteAddr;
+      const peer = a && "hostname" in a ? `${a.hostname}:${a.port}` : a?.transport ?? "?";
+      try {
+        this.#onRefuse(reason, peer);
+      } catch { /* a logger must not break the accept loop */ }
+    }
+    closeQuietly(conn);
   }
 
   /** Stops accepting; connections already handed out stay open. */
@@ -140,8 +167,7 @@ export class TrialChannelServer {
         continue;
       }
       if (this.#unauthenticated >= this.#limits.maxUnauthenticated) {
-        this.refused++;
-        closeQuietly(conn);
+        this.#refuse(conn, "too many connections waiting to authenticate");
         continue;
       }
       this.#unauthenticated++;
@@ -161,10 +187,15 @@ export class TrialChannelServer {
     const firstP = messages.next();
     firstP.catch(() => {}); // a reset after the timeout must not surface anywhere
     let first: IteratorResult<unknown> | "timeout";
+    let failure = "";
     try {
       first = await Promise.race([firstP, timeout]);
-    } catch {
+      if (first === "timeout") failure = `no hello within ${this.#limits.authTimeoutMs} ms`;
+    } catch (e) {
       first = "timeout";
+      failure = e instanceof ChannelError
+        ? e.message
+        : `the connection failed before hello (${(e as Error)?.message ?? e})`;
     } finally {
       clearTimeout(timer);
     }
@@ -175,12 +206,24 @@ export class TrialChannelServer {
       ? this.#expected.get(h.trialId)
       : undefined;
     if (!expected || !h || !timingSafeEqual(expected.token, h.token!)) {
-      this.refused++;
-      closeQuietly(conn);
+      const id = h && typeof h.trialId === "string" ? JSON.stringify(h.trialId.slice(0, 64)) : "";
+      const reason = failure
+        ? failure
+        : !h || h.type !== "hello" || typeof h.token !== "string"
+        ? "the first message is not a hello"
+        : expected
+        ? `wrong token for trial ${id}`
+        : this.#connected.has(h.trialId!)
+        ? `trial ${id} is already connected (a second connection with its token)`
+        : this.#finished.has(h.trialId!)
+        ? `trial ${id} has finished (its token is spent)`
+        : `no trial ${id} is expected`;
+      this.#refuse(conn, reason);
       messages.return(undefined).catch(() => {});
       return;
     }
     this.#expected.delete(h.trialId!);
+    this.#connected.add(h.trialId!);
     // Authenticated: from now on a line may be as long as a report may be.
     limit.max = this.#limits.maxLineBytes;
     expected.resolve(wrapConnection(h.trialId!, conn, messages));
@@ -274,6 +317,8 @@ export function checkTrialMessage(m: unknown): TrialMessage | string {
     }
     case "done":
       return { v: Number(o.v), type: "done" };
+    case "ping":
+      return { v: Number(o.v), type: "ping" };
     case "error":
       return {
         v: Number(o.v),

@@ -30,6 +30,7 @@ import type { TunerOptions } from "./tuner.ts";
 import { Tuner } from "./tuner.ts";
 import type { TableReporterOptions } from "../plugins/reporters/table.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
+import { executorFromSpec } from "../plugins/executors/mod.ts";
 
 type Path = (string | number)[];
 
@@ -59,8 +60,29 @@ const TOP_KEYS: Record<string, string> = {
   seed: "a number",
   space: "the search space",
   deno_config: "the deno.json trials run with, or false",
+  executor: "{ name: subprocess | slurm, ... } (where trials run)",
   allow_remote_trainable: "true to run an http(s) trainable",
 };
+
+/** The keys an `executor:` mapping may hold, by executor name. */
+const EXECUTOR_KEYS: Record<string, string[]> = {
+  subprocess: ["name", "grace_ms", "v8_flags"],
+  local: ["name", "grace_ms", "v8_flags"],
+  slurm: [
+    "name",
+    "mode",
+    "slurm",
+    "driver_host",
+    "driver_port",
+    "heartbeat_ms",
+    "poll_ms",
+    "max_jobs",
+    "deno_dir",
+    "grace_ms",
+    "v8_flags",
+  ],
+};
+const SLURM_KEYS = ["partition", "account", "qos", "time", "constraint", "nodelist", "extra_args"];
 
 const SUB_KEYS: Record<string, string[]> = {
   resources: ["cpu", "gpu", "memory_mb"],
@@ -81,6 +103,8 @@ export interface LoadedExperiment {
 export interface LoadOptions {
   /** `key.path=value` overrides (values parsed as YAML), as the CLI's `--set`. */
   readonly set?: readonly string[];
+  /** Overrides the executor's name (the CLI's `--executor slurm`). */
+  readonly executor?: string;
   /** Overrides `name`. */
   readonly name?: string;
   /** Overrides `storage` (relative to the cwd). */
@@ -174,6 +198,11 @@ export async function parseExperiment(
   const y = raw as Record<string, unknown>;
   for (const s of overrides.set ?? []) applySet(y, s);
   if (overrides.name) y.name = overrides.name;
+  if (overrides.executor) {
+    y.executor = y.executor && typeof y.executor === "object" && !Array.isArray(y.executor)
+      ? { ...y.executor, name: overrides.executor }
+      : overrides.executor;
+  }
 
   for (const k of Object.keys(y)) {
     if (!Object.hasOwn(TOP_KEYS, k)) {
@@ -263,6 +292,66 @@ export async function parseExperiment(
     out.denoConfig = y.deno_config === false ? false : rel(String(y.deno_config));
   }
   if (y.resources) out.resources = camelKeys(y.resources as Record<string, unknown>);
+  if (y.executor !== undefined) {
+    const e = typeof y.executor === "string" ? { name: y.executor } : y.executor;
+    if (e === null || typeof e !== "object" || Array.isArray(e)) {
+      err(`"executor" must be ${TOP_KEYS.executor}`, ["executor"]);
+    }
+    const spec = e as Record<string, unknown>;
+    const allowed = EXECUTOR_KEYS[String(spec.name)];
+    if (!allowed) {
+      err(
+        `Unknown executor ${JSON.stringify(spec.name)}${
+          suggest(String(spec.name), Object.keys(EXECUTOR_KEYS))
+        }; expected ${Object.keys(EXECUTOR_KEYS).join(", ")}`,
+        typeof y.executor === "string" ? ["executor"] : ["executor", "name"],
+      );
+    }
+    for (const k of Object.keys(spec)) {
+      if (!allowed.includes(k)) {
+        err(
+          `Unknown key "executor.${k}"${suggest(k, allowed)}; expected ${allowed.join(", ")}`,
+          ["executor", k],
+          true,
+        );
+      }
+    }
+    if (spec.mode !== undefined && spec.mode !== "step" && spec.mode !== "sbatch") {
+      err(
+        `"executor.mode" must be step (job steps of the driver's allocation) or sbatch (a batch ` +
+          `job per trial), got ${JSON.stringify(spec.mode)}`,
+        ["executor", "mode"],
+      );
+    }
+    const { name: exName, slurm: sl, ...rest } = spec;
+    const exOptions = camelKeys(rest);
+    if (sl !== undefined) {
+      if (sl === null || typeof sl !== "object" || Array.isArray(sl)) {
+        err(`"executor.slurm" must be a mapping of ${SLURM_KEYS.join(", ")}`, [
+          "executor",
+          "slurm",
+        ]);
+      }
+      for (const k of Object.keys(sl as object)) {
+        if (!SLURM_KEYS.includes(k)) {
+          err(
+            `Unknown key "executor.slurm.${k}"${suggest(k, SLURM_KEYS)}; expected ${
+              SLURM_KEYS.join(", ")
+            }`,
+            ["executor", "slurm", k],
+            true,
+          );
+        }
+      }
+      exOptions.slurm = camelKeys(sl as Record<string, unknown>);
+    }
+    if (exOptions.denoDir) exOptions.denoDir = rel(String(exOptions.denoDir));
+    if (out.denoConfig !== undefined) exOptions.denoConfig = out.denoConfig;
+    out.executor = executorFromSpec(
+      { name: String(exName), options: exOptions },
+      out.trainable as string,
+    );
+  }
   if (y.allow_remote_trainable !== undefined) {
     if (typeof y.allow_remote_trainable !== "boolean") {
       err(

@@ -283,6 +283,8 @@ export interface TrialJob {
   readonly env: Readonly<Record<string, string>>;
   /** The trial's memory cap in MiB (`resources.memoryMb`), if any. */
   readonly memoryMb?: number;
+  /** What the experiment asks for each trial (`resources`): a cluster executor requests it. */
+  readonly resources?: Resources;
 }
 
 /** A report as it arrives from a trial, before the driver fills in the automatic keys. */
@@ -316,6 +318,8 @@ export type TrialExit =
 export interface TrialListener {
   /** A report came in; the returned promise resolves with the ack sent back to the trial. */
   report(report: RawReport): Promise<Ack>;
+  /** Where the trial runs, once a cluster executor knows (a node name; shown in the live table). */
+  placed?(node: string): void;
 }
 
 /** A running trial. */
@@ -346,6 +350,12 @@ export interface Executor {
   prepare?(
     ctx: { readonly experimentDir: string; readonly sandbox?: SandboxPolicy },
   ): Promise<void>;
+  /**
+   * How many trials this executor can run at once with these per-trial resources, when it
+   * places trials itself (a cluster). The runner then limits concurrency by this (or
+   * `maxConcurrent`) instead of this machine's CPUs and GPUs. @default local resources
+   */
+  capacity?(resources: Resources): number;
   /** Starts a trial. */
   start(job: TrialJob, listener: TrialListener): TrialHandle;
   /** Releases pooled resources. */

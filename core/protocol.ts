@@ -25,6 +25,8 @@ export type TrialMessage =
     readonly checkpointDir?: string;
   }
   | { readonly v: number; readonly type: "done" }
+  /** A heartbeat (remote channels): says the trial is alive while it computes. */
+  | { readonly v: number; readonly type: "ping" }
   | {
     readonly v: number;
     readonly type: "error";
@@ -52,7 +54,9 @@ export type DriverMessage =
     readonly seq: number;
     readonly decision: "continue" | "stop";
   }
-  | { readonly v: number; readonly type: "stop" };
+  | { readonly v: number; readonly type: "stop" }
+  /** A heartbeat (remote channels): a trial that hears nothing for a while exits. */
+  | { readonly v: number; readonly type: "ping" };
 
 /**
  * Encodes one message as a line. Non-finite numbers become the strings `"NaN"`, `"Infinity"`

@@ -16,6 +16,7 @@ import type {
   Executor,
   ExploitRequest,
   RawReport,
+  Resources,
   SandboxPolicy,
   Scheduler,
   Searcher,
@@ -152,6 +153,8 @@ export interface RunnerConfig {
   readonly sandbox: SandboxPolicy;
   /** Memory cap of each sandboxed trial in MiB (`resources.memoryMb`). */
   readonly memoryMb?: number;
+  /** What each trial asks for (`resources`), handed to the executor with every job. */
+  readonly resources?: Resources;
   readonly savedOptions: { readonly [key: string]: JsonValue };
   readonly createdAt: string;
   readonly restored?: {
@@ -188,6 +191,8 @@ interface TrialState {
   dir: string;
   /** The trial's own folder inside `dir` (the only one it may write). */
   workDir: string;
+  /** The node it runs (or last ran) on, when a cluster executor said. */
+  node?: string;
   iteration: number;
   lastResult?: TrialResult;
   history: TrialResult[];
@@ -584,12 +589,16 @@ class Runner {
         sandbox: this.c.sandbox,
         env: alloc,
         ...(this.c.memoryMb !== undefined ? { memoryMb: this.c.memoryMb } : {}),
+        ...(this.c.resources ? { resources: this.c.resources } : {}),
       },
       {
         report: (raw) =>
           new Promise<Ack>((resolve) =>
             this.queue.push({ type: "report", trial: t, raw, resolve })
           ),
+        placed: (node) => {
+          if (t.handle === handle || t.handle === undefined) t.node = printable(node.slice(0, 64));
+        },
       },
     );
     t.handle = handle;
@@ -1088,6 +1097,7 @@ class Runner {
       ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
       ...(t.error ? { error: t.error } : {}),
       ...(t.reason ? { reason: t.reason } : {}),
+      ...(t.node ? { node: t.node } : {}),
     });
   }
 

@@ -61,4 +61,6 @@ export interface TrialSnapshot {
   readonly error?: string;
   /** Why it was stopped early (a scheduler's reason, a stop criterion, the time budget). */
   readonly reason?: string;
+  /** The node it runs (or last ran) on, when a cluster executor placed it (e.g. Slurm's `n1`). */
+  readonly node?: string;
 }

@@ -8,7 +8,8 @@
  * await trial.run();
  * ```
  *
- * Boot connects to the trial's own channel (`TUNEBOX_CHANNEL`, e.g. `unix:/private/1/c.sock`;
+ * Boot connects to the trial's own channel (`TUNEBOX_CHANNEL`: `unix:/private/1/c.sock`, or
+ * `tls:<host>:<port>` with the experiment's CA in `TUNEBOX_CA` for a remote trial;
  * the trial id and a token come in `TUNEBOX_TRIAL_ID` and `TUNEBOX_TOKEN`), waits for the
  * `start` message, and watches stdin: when the driver dies the pipe closes and the trial exits
  * instead of living on as an orphan. `run()` imports the trainable (`TUNEBOX_MODULE`) by a
@@ -56,8 +57,20 @@ export async function boot(): Promise<BootedTrial> {
     console.error("tunebox: this module is started by the tunebox driver, not by hand");
     exit(2);
   }
-  watchStdin(exit);
-  const conn = await connectChannel(channel);
+  // A local trial's stdin is a pipe from the driver: EOF means the driver died. A remote trial
+  // (batch job, Ray job) gets /dev/null there and relies on heartbeats instead.
+  // (Only a remote trial is granted this variable: a local one may not even ask for it.)
+  const heartbeatMs = channel.startsWith("tls:")
+    ? Number(Deno.env.get("TUNEBOX_HEARTBEAT_MS") ?? "0")
+    : 0;
+  if (channel.startsWith("unix:")) watchStdin(exit);
+  let conn: Deno.Conn;
+  try {
+    conn = await connectChannel(channel);
+  } catch (e) {
+    console.error(`tunebox: cannot reach the driver at ${channel}: ${(e as Error).message}`);
+    exit(3);
+  }
   const writer = conn.writable.getWriter();
   const encoder = new TextEncoder();
   let writing = Promise.resolve();
@@ -70,9 +83,23 @@ export async function boot(): Promise<BootedTrial> {
   let resolveStart!: (m: Extract<DriverMessage, { type: "start" }>) => void;
   const started = new Promise<Extract<DriverMessage, { type: "start" }>>((r) => (resolveStart = r));
 
+  let heard = Date.now();
+  if (heartbeatMs > 0) {
+    // Both ways: say we are alive, and give the driver up when it went silent (a dead host
+    // sends no FIN, so the connection alone would never tell).
+    setInterval(() => {
+      if (Date.now() - heard > heartbeatMs) {
+        console.error(`tunebox: no word from the driver for ${heartbeatMs} ms; exiting`);
+        exit(4);
+      }
+      send({ v: PROTOCOL_VERSION, type: "ping" }).catch(() => {});
+    }, Math.max(50, Math.floor(heartbeatMs / 4)));
+  }
+
   (async () => {
     try {
       for await (const raw of readBoundedLines(conn.readable, 64 << 20)) {
+        heard = Date.now();
         const m = raw as DriverMessage;
         if (m.type === "start") resolveStart(m);
         else if (m.type === "ack") {
@@ -202,6 +229,20 @@ function watchStdin(exit: (code: number) => never): void {
 export async function connectChannel(spec: string): Promise<Deno.Conn> {
   if (spec.startsWith("unix:")) {
     return await Deno.connect({ transport: "unix", path: spec.slice("unix:".length) });
+  }
+  if (spec.startsWith("tls:")) {
+    // tls:<host>:<port>, the CA (base64 of its PEM) in TUNEBOX_CA.
+    const rest = spec.slice("tls:".length);
+    const colon = rest.lastIndexOf(":");
+    const hostname = rest.slice(0, colon).replace(/^\[|\]$/g, "");
+    const port = Number(rest.slice(colon + 1));
+    const ca = Deno.env.get("TUNEBOX_CA");
+    if (!ca || colon < 0 || !Number.isInteger(port)) {
+      throw new TypeError(`tunebox: bad TLS trial channel "${spec}"`);
+    }
+    const conn = await Deno.connectTls({ hostname, port, caCerts: [atob(ca)] });
+    await conn.handshake();
+    return conn;
   }
   throw new TypeError(`tunebox: unknown trial channel "${spec}"`);
 }

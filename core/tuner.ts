@@ -46,6 +46,7 @@ import { fifoScheduler } from "../plugins/schedulers/fifo.ts";
 import { randomSearcher } from "../plugins/searchers/random.ts";
 import { subprocessExecutor } from "../plugins/executors/subprocess.ts";
 import { inprocessExecutor } from "../plugins/executors/inprocess.ts";
+import { executorFromSpec } from "../plugins/executors/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
 
 /** The options of a {@linkcode Tuner}. */
@@ -124,6 +125,8 @@ export interface RestoreOptions {
   readonly reporter?: Callback | false;
   /** Retry trials that had failed. @default false */
   readonly restartErrored?: boolean;
+  /** The executor again (a custom one); one made from a YAML/CLI spec is made again. */
+  readonly executor?: Executor;
 }
 
 const OPTION_KEYS = [
@@ -211,7 +214,6 @@ export class Tuner<S extends Space = Space> {
     const numSamples = o.numSamples ?? 1;
     const total = numSamples < 0 ? Infinity : numSamples * gridSize(o.space);
     const resources = { cpu: o.resources?.cpu ?? 1, gpu: o.resources?.gpu ?? 0 };
-    const gate = await makeGate(resources, o.maxConcurrent, o.gpus);
     const executor = o.executor ??
       (typeof o.trainable === "function"
         ? inprocessExecutor(o.trainable as TrainableFn<Config>)
@@ -219,6 +221,10 @@ export class Tuner<S extends Space = Space> {
           ...(o.denoConfig !== undefined ? { denoConfig: o.denoConfig } : {}),
           ...(o.allowRemoteTrainable ? { allowRemoteTrainable: true } : {}),
         }));
+    // An executor that places trials itself (a cluster) says how many fit; else this machine.
+    const gate = executor.capacity
+      ? countingGate(o.maxConcurrent ?? executor.capacity({ ...resources, ...o.resources }))
+      : await makeGate(resources, o.maxConcurrent, o.gpus);
     const reporter = o.reporter === undefined
       ? tableReporter({ metricColumns: [o.metric], totalTrials: total })
       : o.reporter;
@@ -244,6 +250,7 @@ export class Tuner<S extends Space = Space> {
       maxFailures: o.maxFailures ?? 0,
       checkpoint: o.checkpoint ?? {},
       sandbox: o.sandbox ?? {},
+      ...(o.resources ? { resources: o.resources } : {}),
       ...(o.resources?.memoryMb !== undefined ? { memoryMb: o.resources.memoryMb } : {}),
       savedOptions: savedOptions(o, seed),
       createdAt: this.#restore?.createdAt ?? new Date().toISOString(),
@@ -342,6 +349,16 @@ export class Tuner<S extends Space = Space> {
       "random",
       () => randomSearcher(),
     );
+    // An executor made from a spec (YAML, CLI) is made again; a custom one is given again.
+    const savedExecutor = saved.executor as { name?: string; options?: Record<string, unknown> };
+    const executor = options.executor ??
+      (savedExecutor && typeof savedExecutor === "object" && savedExecutor.name &&
+          typeof trainable !== "function"
+        ? executorFromSpec(
+          { name: savedExecutor.name, options: savedExecutor.options ?? {} },
+          trainable,
+        )
+        : undefined);
     const events = await readTrialEvents(dir);
     const stored = foldTrialEvents(events);
     const trials: RestoredTrial[] = [];
@@ -382,6 +399,7 @@ export class Tuner<S extends Space = Space> {
       seed: record.seed,
       scheduler,
       searcher,
+      ...(executor ? { executor } : {}),
       ...(options.callbacks ? { callbacks: options.callbacks } : {}),
       ...(options.reporter !== undefined ? { reporter: options.reporter } : {}),
       ...restoreScalars(saved),
@@ -455,6 +473,7 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
   const spec = (p: unknown) => (p as { spec?: JsonValue } | undefined)?.spec;
   if (spec(o.scheduler)) out.scheduler = spec(o.scheduler)!;
   if (spec(o.searcher)) out.searcher = spec(o.searcher)!;
+  if (spec(o.executor)) out.executor = spec(o.executor)!;
   return out;
 }
 
@@ -532,6 +551,22 @@ async function makeGate(
     },
     release(id) {
       if (pool.release(id)) running--;
+    },
+  };
+}
+
+/** A gate that only counts: the executor's cluster decides where trials run. */
+function countingGate(limit: number): ResourceGate {
+  const running = new Set<string>();
+  const max = Math.max(1, Math.floor(limit));
+  return {
+    canStart: () => running.size < max,
+    acquire(id) {
+      running.add(id);
+      return {};
+    },
+    release(id) {
+      running.delete(id);
     },
   };
 }

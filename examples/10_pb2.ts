@@ -1,10 +1,11 @@
 #!/usr/bin/env -S deno run --allow-read --allow-write --allow-run --allow-env --allow-sys --allow-net
 /**
  * `deno task example:pb2`: the MNIST classifier of example 03 with Population Based Bandits
- * (PB2) instead of PBT, and half the population. At each perturbation interval the bottom
- * quarter copies a top trial's model, and a GP bandit, fitted to how fast each trial's
- * validation loss fell under its learning rate, picks the new learning rate inside
- * `hyperparamBounds` (PBT would multiply it by 0.8 or 1.2 at random). Each trial's lineage is in
+ * (PB2) instead of PBT, and half the population. After every epoch a trial in the bottom half
+ * copies a trial of the top half (model and config), and a GP bandit, fitted to how fast each
+ * trial's validation loss fell under its learning rate, picks its new learning rate inside
+ * `hyperparamBounds` (PBT would multiply it by 0.8 or 1.2 at random). The first copies keep the
+ * donor's rate: the bandit needs two results under one rate to see a change. Each trial's lineage is in
  * `pbt_policy_<trial>.txt`, which `pbtReplay` replays.
  *
  * Smaller: NUM_SAMPLES=2 EPOCHS=4 deno task example:pb2
@@ -27,7 +28,8 @@ const results = await new Tuner({
   seed: setup.seed,
   scheduler: pb2Scheduler({
     timeAttr: "training_iteration",
-    perturbationInterval: 2,
+    perturbationInterval: 1,
+    quantileFraction: 0.5,
     hyperparamBounds: { lr: [1e-4, 0.05] },
   }),
   sandbox: setup.sandbox,

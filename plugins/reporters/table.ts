@@ -91,9 +91,12 @@ export function tableReporter(options: TableReporterOptions = {}): Callback {
       score(a) - score(b)
     );
     const shown = [...running, ...rest].slice(0, maxRows);
+    // Trials placed by a cluster executor show their node.
+    const nodes = all.some((r) => r.trial.node);
     const header = [
       "Trial",
       "status",
+      ...(nodes ? ["node"] : []),
       ...params.map((p) => p[1]),
       ...metrics.map((m) => m[1]),
       "iter",
@@ -104,6 +107,7 @@ export function tableReporter(options: TableReporterOptions = {}): Callback {
       return [
         r.trial.id,
         r.trial.status,
+        ...(nodes ? [r.trial.node ?? ""] : []),
         ...params.map(([k]) => cell(cfg[k])),
         ...metrics.map(([k]) => cell(r.metrics[k])),
         String(r.trial.iteration),
@@ -112,7 +116,9 @@ export function tableReporter(options: TableReporterOptions = {}): Callback {
     });
     const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
     const line = (cells: string[]) =>
-      cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+      cells.map((c, i) => (i < (nodes ? 3 : 2) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(
+        "  ",
+      );
     const secs = ((performance.now() - start) / 1000).toFixed(1);
     const status = [...counts].map(([s, n]) => `${n} ${s}`).join(", ");
     const out = [

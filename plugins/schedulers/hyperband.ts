@@ -191,6 +191,11 @@ interface Bracket {
  * `chooseNext` is offered no new trial and nothing else can run (then it is judged with the
  * trials it has, keeping `ceil(count/eta)`), and it takes no trial after its first halving.
  *
+ * Ray's way asks the runner to keep the newest bracket filled with pending trials (Ray's default
+ * variant generator keeps up to 200 pending), so their configs are drawn before the bracket's
+ * results exist; with a model-based searcher (TPE, BOHB) prefer `waitForFullBrackets: true`,
+ * which creates trials one at a time as slots free up.
+ *
  * Differences from Ray:
  * - a trial reaching its bracket's last milestone (or `maxT`) is stopped at once; Ray pauses it
  *   until the whole bracket is there, then stops it (the same trials train the same budget);
@@ -345,17 +350,18 @@ export function hyperbandScheduler(options: HyperbandSchedulerOptions = {}): Sch
   return {
     name: "hyperband",
     /**
-     * Keeps the newest bracket filled with pending trials, as Ray's default variant generator
-     * keeps up to 200 trials pending: a bracket halves when its trials, not only the running
-     * ones, have reached the milestone. A getter: the runner reads it before creating trials.
+     * Ray's way keeps the newest bracket filled with pending trials, as Ray's default variant
+     * generator keeps up to 200 trials pending: a bracket halves when its trials, not only the
+     * running ones, have reached the milestone. The paper's way needs none ahead (its brackets
+     * wait), so a model-based searcher (BOHB, TPE) draws each config as late as possible. A
+     * getter: the runner reads it before creating trials.
      */
     get pendingTrials(): number {
+      if (o.full) return 1;
       let pending = 0;
       for (const b of brackets) for (const m of b.members) if (m.phase === "pending") pending++;
       const b = brackets.at(-1);
-      const room = b && !filled(b)
-        ? (o.full ? specs[b.spec].n - b.members.length : b.keep - live(b).length)
-        : 0;
+      const room = b && !filled(b) ? b.keep - live(b).length : 0;
       return Math.max(1, pending + room);
     },
     setup(ctx) {

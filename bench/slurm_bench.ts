@@ -1,0 +1,149 @@
+/**
+ * The Slurm executor on the two-node test cluster (tests/peers/slurm_cluster.ts), next to the
+ * local subprocess executor:
+ * - submit-to-first-report latency per trial (trial start event -> its first report reaching the
+ *   driver) and total wall for N trivial trials x R reports, at 8 trials at once;
+ * - reports per second through the TLS channel (one trial reporting as fast as acks come back).
+ *
+ *     deno run -A bench/slurm_bench.ts            # 64 trials x 20 reports
+ *     deno run -A bench/slurm_bench.ts --quick    # 16 trials x 20 reports
+ *
+ * Needs root and `slurmctld slurmd slurm-client munge` installed (.ci/run installs them).
+ */
+import { grid, Tuner } from "../mod.ts";
+import type { Callback, Executor } from "../mod.ts";
+import { slurmExecutor } from "../plugins/executors/slurm.ts";
+import { subprocessExecutor } from "../plugins/executors/subprocess.ts";
+import { slurmMissing, startSlurmCluster } from "../tests/peers/slurm_cluster.ts";
+
+const quick = Deno.args.includes("--quick");
+const TRIALS = quick ? 16 : 64;
+const REPORTS = 20;
+const CONCURRENT = 8;
+
+const why = await slurmMissing();
+if (why) {
+  console.log(`skipped: ${why}`);
+  Deno.exit(0);
+}
+
+const dir = await Deno.makeTempDir({ prefix: "tunebox_slurm_bench_" });
+const trainable = `${dir}/train.ts`;
+const trainableFast = `${dir}/fast.ts`;
+const tb = JSON.stringify(new URL("../trainable.ts", import.meta.url).href);
+await Deno.writeTextFile(
+  trainable,
+  `import { defineTrainable } from ${tb};\n` +
+    `export default defineTrainable(async (config: { x: number }, session) => {\n` +
+    `  for (let i = 1; i <= ${REPORTS}; i++) await session.report({ loss: config.x / i });\n});\n`,
+);
+await Deno.writeTextFile(
+  trainableFast,
+  `import { defineTrainable } from ${tb};\n` +
+    `export default defineTrainable(async (config: { n: number }, session) => {\n` +
+    `  for (let i = 1; i <= config.n; i++) await session.report({ loss: 1 / i });\n});\n`,
+);
+
+function latencyProbe(): { callback: Callback; latencies: number[] } {
+  const started = new Map<string, number>();
+  const latencies: number[] = [];
+  return {
+    latencies,
+    callback: {
+      name: "latency",
+      onTrialStart(e) {
+        started.set(e.trial.id, performance.now());
+      },
+      onReport(e) {
+        const t0 = started.get(e.trial.id);
+        if (t0 !== undefined) {
+          latencies.push((performance.now() - t0) / 1000);
+          started.delete(e.trial.id);
+        }
+      },
+    },
+  };
+}
+
+async function many(label: string, executor: Executor): Promise<void> {
+  const probe = latencyProbe();
+  const t0 = performance.now();
+  const r = await new Tuner({
+    trainable,
+    space: { x: grid(Array.from({ length: TRIALS }, (_, i) => i + 1)) },
+    metric: "loss",
+    mode: "min",
+    storage: dir,
+    maxConcurrent: CONCURRENT,
+    executor,
+    callbacks: [probe.callback],
+    reporter: false,
+  }).fit();
+  const wall = (performance.now() - t0) / 1000;
+  const ok = r.trials.filter((t) => t.status === "terminated").length;
+  const l = probe.latencies.sort((a, b) => a - b);
+  const q = (p: number) => l[Math.min(l.length - 1, Math.floor(p * l.length))].toFixed(3);
+  console.log(
+    `${label.padEnd(22)} ${TRIALS} trials x ${REPORTS} reports: wall ${wall.toFixed(2)} s ` +
+      `(${ok} ok); submit-to-first-report median ${q(0.5)} s, p90 ${q(0.9)} s`,
+  );
+}
+
+async function rate(label: string, executor: Executor, n: number): Promise<void> {
+  let first = 0, last = 0, count = 0;
+  await new Tuner({
+    trainable: trainableFast,
+    space: { n: grid([n]) },
+    metric: "loss",
+    mode: "min",
+    storage: dir,
+    executor,
+    callbacks: [{
+      name: "rate",
+      onReport() {
+        last = performance.now();
+        if (count++ === 0) first = last;
+      },
+    }],
+    reporter: false,
+  }).fit();
+  console.log(
+    `${label.padEnd(22)} ${count} reports: ${
+      ((count - 1) / ((last - first) / 1000)).toFixed(0)
+    } reports/s`,
+  );
+}
+
+const cluster = await startSlurmCluster();
+try {
+  const PATH = Deno.env.get("PATH") ?? "/usr/bin:/bin";
+  const common = { driverHost: "127.0.0.1", pollMs: 200, heartbeatMs: 30_000 };
+  await many("local subprocess", subprocessExecutor(trainable));
+  const alloc = await cluster.allocate(["-N2", `-n${CONCURRENT}`]);
+  const stepEnv = { ...cluster.env, PATH, SLURM_JOB_ID: alloc, SLURM_JOB_CPUS_PER_NODE: "4(x2)" };
+  await many("slurm step (srun)", slurmExecutor(trainable, { ...common, commandEnv: stepEnv }));
+  await cluster.run("scancel", [alloc]);
+  await many(
+    "slurm sbatch",
+    slurmExecutor(trainable, {
+      ...common,
+      mode: "sbatch",
+      maxJobs: CONCURRENT,
+      commandEnv: { ...cluster.env, PATH },
+    }),
+  );
+  const n = quick ? 2000 : 10_000;
+  await rate("local unix socket", subprocessExecutor(trainableFast), n);
+  await rate(
+    "slurm sbatch over TLS",
+    slurmExecutor(trainableFast, {
+      ...common,
+      mode: "sbatch",
+      commandEnv: { ...cluster.env, PATH },
+    }),
+    n,
+  );
+} finally {
+  await cluster.close();
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+}

@@ -1,0 +1,299 @@
+/**
+ * Slurm's command-line clients as the Slurm executor uses them: resource flags, `sbatch`
+ * submission, one `squeue` poll for all live batch jobs, `scontrol show job` for a finished
+ * job's verdict, `scancel`. Every failure is reported in Slurm's own words.
+ *
+ * @module
+ */
+
+import { TuneError } from "../../core/errors.ts";
+
+/** Where a Slurm trial runs: partition, account and the rest, as `sbatch`/`srun` flags. */
+export interface SlurmOptions {
+  /** `--partition`. */
+  readonly partition?: string;
+  /** `--account`. */
+  readonly account?: string;
+  /** `--qos`. */
+  readonly qos?: string;
+  /** `--time` (a trial's wall-clock limit, e.g. `"30"`, `"1:00:00"`). */
+  readonly time?: string;
+  /** `--constraint` (node features, e.g. `"a100"`). */
+  readonly constraint?: string;
+  /** `--nodelist` (`-w`). */
+  readonly nodelist?: string;
+  /** Any further flags, passed as they are (e.g. `["--exclusive"]`). */
+  readonly extraArgs?: readonly string[];
+}
+
+/** One trial's resources, in Slurm's units. */
+export interface SlurmResources {
+  /** CPUs per trial (`-c`), a whole number. */
+  readonly cpu: number;
+  /** Memory per trial in MB (`--mem`). */
+  readonly memoryMb?: number;
+  /** GPUs per trial (`--gres=gpu:<n>`), a whole number. */
+  readonly gpu?: number;
+}
+
+/** The output of a finished command. */
+export interface CommandResult {
+  /** Exit code (-1: it could not start). */
+  readonly code: number;
+  /** Standard output. */
+  readonly out: string;
+  /** Standard error. */
+  readonly err: string;
+}
+
+/**
+ * Runs a Slurm client command with `env` as its whole environment.
+ *
+ * @throws {TuneError} when the program is not installed ("not inside a Slurm installation").
+ */
+export async function slurm(
+  cmd: string,
+  args: readonly string[],
+  env: Readonly<Record<string, string>>,
+  stdin?: string,
+): Promise<CommandResult> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(cmd, {
+      args: [...args],
+      env: { ...env },
+      clearEnv: true,
+      stdin: stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw notInstalled(cmd);
+    throw e;
+  }
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin)).catch(() => {});
+    await w.close().catch(() => {});
+  }
+  const o = await child.output();
+  const dec = new TextDecoder();
+  return { code: o.code, out: dec.decode(o.stdout), err: dec.decode(o.stderr) };
+}
+
+/** The error for a missing Slurm client program. */
+export function notInstalled(cmd: string): TuneError {
+  return new TuneError(
+    `The Slurm executor is not inside a Slurm installation: \`${cmd}\` was not found on PATH. ` +
+      `Run the driver on a login or compute node of the cluster (where srun/sbatch work), or use ` +
+      `the local executor.`,
+  );
+}
+
+/**
+ * `-c`, `--mem`, `--gres` and the placement flags for one trial.
+ *
+ * @throws {TuneError} on a fractional GPU or CPU request (Slurm allocates whole ones).
+ */
+export function resourceArgs(r: SlurmResources, s: SlurmOptions): string[] {
+  if (!Number.isInteger(r.cpu) || r.cpu < 1) {
+    throw new TuneError(
+      `resources.cpu is ${r.cpu}: on Slurm a trial gets whole CPUs (-c), so give an integer >= 1`,
+    );
+  }
+  const gpu = r.gpu ?? 0;
+  if (!Number.isInteger(gpu) || gpu < 0) {
+    throw new TuneError(
+      `resources.gpu is ${gpu}: Slurm allocates whole GPUs (--gres=gpu:<n>), so fractional GPUs ` +
+        `cannot be shared between trials on Slurm; give an integer`,
+    );
+  }
+  const args = [`--cpus-per-task=${r.cpu}`];
+  if (r.memoryMb !== undefined) args.push(`--mem=${Math.ceil(r.memoryMb)}M`);
+  if (gpu > 0) args.push(`--gres=gpu:${gpu}`);
+  if (s.partition) args.push(`--partition=${s.partition}`);
+  if (s.account) args.push(`--account=${s.account}`);
+  if (s.qos) args.push(`--qos=${s.qos}`);
+  if (s.time) args.push(`--time=${s.time}`);
+  if (s.constraint) args.push(`--constraint=${s.constraint}`);
+  if (s.nodelist) args.push(`--nodelist=${s.nodelist}`);
+  args.push(...(s.extraArgs ?? []));
+  return args;
+}
+
+/**
+ * `--export=NIL,K=V,...`: exactly these variables (plus Slurm's own `SLURM_*`), nothing of the
+ * submitting environment.
+ *
+ * @throws {TuneError} when a value holds a comma (Slurm's list separator) or a newline.
+ */
+export function exportArg(env: Readonly<Record<string, string>>): string {
+  const parts = ["NIL"];
+  for (const [k, v] of Object.entries(env)) {
+    if (/[,\n]/.test(v)) {
+      throw new TuneError(
+        `The environment variable ${k} cannot be passed to a Slurm job: its value holds a comma ` +
+          `or a newline, which --export cannot carry`,
+      );
+    }
+    parts.push(`${k}=${v}`);
+  }
+  return `--export=${parts.join(",")}`;
+}
+
+/** Slurm's final word on a job. */
+export interface JobVerdict {
+  /** `COMPLETED`, `FAILED`, `CANCELLED`, `TIMEOUT`, `OUT_OF_MEMORY`, `NODE_FAIL`, ... */
+  readonly state: string;
+  /** Slurm's reason, e.g. `NonZeroExitCode`, `TimeLimit`. */
+  readonly reason: string;
+  /** The node(s) it ran on. */
+  readonly nodes: string;
+  /** `ExitCode=<code>:<signal>`. */
+  readonly exitCode: string;
+}
+
+const TERMINAL = new Set([
+  "COMPLETED",
+  "FAILED",
+  "CANCELLED",
+  "TIMEOUT",
+  "OUT_OF_MEMORY",
+  "NODE_FAIL",
+  "PREEMPTED",
+  "BOOT_FAIL",
+  "DEADLINE",
+  "SPECIAL_EXIT",
+  "REVOKED",
+]);
+
+/** Whether a job state is final. */
+export function isTerminal(state: string): boolean {
+  return TERMINAL.has(state);
+}
+
+/** Parses `scontrol show job -o <id>` output. */
+export function parseJob(text: string): JobVerdict | undefined {
+  const field = (k: string) => new RegExp(`(?:^|\\s)${k}=(\\S*)`).exec(text)?.[1] ?? "";
+  const state = field("JobState");
+  if (!state) return undefined;
+  return {
+    state,
+    reason: field("Reason"),
+    nodes: field("NodeList"),
+    exitCode: field("ExitCode"),
+  };
+}
+
+/**
+ * A Slurm verdict as a trial's error text: Slurm's state (OUT_OF_MEMORY, TIMEOUT, NODE_FAIL,
+ * CANCELLED), refined by what `slurmstepd` wrote to the job's stderr (a memory kill under
+ * `OverMemoryKill` leaves the state FAILED but says "exceeded memory limit").
+ */
+export function verdictText(v: JobVerdict | undefined, stderrTail: string): string {
+  let state = v?.state ?? "UNKNOWN";
+  if (/exceeded (job )?memory limit|oom-kill|out of memory/i.test(stderrTail)) {
+    state = "OUT_OF_MEMORY";
+  } else if (/DUE TO TIME LIMIT/.test(stderrTail)) state = "TIMEOUT";
+  else if (/DUE TO NODE FAILURE/.test(stderrTail)) state = "NODE_FAIL";
+  const words: Record<string, string> = {
+    OUT_OF_MEMORY: "killed for memory (over its --mem; raise resources.memoryMb)",
+    TIMEOUT: "killed at its time limit (--time)",
+    NODE_FAIL: "lost with its node (NODE_FAIL)",
+    CANCELLED: "cancelled (scancel or an administrator)",
+    PREEMPTED: "preempted",
+    BOOT_FAIL: "could not boot its node",
+    DEADLINE: "past its deadline",
+  };
+  const where = v?.nodes && v.nodes !== "(null)" ? ` on ${v.nodes}` : "";
+  const what = words[state]
+    ? `was ${words[state]}`
+    : `ended ${state}` + (v?.reason && v.reason !== "None" ? ` (${v.reason})` : "") +
+      (v?.exitCode ? `, exit code ${v.exitCode}` : "");
+  return `Slurm: ${state}: the job${where} ${what}`;
+}
+
+/**
+ * Submits a batch script; returns the job id.
+ *
+ * @throws {TuneError} with Slurm's words when it refuses the job at submit time.
+ */
+export async function sbatch(
+  args: readonly string[],
+  script: string,
+  env: Readonly<Record<string, string>>,
+): Promise<string> {
+  const r = await slurm("sbatch", ["--parsable", ...args], env, script);
+  const id = /^(\d+)/.exec(r.out.trim())?.[1];
+  if (r.code !== 0 || !id) {
+    throw new SlurmRefusal(r.err.trim() || r.out.trim() || `sbatch exited with code ${r.code}`);
+  }
+  return id;
+}
+
+/** Slurm refused a request at submit time; the message is Slurm's. */
+export class SlurmRefusal extends TuneError {
+  /** Creates the error. */
+  constructor(slurmWords: string) {
+    super(`Slurm refused the trial's job: ${slurmWords}`);
+    this.name = "SlurmRefusal";
+  }
+}
+
+/** Whether `srun`'s stderr says the step was refused before anything ran. */
+export function srunRefusal(stderr: string): string | undefined {
+  const m =
+    /^srun: error: (Unable to allocate resources|Unable to create step|Invalid|.*not available|.*permitted|.*specification).*$/m
+      .exec(stderr);
+  if (!m) {
+    const fatal = /^srun: fatal: .*$/m.exec(stderr);
+    return fatal?.[0];
+  }
+  return m[0];
+}
+
+/** States of the given jobs that `squeue` still lists (missing: finished and gone). */
+export async function squeue(
+  ids: readonly string[],
+  env: Readonly<Record<string, string>>,
+): Promise<Map<string, { state: string; nodes: string }>> {
+  const out = new Map<string, { state: string; nodes: string }>();
+  if (!ids.length) return out;
+  const r = await slurm("squeue", ["-h", "-j", ids.join(","), "-o", "%i %T %N"], env);
+  for (const line of r.out.split("\n")) {
+    const [id, state, nodes] = line.trim().split(/\s+/);
+    if (id && state) out.set(id, { state, nodes: nodes ?? "" });
+  }
+  return out;
+}
+
+/** `scontrol show job -o <id>`, parsed. */
+export async function showJob(
+  id: string,
+  env: Readonly<Record<string, string>>,
+): Promise<JobVerdict | undefined> {
+  const r = await slurm("scontrol", ["show", "job", "-o", id], env);
+  return r.code === 0 ? parseJob(r.out) : undefined;
+}
+
+/** `scancel` (a signal, or the whole job). Never throws. */
+export async function scancel(
+  id: string,
+  env: Readonly<Record<string, string>>,
+  signal?: string,
+): Promise<void> {
+  await slurm("scancel", [...(signal ? [`--signal=${signal}`, "--full"] : []), id], env)
+    .catch(() => {});
+}
+
+/** The CPUs of an allocation, from `SLURM_JOB_CPUS_PER_NODE` (`"4(x2),2"` -> 10). */
+export function allocationCpus(value: string | undefined): number | undefined {
+  if (!value) return undefined;
+  let total = 0;
+  for (const part of value.split(",")) {
+    const m = /^(\d+)(?:\(x(\d+)\))?$/.exec(part.trim());
+    if (!m) return undefined;
+    total += Number(m[1]) * Number(m[2] ?? 1);
+  }
+  return total;
+}

@@ -1,0 +1,772 @@
+/**
+ * Runs trials on a Slurm cluster (DESIGN §9): inside an allocation each trial is a job step
+ * (`srun --exact`); from a login node each trial is a batch job (`sbatch`), watched with
+ * `squeue`/`scontrol` and cancelled with `scancel`. Trials talk to the driver over TLS
+ * (`core/remote/channel.ts`) and run with the same Deno permissions as local trials.
+ *
+ * @module
+ */
+
+import { fileURLToPath as fromFileUrl } from "node:url";
+import { dirname, join } from "node:path";
+import type {
+  Executor,
+  Resources,
+  SandboxPolicy,
+  TrialExit,
+  TrialHandle,
+  TrialJob,
+  TrialListener,
+} from "../../core/plugin.ts";
+import { resolveModule } from "../../core/plugin.ts";
+import { PROTOCOL_VERSION } from "../../core/protocol.ts";
+import { type ChannelLimits, type Conversation, driveTrial } from "../../core/channel.ts";
+import {
+  checkDenoConfig,
+  checkModuleGraph,
+  checkTrainableSource,
+  parseDenial,
+  sandboxFlags,
+  tuneboxRoot,
+} from "../../core/sandbox.ts";
+import {
+  openRemoteChannel,
+  REMOTE_ENV_NAMES,
+  type RemoteChannel,
+} from "../../core/remote/channel.ts";
+import { TuneError } from "../../core/errors.ts";
+import {
+  allocationCpus,
+  exportArg,
+  isTerminal,
+  notInstalled,
+  resourceArgs,
+  sbatch,
+  scancel,
+  showJob,
+  slurm,
+  type SlurmOptions,
+  squeue,
+  srunRefusal,
+  verdictText,
+} from "./_slurm_commands.ts";
+
+export type { SlurmOptions } from "./_slurm_commands.ts";
+
+/** Options of {@linkcode slurmExecutor}. */
+export interface SlurmExecutorOptions {
+  /**
+   * `"step"`: each trial is a job step of the allocation the driver runs in (`salloc`, or an
+   * `sbatch` script). `"sbatch"`: each trial is its own batch job (from a login node).
+   * @default "step" inside an allocation (`SLURM_JOB_ID` set), else "sbatch"
+   */
+  readonly mode?: "step" | "sbatch";
+  /** Partition, account, QOS, time limit, constraint, node list, extra flags. */
+  readonly slurm?: SlurmOptions;
+  /**
+   * The address compute nodes reach the driver at (the driver listens there with TLS).
+   * @default the first non-loopback IPv4 address of the driver's machine
+   */
+  readonly driverHost?: string;
+  /** The driver's TLS port. @default any free port */
+  readonly driverPort?: number;
+  /** Silence after which the driver gives a trial up, and a trial its driver, in ms. @default 60000 */
+  readonly heartbeatMs?: number;
+  /** How often batch jobs are polled with `squeue`, in ms. @default 1000 */
+  readonly pollMs?: number;
+  /**
+   * Batch jobs (sbatch mode) or steps (step mode) at once. @default step mode: the
+   * allocation's CPUs / `resources.cpu`; sbatch mode: 32
+   */
+  readonly maxJobs?: number;
+  /**
+   * The environment of the Slurm commands (`srun`, `sbatch`, `squeue`, ...), e.g. a
+   * `SLURM_CONF`. Trials never see it. @default the driver's environment
+   */
+  readonly commandEnv?: Readonly<Record<string, string>>;
+  /**
+   * The `DENO_DIR` trials run with: the driver caches the trainable's module graph into it, so
+   * it must be on storage every node sees. @default `<experiment folder>/.deno_dir`
+   */
+  readonly denoDir?: string;
+  /** Extra permissions for every trial (merged with each job's). */
+  readonly sandbox?: SandboxPolicy;
+  /** The `deno.json` trials resolve imports with, or `false`. @default the nearest above the trainable */
+  readonly denoConfig?: string | false;
+  /** How long a stopped trial may take to exit before Slurm signals it. @default 5000 */
+  readonly graceMs?: number;
+  /** `--v8-flags` for trials. */
+  readonly v8Flags?: string;
+  /** Bounds on the trial channel. */
+  readonly channel?: Omit<ChannelLimits, "onRefuse">;
+  /** Where the executor's warnings go (refused connections, cancelled leftovers). @default console.warn */
+  readonly log?: (message: string) => void;
+}
+
+/** The name the executor's jobs carry (`--job-name`), so leftovers can be found and cancelled. */
+const JOB_PREFIX = "tunebox-";
+const JOBS_FILE = ".slurm_jobs";
+
+/**
+ * An executor that runs each trial on a Slurm cluster, sandboxed by the same Deno permissions
+ * as a local trial, talking to the driver over TLS. Resources map to Slurm: `cpu` → `-c`,
+ * `memoryMb` → `--mem`, `gpu` → `--gres=gpu:<n>` (whole GPUs only). A trial's environment is
+ * exactly the sandbox's (`--export=NIL,...`).
+ *
+ * The experiment folder (storage), the trainable's folder, Tunebox and Deno itself must be on
+ * storage every node sees; the driver checks this with the first trial.
+ *
+ * @param trainable the trainable module (URL or path); its default export is run.
+ * @param options mode, Slurm flags, driver address, timing.
+ * @returns the executor.
+ * @example
+ * ```ts ignore
+ * import { slurmExecutor } from "./slurm.ts";
+ * const executor = slurmExecutor(new URL("./train.ts", import.meta.url), {
+ *   mode: "sbatch",
+ *   slurm: { partition: "gpu", account: "proj42", time: "1:00:00" },
+ * });
+ * ```
+ */
+export function slurmExecutor(
+  trainable: string | URL,
+  options: SlurmExecutorOptions = {},
+): Executor {
+  const moduleUrl = resolveModule(trainable);
+  const graceMs = options.graceMs ?? 5000;
+  const pollMs = options.pollMs ?? 1000;
+  const log = options.log ?? ((m: string) => console.warn(`tunebox: ${m}`));
+  const cmdEnv: Record<string, string> = { ...(options.commandEnv ?? Deno.env.toObject()) };
+  const mode = options.mode ?? (cmdEnv.SLURM_JOB_ID ? "step" : "sbatch");
+  if (mode !== "step" && mode !== "sbatch") {
+    throw new TypeError(`slurmExecutor: mode must be "step" or "sbatch", got ${String(mode)}`);
+  }
+  let channel: RemoteChannel | undefined;
+  let experimentDir = "", entry = "", denoDir = "", configFile: string | undefined;
+  let nodeModules = false;
+  let readRoots: string[] = [];
+  let prepared = false;
+  let setpriv: string[] = [];
+  let runs = 0;
+  let firstTrial = true;
+  const live = new Map<string, BatchWatch>();
+  let poller: ReturnType<typeof setInterval> | undefined;
+
+  interface BatchWatch {
+    resolve: (v: { state: string; nodes: string }) => void;
+    nodes: string;
+  }
+
+  function poll(): void {
+    poller ??= setInterval(async () => {
+      if (!live.size) return;
+      const ids = [...live.keys()];
+      const states = await squeue(ids, cmdEnv).catch(() => undefined);
+      if (!states) return;
+      for (const id of ids) {
+        const w = live.get(id);
+        if (!w) continue;
+        const s = states.get(id);
+        if (s?.nodes) w.nodes = s.nodes;
+        if (!s || isTerminal(s.state)) {
+          live.delete(id);
+          w.resolve({ state: s?.state ?? "", nodes: w.nodes });
+        }
+      }
+      if (!live.size && poller) {
+        clearInterval(poller);
+        poller = undefined;
+      }
+    }, pollMs);
+  }
+
+  return {
+    name: "slurm",
+    capacity(resources: Resources): number {
+      // Refuses what Slurm cannot express (fractional GPUs or CPUs) before any trial starts.
+      resourceArgs({ cpu: resources.cpu ?? 1, gpu: resources.gpu ?? 0 }, options.slurm ?? {});
+      if (options.maxJobs !== undefined) return options.maxJobs;
+      if (mode === "sbatch") return 32;
+      const cpus = allocationCpus(cmdEnv.SLURM_JOB_CPUS_PER_NODE);
+      return cpus ? Math.max(1, Math.floor(cpus / Math.max(1, resources.cpu ?? 1))) : 1;
+    },
+    async prepare({ experimentDir: dir, sandbox }) {
+      experimentDir = dir;
+      await requireSlurm(mode, cmdEnv);
+      // A step dies with its srun; srun dies with the driver (even one killed with SIGKILL).
+      if (mode === "step") setpriv = await pdeathsig();
+      const policy = merge(options.sandbox ?? {}, sandbox ?? {});
+      await checkTrainableSource(moduleUrl);
+      configFile = options.denoConfig === false
+        ? undefined
+        : options.denoConfig ?? await findConfig(moduleUrl);
+      if (configFile) await checkDenoConfig(configFile, policy);
+      nodeModules = !!configFile && await exists(join(dirname(configFile), "node_modules"));
+      await cancelLeftovers(dir);
+      const trialMain = new URL("../../core/trial_main.ts", import.meta.url).href;
+      entry = join(dir, ".tunebox_entry.ts");
+      await Deno.writeTextFile(
+        entry,
+        `// Generated by tunebox: boots the trial, then runs the trainable module.\n` +
+          `import { boot } from ${JSON.stringify(trialMain)};\n` +
+          `const trial = await boot();\n` +
+          `await trial.run();\n`,
+      );
+      // The module graph is cached once, by the driver, into a DENO_DIR every node sees:
+      // trials run --cached-only.
+      denoDir = options.denoDir ?? join(dir, ".deno_dir");
+      await Deno.mkdir(denoDir, { recursive: true });
+      const cache = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "cache",
+          "--quiet",
+          configFile ? `--config=${configFile}` : "--no-config",
+          ...(policy.unstable ?? []).map((u) => `--unstable-${u}`),
+          entry,
+          moduleUrl,
+        ],
+        env: { ...registryEnv(), NO_COLOR: "1", DENO_DIR: denoDir },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      if (!cache.success) {
+        const err = new TextDecoder().decode(cache.stderr).trim();
+        throw new TuneError(
+          `Cannot load the trainable module ${moduleUrl}: ${
+            err.split("\n").slice(0, 6).join("\n")
+          }`,
+        );
+      }
+      const tunebox = tuneboxRoot();
+      readRoots = [
+        ...(moduleUrl.startsWith("file:") ? [dirname(fromFileUrl(moduleUrl))] : []),
+        ...(tunebox ? [tunebox] : []),
+        ...(configFile && nodeModules ? [join(dirname(configFile), "node_modules")] : []),
+        join(denoDir, "npm"),
+      ];
+      await checkModuleGraph(moduleUrl, {
+        roots: [...readRoots, ...(policy.read ?? [])],
+        ...(configFile ? { configFile } : {}),
+        unstable: policy.unstable ?? [],
+      });
+      channel = await openRemoteChannel({
+        ...(options.driverHost ? { host: options.driverHost } : {}),
+        ...(options.driverPort ? { port: options.driverPort } : {}),
+        ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
+        ...(options.channel ? { limits: options.channel } : {}),
+        log,
+      });
+      prepared = true;
+    },
+    start(job, listener): TrialHandle {
+      if (!prepared || !channel) {
+        throw new TuneError("slurmExecutor: prepare() must run before start()");
+      }
+      return startTrial(channel, job, listener, ++runs);
+    },
+    async close() {
+      channel?.close();
+      if (poller) clearInterval(poller);
+      poller = undefined;
+      await Deno.remove(join(experimentDir, JOBS_FILE)).catch(() => {});
+    },
+  } as Executor;
+
+  /** The node a trial's step or batch job runs on, from `squeue`. */
+  async function whereIs(trialId: string, jobId: string | undefined): Promise<string> {
+    const args = jobId
+      ? ["-h", "-j", jobId, "-o", "%N"]
+      : ["-h", "-s", "-j", cmdEnv.SLURM_JOB_ID ?? "", "-o", "%j %N"];
+    const r = await slurm("squeue", args, cmdEnv).catch(() => undefined);
+    if (!r) return "";
+    if (jobId) return r.out.trim().split("\n")[0] ?? "";
+    for (const line of r.out.split("\n")) {
+      const [name, nodes] = line.trim().split(/\s+/);
+      if (name === `${JOB_PREFIX}${trialId}`) return nodes ?? "";
+    }
+    return "";
+  }
+
+  /** Cancels batch jobs a killed driver left behind (their ids are in `.slurm_jobs`). */
+  async function cancelLeftovers(dir: string): Promise<void> {
+    let ids: string[] = [];
+    try {
+      ids = (await Deno.readTextFile(join(dir, JOBS_FILE))).split("\n").filter((x) =>
+        /^\d+$/.test(x)
+      );
+    } catch { /* none */ }
+    if (!ids.length) return;
+    const states = await squeue(ids, cmdEnv).catch(() => new Map());
+    for (const id of ids) {
+      if (!states.has(id)) continue;
+      log(`cancelling Slurm job ${id}, left running by an earlier driver of this experiment`);
+      await scancel(id, cmdEnv);
+    }
+    await Deno.remove(join(dir, JOBS_FILE)).catch(() => {});
+  }
+
+  function trialCommand(job: TrialJob, run: number, ch: RemoteChannel): {
+    argv: string[];
+    env: Record<string, string>;
+  } {
+    const policy = merge(options.sandbox ?? {}, job.sandbox);
+    const passEnv: Record<string, string> = {};
+    for (const name of policy.env ?? []) {
+      const v = Deno.env.get(name);
+      if (v !== undefined) passEnv[name] = v;
+    }
+    // Slurm sets CUDA_VISIBLE_DEVICES for the GPUs it gives (--gres); the driver's pick is local.
+    const jobEnv = Object.fromEntries(
+      Object.entries(job.env).filter(([k]) => k !== "CUDA_VISIBLE_DEVICES"),
+    );
+    const resolution = registryEnv();
+    const envNames = [
+      ...Object.keys(resolution),
+      ...REMOTE_ENV_NAMES,
+      "TUNEBOX_MODULE",
+      "DENO_DIR",
+      "SLURMD_NODENAME",
+      "CUDA_VISIBLE_DEVICES",
+      ...Object.keys(jobEnv),
+    ];
+    const memoryMb = job.resources?.memoryMb ?? job.memoryMb;
+    const v8 = [
+      ...(options.v8Flags ? [options.v8Flags] : []),
+      ...(memoryMb ? [`--max-old-space-size=${Math.max(16, Math.floor(memoryMb))}`] : []),
+    ];
+    const args = [
+      ...sandboxFlags({
+        trialDir: job.workDir,
+        recordDir: job.dir,
+        readRoots,
+        ...(configFile ? { configFile } : {}),
+        nodeModules,
+        envNames,
+        policy: { ...policy, net: [ch.netPermission, ...(policy.net ?? [])] },
+        location: `http://${job.trialId.replace(/[^a-zA-Z0-9-]/g, "-")}-${run}.trial.invalid`,
+      }),
+      ...(v8.length ? [`--v8-flags=${v8.join(",")}`] : []),
+      entry,
+    ];
+    return {
+      argv: [Deno.execPath(), ...args],
+      env: {
+        ...passEnv,
+        ...jobEnv,
+        ...resolution,
+        DENO_DIR: denoDir,
+        NO_COLOR: "1",
+        PATH: "/usr/local/bin:/usr/bin:/bin",
+        TUNEBOX_MODULE: moduleUrl,
+      },
+    };
+  }
+
+  function slurmArgs(job: TrialJob): string[] {
+    const r = job.resources ?? {};
+    return [
+      "--nodes=1",
+      "--ntasks=1",
+      `--job-name=${JOB_PREFIX}${job.trialId}`,
+      `--chdir=${job.workDir}`,
+      ...resourceArgs(
+        {
+          cpu: r.cpu ?? 1,
+          ...(r.memoryMb ?? job.memoryMb ? { memoryMb: r.memoryMb ?? job.memoryMb } : {}),
+          ...(r.gpu ? { gpu: r.gpu } : {}),
+        },
+        options.slurm ?? {},
+      ),
+    ];
+  }
+
+  function startTrial(
+    ch: RemoteChannel,
+    job: TrialJob,
+    listener: TrialListener,
+    run: number,
+  ): TrialHandle {
+    const token = crypto.randomUUID();
+    const connected = ch.server.expect(job.trialId, token);
+    const probing = firstTrial;
+    firstTrial = false;
+    let stopRequested = false;
+    let silent = false;
+    let node = "";
+    let jobId: string | undefined;
+    let srun: Deno.ChildProcess | undefined;
+    const stderrTail = { text: "" };
+    let resolveEnded!: (v: { state: string; nodes: string; code?: number }) => void;
+    const ended = new Promise<{ state: string; nodes: string; code?: number }>((r) =>
+      resolveEnded = r
+    );
+    let launchError: TuneError | undefined;
+    let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined;
+
+    (async () => {
+      const { argv, env } = trialCommand(job, run, ch);
+      const exportFlag = exportArg({ ...env, ...ch.trialEnv(job.trialId, token) });
+      const flags = slurmArgs(job);
+      if (mode === "step") {
+        const stepEnv = { ...cmdEnv };
+        // An allocation's per-CPU memory default conflicts with --mem on the step.
+        for (const k of ["SLURM_MEM_PER_CPU", "SLURM_MEM_PER_NODE", "SLURM_MEM_PER_GPU"]) {
+          delete stepEnv[k];
+        }
+        try {
+          const srunArgv = [
+            ...setpriv,
+            "srun",
+            "--exact",
+            "--quiet",
+            "--kill-on-bad-exit=1",
+            exportFlag,
+            ...flags,
+            ...argv,
+          ];
+          srun = new Deno.Command(srunArgv[0], {
+            args: srunArgv.slice(1),
+            env: stepEnv,
+            clearEnv: true,
+            stdin: "null",
+            stdout: "piped",
+            stderr: "piped",
+          }).spawn();
+        } catch (e) {
+          throw e instanceof Deno.errors.NotFound ? notInstalled("srun") : e;
+        }
+        const logs = Promise.all([
+          pipeToFile(srun.stdout, join(job.dir, "stdout.log")),
+          pipeToFile(srun.stderr, join(job.dir, "stderr.log"), stderrTail),
+        ]);
+        const st = await srun.status;
+        await logs.catch(() => {});
+        resolveEnded({ state: st.success ? "COMPLETED" : "FAILED", nodes: node, code: st.code });
+      } else {
+        const script = `#!/bin/sh\n# tunebox trial ${job.trialId}\nexec ${
+          argv.map(shq).join(" ")
+        }\n`;
+        jobId = await sbatch(
+          [
+            exportFlag,
+            "--open-mode=append",
+            `--output=${join(job.dir, "stdout.log")}`,
+            `--error=${join(job.dir, "stderr.log")}`,
+            ...flags,
+          ],
+          script,
+          cmdEnv,
+        );
+        await Deno.writeTextFile(join(experimentDir, JOBS_FILE), `${jobId}\n`, { append: true });
+        live.set(jobId, {
+          resolve: (v) => resolveEnded({ ...v, nodes: v.nodes || node }),
+          nodes: "",
+        });
+        poll();
+      }
+    })().catch((e) => {
+      launchError = e instanceof TuneError ? e : new TuneError(String((e as Error)?.message ?? e));
+      resolveEnded({ state: "REFUSED", nodes: "" });
+    });
+
+    const converse = (async (): Promise<Conversation> => {
+      const first = await Promise.race([connected, ended.then(() => undefined)]);
+      if (!first) return {};
+      connection = ch.keepAlive(first, () => {
+        silent = true;
+        cancel("KILL");
+      });
+      // Where it runs, for the live table and error messages (asked once it is surely running).
+      whereIs(job.trialId, jobId).then((n) => {
+        if (!n) return;
+        node = n;
+        listener.placed?.(n);
+      });
+      return await driveTrial(connection, job, listener);
+    })();
+    converse.catch(() => {});
+
+    const cancel = (signal: "TERM" | "KILL") => {
+      if (srun) {
+        try {
+          srun.kill(signal === "TERM" ? "SIGTERM" : "SIGKILL");
+        } catch { /* gone */ }
+      } else if (jobId) {
+        // TERM: scancel the job (Slurm sends SIGTERM, then SIGKILL after its KillWait);
+        // KILL: SIGKILL to every process of the job now.
+        scancel(jobId, cmdEnv, signal === "KILL" ? "KILL" : undefined);
+      }
+    };
+
+    let termTimer: ReturnType<typeof setTimeout> | undefined;
+    let killTimer: ReturnType<typeof setTimeout> | undefined;
+    let deadline = Infinity;
+    const escalate = (grace: number) => {
+      const at = Date.now() + Math.max(0, grace);
+      if (at >= deadline) return;
+      deadline = at;
+      clearTimeout(termTimer);
+      clearTimeout(killTimer);
+      termTimer = setTimeout(() => {
+        cancel("TERM");
+        killTimer = setTimeout(() => cancel("KILL"), 2000);
+      }, Math.max(0, grace));
+    };
+
+    const exited = (async (): Promise<TrialExit> => {
+      // A trial that said done (or error) has ended for the runner even before Slurm noticed.
+      const talkOrEnd = await Promise.race([
+        converse.then((c) => ({ talk: c })),
+        ended.then(() => undefined),
+      ]);
+      let talk = talkOrEnd?.talk;
+      if (talk?.broken) cancel("KILL");
+      if (!talk?.outcome || talk.broken) {
+        const end = await ended;
+        connection?.close();
+        talk ??= await settle(converse, 5000);
+        clearTimeout(termTimer);
+        clearTimeout(killTimer);
+        ch.server.forget(job.trialId);
+        if (launchError) {
+          return {
+            kind: "error",
+            message: launchError.message,
+            // A refused request fails every trial alike; a controller that did not answer may
+            // answer the retry.
+            fatal: !/Unable to contact|timed out|try again/i.test(launchError.message),
+          };
+        }
+        if (talk?.broken) {
+          return {
+            kind: "error",
+            message: `the trial broke the protocol and was killed: ${talk.broken}`,
+          };
+        }
+        if (talk?.outcome) return talk.outcome;
+        if (stopRequested) return { kind: "stopped" };
+        const tailText = await stderrOf(job.dir, stderrTail.text);
+        if (silent) {
+          return {
+            kind: "error",
+            message: `the trial went silent for ${ch.heartbeatMs} ms (no heartbeat: its node or ` +
+              `network may be down) and was cancelled`,
+          };
+        }
+        return failure(end, tailText);
+      }
+      clearTimeout(termTimer);
+      clearTimeout(killTimer);
+      ch.server.forget(job.trialId);
+      // The job is ending by itself; make sure it does.
+      settle(ended, 10_000).then((v) => {
+        if (!v) cancel("KILL");
+      });
+      return talk.outcome;
+    })();
+
+    function failure(
+      end: { state: string; nodes: string; code?: number },
+      tail: string,
+    ): Promise<TrialExit> | TrialExit {
+      const refusal = mode === "step" && !connection ? srunRefusal(tail) : undefined;
+      if (refusal) {
+        return {
+          kind: "error",
+          message: `Slurm refused the trial's step: ${refusal}`,
+          fatal: true,
+        };
+      }
+      const lines = tail.trim().split("\n").slice(-8).join("\n");
+      const unreachable = /tunebox: cannot reach the driver at (\S+): (.*)/.exec(tail);
+      if (unreachable) {
+        return {
+          kind: "error",
+          message: `the trial could not reach the driver at ${unreachable[1]} (${
+            unreachable[2]
+          }): driverHost must be an address every compute node reaches`,
+          fatal: true,
+        };
+      }
+      if (probing && !connection && /Module not found|couldn't chdir|No such file/.test(tail)) {
+        return {
+          kind: "error",
+          message: `the experiment folder ${experimentDir} is not visible on the node the ` +
+            `first trial ran on: storage must be shared by every node (a cluster file ` +
+            `system), and so must the trainable, Tunebox and Deno; last lines of stderr.log:\n` +
+            lines,
+          fatal: true,
+        };
+      }
+      const denial = parseDenial(lines);
+      return (async (): Promise<TrialExit> => {
+        let text: string;
+        if (mode === "sbatch" && jobId) {
+          const v = await showJob(jobId, cmdEnv);
+          text = verdictText(v, tail);
+        } else {
+          text = /error:|CANCELLED|Killed/.test(tail)
+            ? verdictText({
+              state: end.state,
+              reason: "",
+              nodes: end.nodes,
+              exitCode: String(end.code ?? ""),
+            }, tail)
+            : `the job step exited with code ${end.code}`;
+        }
+        return {
+          kind: "error",
+          message: `${text}` + (lines ? `; last lines of stderr.log:\n${lines}` : ""),
+          ...(denial ? { violation: denial } : {}),
+        };
+      })();
+    }
+
+    return {
+      exited,
+      async stop(grace = graceMs) {
+        stopRequested = true;
+        connection?.send({ v: PROTOCOL_VERSION, type: "stop" });
+        escalate(grace);
+        await exited;
+      },
+    };
+  }
+}
+
+/**
+ * Where Deno resolves `jsr:` and `npm:` specifiers, as the driver has them (`JSR_URL`,
+ * `NPM_CONFIG_REGISTRY`): the module cache the driver filled is keyed by those registries.
+ */
+function registryEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ["JSR_URL", "NPM_CONFIG_REGISTRY"]) {
+    try {
+      const v = Deno.env.get(name);
+      if (v) out[name] = v;
+    } catch { /* not readable: the driver does not use it either */ }
+  }
+  return out;
+}
+
+/** `setpriv --pdeathsig SIGKILL --` where it works, else nothing. */
+async function pdeathsig(): Promise<string[]> {
+  try {
+    const o = await new Deno.Command("setpriv", {
+      args: ["--pdeathsig", "SIGKILL", "--", "true"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return o.success ? ["setpriv", "--pdeathsig", "SIGKILL", "--"] : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Checks the Slurm clients exist and, in step mode, that there is an allocation. */
+async function requireSlurm(mode: string, env: Record<string, string>): Promise<void> {
+  for (const cmd of mode === "step" ? ["srun"] : ["sbatch", "squeue", "scancel", "scontrol"]) {
+    try {
+      await new Deno.Command(cmd, {
+        args: ["--version"],
+        env,
+        clearEnv: true,
+        stdout: "null",
+        stderr: "null",
+      })
+        .output();
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) throw notInstalled(cmd);
+      throw e;
+    }
+  }
+  if (mode === "step" && !env.SLURM_JOB_ID) {
+    throw new TuneError(
+      `The Slurm executor's step mode runs trials as job steps of the allocation the driver ` +
+        `runs in, but there is no allocation here (SLURM_JOB_ID is not set): start the driver ` +
+        `inside \`salloc\` or an \`sbatch\` script, or use mode "sbatch" to submit one batch job ` +
+        `per trial from a login node`,
+    );
+  }
+}
+
+async function stderrOf(dir: string, piped: string): Promise<string> {
+  if (piped) return piped;
+  try {
+    const f = await Deno.open(join(dir, "stderr.log"));
+    try {
+      const size = (await f.stat()).size;
+      await f.seek(Math.max(0, size - 4096), Deno.SeekMode.Start);
+      const buf = new Uint8Array(4096);
+      const n = await f.read(buf);
+      return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+    } finally {
+      f.close();
+    }
+  } catch {
+    return "";
+  }
+}
+
+function shq(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+function merge(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
+  const out: Record<string, string[]> = {};
+  for (const k of ["read", "write", "net", "env", "sys", "ffi", "unstable"] as const) {
+    const v = [...(a[k] ?? []), ...(b[k] ?? [])];
+    if (v.length) out[k] = v;
+  }
+  return out;
+}
+
+async function settle<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const r = await Promise.race([
+    p.catch(() => undefined),
+    new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), ms))),
+  ]);
+  clearTimeout(timer);
+  return r;
+}
+
+async function pipeToFile(
+  stream: ReadableStream<Uint8Array>,
+  path: string,
+  tail?: { text: string },
+): Promise<void> {
+  const file = await Deno.open(path, { append: true, create: true });
+  const dec = new TextDecoder();
+  try {
+    for await (const chunk of stream) {
+      if (tail) tail.text = (tail.text + dec.decode(chunk, { stream: true })).slice(-4096);
+      let off = 0;
+      while (off < chunk.length) off += await file.write(chunk.subarray(off));
+    }
+  } finally {
+    file.close();
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function findConfig(moduleUrl: string): Promise<string | undefined> {
+  if (!moduleUrl.startsWith("file:")) return undefined;
+  let dir = dirname(fromFileUrl(moduleUrl));
+  for (;;) {
+    for (const name of ["deno.json", "deno.jsonc"]) {
+      if (await exists(join(dir, name))) return join(dir, name);
+    }
+    const up = dirname(dir);
+    if (up === dir) return undefined;
+    dir = up;
+  }
+}

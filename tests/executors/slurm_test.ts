@@ -1,0 +1,458 @@
+// The Slurm executor against a real two-node Slurm cluster (tests/peers/slurm_cluster.ts): one
+// cluster for the whole file, stopped at the end even on failure. Each case runs real trials
+// through slurmExecutor and reads the outcome (trial status, error text, Slurm's own records).
+import { equal, match, ok as assert } from "#assert";
+import { grid, Tuner } from "../../mod.ts";
+import { ashaScheduler } from "../../plugins/schedulers/mod.ts";
+import { slurmExecutor, type SlurmExecutorOptions } from "../../plugins/executors/slurm.ts";
+import { type SlurmCluster, slurmMissing, startSlurmCluster } from "../peers/slurm_cluster.ts";
+import { hostileTrainable } from "../sandbox/_hostile.ts";
+import { tempStorage } from "../_helpers.ts";
+
+const missing = await slurmMissing();
+if (missing) console.warn(`\n*** SKIPPING the Slurm executor tests: ${missing} ***\n`);
+
+const PATH = Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+
+async function waitFor(ok: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Result lines written so far across the trials of an experiment folder. */
+async function resultLines(dir: string): Promise<number> {
+  let n = 0;
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.isDirectory) continue;
+      const text = await Deno.readTextFile(`${dir}/${e.name}/result.jsonl`).catch(() => "");
+      n += text.split("\n").filter(Boolean).length;
+    }
+  } catch { /* not yet */ }
+  return n;
+}
+
+function env(c: SlurmCluster, extra: Record<string, string> = {}): Record<string, string> {
+  return { ...c.env, PATH, ...extra };
+}
+
+/** Runs `fn` inside a fresh allocation of both nodes (as `salloc -N2` would), then frees it. */
+async function inAllocation<T>(
+  c: SlurmCluster,
+  fn: (commandEnv: Record<string, string>) => Promise<T>,
+): Promise<T> {
+  const id = await c.allocate(["-N2", `-n${2 * c.cpusPerNode}`]);
+  try {
+    return await fn(
+      env(c, { SLURM_JOB_ID: id, SLURM_JOB_CPUS_PER_NODE: `${c.cpusPerNode}(x2)` }),
+    );
+  } finally {
+    await c.run("scancel", [id]);
+  }
+}
+
+function executor(
+  train: string,
+  commandEnv: Record<string, string>,
+  o: SlurmExecutorOptions = {},
+) {
+  return slurmExecutor(train, {
+    commandEnv,
+    driverHost: "127.0.0.1",
+    heartbeatMs: 3000,
+    pollMs: 200,
+    graceMs: 1000,
+    ...o,
+  });
+}
+
+async function squeueAll(c: SlurmCluster): Promise<string> {
+  return (await c.run("squeue", ["-h", "-o", "%i %j %T"])).out.trim();
+}
+
+Deno.test({
+  name: "slurm executor on a real two-node cluster",
+  ignore: missing !== undefined,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async (t) => {
+  const c = await startSlurmCluster();
+  try {
+    await t.step(
+      "step mode places trials on both nodes, and the live table shows where",
+      async () => {
+        const train = await hostileTrainable(`
+        for (let i = 1; i <= 2; i++) {
+          await new Promise((r) => setTimeout(r, 300));
+          await session.report({ loss: config.x * i, node: Deno.env.get("SLURMD_NODENAME") ?? "?" });
+        }
+      `);
+        const lines: string[] = [];
+        const { tableReporter } = await import("../../plugins/reporters/table.ts");
+        // 3 CPUs per trial: only one fits on a 4-CPU node, so two run at once on n1 and n2.
+        const storage = await tempStorage();
+        const r = await inAllocation(c, (e) =>
+          new Tuner({
+            trainable: train,
+            space: { x: grid([1, 2, 3, 4]) },
+            metric: "loss",
+            mode: "min",
+            storage,
+            resources: { cpu: 3 },
+            executor: executor(train, e),
+            reporter: tableReporter({ write: (s: string) => lines.push(s), live: false }),
+          }).fit());
+        const nodes = new Set(r.trials.map((x) => String(x.metrics?.node)));
+        for (const x of r.trials) equal(x.status, "terminated", x.error);
+        equal([...nodes].sort().join(","), "n1,n2");
+        const table = lines.join("");
+        match(table, /node/);
+        match(table, /n1/);
+        match(table, /n2/);
+      },
+    );
+
+    await t.step(
+      "a constraint (--constraint) puts every trial on the node with that feature",
+      async () => {
+        const train = await hostileTrainable(`
+        await session.report({ loss: 1, node: Deno.env.get("SLURMD_NODENAME") ?? "?" });
+      `);
+        const r = await new Tuner({
+          trainable: train,
+          space: { x: grid([1, 2]) },
+          metric: "loss",
+          mode: "min",
+          storage: await tempStorage(),
+          executor: executor(train, env(c), { mode: "sbatch", slurm: { constraint: "two" } }),
+          reporter: false,
+        }).fit();
+        for (const x of r.trials) {
+          equal(x.status, "terminated", x.error);
+          equal(x.metrics?.node, "n2");
+        }
+      },
+    );
+
+    await t.step(
+      "the job's environment is exactly the sandbox's: nothing of the submitting environment leaks in",
+      async () => {
+        const train = await hostileTrainable(`
+        await session.report({ loss: 1, leak: Deno.env.get("LEAK_ME") ?? "none" });
+      `);
+        for (const mode of ["sbatch", "step"] as const) {
+          const run = (e: Record<string, string>) =>
+            tempStorage().then((storage) =>
+              new Tuner({
+                trainable: train,
+                space: { x: grid([1]) },
+                metric: "loss",
+                mode: "min",
+                storage,
+                // Granted, so only the environment can keep it out.
+                sandbox: { env: ["LEAK_ME"] },
+                executor: executor(train, { ...e, LEAK_ME: "from-the-submitter" }, { mode }),
+                reporter: false,
+              }).fit()
+            );
+          const r = mode === "step" ? await inAllocation(c, run) : await run(env(c));
+          equal(r.trials[0].status, "terminated", r.trials[0].error);
+          equal(r.trials[0].metrics?.leak, "none", mode);
+        }
+      },
+    );
+
+    await t.step("ASHA stops remote trials early", async () => {
+      const train = await hostileTrainable(`
+        for (let i = 1; i <= 8; i++) await session.report({ loss: config.x / i });
+      `);
+      const storage = await tempStorage();
+      const r = await inAllocation(c, (e) =>
+        new Tuner({
+          trainable: train,
+          space: { x: grid([1, 2, 3, 4, 5, 6]) },
+          metric: "loss",
+          mode: "min",
+          storage,
+          scheduler: ashaScheduler({ maxT: 8, gracePeriod: 1, reductionFactor: 2 }),
+          maxConcurrent: 6,
+          executor: executor(train, e),
+          reporter: false,
+        }).fit());
+      const stopped = r.trials.filter((x) => x.iterations < 8);
+      assert(stopped.length >= 2, `ASHA stopped ${stopped.length} trials`);
+      for (const x of r.trials) equal(x.status, "terminated", x.error);
+      equal(r.trials.filter((x) => x.iterations === 8).length >= 1, true);
+    });
+
+    await t.step(
+      "a trial over its --mem is killed by Slurm and fails with OUT_OF_MEMORY",
+      async () => {
+        const train = await hostileTrainable(`
+        await session.report({ loss: 1 });
+        const keep: Uint8Array[] = [];
+        for (let i = 0; i < 100; i++) {
+          keep.push(new Uint8Array(16 << 20).fill(1));
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await session.report({ loss: keep.length });
+      `);
+        const r = await new Tuner({
+          trainable: train,
+          space: { x: grid([1]) },
+          metric: "loss",
+          mode: "min",
+          storage: await tempStorage(),
+          resources: { cpu: 1, memoryMb: 150 },
+          executor: executor(train, env(c), { mode: "sbatch" }),
+          reporter: false,
+        }).fit();
+        const x = r.trials[0];
+        equal(x.status, "error");
+        match(x.error ?? "", /OUT_OF_MEMORY/);
+        match(x.error ?? "", /memory/);
+      },
+    );
+
+    await t.step(
+      "a trial that ignores the stop decision is cancelled by the scheduler (scancel)",
+      async () => {
+        const train = await hostileTrainable(`
+        for (let i = 1; ; i++) {
+          try { await session.report({ loss: 10 - i }); } catch { /* ignores TrialStopped */ }
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      `);
+        const r = await new Tuner({
+          trainable: train,
+          space: { x: grid([1]) },
+          metric: "loss",
+          mode: "min",
+          stop: { training_iteration: 3 },
+          storage: await tempStorage(),
+          executor: executor(train, env(c), { mode: "sbatch", graceMs: 500 }),
+          reporter: false,
+        }).fit();
+        const x = r.trials[0];
+        equal(x.status, "terminated", x.error);
+        const jobs = (await c.run("squeue", ["-h", "-t", "all", "-o", "%j %T"])).out;
+        // Slurm's record of the job: cancelled, not left running.
+        const job = (await c.run("scontrol", ["show", "job", "-o"])).out.split("\n")
+          .find((l) => l.includes(`JobName=tunebox-${x.id}`));
+        assert(job, `no Slurm job for ${x.id}: ${jobs}`);
+        match(job!, /JobState=CANCELLED/);
+      },
+    );
+
+    await t.step(
+      "a trial whose event loop goes silent is given up by the driver (heartbeat)",
+      async () => {
+        const train = await hostileTrainable(`
+        await session.report({ loss: 1 });
+        const until = Date.now() + 15000;
+        while (Date.now() < until) { /* no heartbeat can leave */ }
+        await session.report({ loss: 2 });
+      `);
+        const t0 = Date.now();
+        const storage = await tempStorage();
+        const r = await inAllocation(c, (e) =>
+          new Tuner({
+            trainable: train,
+            space: { x: grid([1]) },
+            metric: "loss",
+            mode: "min",
+            storage,
+            executor: executor(train, e, { heartbeatMs: 1500 }),
+            reporter: false,
+          }).fit());
+        const x = r.trials[0];
+        equal(x.status, "error");
+        match(x.error ?? "", /went silent for 1500 ms/);
+        assert(Date.now() - t0 < 14000, "the driver waited for the silent trial");
+      },
+    );
+
+    await t.step(
+      "a refused request is shown in Slurm's words and ends the experiment",
+      async () => {
+        const train = await hostileTrainable(`await session.report({ loss: 1 });`);
+        for (
+          const [mode, resources, slurm, words] of [
+            ["sbatch", { cpu: 64 }, {}, /Slurm refused.*More processors requested than permitted/],
+            ["sbatch", { cpu: 1 }, { constraint: "nosuch" }, /Slurm refused.*Invalid feature/],
+            ["step", { cpu: 64 }, {}, /Slurm refused the trial's step: srun: error: .*/],
+          ] as const
+        ) {
+          const storage = await tempStorage();
+          const run = (e: Record<string, string>) =>
+            new Tuner({
+              trainable: train,
+              space: { x: grid([1]) },
+              metric: "loss",
+              mode: "min",
+              storage,
+              resources,
+              executor: executor(train, e, { mode, slurm }),
+              reporter: false,
+            }).fit().then(() => undefined, (e) => e as Error);
+          const err = mode === "step" ? await inAllocation(c, run) : await run(env(c));
+          assert(err, `${mode} ${JSON.stringify(resources)} was not refused`);
+          match(err!.message, words);
+        }
+      },
+    );
+
+    await t.step(
+      "outside Slurm, without an allocation, and with a fractional GPU: clear errors",
+      async () => {
+        const train = await hostileTrainable(`await session.report({ loss: 1 });`);
+        const run = async (o: SlurmExecutorOptions, commandEnv: Record<string, string>, gpu = 0) =>
+          new Tuner({
+            trainable: train,
+            space: { x: grid([1]) },
+            metric: "loss",
+            mode: "min",
+            storage: await tempStorage(),
+            resources: { cpu: 1, gpu },
+            gpus: gpu ? 1 : 0,
+            executor: executor(train, commandEnv, o),
+            reporter: false,
+          }).fit().then(() => undefined, (e) => e as Error);
+        const none = await run({ mode: "sbatch" }, { PATH: "/nonexistent" });
+        match(none?.message ?? "", /not inside a Slurm installation: `sbatch` was not found/);
+        const noAlloc = await run({ mode: "step" }, env(c));
+        match(noAlloc?.message ?? "", /no allocation here \(SLURM_JOB_ID is not set\)/);
+        const frac = await run({ mode: "sbatch" }, env(c), 0.5);
+        match(frac?.message ?? "", /fractional GPUs/);
+      },
+    );
+    for (const mode of ["sbatch", "step"] as const) {
+      await t.step(
+        `${mode} mode: a driver killed with -9 leaves no job behind for long, and resume finishes`,
+        async () => {
+          const train = await hostileTrainable(`
+          const start = session.checkpoint ? Number(await Deno.readTextFile(session.checkpoint + "/i")) : 0;
+          for (let i = start + 1; i <= 12; i++) {
+            await new Promise((r) => setTimeout(r, 250));
+            await session.report({ loss: 1 / i }, {
+              checkpoint: (dir) => Deno.writeTextFile(dir + "/i", String(i)),
+            });
+          }
+        `);
+          const storage = await tempStorage();
+          const yaml = `${storage}/exp.yaml`;
+          await Deno.writeTextFile(
+            yaml,
+            [
+              `name: killed`,
+              `trainable: ${train}`,
+              `metric: loss`,
+              `mode: min`,
+              `storage: ${storage}`,
+              `space: { x: { type: grid, values: [1, 2] } }`,
+              `reporter: false`,
+              `executor: { name: slurm, mode: ${mode}, driver_host: 127.0.0.1, heartbeat_ms: 1500, poll_ms: 200 }`,
+            ].join("\n") + "\n",
+          );
+          const alloc = mode === "step" ? await c.allocate(["-N2", "-n4"]) : undefined;
+          try {
+            const runEnv = env(
+              c,
+              alloc ? { SLURM_JOB_ID: alloc, SLURM_JOB_CPUS_PER_NODE: "2(x2)" } : {},
+            );
+            const driver = new Deno.Command(Deno.execPath(), {
+              args: ["run", "-A", CLI, "run", yaml],
+              env: runEnv,
+              clearEnv: true,
+              stdout: "null",
+              stderr: "piped",
+            }).spawn();
+            const dir = `${storage}/killed`;
+            // Wait until both trials reported a few times, then kill the driver like a crash.
+            await waitFor(async () => (await resultLines(dir)) >= 6, 60_000);
+            driver.kill("SIGKILL");
+            await driver.output();
+            // No trial job outlives the driver for long: batch jobs notice the silent driver
+            // (heartbeat), steps die with their srun.
+            await waitFor(async () => !(await squeueAll(c)).includes("tunebox-"), 20_000);
+            const resumed = await new Deno.Command(Deno.execPath(), {
+              args: ["run", "-A", CLI, "resume", dir],
+              env: runEnv,
+              clearEnv: true,
+              stdout: "piped",
+              stderr: "piped",
+            }).output();
+            equal(resumed.code, 0, new TextDecoder().decode(resumed.stderr));
+            const { ResultGrid } = await import("../../mod.ts");
+            const g = await ResultGrid.load(dir);
+            for (const x of g.trials) {
+              equal(x.status, "terminated", x.error);
+              equal(x.iterations, 12);
+            }
+          } finally {
+            if (alloc) await c.run("scancel", [alloc]);
+          }
+        },
+      );
+    }
+
+    await t.step(
+      "examples/05 (MNIST, TPE + ASHA) runs from its YAML with --executor slurm inside salloc",
+      async () => {
+        const storage = await tempStorage();
+        await inAllocation(c, async (e) => {
+          const out = await new Deno.Command(Deno.execPath(), {
+            args: [
+              "run",
+              "-A",
+              CLI,
+              "run",
+              new URL("../../examples/05_experiment.yaml", import.meta.url).pathname,
+              "--executor",
+              "slurm",
+              "--storage",
+              storage,
+              "--set",
+              "num_samples=2",
+              "--set",
+              "space.epochs=2",
+              "--set",
+              "space.train_size=256",
+              "--set",
+              "scheduler.max_t=2",
+              "--set",
+              "loggers=[]",
+              "--set",
+              "executor.driver_host=127.0.0.1",
+            ],
+            env: e,
+            clearEnv: true,
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+          equal(out.code, 0, text);
+          match(text, /node/);
+          match(text, /n[12]/);
+        });
+        const { ResultGrid } = await import("../../mod.ts");
+        const g = await ResultGrid.load(`${storage}/mnist-yaml`);
+        equal(g.trials.length, 2);
+        for (const x of g.trials) {
+          equal(x.status, "terminated", x.error);
+          assert(typeof x.metrics?.val_acc === "number");
+        }
+        const saved = JSON.parse(await Deno.readTextFile(`${storage}/mnist-yaml/experiment.json`));
+        equal(saved.options.executor.name, "slurm");
+      },
+    );
+  } finally {
+    const left = await squeueAll(c).catch(() => "");
+    await c.close();
+    if (left) console.warn(`jobs still queued at the end: ${left}`);
+  }
+});
