@@ -60,6 +60,8 @@ await run("Native TensorFlow backend: tensorflow vs wasm vs cpu, the demo on eac
   "run",
   "-A",
   "bench/native_bench.ts",
+  ...q,
+]);
 await run("Slurm executor on the two-node test cluster, next to local trials", deno, [
   "run",
   "-A",
