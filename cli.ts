@@ -30,6 +30,7 @@ import { ConfigError, TuneError } from "./core/errors.ts";
 import { readExperiment } from "./core/store.ts";
 import { reportCommand } from "./plugins/reporters/html.ts";
 import { dashboardCommand } from "./plugins/reporters/dashboard.ts";
+import { backendCommand } from "./plugins/backends/tfjs/setup.ts";
 // Importing the plugin families registers their names for YAML files.
 import "./plugins/searchers/mod.ts";
 import "./plugins/schedulers/mod.ts";
@@ -166,6 +167,22 @@ const COMMANDS: readonly CommandSpec[] = [
     ],
     examples: ["tunebox dashboard tunebox_results/mnist-asha --port 8265"],
     run: (_p, _v, raw) => dashboardCommand(raw),
+  },
+  {
+    name: "backend",
+    positionals: ["install", "NAME"],
+    summary: "Build the native TensorFlow backend (tensorflow, tensorflow-gpu)",
+    description: "Builds tfjs-node (NAME tensorflow) or tfjs-node-gpu (tensorflow-gpu) in the " +
+      "project's node_modules from PyPI's TensorFlow wheel, then checks that it computes in a " +
+      "sandboxed trial; loadTfjs() picks it from then on. Idempotent; one line per step.",
+    options: [
+      { name: "force", help: "Rebuild the binding even when one is there." },
+      { name: "no-strip", help: "Keep the libraries' symbols (250 MB more)." },
+      { name: "keep-wheels", help: "Keep the downloaded wheels in the cache." },
+      { name: "python", value: "PY", help: "The Python that runs pip (default python3)." },
+    ],
+    examples: ["tunebox backend install tensorflow", "tunebox backend install tensorflow-gpu"],
+    run: (_p, _v, raw) => backendCommand(raw),
   },
   {
     name: "completions",

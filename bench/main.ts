@@ -56,6 +56,12 @@ await run("Training: tfjs backends' throughput, the sandbox's cost, the MNIST de
   "bench/training_bench.ts",
   ...q,
 ]);
+await run("Native TensorFlow backend: tensorflow vs wasm vs cpu, the demo on each", deno, [
+  "run",
+  "-A",
+  "bench/native_bench.ts",
+  ...q,
+]);
 await run("Slurm executor on the two-node test cluster, next to local trials", deno, [
   "run",
   "-A",

@@ -148,9 +148,12 @@ if (flags["peer-json"]) {
   for (const file of flags["peer-json"].split(",")) {
     const peer = JSON.parse(await Deno.readTextFile(file));
     for (const [solver, byProblem] of Object.entries(peer.curves as Curves)) {
-      curves[solver] = Object.fromEntries(
-        Object.entries(byProblem).filter(([name]) => problems.some((p) => p.name === name)),
-      );
+      curves[solver] = {
+        ...curves[solver],
+        ...Object.fromEntries(
+          Object.entries(byProblem).filter(([name]) => problems.some((p) => p.name === name)),
+        ),
+      };
     }
     Object.assign(elapsed, peer.elapsed);
     Object.assign(peerLatency, peer.latency ?? {});

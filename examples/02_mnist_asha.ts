@@ -8,7 +8,7 @@
  */
 import { Tuner } from "../mod.ts";
 import { ashaScheduler } from "../plugins/schedulers/mod.ts";
-import { mnistSetup, mnistSpace, mnistTable } from "./mnist_setup.ts";
+import { backendsUsed, mnistSetup, mnistSpace, mnistTable } from "./mnist_setup.ts";
 
 // Sizes (overridable by EPOCHS, TRAIN_SIZE, NUM_SAMPLES, ...) and the digits, decoded once into a
 // shared, read-only data folder.
@@ -41,4 +41,5 @@ console.log(
     batch_size: best.config.batch_size,
   },
 );
+console.log(`TensorFlow.js backend: ${backendsUsed(results)}`);
 console.log(`Experiment folder: ${results.path}`);

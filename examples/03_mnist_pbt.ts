@@ -10,7 +10,7 @@
 import { loguniform, Tuner } from "../mod.ts";
 import { pbtScheduler } from "../plugins/schedulers/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
-import { mnistSetup, mnistSpace } from "./mnist_setup.ts";
+import { backendsUsed, mnistSetup, mnistSpace } from "./mnist_setup.ts";
 
 const setup = await mnistSetup({ epochs: 8, trainSize: 3000, numSamples: 8 });
 
@@ -41,4 +41,5 @@ const best = results.best();
 console.log(
   `\nBest: val_loss ${best.score.toFixed(4)} (trial ${best.id}), final lr ${best.config.lr}`,
 );
+console.log(`TensorFlow.js backend: ${backendsUsed(results)}`);
 console.log(`Lineages (pbt_policy_<trial>.txt) and trials: ${results.path}`);

@@ -13,7 +13,7 @@ import { Tuner } from "../mod.ts";
 import { ashaScheduler } from "../plugins/schedulers/mod.ts";
 import { tpeSearcher } from "../plugins/searchers/mod.ts";
 import { tensorboardLogger } from "../plugins/loggers/tensorboard/mod.ts";
-import { mnistSetup, mnistSpace, mnistTable } from "./mnist_setup.ts";
+import { backendsUsed, mnistSetup, mnistSpace, mnistTable } from "./mnist_setup.ts";
 
 const setup = await mnistSetup({ epochs: 8, trainSize: 4000, numSamples: 16 });
 
@@ -40,4 +40,5 @@ console.log(
     Number(best.metrics?.val_acc).toFixed(3)
   } (trial ${best.id})`,
 );
+console.log(`TensorFlow.js backend: ${backendsUsed(results)}`);
 console.log(`See every trial and its hyperparameters: tensorboard --logdir ${results.path}`);

@@ -40,7 +40,8 @@ const results = Deno.args[0] ? await ResultGrid.load(Deno.args[0]) : await tune(
 // The trial with the best last val_loss; its latest checkpoint holds the model of that report.
 const best = results.best();
 if (!best.checkpoint) throw new Error(`The best trial ${best.id} saved no checkpoint`);
-const { tf } = await loadTfjs({ prefer: ["wasm", "cpu"] });
+const { tf, backend } = await loadTfjs();
+console.log(`TensorFlow.js backend: ${backend}`);
 const model = (await restoreModel(best.checkpoint))!; // a folder always gives a model (or throws)
 
 // Trials train on the first `train_size` digits of loadMnist's shuffled order and validate on the

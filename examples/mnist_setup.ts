@@ -3,7 +3,7 @@
  * environment, the decoded digits in a data folder that sandboxed trials may read, the search
  * space of `mnist_trainable.ts`, and the live table's columns.
  */
-import { type Callback, choice, loguniform, type SandboxPolicy } from "../mod.ts";
+import { type Callback, choice, loguniform, type ResultGrid, type SandboxPolicy } from "../mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
 import { tfjsBackend } from "../plugins/backends/tfjs.ts";
 import { writeMnistCache } from "../plugins/backends/mnist.ts";
@@ -24,7 +24,10 @@ export interface MnistSetup {
   readonly name: string | undefined;
   /** The shared, read-only folder holding the decoded digits. */
   readonly dataDir: string;
-  /** What trials may read: the data folder and the wasm files of TensorFlow.js. */
+  /**
+   * What trials may do: read the data folder and the wasm files of TensorFlow.js, and, once
+   * `deno task setup:tensorflow` built the native backend, load it (FFI on its binding's folder).
+   */
   readonly sandbox: SandboxPolicy;
 }
 
@@ -35,6 +38,9 @@ export async function mnistSetup(
   const env = (k: string, d: number) => Number(Deno.env.get(k) ?? d);
   const storage = Deno.env.get("STORAGE") ?? "./tunebox_results";
   await writeMnistCache(`${storage}/mnist_data`);
+  // The native backend's permissions only name what is built: FFI appears once it is.
+  // BACKEND=wasm keeps trials off it (they then pick wasm), e.g. to compare.
+  const native = tfjsBackend({ native: Deno.env.get("BACKEND") !== "wasm" }).permissions();
   const dataDir = await Deno.realPath(`${storage}/mnist_data`);
   return {
     epochs: env("EPOCHS", defaults.epochs),
@@ -44,8 +50,18 @@ export async function mnistSetup(
     storage,
     name: Deno.env.get("NAME"),
     dataDir,
-    sandbox: { read: [dataDir, ...(tfjsBackend().permissions().read ?? [])] },
+    sandbox: { ...native, read: [dataDir, ...(native.read ?? [])] },
   };
+}
+
+/** The backends the trials reported in their first result, e.g. "tensorflow (4 trials)". */
+export function backendsUsed(results: ResultGrid): string {
+  const counts = new Map<string, number>();
+  for (const t of results.trials) {
+    const b = String(results.history(t.id)[0]?.backend ?? "unknown");
+    counts.set(b, (counts.get(b) ?? 0) + 1);
+  }
+  return [...counts].map(([b, n]) => `${b} (${n} trial${n === 1 ? "" : "s"})`).join(", ");
 }
 
 /** The search space of the classifier: layer sizes, learning rate (log scale) and batch size. */

@@ -38,7 +38,8 @@ Deno.test("example 02 (deno task demo): MNIST with ASHA in sandboxed trials, tin
   const first = (await Deno.readTextFile(
     `${storage}/demo/${(await firstTrial(`${storage}/demo`))}/result.jsonl`,
   )).split("\n")[0];
-  match(first, /"backend":"wasm"/);
+  match(first, /"backend":"tensorflow"/); // deno task setup built the native backend
+  match(text, /TensorFlow.js backend: tensorflow \(2 trials\)/);
 });
 
 Deno.test("example 03: MNIST with PBT exploits and logs lineages, tiny budget", async () => {

@@ -296,15 +296,14 @@ Deno.test("a sandboxed trial without read on the .wasm folder falls back to cpu 
   );
 });
 
-Deno.test("loadTfjs falls back from tensorflow-gpu with the install hint when tfjs-node-gpu is absent", async () => {
+Deno.test("loadTfjs falls back from tensorflow-gpu with the setup hint when tfjs-node-gpu is not built", async () => {
   const r = await probe(
     ["tensorflow-gpu", "wasm"],
     flags(tfjsBackend({ native: true }).permissions()),
   );
   deepStrictEqual(r.warnings, [
-    "tfjs-node-gpu is not installed with libtensorflow: install it with `deno add " +
-    "npm:@tensorflow/tfjs-node-gpu@4.22.0 && deno install " +
-    "--allow-scripts=npm:@tensorflow/tfjs-node-gpu` — using wasm",
+    "tfjs-node-gpu is not built (no lib/napi-v*/tfjs_binding.node): build it with `deno task " +
+    "setup:tensorflow --gpu` (or `tunebox backend install tensorflow-gpu`) — using wasm",
   ]);
   equal(r.backend, "wasm");
 });
@@ -317,7 +316,7 @@ Deno.test("a trial given a GPU but no GPU backend warns even with the default pr
   equal(r.warnings.length, 1);
   match(
     r.warnings[0],
-    /^This trial holds GPU 0 \(CUDA_VISIBLE_DEVICES\) but no GPU backend loaded: tfjs-node-gpu (is not installed with libtensorflow|skipped)/,
+    /^This trial holds GPU 0 \(CUDA_VISIBLE_DEVICES\) but no GPU backend loaded: tfjs-node-gpu (is not built|skipped)/,
   );
   match(r.warnings[0], / — using wasm$/);
 });

@@ -74,6 +74,10 @@ function experiment(name: string, dir: string, resumed = false): ExperimentStart
   };
 }
 
+/** A hook that waited on the network (a request, a retry, a drain) would take seconds here;
+ * the bound is loose because the test suite runs in parallel on two busy cores. */
+const HOOK_BOUND_MS = 1000;
+
 async function timed(fn: () => unknown): Promise<number> {
   const t0 = performance.now();
   await fn();
@@ -220,7 +224,7 @@ Deno.test("mlflowLogger against an mlflow server with basic authentication", asy
         "right",
         dir,
       );
-      assert.ok(slowestHookMs < 50, `slowest hook: ${slowestHookMs} ms`);
+      assert.ok(slowestHookMs < HOOK_BOUND_MS, `slowest hook: ${slowestHookMs} ms`);
       const delivery = await logger.flush(0);
       assert.equal(delivery.pending, 0);
       assert.equal(delivery.problem, undefined);
@@ -249,7 +253,7 @@ Deno.test("mlflowLogger against an mlflow server with basic authentication", asy
             slug,
             dir,
           );
-          assert.ok(slowestHookMs < 50, `slowest hook: ${slowestHookMs} ms`);
+          assert.ok(slowestHookMs < HOOK_BOUND_MS, `slowest hook: ${slowestHookMs} ms`);
           // Gives up at once instead of waiting out drainTimeoutMs (20 s) or retrying.
           assert.ok(endMs < 3000, `onExperimentEnd took ${endMs} ms`);
           assert.deepEqual(proxy.requests.slice(sent), [
@@ -285,6 +289,9 @@ Deno.test("mlflowLogger against an mlflow server with basic authentication", asy
             base((m) => warnings.push(m), { ...ADMIN, experiment: `auth-${slug}` }),
           );
           await resumed.onExperimentStart!(experiment(slug, dir, true));
+          // Each request costs the server a PBKDF2 check, seconds on a busy machine: wait for
+          // delivery rather than for a fixed drain, then end.
+          assert.equal((await resumed.flush(180_000)).pending, 0, warnings.join("\n"));
           await resumed.onExperimentEnd!({ trials: [], interrupted: false });
           assert.equal((await resumed.flush(0)).pending, 0);
           assert.equal(warnings.length, 2, warnings.join("\n"));

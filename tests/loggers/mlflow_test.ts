@@ -135,6 +135,10 @@ function collector(): { warnings: string[]; warn: (m: string) => void } {
   return { warnings, warn: (m) => warnings.push(m) };
 }
 
+/** A hook that waited on the network (a request, a retry, a drain) would take seconds here;
+ * the bound is loose because the test suite runs in parallel on two busy cores. */
+const HOOK_BOUND_MS = 1000;
+
 async function timed<T>(fn: () => T | Promise<T>): Promise<number> {
   const t0 = performance.now();
   await fn();
@@ -655,7 +659,12 @@ console.log(JSON.stringify({ warnings, delivery: await logger.flush(0) }));
         await Deno.mkdir(dirEnded);
         const live = collector(), ended = collector();
         const opts = (name: string, warn: (m: string) => void) =>
-          base({ experiment: `tunebox-${name}`, drainTimeoutMs: 1000, warn });
+          base({
+            experiment: `tunebox-${name}`,
+            drainTimeoutMs: 1000,
+            maxRetryDelayMs: 2000,
+            warn,
+          });
         const lv = mlflowLogger(opts("live", live.warn));
         const en = mlflowLogger(opts("ended", ended.warn));
         await lv.onExperimentStart!(experiment("live", dirLive));
@@ -684,7 +693,7 @@ console.log(JSON.stringify({ warnings, delivery: await logger.flush(0) }));
           slowest,
           await timed(() => en.onTrialEnd!({ trial: bEnd, outcome: "completed" })),
         );
-        assert.ok(slowest < 50, `a hook took ${slowest} ms while the server was down`);
+        assert.ok(slowest < HOOK_BOUND_MS, `a hook took ${slowest} ms while the server was down`);
         const endMs = await timed(() =>
           en.onExperimentEnd!({ trials: [bEnd], interrupted: false })
         );
@@ -715,13 +724,16 @@ console.log(JSON.stringify({ warnings, delivery: await logger.flush(0) }));
         for (let i = 9; i <= 10; i++) report(lv, a, i, { loss: 10 - i });
         const aEnd = { ...a, status: "terminated" as const };
         lv.onTrialEnd!({ trial: aEnd, outcome: "completed" });
+        // The restarted server may take seconds to answer on a busy machine: wait until the live
+        // experiment has delivered what it kept (backoff is capped at 2 s above), then end it.
+        assert.equal((await lv.flush(60_000)).pending, 0, live.warnings.join("\n"));
         await lv.onExperimentEnd!({ trials: [aEnd], interrupted: false });
         assert.equal((await lv.flush(0)).pending, 0);
         assert.ok(live.warnings.some((w) => w.includes("answers again")), live.warnings.join("\n"));
         const resumed = mlflowLogger(opts("ended", ended.warn));
         await resumed.onExperimentStart!(experiment("ended", dirEnded, true));
         await resumed.onExperimentEnd!({ trials: [bEnd], interrupted: false });
-        assert.equal((await resumed.flush(0)).pending, 0);
+        assert.equal((await resumed.flush(60_000)).pending, 0);
 
         const cases = [["live", a, 10, dirLive], ["ended", b, 6, dirEnded]] as const;
         for (const [name, tr, steps, dir] of cases) {
@@ -768,7 +780,7 @@ Deno.test("mlflowLogger warns once and never stalls the experiment when the serv
       hookMs.push(await timed(() => report(logger, tr, i, { loss: 1 / i, acc: i / 50 })));
     }
     hookMs.push(await timed(() => logger.onTrialEnd!({ trial: tr, outcome: "completed" })));
-    assert.ok(Math.max(...hookMs) < 50, `slowest hook: ${Math.max(...hookMs)} ms`);
+    assert.ok(Math.max(...hookMs) < HOOK_BOUND_MS, `slowest hook: ${Math.max(...hookMs)} ms`);
     const endMs = await timed(() =>
       logger.onExperimentEnd!({ trials: [{ ...tr, status: "terminated" }], interrupted: false })
     );
