@@ -7,6 +7,7 @@
  * @module
  */
 
+import { exists, findConfig, merge, settle } from "./_shared.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { dirname, join } from "node:path";
 import type {
@@ -878,45 +879,4 @@ async function stderrOf(dir: string): Promise<string> {
 /** Single-quotes for sh. */
 function shq(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
-}
-
-function merge(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
-  const out: Record<string, string[]> = {};
-  for (const k of ["read", "write", "net", "env", "sys", "ffi", "unstable"] as const) {
-    const v = [...(a[k] ?? []), ...(b[k] ?? [])];
-    if (v.length) out[k] = v;
-  }
-  return out;
-}
-
-async function settle<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const r = await Promise.race([
-    p.catch(() => undefined),
-    new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), ms))),
-  ]);
-  clearTimeout(timer);
-  return r;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function findConfig(moduleUrl: string): Promise<string | undefined> {
-  if (!moduleUrl.startsWith("file:")) return undefined;
-  let dir = dirname(fromFileUrl(moduleUrl));
-  for (;;) {
-    for (const name of ["deno.json", "deno.jsonc"]) {
-      if (await exists(join(dir, name))) return join(dir, name);
-    }
-    const up = dirname(dir);
-    if (up === dir) return undefined;
-    dir = up;
-  }
 }
