@@ -10,7 +10,7 @@
  */
 
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
-import { resolve } from "node:path";
+import { resolve } from "./_path.ts";
 import type { Space } from "./space.ts";
 
 /** What every searcher is told once, before the first `suggest`. */

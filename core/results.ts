@@ -6,7 +6,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "./_path.ts";
 import type { Config, JsonValue, Mode, TrialResult, TrialStatus } from "./trial.ts";
 import {
   flatten,

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { join, resolve, sep } from "node:path";
+import { join, resolve, sep } from "./_path.ts";
 import type {
   Ack,
   Callback,

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "./_path.ts";
 import { nonFiniteReplacer, reviveMetrics } from "./protocol.ts";
 import type { Config, JsonValue, TrialResult, TrialStatus } from "./trial.ts";
 import { TuneError } from "./errors.ts";

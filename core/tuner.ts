@@ -4,7 +4,7 @@
  * @module
  */
 
-import { basename, join, resolve } from "node:path";
+import { basename, join, resolve } from "./_path.ts";
 import type {
   Callback,
   Executor,
