@@ -361,6 +361,13 @@ export interface Executor {
    * `maxConcurrent`) instead of this machine's CPUs and GPUs. @default local resources
    */
   capacity?(resources: Resources): number;
+  /**
+   * True when a trial needs no folder to start (it runs in the driver's process and creates
+   * `workDir` itself if it uses it). The runner then writes the trial's own records
+   * (`params.json`, `result.jsonl`, `progress.csv`) when it checkpoints or ends, and only the
+   * experiment's journal before each acknowledgement. @default false
+   */
+  readonly lazyTrialDir?: boolean;
   /** Starts a trial. */
   start(job: TrialJob, listener: TrialListener): TrialHandle;
   /** Releases pooled resources. */

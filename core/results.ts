@@ -11,9 +11,10 @@ import type { Config, JsonValue, Mode, TrialResult, TrialStatus } from "./trial.
 import {
   flatten,
   foldTrialEvents,
+  journalResults,
   listCheckpoints,
   readExperiment,
-  readResults,
+  readHistory,
   readTrialEvents,
   toCsv,
 } from "./store.ts";
@@ -201,12 +202,15 @@ export class ResultGrid {
    */
   static async load(path: string): Promise<ResultGrid> {
     const record = await readExperiment(path);
-    const stored = foldTrialEvents(await readTrialEvents(path));
+    const events = await readTrialEvents(path);
+    const stored = foldTrialEvents(events);
+    // Reports of in-process trials are in the journal before their own files are written.
+    const journal = journalResults(events);
     const histories = new Map<string, TrialResult[]>();
     const trials: TrialInfo[] = [];
     for (const s of stored) {
       const dir = join(path, s.id);
-      const history = await readResults(dir);
+      const history = await readHistory(dir, journal.get(s.id));
       histories.set(s.id, history);
       const cks = await listCheckpoints(dir);
       trials.push({

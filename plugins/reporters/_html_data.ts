@@ -11,6 +11,7 @@ import { join, relative } from "node:path";
 import {
   type ExperimentRecord,
   flatten,
+  journalResults,
   readExperiment,
   type TrialEvent,
 } from "../../core/store.ts";
@@ -273,6 +274,8 @@ export class ReportLoader {
     }
     const axes = axesOf(record, warnings);
     const folded = foldEvents(events?.rows ?? []);
+    // In-process trials' reports are in the journal before their own result.jsonl is written.
+    const journal = journalResults(events?.rows ?? []);
     // Trial folders whose "created" event was lost (a torn trials.jsonl) are shown too.
     for (const id of await this.#trialFolders()) {
       if (folded.has(id)) continue;
@@ -292,7 +295,9 @@ export class ReportLoader {
       const lines = await this.#lines<Record<string, JsonValue>>(join(path, "result.jsonl"));
       if (lines?.bad) warnings.push(`${id}/result.jsonl: ${lines.bad} unreadable line(s) skipped`);
       if (lines?.torn) warnings.push(`${id}/result.jsonl: the last line is cut short`);
-      const results = (lines?.rows ?? []).map((r) => reviveMetrics(r) as unknown as TrialResult);
+      const fromFile = (lines?.rows ?? []).map((r) => reviveMetrics(r) as unknown as TrialResult);
+      const logged = journal.get(id) ?? [];
+      const results = logged.length > fromFile.length ? logged : fromFile;
       const iterations: number[] = [], values: (number | null)[] = [], times: number[] = [];
       let best: number | null = null, bestIteration: number | null = null;
       for (const [k, r] of results.entries()) {
