@@ -33,6 +33,7 @@ import type { DriverMessage, TrialMessage } from "./protocol.ts";
 import type { Ack, TrialExit, TrialJob, TrialListener } from "./plugin.ts";
 import type { JsonValue } from "./trial.ts";
 import { parseDenial } from "./sandbox.ts";
+import type { GroupInfo } from "./collectives.ts";
 
 /** Bounds on what a trial (or anything that connects) may send. */
 export interface ChannelLimits {
@@ -368,7 +369,8 @@ export interface Conversation {
 }
 
 /**
- * Speaks the protocol with one authenticated trial: sends `start`, answers every report through
+ * Speaks the protocol with one authenticated trial: sends `start` (with `group`, the worker's
+ * place in its ring, for a worker of a multi-worker trial), answers every report through
  * `listener`, and returns when the trial ends its side or breaks the protocol.
  *
  * @example
@@ -381,6 +383,7 @@ export async function driveTrial(
   conn: TrialConnection,
   job: TrialJob,
   listener: TrialListener,
+  group?: GroupInfo,
 ): Promise<Conversation> {
   await conn.send({
     v: PROTOCOL_VERSION,
@@ -390,6 +393,7 @@ export async function driveTrial(
     iteration: job.iteration,
     ...(job.checkpoint ? { checkpoint: job.checkpoint } : {}),
     trialDir: job.workDir,
+    ...(group ? { group } : {}),
   });
   let outcome: TrialExit | undefined;
   let lastSeq = 0;

@@ -7,6 +7,7 @@
  */
 
 import type { Config, JsonValue } from "./trial.ts";
+import type { GroupInfo } from "./collectives.ts";
 
 /** The protocol version; a trial speaking another version is refused with a clear error. */
 export const PROTOCOL_VERSION = 1;
@@ -47,6 +48,8 @@ export type DriverMessage =
     readonly iteration: number;
     readonly checkpoint?: string;
     readonly trialDir: string;
+    /** Set for a worker of a multi-worker trial: its rank and its ring neighbours. */
+    readonly group?: GroupInfo;
   }
   | {
     readonly v: number;
