@@ -48,6 +48,8 @@ import { subprocessExecutor } from "../plugins/executors/subprocess.ts";
 import { inprocessExecutor } from "../plugins/executors/inprocess.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
+// Registers the stoppers by name, so that a saved stopper is made again on resume.
+import "../plugins/stoppers/mod.ts";
 
 /** The options of a {@linkcode Tuner}. */
 export interface TunerOptions<S extends Space = Space> {
@@ -127,6 +129,11 @@ export interface RestoreOptions {
   readonly restartErrored?: boolean;
   /** The executor again (a custom one); one made from a YAML/CLI spec is made again. */
   readonly executor?: Executor;
+  /**
+   * The stop function again; required when it was a function that records no spec (stoppers of
+   * `/stoppers` and YAML stoppers are made again by name).
+   */
+  readonly stop?: StopCriteria;
 }
 
 const OPTION_KEYS = [
@@ -390,6 +397,7 @@ export class Tuner<S extends Space = Space> {
         ...(s.reason ? { reason: s.reason } : {}),
       });
     }
+    const stop = options.stop ?? restoreStop(saved.stop, dir);
     const o: TunerOptions<Space> = {
       trainable: trainable as TunerOptions<Space>["trainable"],
       space,
@@ -403,6 +411,7 @@ export class Tuner<S extends Space = Space> {
       ...(options.callbacks ? { callbacks: options.callbacks } : {}),
       ...(options.reporter !== undefined ? { reporter: options.reporter } : {}),
       ...restoreScalars(saved),
+      ...(stop ? { stop } : {}),
     };
     const tuner = new Tuner(o);
     tuner.#restore = {
@@ -428,7 +437,6 @@ function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<
       "maxConcurrent",
       "resources",
       "gpus",
-      "stop",
       "timeBudgetMs",
       "maxFailures",
       "trialTimeoutMs",
@@ -441,6 +449,24 @@ function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<
     if (saved[k] !== undefined && saved[k] !== null) out[k] = saved[k];
   }
   return out as Partial<TunerOptions<Space>>;
+}
+
+/** The saved `stop`: criteria as they are, a stopper's spec made again by its registered name. */
+function restoreStop(saved: JsonValue | undefined, dir: string): StopCriteria | undefined {
+  if (saved === undefined || saved === null) return undefined;
+  const again = (what: string) =>
+    new TuneError(
+      `The experiment in "${dir}" stopped trials with ${what}: pass it again with ` +
+        `Tuner.restore(path, { stop })`,
+    );
+  if (saved === "<function>") throw again("a stop function");
+  if (typeof saved !== "object" || Array.isArray(saved)) return undefined;
+  const spec = saved as { name?: JsonValue; options?: JsonValue };
+  if (typeof spec.name !== "string") return saved as { readonly [key: string]: number };
+  const factory = lookupPlugin("stopper", spec.name);
+  if (!factory) throw again(`the stopper "${spec.name}" (import its module first)`);
+  const options = spec.options && typeof spec.options === "object" ? spec.options : {};
+  return factory(options as Record<string, unknown>) as StopCriteria;
 }
 
 function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, JsonValue> {
@@ -469,8 +495,9 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
   ) {
     if (o[k] !== undefined) out[k] = o[k] as JsonValue;
   }
-  if (o.stop && typeof o.stop !== "function") out.stop = o.stop as JsonValue;
   const spec = (p: unknown) => (p as { spec?: JsonValue } | undefined)?.spec;
+  if (o.stop && typeof o.stop !== "function") out.stop = o.stop as JsonValue;
+  else if (o.stop) out.stop = spec(o.stop) ?? "<function>";
   if (spec(o.scheduler)) out.scheduler = spec(o.scheduler)!;
   if (spec(o.searcher)) out.searcher = spec(o.searcher)!;
   if (spec(o.executor)) out.executor = spec(o.executor)!;
