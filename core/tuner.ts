@@ -690,10 +690,11 @@ function validateOptions(o: TunerOptions<Space>): void {
       if (k === "workers") {
         if (!isPositiveInt(v)) {
           fail(
+            "resources.workers",
             `"resources.workers" must be a whole number of workers per trial >= 1, got ${
               JSON.stringify(v)
             }`,
-            RangeError,
+            OptionRangeError,
           );
         }
         continue;
