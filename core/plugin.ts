@@ -396,8 +396,11 @@ export interface Executor {
   close?(): Promise<void>;
 }
 
-/** The roles a plugin can play, for the YAML registry. */
-export type PluginRole = "searcher" | "scheduler" | "callback";
+/**
+ * The roles a plugin can play, for the YAML registry. A `"stopper"` is a stop function for the
+ * experiment's `stop` (see `Stopper`), not an object.
+ */
+export type PluginRole = "searcher" | "scheduler" | "callback" | "stopper";
 
 /** The factory type a registry entry or a plugin module's default export has. */
 export type PluginFactory<T> = (options: Record<string, unknown>) => T;
@@ -406,6 +409,7 @@ const registry: Record<PluginRole, Map<string, PluginFactory<unknown>>> = {
   searcher: new Map(),
   scheduler: new Map(),
   callback: new Map(),
+  stopper: new Map(),
 };
 
 /**
@@ -459,6 +463,18 @@ export function pluginNames(role: PluginRole): string[] {
  * ```
  */
 export function checkPluginShape(role: PluginRole, value: unknown): string | undefined {
+  if (role === "stopper") {
+    if (typeof value !== "function") {
+      return `a stopper must be a function (trialId, result) => boolean, got ${
+        value === null ? "null" : typeof value
+      }`;
+    }
+    const stopAll = (value as { stopAll?: unknown }).stopAll;
+    if (stopAll !== undefined && typeof stopAll !== "function") {
+      return `a stopper's stopAll must be a function`;
+    }
+    return undefined;
+  }
   if (typeof value !== "object" || value === null) {
     return `a ${role} must be an object, got ${String(value)}`;
   }

@@ -35,6 +35,7 @@ import {
 } from "./runner.ts";
 import { ResultGrid, type TrialInfo } from "./results.ts";
 import { TuneError } from "./errors.ts";
+import { OptionError, OptionRangeError } from "./options.ts";
 import {
   foldTrialEvents,
   listCheckpoints,
@@ -49,6 +50,8 @@ import { subprocessExecutor } from "../plugins/executors/subprocess.ts";
 import { inprocessExecutor } from "../plugins/executors/inprocess.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
+// Registers the stoppers by name, so that a saved stopper is made again on resume.
+import "../plugins/stoppers/mod.ts";
 
 /** The options of a {@linkcode Tuner}. */
 export interface TunerOptions<S extends Space = Space> {
@@ -136,6 +139,11 @@ export interface RestoreOptions {
   readonly executor?: Executor;
   /** The backend again (a custom one); `tfjsBackend` is made again from its saved options. */
   readonly backend?: Backend;
+  /**
+   * The stop function again; required when it was a function that records no spec (stoppers of
+   * `/stoppers` and YAML stoppers are made again by name).
+   */
+  readonly stop?: StopCriteria;
 }
 
 const OPTION_KEYS = [
@@ -404,6 +412,7 @@ export class Tuner<S extends Space = Space> {
         ...(s.reason ? { reason: s.reason } : {}),
       });
     }
+    const stop = options.stop ?? restoreStop(saved.stop, dir);
     const o: TunerOptions<Space> = {
       trainable: trainable as TunerOptions<Space>["trainable"],
       space,
@@ -418,6 +427,7 @@ export class Tuner<S extends Space = Space> {
       ...(options.callbacks ? { callbacks: options.callbacks } : {}),
       ...(options.reporter !== undefined ? { reporter: options.reporter } : {}),
       ...restoreScalars(saved),
+      ...(stop ? { stop } : {}),
     };
     const tuner = new Tuner(o);
     tuner.#restore = {
@@ -460,7 +470,6 @@ function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<
       "maxConcurrent",
       "resources",
       "gpus",
-      "stop",
       "timeBudgetMs",
       "maxFailures",
       "trialTimeoutMs",
@@ -473,6 +482,24 @@ function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<
     if (saved[k] !== undefined && saved[k] !== null) out[k] = saved[k];
   }
   return out as Partial<TunerOptions<Space>>;
+}
+
+/** The saved `stop`: criteria as they are, a stopper's spec made again by its registered name. */
+function restoreStop(saved: JsonValue | undefined, dir: string): StopCriteria | undefined {
+  if (saved === undefined || saved === null) return undefined;
+  const again = (what: string) =>
+    new TuneError(
+      `The experiment in "${dir}" stopped trials with ${what}: pass it again with ` +
+        `Tuner.restore(path, { stop })`,
+    );
+  if (saved === "<function>") throw again("a stop function");
+  if (typeof saved !== "object" || Array.isArray(saved)) return undefined;
+  const spec = saved as { name?: JsonValue; options?: JsonValue };
+  if (typeof spec.name !== "string") return saved as { readonly [key: string]: number };
+  const factory = lookupPlugin("stopper", spec.name);
+  if (!factory) throw again(`the stopper "${spec.name}" (import its module first)`);
+  const options = spec.options && typeof spec.options === "object" ? spec.options : {};
+  return factory(options as Record<string, unknown>) as StopCriteria;
 }
 
 function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, JsonValue> {
@@ -501,8 +528,9 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
   ) {
     if (o[k] !== undefined) out[k] = o[k] as JsonValue;
   }
-  if (o.stop && typeof o.stop !== "function") out.stop = o.stop as JsonValue;
   const spec = (p: unknown) => (p as { spec?: JsonValue } | undefined)?.spec;
+  if (o.stop && typeof o.stop !== "function") out.stop = o.stop as JsonValue;
+  else if (o.stop) out.stop = spec(o.stop) ?? "<function>";
   if (spec(o.scheduler)) out.scheduler = spec(o.scheduler)!;
   if (spec(o.searcher)) out.searcher = spec(o.searcher)!;
   if (spec(o.executor)) out.executor = spec(o.executor)!;
@@ -654,8 +682,13 @@ function countingGate(limit: number, env: Record<string, string> = {}): Resource
   };
 }
 
-function fail(message: string, Kind: typeof TypeError | typeof RangeError = TypeError): never {
-  throw new Kind(`Tuner: ${message}`);
+// `key` (dotted for nested options) lets the YAML loader point at the line of that key.
+function fail(
+  key: string,
+  message: string,
+  Kind: typeof OptionError | typeof OptionRangeError = OptionError,
+): never {
+  throw new Kind("Tuner", key, `Tuner: ${message}`);
 }
 
 function isPositiveInt(v: unknown): v is number {
@@ -663,88 +696,109 @@ function isPositiveInt(v: unknown): v is number {
 }
 
 function validateOptions(o: TunerOptions<Space>): void {
-  if (typeof o !== "object" || o === null) fail(`expected an options object, got ${String(o)}`);
+  if (typeof o !== "object" || o === null) fail("", `expected an options object, got ${String(o)}`);
   for (const k of Object.keys(o)) {
-    if (!OPTION_KEYS.includes(k)) fail(`unknown option "${k}"${suggest(k, OPTION_KEYS)}`);
+    if (!OPTION_KEYS.includes(k)) fail(k, `unknown option "${k}"${suggest(k, OPTION_KEYS)}`);
   }
   const t = o.trainable;
   if (!(typeof t === "function" || typeof t === "string" || t instanceof URL)) {
     fail(
+      "trainable",
       `"trainable" must be a module URL or path, or a function (config, session) => ..., got ${
         t === undefined ? "nothing" : typeof t
       }`,
     );
   }
-  if (typeof t === "string" && !t) fail(`"trainable" is an empty string`);
+  if (typeof t === "string" && !t) fail("trainable", `"trainable" is an empty string`);
   if (o.space === undefined) {
-    fail(`"space" is missing: give the search space, e.g. { lr: loguniform(1e-4, 1e-1) }`);
+    fail("space", `"space" is missing: give the search space, e.g. { lr: loguniform(1e-4, 1e-1) }`);
   }
   validateSpace(o.space);
   if (typeof o.metric !== "string" || !o.metric) {
-    fail(`"metric" must name a reported metric, e.g. "val_loss", got ${JSON.stringify(o.metric)}`);
+    fail(
+      "metric",
+      `"metric" must name a reported metric, e.g. "val_loss", got ${JSON.stringify(o.metric)}`,
+    );
   }
   if (o.mode !== "min" && o.mode !== "max") {
-    fail(`"mode" must be "min" or "max", got ${JSON.stringify(o.mode)}`);
+    fail("mode", `"mode" must be "min" or "max", got ${JSON.stringify(o.mode)}`);
   }
   if (o.numSamples !== undefined && !(o.numSamples === -1 || isPositiveInt(o.numSamples))) {
     fail(
+      "numSamples",
       `"numSamples" must be a positive integer or -1 (unlimited), got ${o.numSamples}`,
-      RangeError,
+      OptionRangeError,
     );
   }
   if (o.numSamples === -1 && o.timeBudgetMs === undefined && !o.searcher) {
     fail(
+      "numSamples",
       `"numSamples: -1" runs forever with the random searcher: set "timeBudgetMs" too`,
-      RangeError,
+      OptionRangeError,
     );
   }
   if (o.maxConcurrent !== undefined && !isPositiveInt(o.maxConcurrent)) {
-    fail(`"maxConcurrent" must be a positive integer, got ${o.maxConcurrent}`, RangeError);
+    fail(
+      "maxConcurrent",
+      `"maxConcurrent" must be a positive integer, got ${o.maxConcurrent}`,
+      OptionRangeError,
+    );
   }
   if (o.resources !== undefined) {
     for (const [k, v] of Object.entries(o.resources)) {
       if (k === "custom") {
         for (const [name, n] of Object.entries(v ?? {})) {
           if (typeof n !== "number" || !(n >= 0) || !Number.isFinite(n)) {
-            fail(`"resources.custom.${name}" must be a number >= 0, got ${n}`, RangeError);
+            fail(
+              `resources.custom.${name}`,
+              `"resources.custom.${name}" must be a number >= 0, got ${n}`,
+              OptionRangeError,
+            );
           }
         }
         continue;
       }
       if (k !== "cpu" && k !== "gpu" && k !== "memoryMb") {
         fail(
+          `resources.${k}`,
           `unknown resource "${k}"${
             suggest(k, ["cpu", "gpu", "memoryMb", "custom"])
           }; use { cpu, gpu, memoryMb, custom }`,
         );
       }
       if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {
-        fail(`"resources.${k}" must be a number >= 0, got ${v}`, RangeError);
+        fail(
+          `resources.${k}`,
+          `"resources.${k}" must be a number >= 0, got ${v}`,
+          OptionRangeError,
+        );
       }
     }
     if ((o.resources.cpu ?? 1) === 0 && (o.resources.gpu ?? 0) === 0) {
-      fail(`"resources" asks for nothing: give cpu or gpu > 0`, RangeError);
+      fail("resources", `"resources" asks for nothing: give cpu or gpu > 0`, OptionRangeError);
     }
   }
   for (const k of ["timeBudgetMs", "trialTimeoutMs", "callbackDrainMs"] as const) {
     const v = o[k];
     if (v !== undefined && !(typeof v === "number" && v > 0)) {
-      fail(`"${k}" must be a number of milliseconds > 0, got ${v}`, RangeError);
+      fail(k, `"${k}" must be a number of milliseconds > 0, got ${v}`, OptionRangeError);
     }
   }
   if (o.maxFailures !== undefined && !(Number.isInteger(o.maxFailures) && o.maxFailures >= -1)) {
     fail(
+      "maxFailures",
       `"maxFailures" must be an integer >= 0, or -1 for unlimited retries, got ${o.maxFailures}`,
-      RangeError,
+      OptionRangeError,
     );
   }
   if (o.stop !== undefined && typeof o.stop !== "function") {
     if (typeof o.stop !== "object" || o.stop === null || Array.isArray(o.stop)) {
-      fail(`"stop" must be an object like { training_iteration: 10 } or a function`);
+      fail("stop", `"stop" must be an object like { training_iteration: 10 } or a function`);
     }
     for (const [k, v] of Object.entries(o.stop)) {
       if (typeof v !== "number" || Number.isNaN(v)) {
         fail(
+          `stop.${k}`,
           `"stop.${k}" must be a number (stop when the result reaches it), got ${
             JSON.stringify(v)
           }`,
@@ -756,21 +810,30 @@ function validateOptions(o: TunerOptions<Space>): void {
     const c = o.checkpoint;
     for (const k of Object.keys(c)) {
       const keys = ["numToKeep", "scoreAttribute", "scoreOrder"];
-      if (!keys.includes(k)) fail(`unknown checkpoint option "${k}"${suggest(k, keys)}`);
+      if (!keys.includes(k)) {
+        fail(`checkpoint.${k}`, `unknown checkpoint option "${k}"${suggest(k, keys)}`);
+      }
     }
     if (c.numToKeep !== undefined && !isPositiveInt(c.numToKeep)) {
-      fail(`"checkpoint.numToKeep" must be a positive integer, got ${c.numToKeep}`, RangeError);
+      fail(
+        "checkpoint.numToKeep",
+        `"checkpoint.numToKeep" must be a positive integer, got ${c.numToKeep}`,
+        OptionRangeError,
+      );
     }
     if (c.scoreOrder !== undefined && c.scoreOrder !== "min" && c.scoreOrder !== "max") {
-      fail(`"checkpoint.scoreOrder" must be "min" or "max", got ${JSON.stringify(c.scoreOrder)}`);
+      fail(
+        "checkpoint.scoreOrder",
+        `"checkpoint.scoreOrder" must be "min" or "max", got ${JSON.stringify(c.scoreOrder)}`,
+      );
     }
   }
   if (o.sandbox !== undefined) {
     const keys = ["read", "write", "net", "env", "sys", "ffi", "unstable"];
     for (const [k, v] of Object.entries(o.sandbox)) {
-      if (!keys.includes(k)) fail(`unknown sandbox key "${k}"${suggest(k, keys)}`);
+      if (!keys.includes(k)) fail(`sandbox.${k}`, `unknown sandbox key "${k}"${suggest(k, keys)}`);
       if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
-        fail(`"sandbox.${k}" must be a list of strings`);
+        fail(`sandbox.${k}`, `"sandbox.${k}" must be a list of strings`);
       }
     }
   }
@@ -781,6 +844,7 @@ function validateOptions(o: TunerOptions<Space>): void {
       typeof b.permissions !== "function" || typeof b.env !== "function"
     ) {
       fail(
+        "backend",
         `"backend" must be an object with a name, permissions() and env(devices), such as ` +
           `tfjsBackend({ native: true }) of "@tunebox/tunebox/backends/tfjs"`,
       );
@@ -788,21 +852,22 @@ function validateOptions(o: TunerOptions<Space>): void {
   }
   if (o.scheduler !== undefined) {
     const p = checkPluginShape("scheduler", o.scheduler);
-    if (p) fail(`"scheduler": ${p}`);
+    if (p) fail("scheduler", `"scheduler": ${p}`);
   }
   if (o.searcher !== undefined) {
     const p = checkPluginShape("searcher", o.searcher);
-    if (p) fail(`"searcher": ${p}`);
+    if (p) fail("searcher", `"searcher": ${p}`);
   }
   for (const [i, cb] of (o.callbacks ?? []).entries()) {
     const p = checkPluginShape("callback", cb);
-    if (p) fail(`"callbacks[${i}]": ${p}`);
+    if (p) fail("callbacks", `"callbacks[${i}]": ${p}`);
   }
   if (o.seed !== undefined && !(typeof o.seed === "number" && Number.isFinite(o.seed))) {
-    fail(`"seed" must be a number, got ${o.seed}`);
+    fail("seed", `"seed" must be a number, got ${o.seed}`);
   }
   if (o.name !== undefined && (typeof o.name !== "string" || !/^[\w.-]+$/.test(o.name))) {
     fail(
+      "name",
       `"name" must be a folder name of letters, digits, "_", "-" and ".", got ${
         JSON.stringify(o.name)
       }`,
