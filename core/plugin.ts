@@ -12,6 +12,7 @@
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
 import { resolve } from "node:path";
 import type { Space } from "./space.ts";
+import type { Device } from "./resources.ts";
 
 /** What every searcher is told once, before the first `suggest`. */
 export interface SearcherContext {
@@ -240,6 +241,34 @@ export interface SandboxPolicy {
    * `--unstable-<name>`; a trainable's deno.json may turn on only these. @default none
    */
   readonly unstable?: readonly string[];
+}
+
+/**
+ * What the driver knows of a training backend (DESIGN §5): the permissions its trials need and
+ * the environment that pins a trial to its devices (and, for a native library, e.g. its
+ * `LD_LIBRARY_PATH`). Give one as the Tuner's `backend`: its permissions join the sandbox and its
+ * environment is set for every trial. `tfjsBackend()` of `./backends/tfjs` is one.
+ *
+ * @example
+ * ```ts
+ * import type { Backend } from "./plugin.ts";
+ * const backend: Backend = {
+ *   name: "mylib",
+ *   permissions: () => ({ env: ["MYLIB_*"] }),
+ *   env: (devices) => ({ MYLIB_DEVICES: devices.map((d) => d.index).join(",") }),
+ * };
+ * ```
+ */
+export interface Backend {
+  /** The backend's name. */
+  readonly name: string;
+  /** What a trial's sandbox must allow for the backend to load. */
+  permissions(): SandboxPolicy;
+  /**
+   * The environment for a trial given the GPUs it holds (empty for a CPU-only trial; on a
+   * cluster, placeholders numbered from 0, as the cluster numbers the devices it gives).
+   */
+  env(devices: readonly Device[]): Record<string, string>;
 }
 
 /** The resources a trial asks for. */

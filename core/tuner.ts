@@ -6,6 +6,7 @@
 
 import { basename, join, resolve } from "node:path";
 import type {
+  Backend,
   Callback,
   Executor,
   Resources,
@@ -101,6 +102,12 @@ export interface TunerOptions<S extends Space = Space> {
   readonly seed?: number;
   /** Run trials with a custom executor instead of the default for the trainable's kind. */
   readonly executor?: Executor;
+  /**
+   * The training backend trials use (e.g. `tfjsBackend({ native: true })` of
+   * `./backends/tfjs`): its permissions join `sandbox`, and its `env(devices)` is set for every
+   * trial (the native backend's `LD_LIBRARY_PATH`, `TF_*`; the allocation's `CUDA_*` win).
+   */
+  readonly backend?: Backend;
   /** How long the end of an experiment waits for slow callbacks (loggers). @default 60000 */
   readonly callbackDrainMs?: number;
   /** The deno.json sandboxed trials run with, or false for none. @default the nearest above the trainable */
@@ -130,6 +137,8 @@ export interface RestoreOptions {
   readonly restartErrored?: boolean;
   /** The executor again (a custom one); one made from a YAML/CLI spec is made again. */
   readonly executor?: Executor;
+  /** The backend again (a custom one); `tfjsBackend` is made again from its saved options. */
+  readonly backend?: Backend;
   /**
    * The stop function again; required when it was a function that records no spec (stoppers of
    * `/stoppers` and YAML stoppers are made again by name).
@@ -160,6 +169,7 @@ const OPTION_KEYS = [
   "name",
   "seed",
   "executor",
+  "backend",
   "denoConfig",
   "callbackDrainMs",
   "allowRemoteTrainable",
@@ -243,8 +253,11 @@ export class Tuner<S extends Space = Space> {
     }
     // An executor that places trials itself (a cluster) says how many fit; else this machine.
     const gate = executor.capacity
-      ? countingGate(o.maxConcurrent ?? executor.capacity({ ...o.resources, ...resources }))
-      : await makeGate(resources, o.maxConcurrent, o.gpus);
+      ? countingGate(
+        o.maxConcurrent ?? executor.capacity({ ...o.resources, ...resources }),
+        clusterEnv(o.backend, resources.gpu),
+      )
+      : await makeGate(resources, o.maxConcurrent, o.gpus, o.backend);
     const reporter = o.reporter === undefined
       ? tableReporter({ metricColumns: [o.metric], totalTrials: total })
       : o.reporter;
@@ -269,7 +282,7 @@ export class Tuner<S extends Space = Space> {
       ...(o.callbackDrainMs !== undefined ? { callbackDrainMs: o.callbackDrainMs } : {}),
       maxFailures: o.maxFailures ?? 0,
       checkpoint: o.checkpoint ?? {},
-      sandbox: o.sandbox ?? {},
+      sandbox: o.backend ? joinPolicies(o.backend.permissions(), o.sandbox ?? {}) : o.sandbox ?? {},
       ...(o.resources ? { resources: o.resources } : {}),
       ...(o.resources?.memoryMb !== undefined ? { memoryMb: o.resources.memoryMb } : {}),
       savedOptions: savedOptions(o, seed),
@@ -379,6 +392,7 @@ export class Tuner<S extends Space = Space> {
           trainable,
         )
         : undefined);
+    const backend = options.backend ?? await backendFromSpec(saved.backend, dir);
     const events = await readTrialEvents(dir);
     const stored = foldTrialEvents(events);
     const trials: RestoredTrial[] = [];
@@ -421,6 +435,7 @@ export class Tuner<S extends Space = Space> {
       scheduler,
       searcher,
       ...(executor ? { executor } : {}),
+      ...(backend ? { backend } : {}),
       ...(options.callbacks ? { callbacks: options.callbacks } : {}),
       ...(options.reporter !== undefined ? { reporter: options.reporter } : {}),
       ...restoreScalars(saved),
@@ -441,6 +456,23 @@ export class Tuner<S extends Space = Space> {
     };
     return tuner;
   }
+}
+
+/** The backend an experiment saved, made again (`tfjs`), or an error saying to pass it. */
+async function backendFromSpec(
+  saved: JsonValue | undefined,
+  dir: string,
+): Promise<Backend | undefined> {
+  if (!saved || typeof saved !== "object" || Array.isArray(saved)) return undefined;
+  const spec = saved as { name?: JsonValue; options?: JsonValue };
+  if (spec.name === "tfjs" && spec.options && typeof spec.options === "object") {
+    const { tfjsBackend } = await import("../plugins/backends/tfjs/permissions.ts");
+    return tfjsBackend(spec.options as Record<string, unknown>) as Backend;
+  }
+  throw new TuneError(
+    `The experiment in "${dir}" used the backend ${JSON.stringify(spec.name)}: pass it again ` +
+      `with Tuner.restore(path, { backend })`,
+  );
 }
 
 function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<Space>> {
@@ -514,6 +546,7 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
   if (spec(o.scheduler)) out.scheduler = spec(o.scheduler)!;
   if (spec(o.searcher)) out.searcher = spec(o.searcher)!;
   if (spec(o.executor)) out.executor = spec(o.executor)!;
+  if (o.backend) out.backend = spec(o.backend) ?? { name: o.backend.name };
   return out;
 }
 
@@ -567,6 +600,7 @@ async function makeGate(
   req: { cpu: number; gpu: number },
   maxConcurrent: number | undefined,
   gpus: readonly Device[] | number | undefined,
+  backend?: Backend,
 ): Promise<ResourceGate> {
   const devices = await discoverGpus(gpus !== undefined ? { gpus } : {});
   const pool = new ResourcePool({
@@ -587,7 +621,9 @@ async function makeGate(
       const a = pool.tryAcquire(id, req);
       if (!a) throw new TuneError(`No resources left for trial "${id}"`);
       running++;
-      return { ...a.env };
+      if (!backend) return { ...a.env };
+      const held = a.gpus.map((g) => devices.find((d) => d.index === g.index)!);
+      return { ...backendEnv(backend, held), ...a.env };
     },
     release(id) {
       if (pool.release(id)) running--;
@@ -595,15 +631,62 @@ async function makeGate(
   };
 }
 
+/** A backend's environment, its errors named. */
+function backendEnv(backend: Backend, devices: readonly Device[]): Record<string, string> {
+  let env: unknown;
+  try {
+    env = backend.env(devices);
+  } catch (e) {
+    throw new TuneError(`backend "${backend.name}": env() failed: ${(e as Error)?.message ?? e}`, {
+      cause: e,
+    });
+  }
+  if (
+    typeof env !== "object" || env === null ||
+    Object.values(env).some((v) => typeof v !== "string")
+  ) {
+    throw new TuneError(
+      `backend "${backend.name}": env() must return { NAME: "value" } strings, got ${
+        JSON.stringify(env)
+      }`,
+    );
+  }
+  return env as Record<string, string>;
+}
+
+/**
+ * The backend's environment for a trial a cluster places: the cluster picks the devices (and
+ * sets `CUDA_VISIBLE_DEVICES` itself), so the backend sees placeholders numbered from 0.
+ */
+function clusterEnv(backend: Backend | undefined, gpu: number): Record<string, string> {
+  if (!backend) return {};
+  const devices = Array.from(
+    { length: Math.ceil(gpu) },
+    (_, index) => ({ index, name: "a GPU the cluster gives" }),
+  );
+  const { CUDA_VISIBLE_DEVICES: _, ...env } = backendEnv(backend, devices);
+  return env;
+}
+
+/** Two sandbox policies as one: lists joined, duplicates dropped. */
+function joinPolicies(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
+  const out: Record<string, string[]> = {};
+  for (const k of ["read", "write", "net", "env", "sys", "ffi", "unstable"] as const) {
+    const list = [...new Set([...(a[k] ?? []), ...(b[k] ?? [])])];
+    if (list.length) out[k] = list;
+  }
+  return out;
+}
+
 /** A gate that only counts: the executor's cluster decides where trials run. */
-function countingGate(limit: number): ResourceGate {
+function countingGate(limit: number, env: Record<string, string> = {}): ResourceGate {
   const running = new Set<string>();
   const max = Math.max(1, Math.floor(limit));
   return {
     canStart: () => running.size < max,
     acquire(id) {
       running.add(id);
-      return {};
+      return { ...env };
     },
     release(id) {
       running.delete(id);
@@ -776,6 +859,19 @@ function validateOptions(o: TunerOptions<Space>): void {
       if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
         fail(`sandbox.${k}`, `"sandbox.${k}" must be a list of strings`);
       }
+    }
+  }
+  if (o.backend !== undefined) {
+    const b = o.backend as unknown as Record<string, unknown> | null;
+    if (
+      typeof b !== "object" || b === null || typeof b.name !== "string" ||
+      typeof b.permissions !== "function" || typeof b.env !== "function"
+    ) {
+      fail(
+        "backend",
+        `"backend" must be an object with a name, permissions() and env(devices), such as ` +
+          `tfjsBackend({ native: true }) of "@tunebox/tunebox/backends/tfjs"`,
+      );
     }
   }
   if (o.scheduler !== undefined) {

@@ -379,7 +379,7 @@ export function subprocessExecutor(
       await Deno.remove(socketPath).catch(() => {});
       if (!first) return {};
       connection = first;
-      const talk = await driveTrial(first, job, trialListener, worker?.group);
+      const talk = await driveTrial(first, job, trialListener, undefined, worker?.group);
       if (talk.broken) killGroup(child.pid, "SIGKILL");
       return talk;
     })();
