@@ -10,7 +10,11 @@
  * @module
  */
 
-import type { Searcher, SearcherContext } from "../../../core/plugin.ts";
+import {
+  requireSingleObjective,
+  type Searcher,
+  type SearcherContext,
+} from "../../../core/plugin.ts";
 import type { Config, JsonValue, TrialResult } from "../../../core/trial.ts";
 import { Rng } from "../../../core/random.ts";
 import { parameters, type ParamInfo, type Space } from "../../../core/space.ts";
@@ -404,6 +408,7 @@ export function tpeSearcher(options: TpeSearcherOptions = {}): Searcher {
   return {
     name: "tpe",
     setup(ctx: SearcherContext): void {
+      requireSingleObjective(F, ctx);
       space = ctx.space;
       params = parameters(space);
       plan = gridPlan(params);
