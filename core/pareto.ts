@@ -28,8 +28,7 @@ export function dominates(a: readonly number[], b: readonly number[]): boolean {
 }
 
 /**
- * Sorts loss vectors into non-dominated fronts (Deb et al. 2002's fast non-dominated sort):
- * front 0 holds the indices no point dominates, front 1 those only front 0 dominates, ...
+ * Sorts loss vectors into non-dominated fronts: front 0 holds the indices no point dominates, front 1 those only front 0 dominates, ...
  * Equal vectors share a front. Stops early once the fronts hold at least `limit` points.
  *
  * @param points loss vectors, all of the same length.
@@ -45,34 +44,32 @@ export function nonDominatedSort(
   points: readonly (readonly number[])[],
   limit: number = Infinity,
 ): number[][] {
-  const n = points.length;
-  const dominatedBy = new Int32Array(n);
-  const dominating: number[][] = Array.from({ length: n }, () => []);
-  for (let i = 0; i < n; i++) {
-    for (let j = i + 1; j < n; j++) {
-      if (dominates(points[i], points[j])) {
-        dominating[i].push(j);
-        dominatedBy[j]++;
-      } else if (dominates(points[j], points[i])) {
-        dominating[j].push(i);
-        dominatedBy[i]++;
-      }
-    }
-  }
+  // Peel fronts in lexicographic order: a point can only be dominated by one before it, and a
+  // point dominated by a later front's member is dominated by this front's too (transitivity),
+  // so each point is checked against the current front only: O(n · front size) per front.
+  let remaining = points.map((_, i) => i).sort((a, b) => {
+    const p = points[a], q = points[b];
+    for (let k = 0; k < p.length; k++) if (p[k] !== q[k]) return p[k] - q[k];
+    return a - b;
+  });
   const fronts: number[][] = [];
-  let current: number[] = [];
-  for (let i = 0; i < n; i++) if (dominatedBy[i] === 0) current.push(i);
   let taken = 0;
-  while (current.length) {
-    fronts.push(current);
-    taken += current.length;
-    if (taken >= limit) break;
-    const next: number[] = [];
-    for (const i of current) {
-      for (const j of dominating[i]) if (--dominatedBy[j] === 0) next.push(j);
+  while (remaining.length && taken < limit) {
+    const front: number[] = [], rest: number[] = [];
+    for (const i of remaining) {
+      const p = points[i];
+      let dominated = false;
+      for (const f of front) {
+        if (dominates(points[f], p)) {
+          dominated = true;
+          break;
+        }
+      }
+      (dominated ? rest : front).push(i);
     }
-    next.sort((a, b) => a - b);
-    current = next;
+    fronts.push(front.sort((a, b) => a - b));
+    taken += front.length;
+    remaining = rest;
   }
   return fronts;
 }

@@ -168,6 +168,10 @@ export function nsga2Searcher(options: Nsga2SearcherOptions = {}): Searcher {
     return out;
   };
 
+  // Elites by generation, kept while no more trials of that generation or an earlier one
+  // completed (each elite depends on those alone).
+  let eliteCache: { count: number; parents: (Member & { loss: number[] })[] }[] = [];
+
   /** The last complete generation's elite (Optuna's `_collect_parent_population`). */
   const parentPopulation = (): { parents: (Member & { loss: number[] })[]; generation: number } => {
     const byGen = new Map<number, (Member & { loss: number[] })[]>();
@@ -178,13 +182,21 @@ export function nsga2Searcher(options: Nsga2SearcherOptions = {}): Searcher {
       byGen.set(m.generation, list);
     }
     let parents: (Member & { loss: number[] })[] = [];
-    let generation = -1;
+    let generation = -1, valid = true;
     for (;;) {
       const pop = byGen.get(generation + 1) ?? [];
       if (pop.length < populationSize) break;
-      parents = elite([...pop, ...parents]);
       generation++;
+      const cached = eliteCache[generation];
+      if (valid && cached?.count === pop.length) {
+        parents = cached.parents;
+        continue;
+      }
+      valid = false;
+      parents = elite([...pop, ...parents]);
+      eliteCache[generation] = { count: pop.length, parents };
     }
+    eliteCache.length = Math.max(0, generation + 1);
     return { parents, generation };
   };
 
@@ -219,6 +231,7 @@ export function nsga2Searcher(options: Nsga2SearcherOptions = {}): Searcher {
     rng.restore(s.rng as number[]);
     count = s.count as number;
     members.clear();
+    eliteCache = [];
     for (const row of s.members as JsonValue[][]) {
       const [id, index, generation, a, loss, lastLoss, ended] = row as [
         string,
@@ -260,6 +273,7 @@ export function nsga2Searcher(options: Nsga2SearcherOptions = {}): Searcher {
       rng = new Rng(seedOption ?? ctx.seed);
       count = 0;
       members.clear();
+      eliteCache = [];
       if (restored) applyState(restored);
       restored = undefined;
     },

@@ -44,6 +44,25 @@ Deno.test("nonDominatedSort puts equal points in one front and stops at the limi
   deepEqual(nonDominatedSort([]), []);
 });
 
+Deno.test("nonDominatedSort's fronts match the definition on random points with ties", () => {
+  const rng = new Rng(3);
+  for (const d of [2, 3]) {
+    const pts = Array.from({ length: 60 }, () => Array.from({ length: d }, () => rng.int(0, 6)));
+    const fronts = nonDominatedSort(pts);
+    deepEqual(fronts.flat().sort((a, b) => a - b), pts.map((_, i) => i));
+    const rank = new Map<number, number>();
+    fronts.forEach((f, k) => f.forEach((i) => rank.set(i, k)));
+    for (let i = 0; i < pts.length; i++) {
+      const k = rank.get(i)!;
+      // Nothing in its own or a later front dominates it; something in the front before does.
+      for (let j = 0; j < pts.length; j++) {
+        if (rank.get(j)! >= k) assert(!dominates(pts[j], pts[i]), `${j} dominates ${i}`);
+      }
+      if (k > 0) assert(fronts[k - 1].some((j) => dominates(pts[j], pts[i])));
+    }
+  }
+});
+
 Deno.test("hypervolume equals a cell count in 2, 3 and 4 objectives", () => {
   const rng = new Rng(7);
   for (const d of [2, 3, 4]) {
