@@ -26,6 +26,7 @@ import {
 } from "./plugin.ts";
 import type { Callback, Scheduler, Searcher } from "./plugin.ts";
 import { type Space, spaceFromJson, SpaceSpecError, suggest } from "./space.ts";
+import { isOptionError } from "./options.ts";
 import type { TunerOptions } from "./tuner.ts";
 import { Tuner } from "./tuner.ts";
 import type { TableReporterOptions } from "../plugins/reporters/table.ts";
@@ -449,23 +450,21 @@ export async function parseExperiment(
     }
     out.callbacks = cbs;
   }
-  // The Tuner validates the rest; its messages name the option, which we map back to a key.
+  // The Tuner validates the rest; its errors carry the option key, which we map back to YAML.
   try {
     new Tuner(out as unknown as TunerOptions<Space>);
   } catch (e) {
-    if (!(e instanceof TypeError || e instanceof RangeError)) throw e;
-    const m = /"([\w.]+)"/.exec(e.message);
-    const path = m ? m[1].split(".").map(snake) : [];
+    if (!isOptionError(e)) throw e;
+    const path = e.key ? e.key.replace(/\[.*$/, "").split(".").map(snake) : [];
     const where = path.length && path.every((_, i) => getIn(y, path.slice(0, i + 1)) !== undefined)
       ? path
       : [];
-    err(
-      e.message.replace(/^Tuner: /, "").replace(
-        /"([\w.]+)"/,
-        (_, p: string) => `"${p.split(".").map(snake).join(".")}"`,
-      ),
-      where,
-    );
+    // Option names in the message are shown as the YAML spells them.
+    const yamlName = (q: string, p: string) =>
+      Object.hasOwn(TOP_KEYS, snake(p.split(".")[0]))
+        ? `"${p.split(".").map(snake).join(".")}"`
+        : q;
+    err(e.message.replace(/^Tuner: /, "").replace(/"([\w.]+)"/g, yamlName), where);
   }
   return out as unknown as TunerOptions<Space>;
 }
@@ -555,8 +554,12 @@ async function loadPlugin<T>(
       const where = key in options ? [...base, key, ...rest] : path;
       return err(`${what} "${label}": ${e.message}`, where, e.message.includes("nknown key"));
     }
-    const m = /"(\w+)"/.exec((e as Error).message);
-    const key = m ? snake(m[1]) : undefined;
+    // Errors of the options module carry the key; a third-party plugin's plain TypeError may
+    // only name it in its message.
+    const named = isOptionError(e)
+      ? e.key.split(".")[0]
+      : /"(\w+)"/.exec((e as Error).message)?.[1];
+    const key = named ? snake(named) : undefined;
     const where = key && key in options
       ? (s.options ? [...path, "options", key] : [...path, key])
       : path;

@@ -10,6 +10,7 @@ import type { Config, JsonValue, Mode, TrialResult } from "../../core/trial.ts";
 import { Rng } from "../../core/random.ts";
 import { parameters, type ParamInfo, type Space } from "../../core/space.ts";
 import { dominates, lossVector, nonDominatedSort } from "../../core/pareto.ts";
+import { numberOption } from "../../core/options.ts";
 import {
   addGridPoint,
   buildConfig,
@@ -110,26 +111,11 @@ interface Member {
 export function nsga2Searcher(options: Nsga2SearcherOptions = {}): Searcher {
   const F = "nsga2Searcher";
   const o = checkOptionKeys(F, options, OPTION_KEYS);
-  const populationSize = o.populationSize ?? 50;
-  if (typeof populationSize !== "number" || !Number.isInteger(populationSize)) {
-    throw new TypeError(
-      `${F}: "populationSize" must be an integer, got ${JSON.stringify(populationSize)}`,
-    );
-  }
-  if (populationSize < 2) {
-    throw new RangeError(`${F}: "populationSize" must be >= 2, got ${populationSize}`);
-  }
-  const prob = (name: string, v: unknown, def: number | undefined) => {
-    if (v === undefined) return def;
-    if (typeof v !== "number" || !Number.isFinite(v)) {
-      throw new TypeError(`${F}: "${name}" must be a number in [0, 1], got ${JSON.stringify(v)}`);
-    }
-    if (v < 0 || v > 1) throw new RangeError(`${F}: "${name}" must be in [0, 1], got ${v}`);
-    return v;
-  };
-  const mutationOption = prob("mutationProb", o.mutationProb, undefined);
-  const crossoverProb = prob("crossoverProb", o.crossoverProb, 0.9)!;
-  const swappingProb = prob("swappingProb", o.swappingProb, 0.5)!;
+  const populationSize = numberOption(F, o, "populationSize", 50, { integer: true, min: 2 });
+  const prob = (key: string, def: number) => numberOption(F, o, key, def, { min: 0, max: 1 });
+  const mutationOption = o.mutationProb === undefined ? undefined : prob("mutationProb", 0);
+  const crossoverProb = prob("crossoverProb", 0.9);
+  const swappingProb = prob("swappingProb", 0.5);
   const points = checkPoints(F, o.pointsToEvaluate);
   const seedOption = checkSeed(F, o.seed);
 

@@ -6,6 +6,7 @@
 
 import type { Stopper } from "../../core/runner.ts";
 import type { JsonValue, Mode, TrialResult } from "../../core/trial.ts";
+import { checkKeys as checkOptionKeys } from "../../core/options.ts";
 
 export type { Stopper };
 
@@ -86,11 +87,7 @@ function checkKeys(fn: string, options: unknown, keys: readonly string[]): void 
   if (!options || typeof options !== "object" || Array.isArray(options)) {
     throw new TypeError(`${fn}: options must be an object with at least "metric"`);
   }
-  for (const k of Object.keys(options)) {
-    if (!keys.includes(k)) {
-      throw new TypeError(`${fn}: unknown option "${k}"; expected one of ${keys.join(", ")}`);
-    }
-  }
+  checkOptionKeys(fn, options, keys);
   const metric = (options as { metric?: unknown }).metric;
   if (typeof metric !== "string" || !metric) {
     throw new TypeError(
