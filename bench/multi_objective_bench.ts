@@ -180,7 +180,7 @@ for (const [name, factory] of solvers) {
   console.error(`${name}: ${elapsed[name].toFixed(1)} s`);
 }
 
-let peerLatency: Record<string, Record<string, number>> = {};
+const peerLatency: Record<string, Record<string, number>> = {};
 let versions = "";
 const mergePeer = (peer: {
   points: Points;
