@@ -82,6 +82,7 @@ export type { CheckpointOptions, StopCriteria, Stopper } from "./core/runner.ts"
 export type { Device } from "./core/resources.ts";
 export {
   type Ack,
+  type Backend,
   type Callback,
   checkPluginShape,
   type CheckpointEvent,
@@ -161,9 +162,15 @@ export {
   DEFAULT_MAX_LINE_BYTES,
   driveTrial,
   readBoundedLines,
+  type StreamCheckpoints,
   TrialChannelServer,
   type TrialConnection,
   wrapConnection,
 } from "./core/channel.ts";
-export { type DriverMessage, PROTOCOL_VERSION, type TrialMessage } from "./core/protocol.ts";
+export {
+  type DriverMessage,
+  type FileChunk,
+  PROTOCOL_VERSION,
+  type TrialMessage,
+} from "./core/protocol.ts";
 export { tableReporter, type TableReporterOptions } from "./plugins/reporters/table.ts";

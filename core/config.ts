@@ -25,6 +25,7 @@ import {
   resolveModule,
 } from "./plugin.ts";
 import type { Callback, Scheduler, Searcher } from "./plugin.ts";
+import type { Stopper } from "./runner.ts";
 import { type Space, spaceFromJson, SpaceSpecError, suggest } from "./space.ts";
 import { isOptionError } from "./options.ts";
 import type { TunerOptions } from "./tuner.ts";
@@ -32,6 +33,7 @@ import { Tuner } from "./tuner.ts";
 import type { TableReporterOptions } from "../plugins/reporters/table.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
+import { combinedStopper, type StopperPart } from "../plugins/stoppers/mod.ts";
 
 type Path = (string | number)[];
 
@@ -45,7 +47,7 @@ const TOP_KEYS: Record<string, string> = {
   max_concurrent: "a positive integer",
   resources: "{ cpu, gpu, memory_mb, custom }",
   gpus: "a count of GPUs to use",
-  stop: "{ key: value } criteria",
+  stop: "{ key: value } criteria, a stopper { name: ..., <options> }, or a list of them",
   time_budget_s: "seconds",
   time_budget_ms: "milliseconds",
   max_failures: "an integer",
@@ -400,7 +402,7 @@ export async function parseExperiment(
     }
     out.allowRemoteTrainable = y.allow_remote_trainable;
   }
-  if (y.stop !== undefined) out.stop = y.stop;
+  if (y.stop !== undefined) out.stop = await loadStop(y.stop, base, err);
   if (y.checkpoint) {
     const c = y.checkpoint as Record<string, unknown>;
     out.checkpoint = {
@@ -467,6 +469,54 @@ export async function parseExperiment(
     err(e.message.replace(/^Tuner: /, "").replace(/"([\w.]+)"/g, yamlName), where);
   }
   return out as unknown as TunerOptions<Space>;
+}
+
+/** A stopper mapping names one (`name:` or `module:`); anything else is a criteria mapping. */
+function isStopperSpec(v: unknown): boolean {
+  return !!v && typeof v === "object" && !Array.isArray(v) &&
+    (typeof (v as Record<string, unknown>).name === "string" ||
+      typeof (v as Record<string, unknown>).module === "string");
+}
+
+/** `stop:` as criteria, one stopper, or a list of both (Ray's `CombinedStopper`). */
+async function loadStop(
+  stop: unknown,
+  base: string,
+  err: (m: string, p: Path, key?: boolean) => never,
+): Promise<unknown> {
+  if (isStopperSpec(stop)) return await loadPlugin<Stopper>("stopper", stop, ["stop"], base, err);
+  if (!Array.isArray(stop)) return stop; // criteria: the Tuner checks them, naming the key
+  if (!stop.length) {
+    err(`"stop" is an empty list: give criteria or stoppers, or leave it out`, [
+      "stop",
+    ]);
+  }
+  const parts: StopperPart[] = [];
+  for (const [i, item] of stop.entries()) {
+    if (isStopperSpec(item)) {
+      parts.push(await loadPlugin<Stopper>("stopper", item, ["stop", i], base, err));
+      continue;
+    }
+    if (!item || typeof item !== "object" || Array.isArray(item)) {
+      err(
+        `"stop[${i}]" must be criteria like { training_iteration: 10 } or a stopper ` +
+          `{ name: trial_plateau, metric: ... }, got ${JSON.stringify(item)}`,
+        ["stop", i],
+      );
+    }
+    for (const [k, v] of Object.entries(item as Record<string, unknown>)) {
+      if (typeof v !== "number" || Number.isNaN(v)) {
+        err(
+          `"stop[${i}].${k}" must be a number (stop when the result reaches it), got ${
+            JSON.stringify(v)
+          }`,
+          ["stop", i, k],
+        );
+      }
+    }
+    parts.push(item as Record<string, number>);
+  }
+  return combinedStopper(...parts);
 }
 
 async function loadPlugin<T>(
@@ -573,6 +623,7 @@ async function loadPlugin<T>(
     Object.defineProperty(plugin, "spec", {
       value: { name: s.name, options: camelOptions as never },
       enumerable: false,
+      configurable: true,
     });
   }
   return plugin as T;

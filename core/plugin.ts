@@ -12,6 +12,7 @@
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
 import { resolve } from "node:path";
 import type { Space } from "./space.ts";
+import type { Device } from "./resources.ts";
 
 /** What every searcher is told once, before the first `suggest`. */
 export interface SearcherContext {
@@ -271,6 +272,34 @@ export interface SandboxPolicy {
   readonly unstable?: readonly string[];
 }
 
+/**
+ * What the driver knows of a training backend (DESIGN §5): the permissions its trials need and
+ * the environment that pins a trial to its devices (and, for a native library, e.g. its
+ * `LD_LIBRARY_PATH`). Give one as the Tuner's `backend`: its permissions join the sandbox and its
+ * environment is set for every trial. `tfjsBackend()` of `./backends/tfjs` is one.
+ *
+ * @example
+ * ```ts
+ * import type { Backend } from "./plugin.ts";
+ * const backend: Backend = {
+ *   name: "mylib",
+ *   permissions: () => ({ env: ["MYLIB_*"] }),
+ *   env: (devices) => ({ MYLIB_DEVICES: devices.map((d) => d.index).join(",") }),
+ * };
+ * ```
+ */
+export interface Backend {
+  /** The backend's name. */
+  readonly name: string;
+  /** What a trial's sandbox must allow for the backend to load. */
+  permissions(): SandboxPolicy;
+  /**
+   * The environment for a trial given the GPUs it holds (empty for a CPU-only trial; on a
+   * cluster, placeholders numbered from 0, as the cluster numbers the devices it gives).
+   */
+  env(devices: readonly Device[]): Record<string, string>;
+}
+
 /** The resources a trial asks for. */
 export interface Resources {
   /** CPUs (may be fractional). @default 1 */
@@ -396,8 +425,11 @@ export interface Executor {
   close?(): Promise<void>;
 }
 
-/** The roles a plugin can play, for the YAML registry. */
-export type PluginRole = "searcher" | "scheduler" | "callback";
+/**
+ * The roles a plugin can play, for the YAML registry. A `"stopper"` is a stop function for the
+ * experiment's `stop` (see `Stopper`), not an object.
+ */
+export type PluginRole = "searcher" | "scheduler" | "callback" | "stopper";
 
 /** The factory type a registry entry or a plugin module's default export has. */
 export type PluginFactory<T> = (options: Record<string, unknown>) => T;
@@ -406,6 +438,7 @@ const registry: Record<PluginRole, Map<string, PluginFactory<unknown>>> = {
   searcher: new Map(),
   scheduler: new Map(),
   callback: new Map(),
+  stopper: new Map(),
 };
 
 /**
@@ -459,6 +492,18 @@ export function pluginNames(role: PluginRole): string[] {
  * ```
  */
 export function checkPluginShape(role: PluginRole, value: unknown): string | undefined {
+  if (role === "stopper") {
+    if (typeof value !== "function") {
+      return `a stopper must be a function (trialId, result) => boolean, got ${
+        value === null ? "null" : typeof value
+      }`;
+    }
+    const stopAll = (value as { stopAll?: unknown }).stopAll;
+    if (stopAll !== undefined && typeof stopAll !== "function") {
+      return `a stopper's stopAll must be a function`;
+    }
+    return undefined;
+  }
   if (typeof value !== "object" || value === null) {
     return `a ${role} must be an object, got ${String(value)}`;
   }

@@ -6,6 +6,7 @@
 
 import { basename, join, resolve } from "node:path";
 import type {
+  Backend,
   Callback,
   Executor,
   Resources,
@@ -49,6 +50,8 @@ import { subprocessExecutor } from "../plugins/executors/subprocess.ts";
 import { inprocessExecutor } from "../plugins/executors/inprocess.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
+// Registers the stoppers by name, so that a saved stopper is made again on resume.
+import "../plugins/stoppers/mod.ts";
 
 /** The options of a {@linkcode Tuner}. */
 export interface TunerOptions<S extends Space = Space> {
@@ -103,6 +106,12 @@ export interface TunerOptions<S extends Space = Space> {
   readonly seed?: number;
   /** Run trials with a custom executor instead of the default for the trainable's kind. */
   readonly executor?: Executor;
+  /**
+   * The training backend trials use (e.g. `tfjsBackend({ native: true })` of
+   * `./backends/tfjs`): its permissions join `sandbox`, and its `env(devices)` is set for every
+   * trial (the native backend's `LD_LIBRARY_PATH`, `TF_*`; the allocation's `CUDA_*` win).
+   */
+  readonly backend?: Backend;
   /** How long the end of an experiment waits for slow callbacks (loggers). @default 60000 */
   readonly callbackDrainMs?: number;
   /** The deno.json sandboxed trials run with, or false for none. @default the nearest above the trainable */
@@ -132,6 +141,13 @@ export interface RestoreOptions {
   readonly restartErrored?: boolean;
   /** The executor again (a custom one); one made from a YAML/CLI spec is made again. */
   readonly executor?: Executor;
+  /** The backend again (a custom one); `tfjsBackend` is made again from its saved options. */
+  readonly backend?: Backend;
+  /**
+   * The stop function again; required when it was a function that records no spec (stoppers of
+   * `/stoppers` and YAML stoppers are made again by name).
+   */
+  readonly stop?: StopCriteria;
 }
 
 const OPTION_KEYS = [
@@ -157,6 +173,7 @@ const OPTION_KEYS = [
   "name",
   "seed",
   "executor",
+  "backend",
   "denoConfig",
   "callbackDrainMs",
   "allowRemoteTrainable",
@@ -228,8 +245,11 @@ export class Tuner<S extends Space = Space> {
         }));
     // An executor that places trials itself (a cluster) says how many fit; else this machine.
     const gate = executor.capacity
-      ? countingGate(o.maxConcurrent ?? executor.capacity({ ...resources, ...o.resources }))
-      : await makeGate(resources, o.maxConcurrent, o.gpus);
+      ? countingGate(
+        o.maxConcurrent ?? executor.capacity({ ...resources, ...o.resources }),
+        clusterEnv(o.backend, resources.gpu),
+      )
+      : await makeGate(resources, o.maxConcurrent, o.gpus, o.backend);
     const { metrics, modes } = objectivesOf(o);
     const multi = metrics.length > 1 ? { metrics, modes } : {};
     const reporter = o.reporter === undefined
@@ -257,7 +277,7 @@ export class Tuner<S extends Space = Space> {
       ...(o.callbackDrainMs !== undefined ? { callbackDrainMs: o.callbackDrainMs } : {}),
       maxFailures: o.maxFailures ?? 0,
       checkpoint: o.checkpoint ?? {},
-      sandbox: o.sandbox ?? {},
+      sandbox: o.backend ? joinPolicies(o.backend.permissions(), o.sandbox ?? {}) : o.sandbox ?? {},
       ...(o.resources ? { resources: o.resources } : {}),
       ...(o.resources?.memoryMb !== undefined ? { memoryMb: o.resources.memoryMb } : {}),
       savedOptions: savedOptions(o, seed),
@@ -368,6 +388,7 @@ export class Tuner<S extends Space = Space> {
           trainable,
         )
         : undefined);
+    const backend = options.backend ?? await backendFromSpec(saved.backend, dir);
     const events = await readTrialEvents(dir);
     const stored = foldTrialEvents(events);
     const trials: RestoredTrial[] = [];
@@ -399,6 +420,7 @@ export class Tuner<S extends Space = Space> {
         ...(s.reason ? { reason: s.reason } : {}),
       });
     }
+    const stop = options.stop ?? restoreStop(saved.stop, dir);
     const o: TunerOptions<Space> = {
       trainable: trainable as TunerOptions<Space>["trainable"],
       space,
@@ -409,9 +431,11 @@ export class Tuner<S extends Space = Space> {
       scheduler,
       searcher,
       ...(executor ? { executor } : {}),
+      ...(backend ? { backend } : {}),
       ...(options.callbacks ? { callbacks: options.callbacks } : {}),
       ...(options.reporter !== undefined ? { reporter: options.reporter } : {}),
       ...restoreScalars(saved),
+      ...(stop ? { stop } : {}),
     };
     const tuner = new Tuner(o);
     tuner.#restore = {
@@ -430,6 +454,23 @@ export class Tuner<S extends Space = Space> {
   }
 }
 
+/** The backend an experiment saved, made again (`tfjs`), or an error saying to pass it. */
+async function backendFromSpec(
+  saved: JsonValue | undefined,
+  dir: string,
+): Promise<Backend | undefined> {
+  if (!saved || typeof saved !== "object" || Array.isArray(saved)) return undefined;
+  const spec = saved as { name?: JsonValue; options?: JsonValue };
+  if (spec.name === "tfjs" && spec.options && typeof spec.options === "object") {
+    const { tfjsBackend } = await import("../plugins/backends/tfjs/permissions.ts");
+    return tfjsBackend(spec.options as Record<string, unknown>) as Backend;
+  }
+  throw new TuneError(
+    `The experiment in "${dir}" used the backend ${JSON.stringify(spec.name)}: pass it again ` +
+      `with Tuner.restore(path, { backend })`,
+  );
+}
+
 function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<Space>> {
   const out: Record<string, unknown> = {};
   for (
@@ -437,7 +478,6 @@ function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<
       "maxConcurrent",
       "resources",
       "gpus",
-      "stop",
       "timeBudgetMs",
       "maxFailures",
       "trialTimeoutMs",
@@ -450,6 +490,24 @@ function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<
     if (saved[k] !== undefined && saved[k] !== null) out[k] = saved[k];
   }
   return out as Partial<TunerOptions<Space>>;
+}
+
+/** The saved `stop`: criteria as they are, a stopper's spec made again by its registered name. */
+function restoreStop(saved: JsonValue | undefined, dir: string): StopCriteria | undefined {
+  if (saved === undefined || saved === null) return undefined;
+  const again = (what: string) =>
+    new TuneError(
+      `The experiment in "${dir}" stopped trials with ${what}: pass it again with ` +
+        `Tuner.restore(path, { stop })`,
+    );
+  if (saved === "<function>") throw again("a stop function");
+  if (typeof saved !== "object" || Array.isArray(saved)) return undefined;
+  const spec = saved as { name?: JsonValue; options?: JsonValue };
+  if (typeof spec.name !== "string") return saved as { readonly [key: string]: number };
+  const factory = lookupPlugin("stopper", spec.name);
+  if (!factory) throw again(`the stopper "${spec.name}" (import its module first)`);
+  const options = spec.options && typeof spec.options === "object" ? spec.options : {};
+  return factory(options as Record<string, unknown>) as StopCriteria;
 }
 
 function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, JsonValue> {
@@ -478,11 +536,13 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
   ) {
     if (o[k] !== undefined) out[k] = o[k] as JsonValue;
   }
-  if (o.stop && typeof o.stop !== "function") out.stop = o.stop as JsonValue;
   const spec = (p: unknown) => (p as { spec?: JsonValue } | undefined)?.spec;
+  if (o.stop && typeof o.stop !== "function") out.stop = o.stop as JsonValue;
+  else if (o.stop) out.stop = spec(o.stop) ?? "<function>";
   if (spec(o.scheduler)) out.scheduler = spec(o.scheduler)!;
   if (spec(o.searcher)) out.searcher = spec(o.searcher)!;
   if (spec(o.executor)) out.executor = spec(o.executor)!;
+  if (o.backend) out.backend = spec(o.backend) ?? { name: o.backend.name };
   return out;
 }
 
@@ -536,6 +596,7 @@ async function makeGate(
   req: { cpu: number; gpu: number },
   maxConcurrent: number | undefined,
   gpus: readonly Device[] | number | undefined,
+  backend?: Backend,
 ): Promise<ResourceGate> {
   const devices = await discoverGpus(gpus !== undefined ? { gpus } : {});
   const pool = new ResourcePool({
@@ -556,7 +617,9 @@ async function makeGate(
       const a = pool.tryAcquire(id, req);
       if (!a) throw new TuneError(`No resources left for trial "${id}"`);
       running++;
-      return { ...a.env };
+      if (!backend) return { ...a.env };
+      const held = a.gpus.map((g) => devices.find((d) => d.index === g.index)!);
+      return { ...backendEnv(backend, held), ...a.env };
     },
     release(id) {
       if (pool.release(id)) running--;
@@ -564,15 +627,62 @@ async function makeGate(
   };
 }
 
+/** A backend's environment, its errors named. */
+function backendEnv(backend: Backend, devices: readonly Device[]): Record<string, string> {
+  let env: unknown;
+  try {
+    env = backend.env(devices);
+  } catch (e) {
+    throw new TuneError(`backend "${backend.name}": env() failed: ${(e as Error)?.message ?? e}`, {
+      cause: e,
+    });
+  }
+  if (
+    typeof env !== "object" || env === null ||
+    Object.values(env).some((v) => typeof v !== "string")
+  ) {
+    throw new TuneError(
+      `backend "${backend.name}": env() must return { NAME: "value" } strings, got ${
+        JSON.stringify(env)
+      }`,
+    );
+  }
+  return env as Record<string, string>;
+}
+
+/**
+ * The backend's environment for a trial a cluster places: the cluster picks the devices (and
+ * sets `CUDA_VISIBLE_DEVICES` itself), so the backend sees placeholders numbered from 0.
+ */
+function clusterEnv(backend: Backend | undefined, gpu: number): Record<string, string> {
+  if (!backend) return {};
+  const devices = Array.from(
+    { length: Math.ceil(gpu) },
+    (_, index) => ({ index, name: "a GPU the cluster gives" }),
+  );
+  const { CUDA_VISIBLE_DEVICES: _, ...env } = backendEnv(backend, devices);
+  return env;
+}
+
+/** Two sandbox policies as one: lists joined, duplicates dropped. */
+function joinPolicies(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
+  const out: Record<string, string[]> = {};
+  for (const k of ["read", "write", "net", "env", "sys", "ffi", "unstable"] as const) {
+    const list = [...new Set([...(a[k] ?? []), ...(b[k] ?? [])])];
+    if (list.length) out[k] = list;
+  }
+  return out;
+}
+
 /** A gate that only counts: the executor's cluster decides where trials run. */
-function countingGate(limit: number): ResourceGate {
+function countingGate(limit: number, env: Record<string, string> = {}): ResourceGate {
   const running = new Set<string>();
   const max = Math.max(1, Math.floor(limit));
   return {
     canStart: () => running.size < max,
     acquire(id) {
       running.add(id);
-      return {};
+      return { ...env };
     },
     release(id) {
       running.delete(id);
@@ -805,6 +915,19 @@ function validateOptions(o: TunerOptions<Space>): void {
       if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
         fail(`sandbox.${k}`, `"sandbox.${k}" must be a list of strings`);
       }
+    }
+  }
+  if (o.backend !== undefined) {
+    const b = o.backend as unknown as Record<string, unknown> | null;
+    if (
+      typeof b !== "object" || b === null || typeof b.name !== "string" ||
+      typeof b.permissions !== "function" || typeof b.env !== "function"
+    ) {
+      fail(
+        "backend",
+        `"backend" must be an object with a name, permissions() and env(devices), such as ` +
+          `tfjsBackend({ native: true }) of "@tunebox/tunebox/backends/tfjs"`,
+      );
     }
   }
   if (o.scheduler !== undefined) {
