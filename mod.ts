@@ -80,6 +80,12 @@ export {
 export { type RestoreOptions, Tuner, type TunerOptions } from "./core/tuner.ts";
 export { resolveModule } from "./core/plugin.ts";
 export { type BestScope, ResultGrid, type TrialInfo } from "./core/results.ts";
+export {
+  dominates,
+  hypervolume,
+  hypervolumeContributions,
+  nonDominatedSort,
+} from "./core/pareto.ts";
 export type { CheckpointOptions, StopCriteria, Stopper } from "./core/runner.ts";
 export type { Device } from "./core/resources.ts";
 export {

@@ -41,8 +41,8 @@ type Path = (string | number)[];
 const TOP_KEYS: Record<string, string> = {
   name: "a folder name",
   trainable: "the path of the trainable module",
-  metric: "the metric to optimise",
-  mode: "min or max",
+  metric: "the metric to optimise, or a list of metrics (multi-objective)",
+  mode: "min or max, or a list of them (one per metric)",
   num_samples: "a positive integer or -1",
   max_concurrent: "a positive integer",
   resources: "{ workers, cpu, gpu, memory_mb, custom }",
@@ -268,10 +268,28 @@ export async function parseExperiment(
   };
 
   const trainable = str("trainable", true)!;
-  const metric = str("metric", true)!;
-  const mode = str("mode", true)!;
-  if (mode !== "min" && mode !== "max") {
-    err(`"mode" must be min or max, got ${JSON.stringify(mode)}`, ["mode"]);
+  const list = (k: string): string | string[] => {
+    const v = y[k];
+    if (!Array.isArray(v)) return str(k, true)!;
+    if (!v.length) err(`"${k}" is an empty list: give ${TOP_KEYS[k]}`, [k]);
+    for (const [i, x] of v.entries()) {
+      if (typeof x !== "string" || !x) {
+        err(`"${k}" entry ${i + 1} must be a name, got ${JSON.stringify(x)}`, [k, i]);
+      }
+    }
+    return v as string[];
+  };
+  const metric = list("metric");
+  const mode = list("mode");
+  for (const [i, m] of (Array.isArray(mode) ? mode : [mode]).entries()) {
+    if (m !== "min" && m !== "max") {
+      err(
+        `"mode"${Array.isArray(mode) ? ` entry ${i + 1}` : ""} must be min or max, got ${
+          JSON.stringify(m)
+        }`,
+        Array.isArray(mode) ? ["mode", i] : ["mode"],
+      );
+    }
   }
   if (y.space === undefined) err(`Missing key "space": the search space`, []);
   let space: Space;

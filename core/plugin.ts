@@ -26,6 +26,13 @@ export interface SearcherContext {
   readonly seed: number;
   /** `numSamples` of the experiment (-1: unlimited). The runner caps the number of trials. */
   readonly numSamples: number;
+  /**
+   * Every objective of a multi-objective experiment (`metric` is the first); absent when there
+   * is one. Only a searcher that says `multiObjective: true` is given several.
+   */
+  readonly metrics?: readonly string[];
+  /** The mode of each of `metrics`, in order. */
+  readonly modes?: readonly Mode[];
 }
 
 /**
@@ -36,6 +43,12 @@ export interface SearcherContext {
 export interface Searcher {
   /** A short name, shown in logs and errors. */
   readonly name: string;
+  /**
+   * True when it handles several objectives (`metric: ["a", "b"]`): it reads
+   * `SearcherContext.metrics` and proposes configs for the Pareto front. A multi-objective
+   * experiment refuses a searcher without it. @default false
+   */
+  readonly multiObjective?: boolean;
   /** Called once before the first suggestion. */
   setup?(ctx: SearcherContext): void;
   /** A config for a new trial, `"wait"` to be asked again after the next event, or `"done"`. */
@@ -65,6 +78,13 @@ export interface SchedulerContext {
   readonly mode: Mode;
   /** The experiment seed, for schedulers that draw random numbers (PBT). */
   readonly seed: number;
+  /**
+   * Every objective of a multi-objective experiment (`metric` is the first); absent when there
+   * is one. Only a scheduler that says `multiObjective: true` is given several.
+   */
+  readonly metrics?: readonly string[];
+  /** The mode of each of `metrics`, in order. */
+  readonly modes?: readonly Mode[];
 }
 
 /** What a scheduler decides for a trial that just reported. */
@@ -104,6 +124,11 @@ export interface ExploitRequest {
 export interface Scheduler {
   /** A short name, shown in logs and errors. */
   readonly name: string;
+  /**
+   * True when its decisions do not rank trials by one metric (FIFO), or it handles several
+   * objectives: only such a scheduler runs a multi-objective experiment. @default false
+   */
+  readonly multiObjective?: boolean;
   /** Called once before the first trial. */
   setup?(ctx: SchedulerContext): void;
   /** A trial was created (status pending). */
@@ -144,6 +169,10 @@ export interface ExperimentStart {
   readonly metric: string;
   /** Whether the metric is minimised or maximised. */
   readonly mode: Mode;
+  /** Every objective of a multi-objective experiment (`metric` is the first); absent for one. */
+  readonly metrics?: readonly string[];
+  /** The mode of each of `metrics`, in order. */
+  readonly modes?: readonly Mode[];
   /** Names of the searcher and scheduler. */
   readonly searcher: string;
   /** Name of the scheduler. */
@@ -523,7 +552,36 @@ export function checkPluginShape(role: PluginRole, value: unknown): string | und
       return `${role} "${v.name}": ${h} must be a function`;
     }
   }
+  if (v.multiObjective !== undefined && typeof v.multiObjective !== "boolean") {
+    return `${role} "${v.name}": multiObjective must be true or false`;
+  }
   return undefined;
+}
+
+/**
+ * Throws a clear error when a single-objective plugin is set up for a multi-objective
+ * experiment (its context lists several `metrics`). Plugins call it first thing in `setup`.
+ *
+ * @param who the plugin's factory name, for the message.
+ * @param ctx the setup context.
+ * @throws {TypeError} naming the objectives and what to use instead.
+ * @example
+ * ```ts
+ * import { requireSingleObjective } from "./plugin.ts";
+ * requireSingleObjective("mySearcher", { metric: "loss" }); // fine: one objective
+ * ```
+ */
+export function requireSingleObjective(
+  who: string,
+  ctx: { readonly metric: string; readonly metrics?: readonly string[] },
+): void {
+  if (!ctx.metrics || ctx.metrics.length <= 1) return;
+  throw new TypeError(
+    `${who} optimises one metric, but the experiment has ${ctx.metrics.length} objectives (${
+      ctx.metrics.map((m) => JSON.stringify(m)).join(", ")
+    }): use a multi-objective plugin (searchers: tpeSearcher, nsga2Searcher, randomSearcher; ` +
+      `scheduler: fifoScheduler), or give the experiment one metric`,
+  );
 }
 
 /** Re-exported so plugin authors import everything from one module. */
