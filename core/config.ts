@@ -25,12 +25,15 @@ import {
   resolveModule,
 } from "./plugin.ts";
 import type { Callback, Scheduler, Searcher } from "./plugin.ts";
+import type { Stopper } from "./runner.ts";
 import { type Space, spaceFromJson, SpaceSpecError, suggest } from "./space.ts";
+import { isOptionError } from "./options.ts";
 import type { TunerOptions } from "./tuner.ts";
 import { Tuner } from "./tuner.ts";
 import type { TableReporterOptions } from "../plugins/reporters/table.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
+import { combinedStopper, type StopperPart } from "../plugins/stoppers/mod.ts";
 
 type Path = (string | number)[];
 
@@ -38,13 +41,13 @@ type Path = (string | number)[];
 const TOP_KEYS: Record<string, string> = {
   name: "a folder name",
   trainable: "the path of the trainable module",
-  metric: "the metric to optimise",
-  mode: "min or max",
+  metric: "the metric to optimise, or a list of metrics (multi-objective)",
+  mode: "min or max, or a list of them (one per metric)",
   num_samples: "a positive integer or -1",
   max_concurrent: "a positive integer",
-  resources: "{ cpu, gpu, memory_mb, custom }",
+  resources: "{ workers, cpu, gpu, memory_mb, custom }",
   gpus: "a count of GPUs to use",
-  stop: "{ key: value } criteria",
+  stop: "{ key: value } criteria, a stopper { name: ..., <options> }, or a list of them",
   time_budget_s: "seconds",
   time_budget_ms: "milliseconds",
   max_failures: "an integer",
@@ -103,7 +106,7 @@ const EXECUTOR_KEYS: Record<string, string[]> = {
 const SLURM_KEYS = ["partition", "account", "qos", "time", "constraint", "nodelist", "extra_args"];
 
 const SUB_KEYS: Record<string, string[]> = {
-  resources: ["cpu", "gpu", "memory_mb", "custom"],
+  resources: ["workers", "cpu", "gpu", "memory_mb", "custom"],
   checkpoint: ["num_to_keep", "score_attribute", "score_order"],
   sandbox: ["read", "write", "net", "env", "sys", "ffi", "unstable"],
   reporter: ["parameter_columns", "metric_columns", "max_rows", "interval_ms"],
@@ -265,10 +268,28 @@ export async function parseExperiment(
   };
 
   const trainable = str("trainable", true)!;
-  const metric = str("metric", true)!;
-  const mode = str("mode", true)!;
-  if (mode !== "min" && mode !== "max") {
-    err(`"mode" must be min or max, got ${JSON.stringify(mode)}`, ["mode"]);
+  const list = (k: string): string | string[] => {
+    const v = y[k];
+    if (!Array.isArray(v)) return str(k, true)!;
+    if (!v.length) err(`"${k}" is an empty list: give ${TOP_KEYS[k]}`, [k]);
+    for (const [i, x] of v.entries()) {
+      if (typeof x !== "string" || !x) {
+        err(`"${k}" entry ${i + 1} must be a name, got ${JSON.stringify(x)}`, [k, i]);
+      }
+    }
+    return v as string[];
+  };
+  const metric = list("metric");
+  const mode = list("mode");
+  for (const [i, m] of (Array.isArray(mode) ? mode : [mode]).entries()) {
+    if (m !== "min" && m !== "max") {
+      err(
+        `"mode"${Array.isArray(mode) ? ` entry ${i + 1}` : ""} must be min or max, got ${
+          JSON.stringify(m)
+        }`,
+        Array.isArray(mode) ? ["mode", i] : ["mode"],
+      );
+    }
   }
   if (y.space === undefined) err(`Missing key "space": the search space`, []);
   let space: Space;
@@ -381,7 +402,7 @@ export async function parseExperiment(
     }
     out.allowRemoteTrainable = y.allow_remote_trainable;
   }
-  if (y.stop !== undefined) out.stop = y.stop;
+  if (y.stop !== undefined) out.stop = await loadStop(y.stop, base, err);
   if (y.checkpoint) {
     const c = y.checkpoint as Record<string, unknown>;
     out.checkpoint = {
@@ -431,25 +452,71 @@ export async function parseExperiment(
     }
     out.callbacks = cbs;
   }
-  // The Tuner validates the rest; its messages name the option, which we map back to a key.
+  // The Tuner validates the rest; its errors carry the option key, which we map back to YAML.
   try {
     new Tuner(out as unknown as TunerOptions<Space>);
   } catch (e) {
-    if (!(e instanceof TypeError || e instanceof RangeError)) throw e;
-    const m = /"([\w.]+)"/.exec(e.message);
-    const path = m ? m[1].split(".").map(snake) : [];
+    if (!isOptionError(e)) throw e;
+    const path = e.key ? e.key.replace(/\[.*$/, "").split(".").map(snake) : [];
     const where = path.length && path.every((_, i) => getIn(y, path.slice(0, i + 1)) !== undefined)
       ? path
       : [];
-    err(
-      e.message.replace(/^Tuner: /, "").replace(
-        /"([\w.]+)"/,
-        (_, p: string) => `"${p.split(".").map(snake).join(".")}"`,
-      ),
-      where,
-    );
+    // Option names in the message are shown as the YAML spells them.
+    const yamlName = (q: string, p: string) =>
+      Object.hasOwn(TOP_KEYS, snake(p.split(".")[0]))
+        ? `"${p.split(".").map(snake).join(".")}"`
+        : q;
+    err(e.message.replace(/^Tuner: /, "").replace(/"([\w.]+)"/g, yamlName), where);
   }
   return out as unknown as TunerOptions<Space>;
+}
+
+/** A stopper mapping names one (`name:` or `module:`); anything else is a criteria mapping. */
+function isStopperSpec(v: unknown): boolean {
+  return !!v && typeof v === "object" && !Array.isArray(v) &&
+    (typeof (v as Record<string, unknown>).name === "string" ||
+      typeof (v as Record<string, unknown>).module === "string");
+}
+
+/** `stop:` as criteria, one stopper, or a list of both (Ray's `CombinedStopper`). */
+async function loadStop(
+  stop: unknown,
+  base: string,
+  err: (m: string, p: Path, key?: boolean) => never,
+): Promise<unknown> {
+  if (isStopperSpec(stop)) return await loadPlugin<Stopper>("stopper", stop, ["stop"], base, err);
+  if (!Array.isArray(stop)) return stop; // criteria: the Tuner checks them, naming the key
+  if (!stop.length) {
+    err(`"stop" is an empty list: give criteria or stoppers, or leave it out`, [
+      "stop",
+    ]);
+  }
+  const parts: StopperPart[] = [];
+  for (const [i, item] of stop.entries()) {
+    if (isStopperSpec(item)) {
+      parts.push(await loadPlugin<Stopper>("stopper", item, ["stop", i], base, err));
+      continue;
+    }
+    if (!item || typeof item !== "object" || Array.isArray(item)) {
+      err(
+        `"stop[${i}]" must be criteria like { training_iteration: 10 } or a stopper ` +
+          `{ name: trial_plateau, metric: ... }, got ${JSON.stringify(item)}`,
+        ["stop", i],
+      );
+    }
+    for (const [k, v] of Object.entries(item as Record<string, unknown>)) {
+      if (typeof v !== "number" || Number.isNaN(v)) {
+        err(
+          `"stop[${i}].${k}" must be a number (stop when the result reaches it), got ${
+            JSON.stringify(v)
+          }`,
+          ["stop", i, k],
+        );
+      }
+    }
+    parts.push(item as Record<string, number>);
+  }
+  return combinedStopper(...parts);
 }
 
 async function loadPlugin<T>(
@@ -537,8 +604,12 @@ async function loadPlugin<T>(
       const where = key in options ? [...base, key, ...rest] : path;
       return err(`${what} "${label}": ${e.message}`, where, e.message.includes("nknown key"));
     }
-    const m = /"(\w+)"/.exec((e as Error).message);
-    const key = m ? snake(m[1]) : undefined;
+    // Errors of the options module carry the key; a third-party plugin's plain TypeError may
+    // only name it in its message.
+    const named = isOptionError(e)
+      ? e.key.split(".")[0]
+      : /"(\w+)"/.exec((e as Error).message)?.[1];
+    const key = named ? snake(named) : undefined;
     const where = key && key in options
       ? (s.options ? [...path, "options", key] : [...path, key])
       : path;
@@ -552,6 +623,7 @@ async function loadPlugin<T>(
     Object.defineProperty(plugin, "spec", {
       value: { name: s.name, options: camelOptions as never },
       enumerable: false,
+      configurable: true,
     });
   }
   return plugin as T;

@@ -14,6 +14,7 @@
  * @module
  */
 
+import { suggest } from "./options.ts";
 import type { Config, JsonValue } from "./trial.ts";
 import type { Rng } from "./random.ts";
 
@@ -580,6 +581,9 @@ export function validateSpace(space: unknown): asserts space is Space {
   walk(space, "");
 }
 
+/** Re-exported from `options.ts`, where the did-you-mean of every option check lives. */
+export { suggest };
+
 /**
  * Whether a value is a plain object (not an array, a domain, or a class instance).
  *
@@ -1023,38 +1027,4 @@ export function spaceFromJson(json: unknown): Space {
     }
   };
   return conv(json, []) as Space;
-}
-
-/**
- * A ` (did you mean "x"?)` suffix when a close name exists, else an empty string.
- *
- * @example
- * ```ts
- * import { suggest } from "./space.ts";
- * console.log(suggest("num_sample", ["num_samples", "name"])); // ` (did you mean "num_samples"?)`
- * ```
- */
-export function suggest(input: string, candidates: readonly string[]): string {
-  let best = "", bestD = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(input.toLowerCase(), c.toLowerCase());
-    if (d < bestD) [best, bestD] = [c, d];
-  }
-  return best && bestD <= Math.max(2, Math.floor(input.length / 3))
-    ? ` (did you mean "${best}"?)`
-    : "";
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length];
 }

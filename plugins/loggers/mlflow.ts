@@ -41,7 +41,8 @@ import type {
   TrialSnapshot,
   TrialStatus,
 } from "../../core/trial.ts";
-import { type Space, suggest } from "../../core/space.ts";
+import type { Space } from "../../core/space.ts";
+import { checkKeys } from "../../core/options.ts";
 import { errorMessage } from "../../core/errors.ts";
 
 // Re-exported so the documented API is complete from this entry point.
@@ -245,14 +246,7 @@ function checkOptions(options: MlflowLoggerOptions): Resolved {
     throw new TypeError(`mlflowLogger: options must be an object, got ${show(options)}`);
   }
   const o = options as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
-    if (!OPTION_KEYS.includes(key)) {
-      throw new TypeError(
-        `mlflowLogger: unknown option "${key}"${suggest(key, OPTION_KEYS)}; ` +
-          `known options: ${OPTION_KEYS.join(", ")}`,
-      );
-    }
-  }
+  checkKeys("mlflowLogger", { ...o }, OPTION_KEYS);
   const str = (key: string): string | undefined => {
     const v = o[key];
     if (v === undefined) return undefined;

@@ -31,7 +31,7 @@
 import { parseArgs } from "#flags";
 import { join, resolve } from "node:path";
 import { type Callback, type ExperimentStart, registerPlugin } from "../../core/plugin.ts";
-import { suggest } from "../../core/space.ts";
+import { checkKeys, OptionError } from "../../core/options.ts";
 import { TuneError } from "../../core/errors.ts";
 import { ReportLoader } from "./_html_data.ts";
 import { pageHtml } from "./_html_page.ts";
@@ -86,15 +86,9 @@ function checkServeOptions(
   keys: readonly string[] = OPTION_KEYS,
 ): void {
   if (o === null || typeof o !== "object") {
-    throw new TypeError(`${fn}: options must be an object, got ${JSON.stringify(o)}`);
+    throw new OptionError(fn, "", `${fn}: options must be an object, got ${JSON.stringify(o)}`);
   }
-  for (const k of Object.keys(o)) {
-    if (!keys.includes(k)) {
-      throw new TypeError(
-        `${fn}: unknown option "${k}"; expected one of ${keys.join(", ")}${suggest(k, keys)}`,
-      );
-    }
-  }
+  checkKeys(fn, { ...o }, keys);
   if (o.port !== undefined && (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535)) {
     throw new RangeError(
       `${fn}: "port" must be an integer from 0 to 65535 (0: any free port), got ${

@@ -1,9 +1,17 @@
 // Shared helpers of the schedulers: option checks, scores, percentiles, snapshots.
 // Private module (leading underscore): not part of the public API.
 
-import type { Decision, SchedulerContext } from "../../core/plugin.ts";
+import { type Decision, requireSingleObjective, type SchedulerContext } from "../../core/plugin.ts";
 import type { JsonValue, Mode, TrialResult } from "../../core/trial.ts";
-import { isPlainObject, suggest } from "../../core/space.ts";
+export {
+  booleanOption,
+  checkKeys as checkOptions,
+  enumOption,
+  numberOption,
+  stringOption,
+} from "../../core/options.ts";
+import { showValue as show } from "../../core/options.ts";
+import { isPlainObject } from "../../core/space.ts";
 
 /** The one `continue` decision (frozen, shared). */
 export const CONTINUE: Decision = Object.freeze({ kind: "continue" });
@@ -15,119 +23,6 @@ export function stop(reason: string, completed = false): Decision {
   return completed ? { kind: "stop", reason, completed } : { kind: "stop", reason };
 }
 
-function show(v: unknown): string {
-  if (typeof v === "string") return JSON.stringify(v);
-  if (typeof v === "function") return "a function";
-  if (v === undefined) return "undefined";
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-}
-
-/**
- * Checks that `options` is an object holding only `allowed` keys; returns it as a record.
- * Unknown keys throw a TypeError naming the key, with a "did you mean".
- */
-export function checkOptions(
-  fn: string,
-  options: unknown,
-  allowed: readonly string[],
-): Record<string, unknown> {
-  if (options === undefined) return {};
-  if (!isPlainObject(options)) {
-    throw new TypeError(`${fn}: options must be an object, got ${show(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) {
-      throw new TypeError(
-        `${fn}: unknown option "${key}"${suggest(key, allowed)}; expected one of ${
-          allowed.join(", ")
-        }`,
-      );
-    }
-  }
-  return options;
-}
-
-/** A number option: finite, with optional bounds. Undefined gives the default. */
-export function numberOption(
-  fn: string,
-  options: Record<string, unknown>,
-  name: string,
-  fallback: number,
-  rule: { min?: number; minExclusive?: number; max?: number; integer?: boolean } = {},
-): number {
-  const v = options[name];
-  if (v === undefined) return fallback;
-  if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new TypeError(`${fn}: "${name}" must be a finite number, got ${show(v)}`);
-  }
-  if (rule.integer && !Number.isInteger(v)) {
-    throw new RangeError(`${fn}: "${name}" must be an integer, got ${v}`);
-  }
-  if (rule.minExclusive !== undefined && !(v > rule.minExclusive)) {
-    throw new RangeError(`${fn}: "${name}" must be > ${rule.minExclusive}, got ${v}`);
-  }
-  if (rule.min !== undefined && v < rule.min) {
-    throw new RangeError(`${fn}: "${name}" must be >= ${rule.min}, got ${v}`);
-  }
-  if (rule.max !== undefined && v > rule.max) {
-    throw new RangeError(`${fn}: "${name}" must be <= ${rule.max}, got ${v}`);
-  }
-  return v;
-}
-
-/** A boolean option. */
-export function booleanOption(
-  fn: string,
-  options: Record<string, unknown>,
-  name: string,
-  fallback: boolean,
-): boolean {
-  const v = options[name];
-  if (v === undefined) return fallback;
-  if (typeof v !== "boolean") {
-    throw new TypeError(`${fn}: "${name}" must be true or false, got ${show(v)}`);
-  }
-  return v;
-}
-
-/** A non-empty string option. */
-export function stringOption(
-  fn: string,
-  options: Record<string, unknown>,
-  name: string,
-  fallback: string,
-): string {
-  const v = options[name];
-  if (v === undefined) return fallback;
-  if (typeof v !== "string" || !v) {
-    throw new TypeError(`${fn}: "${name}" must be a non-empty string, got ${show(v)}`);
-  }
-  return v;
-}
-
-/** One of a few strings. */
-export function enumOption<T extends string>(
-  fn: string,
-  options: Record<string, unknown>,
-  name: string,
-  values: readonly T[],
-  fallback: T,
-  hint = "",
-): T {
-  const v = options[name];
-  if (v === undefined) return fallback;
-  if (typeof v !== "string" || !values.includes(v as T)) {
-    throw new RangeError(
-      `${fn}: "${name}" must be ${values.map((x) => `"${x}"`).join(" or ")}, got ${show(v)}${hint}`,
-    );
-  }
-  return v as T;
-}
-
 /** The experiment's metric and mode, as a scheduler keeps them after `setup`. */
 export interface Target {
   metric: string;
@@ -137,6 +32,7 @@ export interface Target {
 
 /** Checks the setup context. */
 export function checkContext(fn: string, ctx: SchedulerContext): Target {
+  if (ctx) requireSingleObjective(fn, ctx);
   if (!ctx || typeof ctx.metric !== "string" || !ctx.metric) {
     throw new TypeError(`${fn}: setup needs a metric name, got ${show(ctx?.metric)}`);
   }

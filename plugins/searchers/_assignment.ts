@@ -249,25 +249,7 @@ function checkPaths(space: Space, point: Config, where: string): void {
 }
 
 /** Checks an options object: a plain object whose keys are all known. */
-export function checkOptionKeys(
-  factory: string,
-  options: unknown,
-  known: readonly string[],
-): Record<string, unknown> {
-  if (options === undefined) return {};
-  if (!isPlainObject(options)) {
-    throw new TypeError(`${factory}: options must be an object, got ${canonical(options)}`);
-  }
-  for (const k of Object.keys(options)) {
-    if (!known.includes(k)) {
-      throw new TypeError(
-        `${factory}: unknown option "${k}"; expected one of ${known.join(", ")}` +
-          suggest(k, known),
-      );
-    }
-  }
-  return options;
-}
+export { checkKeys as checkOptionKeys } from "../../core/options.ts";
 
 /** Validates the `pointsToEvaluate` option: an array of plain objects (partial configs). */
 export function checkPoints(factory: string, points: unknown): Config[] {

@@ -6,6 +6,8 @@
 
 import type { Stopper } from "../../core/runner.ts";
 import type { JsonValue, Mode, TrialResult } from "../../core/trial.ts";
+import { withSpec } from "./combined.ts";
+import { checkKeys as checkOptionKeys } from "../../core/options.ts";
 
 export type { Stopper };
 
@@ -86,11 +88,7 @@ function checkKeys(fn: string, options: unknown, keys: readonly string[]): void 
   if (!options || typeof options !== "object" || Array.isArray(options)) {
     throw new TypeError(`${fn}: options must be an object with at least "metric"`);
   }
-  for (const k of Object.keys(options)) {
-    if (!keys.includes(k)) {
-      throw new TypeError(`${fn}: unknown option "${k}"; expected one of ${keys.join(", ")}`);
-    }
-  }
+  checkOptionKeys(fn, options, keys);
   const metric = (options as { metric?: unknown }).metric;
   if (typeof metric !== "string" || !metric) {
     throw new TypeError(
@@ -158,7 +156,10 @@ export function trialPlateauStopper(options: TrialPlateauStopperOptions): Stoppe
     if (window.some((x) => x === undefined)) return false;
     return std(window as number[]) < limit;
   };
-  return Object.assign(stopper, { stopAll: () => false });
+  return withSpec(Object.assign(stopper, { stopAll: () => false }), {
+    name: "trial_plateau",
+    options: { ...o } as Record<string, JsonValue>,
+  });
 }
 
 /**
@@ -214,5 +215,8 @@ export function experimentPlateauStopper(options: ExperimentPlateauStopperOption
     iterations = plateaued() ? iterations + 1 : 0;
     return stopAll();
   };
-  return Object.assign(stopper, { stopAll });
+  return withSpec(Object.assign(stopper, { stopAll }), {
+    name: "experiment_plateau",
+    options: { ...o } as Record<string, JsonValue>,
+  });
 }

@@ -1,6 +1,6 @@
 import * as node from "node:path";
 import { fileURLToPath as nodeFileUrl } from "node:url";
-import { equal as assertEquals, throws } from "#assert";
+import { deepEqual, equal as assertEquals, throws } from "#assert";
 import * as ours from "../../core/_path.ts";
 
 const samples = [
@@ -60,4 +60,41 @@ Deno.test("core/_path's fileURLToPath decodes as node:url's and refuses what it 
   }
   throws(() => ours.fileURLToPath("https://example.com/a.ts"), /scheme file/);
   throws(() => ours.fileURLToPath("file:///a%2fb"), /encoded \//);
+});
+
+Deno.test("what a trial loads with mod.ts, ./trainable or a plugin family imports no node: module", async () => {
+  // Any node: import starts Deno's Node layer: 40-70 ms more start-up for every sandboxed trial.
+  const root = new URL("../../", import.meta.url);
+  for (const entry of ["mod.ts", "trainable.ts", "plugins/schedulers/mod.ts"]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", new URL(entry, root).pathname],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const graph = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+      roots: string[];
+      modules: {
+        specifier: string;
+        dependencies?: { specifier: string; isDynamic?: boolean; code?: { specifier: string } }[];
+      }[];
+    };
+    const byUrl = new Map(graph.modules.map((m) => [m.specifier, m]));
+    // Static imports only: a module imported dynamically is loaded when it is needed.
+    const seen = new Set<string>(graph.roots);
+    const stack = [...graph.roots];
+    const offenders: string[] = [];
+    while (stack.length) {
+      const m = byUrl.get(stack.pop()!);
+      for (const d of m?.dependencies ?? []) {
+        if (d.isDynamic) continue;
+        if (d.specifier.startsWith("node:")) offenders.push(`${m!.specifier} -> ${d.specifier}`);
+        const next = d.code?.specifier;
+        if (next && !seen.has(next)) {
+          seen.add(next);
+          stack.push(next);
+        }
+      }
+    }
+    deepEqual(offenders, [], entry);
+  }
 });

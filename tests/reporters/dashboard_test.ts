@@ -210,7 +210,7 @@ Deno.test("dashboard options are checked when built", () => {
   throws(() => dashboardCallback({ prot: 1 } as never), {
     name: "TypeError",
     message:
-      'dashboardCallback: unknown option "prot"; expected one of port, hostname, signal, pollMs, onListen, keepOpen (did you mean "port"?)',
+      'dashboardCallback: unknown option "prot" (did you mean "port"?); expected one of port, hostname, signal, pollMs, onListen, keepOpen',
   });
   throws(() => dashboardCallback({ pollMs: 0 }), {
     name: "RangeError",

@@ -45,7 +45,7 @@ import type {
   TrialReport,
   TrialStart,
 } from "../../../core/plugin.ts";
-import { suggest } from "../../../core/space.ts";
+import { checkKeys } from "../../../core/options.ts";
 import type { JsonValue, TrialSnapshot } from "../../../core/trial.ts";
 import {
   EventFileWriter,
@@ -150,15 +150,7 @@ function validate(options: TensorboardLoggerOptions): void {
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new TypeError(`${where}: options must be an object, got ${fmt(options)}`);
   }
-  for (const k of Object.keys(options)) {
-    if (!OPTION_KEYS.includes(k)) {
-      throw new TypeError(
-        `${where}: unknown option "${k}"${suggest(k, OPTION_KEYS)}; known options: ${
-          OPTION_KEYS.join(", ")
-        }`,
-      );
-    }
-  }
+  checkKeys(where, { ...options }, OPTION_KEYS);
   const o = options as Record<string, unknown>;
   if (o.logdir !== undefined && (typeof o.logdir !== "string" || o.logdir === "")) {
     throw new TypeError(`${where}: option "logdir" must be a non-empty path, got ${fmt(o.logdir)}`);
@@ -302,12 +294,15 @@ export function tensorboardLogger(options: TensorboardLoggerOptions = {}): Callb
   const writeExperiment = (): void => {
     if (root === undefined || experiment === undefined) return;
     const e = experiment;
-    const list = [e.metric, ...(options.metrics ?? metrics).filter((m) => m !== e.metric)];
+    // Every objective of a multi-objective experiment is an HParams metric, in order.
+    const goals = e.metrics ?? [e.metric];
+    const list = [...goals, ...(options.metrics ?? metrics).filter((m) => !goals.includes(m))];
     const t = now();
+    const aim = goals.map((m, k) => `${e.modes?.[k] ?? e.mode}imize \`${m}\``).join(", ");
     const content = experimentContent({
       name: e.name,
       description:
-        `Tunebox experiment **${e.name}**: ${e.mode}imize \`${e.metric}\`; searcher \`${e.searcher}\`, scheduler \`${e.scheduler}\`.`,
+        `Tunebox experiment **${e.name}**: ${aim}; searcher \`${e.searcher}\`, scheduler \`${e.scheduler}\`.`,
       timeCreatedSecs: createdSecs,
       hparams: hparamSpecs(e.space, observed),
       metrics: list,
