@@ -293,6 +293,12 @@ class Runner {
   unwritten: TrialState[] = [];
   /** The background writes of those records. */
   writing: Promise<void> = Promise.resolve();
+  /** The trial whose process the executor started ahead (a warm start), until it starts. */
+  warmId: string | undefined;
+  /** A trial not created yet whose folder was made for its warm start. */
+  aheadDir: string | undefined;
+  /** The environment the last trial started with (a warm start's guess for the next). */
+  lastEnv: Record<string, string> | undefined;
   running = 0;
   trialCount = 0;
   searcherDone = false;
@@ -397,6 +403,7 @@ class Runner {
     } finally {
       clearTimeout(budget);
       for (const [s, h] of signals) Deno.removeSignalListener(s, h);
+      this.dropWarm();
       await c.executor.close?.();
     }
     const snapshots = this.order.map((t) => this.snap(t));
@@ -490,7 +497,10 @@ class Runner {
           await this.create()
         ) pending++;
       }
-      if (!this.c.gate.canStart()) return;
+      if (!this.c.gate.canStart()) {
+        this.warmNext();
+        return;
+      }
       // The Set keeps insertion order: creation order, with re-paused trials at the end.
       const runnable = [...this.runnable];
       if (
@@ -560,9 +570,13 @@ class Runner {
     const dir = join(c.dir, id);
     const lazy = c.executor.lazyTrialDir === true;
     if (!lazy) {
-      // Fresh folders: nothing (no symlink) can be waiting in them.
-      Deno.mkdirSync(dir);
-      Deno.mkdirSync(join(dir, WORK_DIR));
+      // Fresh folders: nothing (no symlink) can be waiting in them. One made for a warm start
+      // is as fresh: only this trial's own process had it (which ran at most the module's top level).
+      if (this.aheadDir === id) this.aheadDir = undefined;
+      else {
+        Deno.mkdirSync(dir);
+        Deno.mkdirSync(join(dir, WORK_DIR));
+      }
       writeParams(dir, s);
     }
     const t: TrialState = {
@@ -602,6 +616,8 @@ class Runner {
     t.runIterations = 0;
     t.runTimeS = 0;
     t.env = alloc;
+    this.lastEnv = alloc;
+    if (this.warmId === t.id) this.warmId = undefined; // the executor hands it the warm process
     if (t.materialized) {
       ensureWorkDir(t.workDir);
       // Earlier lines (a restart from scratch after a crash too): progress.csv keeps one header.
@@ -1140,6 +1156,68 @@ class Runner {
         // Not running: end it right here (its finish runs through the loop's bookkeeping).
         this.finish(t, "terminated", "stopped", s.reason);
       }
+    }
+  }
+
+  // ------------------------------------------------------------------ warm starts
+
+  /**
+   * While every slot is busy, has the executor start the process of the trial that will start
+   * next: the oldest pending trial, or the next one the searcher will make (its folder is made
+   * now, fresh). A warm process is only ever handed its own trial; one that is not needed any
+   * more is killed, and a folder made ahead for a trial that never came is removed.
+   */
+  warmNext(): void {
+    const c = this.c;
+    if (!c.executor.warm || this.stopping || this.fatal || !this.lastEnv) return;
+    let next: TrialState | undefined;
+    for (const t of this.runnable) {
+      if (t.status === "pending" && t.materialized) {
+        next = t;
+        break;
+      }
+    }
+    const id = next?.id ??
+      (!this.searcherDone && this.trialCount < c.totalTrials
+        ? `${c.experimentId}_${String(this.trialCount).padStart(5, "0")}`
+        : undefined);
+    if (id === this.warmId) return;
+    this.dropWarm();
+    if (!id) return;
+    const dir = join(c.dir, id);
+    if (!next) {
+      try {
+        Deno.mkdirSync(dir);
+        Deno.mkdirSync(join(dir, WORK_DIR));
+      } catch {
+        return; // something is there already: no warm start for it
+      }
+      this.aheadDir = id;
+    }
+    this.warmId = id;
+    this.plugin(c.executor.name, "warm", () =>
+      c.executor.warm!({
+        trialId: id,
+        dir,
+        workDir: join(dir, WORK_DIR),
+        sandbox: c.sandbox,
+        env: this.lastEnv!,
+        ...(c.memoryMb !== undefined ? { memoryMb: c.memoryMb } : {}),
+        ...(c.resources ? { resources: c.resources } : {}),
+      }));
+  }
+
+  /** Kills the warm process of a trial that did not start, and removes a folder made ahead. */
+  dropWarm(): void {
+    if (!this.warmId) return;
+    const id = this.warmId;
+    this.warmId = undefined;
+    this.plugin(this.c.executor.name, "unwarm", () => this.c.executor.unwarm?.(id));
+    if (this.aheadDir === id) {
+      this.aheadDir = undefined;
+      try {
+        Deno.removeSync(join(this.c.dir, id), { recursive: true });
+      } catch { /* gone */ }
     }
   }
 
