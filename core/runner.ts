@@ -574,6 +574,11 @@ class Runner {
       // is as fresh: only this trial's own process had it (which ran at most the module's top level).
       if (this.aheadDir === id) this.aheadDir = undefined;
       else {
+        // A folder of a trial the journal never recorded (a killed driver made it ahead for a
+        // warm start, or was killed before the "created" line went out): not this trial's.
+        try {
+          Deno.removeSync(dir, { recursive: true });
+        } catch { /* none: the usual case */ }
         Deno.mkdirSync(dir);
         Deno.mkdirSync(join(dir, WORK_DIR));
       }
