@@ -69,6 +69,14 @@ export {
   type TrainableFn,
   TrialStopped,
 } from "./core/session.ts";
+export {
+  type CollectiveData,
+  CollectiveError,
+  type Collectives,
+  type GroupInfo,
+  type ReduceOp,
+  type RingAddress,
+} from "./core/collectives.ts";
 export { type RestoreOptions, Tuner, type TunerOptions } from "./core/tuner.ts";
 export { resolveModule } from "./core/plugin.ts";
 export { type BestScope, ResultGrid, type TrialInfo } from "./core/results.ts";

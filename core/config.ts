@@ -45,7 +45,7 @@ const TOP_KEYS: Record<string, string> = {
   mode: "min or max, or a list of them (one per metric)",
   num_samples: "a positive integer or -1",
   max_concurrent: "a positive integer",
-  resources: "{ cpu, gpu, memory_mb, custom }",
+  resources: "{ workers, cpu, gpu, memory_mb, custom }",
   gpus: "a count of GPUs to use",
   stop: "{ key: value } criteria, a stopper { name: ..., <options> }, or a list of them",
   time_budget_s: "seconds",
@@ -106,7 +106,7 @@ const EXECUTOR_KEYS: Record<string, string[]> = {
 const SLURM_KEYS = ["partition", "account", "qos", "time", "constraint", "nodelist", "extra_args"];
 
 const SUB_KEYS: Record<string, string[]> = {
-  resources: ["cpu", "gpu", "memory_mb", "custom"],
+  resources: ["workers", "cpu", "gpu", "memory_mb", "custom"],
   checkpoint: ["num_to_keep", "score_attribute", "score_order"],
   sandbox: ["read", "write", "net", "env", "sys", "ffi", "unstable"],
   reporter: ["parameter_columns", "metric_columns", "max_rows", "interval_ms"],

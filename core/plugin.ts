@@ -316,6 +316,13 @@ export interface Resources {
    * cluster (Ray's `entrypoint_resources`); local executors ignore them. @default none
    */
   readonly custom?: Readonly<Record<string, number>>;
+  /**
+   * Workers per trial (data-parallel training, Ray Train's `ScalingConfig(num_workers)`): each
+   * trial runs this many sandboxed processes, with `session.rank`, `session.worldSize` and the
+   * collectives (`session.allreduce`, ...); `cpu` and `gpu` are per worker. Needs an executor
+   * that runs several workers per trial ({@linkcode Executor.multiWorker}). @default 1
+   */
+  readonly workers?: number;
 }
 
 /** Everything an executor needs to run one trial. */
@@ -419,6 +426,12 @@ export interface Executor {
    * `maxConcurrent`) instead of this machine's CPUs and GPUs. @default local resources
    */
   capacity?(resources: Resources): number;
+  /**
+   * Whether it runs trials of several workers (`resources.workers > 1`); an experiment that
+   * asks for workers on an executor without it is refused before any trial starts.
+   * @default false
+   */
+  readonly multiWorker?: boolean;
   /** Starts a trial. */
   start(job: TrialJob, listener: TrialListener): TrialHandle;
   /** Releases pooled resources. */

@@ -235,7 +235,12 @@ export class Tuner<S extends Space = Space> {
     const seed = o.seed ?? (Date.now() % 2 ** 31);
     const numSamples = o.numSamples ?? 1;
     const total = numSamples < 0 ? Infinity : numSamples * gridSize(o.space);
-    const resources = { cpu: o.resources?.cpu ?? 1, gpu: o.resources?.gpu ?? 0 };
+    // cpu and gpu are per worker: a trial of N workers holds N times as much.
+    const workers = o.resources?.workers ?? 1;
+    const resources = {
+      cpu: (o.resources?.cpu ?? 1) * workers,
+      gpu: (o.resources?.gpu ?? 0) * workers,
+    };
     const executor = o.executor ??
       (typeof o.trainable === "function"
         ? inprocessExecutor(o.trainable as TrainableFn<Config>)
@@ -243,10 +248,17 @@ export class Tuner<S extends Space = Space> {
           ...(o.denoConfig !== undefined ? { denoConfig: o.denoConfig } : {}),
           ...(o.allowRemoteTrainable ? { allowRemoteTrainable: true } : {}),
         }));
+    if (workers > 1 && !executor.multiWorker) {
+      throw new TuneError(
+        `resources.workers is ${workers}, but the "${executor.name}" executor runs one worker per ` +
+          `trial; use a trainable module (not a function) with the default subprocess executor, ` +
+          `or an executor that runs several workers per trial`,
+      );
+    }
     // An executor that places trials itself (a cluster) says how many fit; else this machine.
     const gate = executor.capacity
       ? countingGate(
-        o.maxConcurrent ?? executor.capacity({ ...resources, ...o.resources }),
+        o.maxConcurrent ?? executor.capacity({ ...o.resources, ...resources }),
         clusterEnv(o.backend, resources.gpu),
       )
       : await makeGate(resources, o.maxConcurrent, o.gpus, o.backend);
@@ -838,12 +850,24 @@ function validateOptions(o: TunerOptions<Space>): void {
         }
         continue;
       }
+      if (k === "workers") {
+        if (!isPositiveInt(v)) {
+          fail(
+            "resources.workers",
+            `"resources.workers" must be a whole number of workers per trial >= 1, got ${
+              JSON.stringify(v)
+            }`,
+            OptionRangeError,
+          );
+        }
+        continue;
+      }
       if (k !== "cpu" && k !== "gpu" && k !== "memoryMb") {
         fail(
           `resources.${k}`,
           `unknown resource "${k}"${
-            suggest(k, ["cpu", "gpu", "memoryMb", "custom"])
-          }; use { cpu, gpu, memoryMb, custom }`,
+            suggest(k, ["workers", "cpu", "gpu", "memoryMb", "custom"])
+          }; use { workers, cpu, gpu, memoryMb, custom }`,
         );
       }
       if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {
