@@ -96,6 +96,21 @@ Deno.test("example 10: MNIST with PB2 exploits and logs lineages, tiny budget", 
   match(events, /"reason":"exploit /);
 });
 
+Deno.test("example 09: MNIST with 2 data-parallel workers per trial and ASHA, tiny budget", async () => {
+  const storage = await Deno.makeTempDir();
+  const text = await task("example:data-parallel", {
+    NUM_SAMPLES: "2",
+    EPOCHS: "2",
+    TRAIN_SIZE: "400",
+    STORAGE: storage,
+    NAME: "dp",
+  });
+  match(text, /Best: val_loss \d+\.\d+, val_acc \d\.\d+ with 2 workers per trial/);
+  const trial = await firstTrial(`${storage}/dp`);
+  // Both workers ran: rank 1 logged to its own files.
+  await Deno.stat(`${storage}/dp/${trial}/stderr_rank1.log`);
+});
+
 async function firstTrial(dir: string): Promise<string> {
   const names = [];
   for await (const e of Deno.readDir(dir)) {
