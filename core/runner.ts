@@ -1044,6 +1044,7 @@ class Runner {
       event: "config",
       config: t.config,
       reason: `exploit ${donor.id}`,
+      donor: donor.id,
     });
     return true;
   }
