@@ -24,6 +24,7 @@ import type {
   TrialHandle,
   TrialOutcome,
 } from "./plugin.ts";
+import { validateDecision } from "./plugin.ts";
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
 import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
 import { printable } from "./protocol.ts";
@@ -1207,25 +1208,9 @@ function userKeys(flat: Readonly<Record<string, JsonValue>>): string {
 }
 
 function checkDecision(d: Decision, name: string, r: Runner): Decision {
-  const kinds = ["continue", "stop", "pause", "exploit"];
-  if (typeof d !== "object" || d === null || !kinds.includes(d.kind)) {
-    r.fatal ??= new PluginError(
-      name,
-      "onReport",
-      new TypeError(
-        `it returned ${
-          JSON.stringify(d)
-        }, not a Decision ({ kind: "continue" | "stop" | "pause" | "exploit" })`,
-      ),
-    );
-    return { kind: "continue" };
-  }
-  if (d.kind === "exploit" && !r.trials.has(d.from)) {
-    r.fatal ??= new PluginError(
-      name,
-      "onReport",
-      new TypeError(`exploit from unknown trial "${d.from}"`),
-    );
+  const problem = validateDecision(d, r.trials);
+  if (problem) {
+    r.fatal ??= new PluginError(name, "onReport", new TypeError(problem));
     return { kind: "continue" };
   }
   return d;

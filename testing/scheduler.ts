@@ -20,6 +20,7 @@ import {
   type Decision,
   type Scheduler,
   type StopRequest,
+  validateDecision,
 } from "../core/plugin.ts";
 import type {
   Config,
@@ -411,33 +412,21 @@ export function simulate<S>(
   return { trials, decisions, chosen, stops, iterations, calls, fallbacks };
 }
 
-/** Checks a decision's shape. */
+/**
+ * Checks a decision with the runner's own check ({@linkcode validateDecision}), and that a
+ * `continue` or `pause` carries nothing else.
+ *
+ * @param d What `onReport` returned.
+ * @param trials The experiment's trials by id, to check an exploit's donor.
+ * @returns The decision.
+ * @throws {AssertionError} when the decision is not valid.
+ */
 export function checkDecision(d: unknown, trials?: ReadonlyMap<string, unknown>): Decision {
-  ok(d && typeof d === "object", `onReport must return a Decision, got ${String(d)}`);
+  const problem = validateDecision(d, trials);
+  if (problem) assert.fail(`onReport: ${problem}`);
   const x = d as Record<string, unknown>;
-  switch (x.kind) {
-    case "continue":
-    case "pause":
-      assert.deepStrictEqual(Object.keys(x), ["kind"], `a ${x.kind} decision has only "kind"`);
-      break;
-    case "stop":
-      ok(typeof x.reason === "string" && x.reason.length, "a stop decision needs a reason");
-      break;
-    case "exploit":
-      ok(typeof x.from === "string", "an exploit decision needs a donor id in `from`");
-      if (trials) ok(trials.has(x.from as string), `exploit from unknown trial "${x.from}"`);
-      ok(
-        x.config && typeof x.config === "object" && !Array.isArray(x.config),
-        "an exploit decision needs a config object",
-      );
-      assert.deepStrictEqual(
-        JSON.parse(JSON.stringify(x.config)),
-        x.config,
-        "an exploit config must be plain JSON",
-      );
-      break;
-    default:
-      assert.fail(`unknown decision kind in ${JSON.stringify(d)}`);
+  if (x.kind === "continue" || x.kind === "pause") {
+    assert.deepStrictEqual(Object.keys(x), ["kind"], `a ${x.kind} decision has only "kind"`);
   }
   return d as Decision;
 }
