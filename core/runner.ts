@@ -1,5 +1,5 @@
 /**
- * The event loop (DESIGN §4). One loop owns all state: it asks the searcher for configs while
+ * The event loop. One loop owns all state: it asks the searcher for configs while
  * slots are free, starts trials through the executor, and for every report appends it to the
  * trial's `result.jsonl`, asks the stop criteria and the scheduler for a decision, tells the
  * searcher and the callbacks, then acknowledges the trial. State changes reach the disk before

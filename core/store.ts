@@ -1,5 +1,5 @@
 /**
- * The experiment folder on disk (DESIGN §6): `experiment.json` (written atomically),
+ * The experiment folder on disk: `experiment.json` (written atomically),
  * `trials.jsonl` (the lifecycle of every trial, append-only), and per trial `params.json`,
  * `result.jsonl`, `progress.csv`, `checkpoint_<iteration>/`, `stdout.log`, `stderr.log` (all
  * written by the driver only) and `files/`, the one folder the trial itself may write.
