@@ -25,6 +25,7 @@ import {
   resolveModule,
 } from "./plugin.ts";
 import type { Callback, Scheduler, Searcher } from "./plugin.ts";
+import type { Stopper } from "./runner.ts";
 import { type Space, spaceFromJson, SpaceSpecError, suggest } from "./space.ts";
 import { isOptionError } from "./options.ts";
 import type { TunerOptions } from "./tuner.ts";
@@ -32,6 +33,7 @@ import { Tuner } from "./tuner.ts";
 import type { TableReporterOptions } from "../plugins/reporters/table.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
+import { combinedStopper, type StopperPart } from "../plugins/stoppers/mod.ts";
 
 type Path = (string | number)[];
 
@@ -39,13 +41,13 @@ type Path = (string | number)[];
 const TOP_KEYS: Record<string, string> = {
   name: "a folder name",
   trainable: "the path of the trainable module",
-  metric: "the metric to optimise",
-  mode: "min or max",
+  metric: "the metric to optimise, or a list of metrics (multi-objective)",
+  mode: "min or max, or a list of them (one per metric)",
   num_samples: "a positive integer or -1",
   max_concurrent: "a positive integer",
-  resources: "{ cpu, gpu, memory_mb, custom }",
+  resources: "{ workers, cpu, gpu, memory_mb, custom }",
   gpus: "a count of GPUs to use",
-  stop: "{ key: value } criteria",
+  stop: "{ key: value } criteria, a stopper { name: ..., <options> }, or a list of them",
   time_budget_s: "seconds",
   time_budget_ms: "milliseconds",
   max_failures: "an integer",
@@ -104,7 +106,7 @@ const EXECUTOR_KEYS: Record<string, string[]> = {
 const SLURM_KEYS = ["partition", "account", "qos", "time", "constraint", "nodelist", "extra_args"];
 
 const SUB_KEYS: Record<string, string[]> = {
-  resources: ["cpu", "gpu", "memory_mb", "custom"],
+  resources: ["workers", "cpu", "gpu", "memory_mb", "custom"],
   checkpoint: ["num_to_keep", "score_attribute", "score_order"],
   sandbox: ["read", "write", "net", "env", "sys", "ffi", "unstable"],
   reporter: ["parameter_columns", "metric_columns", "max_rows", "interval_ms"],
@@ -266,10 +268,28 @@ export async function parseExperiment(
   };
 
   const trainable = str("trainable", true)!;
-  const metric = str("metric", true)!;
-  const mode = str("mode", true)!;
-  if (mode !== "min" && mode !== "max") {
-    err(`"mode" must be min or max, got ${JSON.stringify(mode)}`, ["mode"]);
+  const list = (k: string): string | string[] => {
+    const v = y[k];
+    if (!Array.isArray(v)) return str(k, true)!;
+    if (!v.length) err(`"${k}" is an empty list: give ${TOP_KEYS[k]}`, [k]);
+    for (const [i, x] of v.entries()) {
+      if (typeof x !== "string" || !x) {
+        err(`"${k}" entry ${i + 1} must be a name, got ${JSON.stringify(x)}`, [k, i]);
+      }
+    }
+    return v as string[];
+  };
+  const metric = list("metric");
+  const mode = list("mode");
+  for (const [i, m] of (Array.isArray(mode) ? mode : [mode]).entries()) {
+    if (m !== "min" && m !== "max") {
+      err(
+        `"mode"${Array.isArray(mode) ? ` entry ${i + 1}` : ""} must be min or max, got ${
+          JSON.stringify(m)
+        }`,
+        Array.isArray(mode) ? ["mode", i] : ["mode"],
+      );
+    }
   }
   if (y.space === undefined) err(`Missing key "space": the search space`, []);
   let space: Space;
@@ -382,7 +402,7 @@ export async function parseExperiment(
     }
     out.allowRemoteTrainable = y.allow_remote_trainable;
   }
-  if (y.stop !== undefined) out.stop = y.stop;
+  if (y.stop !== undefined) out.stop = await loadStop(y.stop, base, err);
   if (y.checkpoint) {
     const c = y.checkpoint as Record<string, unknown>;
     out.checkpoint = {
@@ -449,6 +469,54 @@ export async function parseExperiment(
     err(e.message.replace(/^Tuner: /, "").replace(/"([\w.]+)"/g, yamlName), where);
   }
   return out as unknown as TunerOptions<Space>;
+}
+
+/** A stopper mapping names one (`name:` or `module:`); anything else is a criteria mapping. */
+function isStopperSpec(v: unknown): boolean {
+  return !!v && typeof v === "object" && !Array.isArray(v) &&
+    (typeof (v as Record<string, unknown>).name === "string" ||
+      typeof (v as Record<string, unknown>).module === "string");
+}
+
+/** `stop:` as criteria, one stopper, or a list of both (Ray's `CombinedStopper`). */
+async function loadStop(
+  stop: unknown,
+  base: string,
+  err: (m: string, p: Path, key?: boolean) => never,
+): Promise<unknown> {
+  if (isStopperSpec(stop)) return await loadPlugin<Stopper>("stopper", stop, ["stop"], base, err);
+  if (!Array.isArray(stop)) return stop; // criteria: the Tuner checks them, naming the key
+  if (!stop.length) {
+    err(`"stop" is an empty list: give criteria or stoppers, or leave it out`, [
+      "stop",
+    ]);
+  }
+  const parts: StopperPart[] = [];
+  for (const [i, item] of stop.entries()) {
+    if (isStopperSpec(item)) {
+      parts.push(await loadPlugin<Stopper>("stopper", item, ["stop", i], base, err));
+      continue;
+    }
+    if (!item || typeof item !== "object" || Array.isArray(item)) {
+      err(
+        `"stop[${i}]" must be criteria like { training_iteration: 10 } or a stopper ` +
+          `{ name: trial_plateau, metric: ... }, got ${JSON.stringify(item)}`,
+        ["stop", i],
+      );
+    }
+    for (const [k, v] of Object.entries(item as Record<string, unknown>)) {
+      if (typeof v !== "number" || Number.isNaN(v)) {
+        err(
+          `"stop[${i}].${k}" must be a number (stop when the result reaches it), got ${
+            JSON.stringify(v)
+          }`,
+          ["stop", i, k],
+        );
+      }
+    }
+    parts.push(item as Record<string, number>);
+  }
+  return combinedStopper(...parts);
 }
 
 async function loadPlugin<T>(
@@ -555,6 +623,7 @@ async function loadPlugin<T>(
     Object.defineProperty(plugin, "spec", {
       value: { name: s.name, options: camelOptions as never },
       enumerable: false,
+      configurable: true,
     });
   }
   return plugin as T;

@@ -138,6 +138,10 @@ export interface RunnerConfig {
   readonly space: Space;
   readonly metric: string;
   readonly mode: Mode;
+  /** Every objective of a multi-objective experiment (`metric` first); absent for one. */
+  readonly metrics?: readonly string[];
+  /** The mode of each of `metrics`. */
+  readonly modes?: readonly Mode[];
   readonly seed: number;
   readonly numSamples: number;
   readonly totalTrials: number;
@@ -302,10 +306,14 @@ class Runner {
   async run(): Promise<RunOutcome> {
     const c = this.c;
     this.log = await EventLog.open(c.dir);
+    const multi = c.metrics && c.metrics.length > 1
+      ? { metrics: c.metrics, modes: c.modes ?? c.metrics.map(() => c.mode) }
+      : {};
     const ctx = {
       space: c.space,
       metric: c.metric,
       mode: c.mode,
+      ...multi,
       seed: c.seed,
       numSamples: c.numSamples,
     };
@@ -313,7 +321,7 @@ class Runner {
     this.plugin(
       c.scheduler.name,
       "setup",
-      () => c.scheduler.setup?.({ metric: c.metric, mode: c.mode, seed: c.seed }),
+      () => c.scheduler.setup?.({ metric: c.metric, mode: c.mode, ...multi, seed: c.seed }),
     );
     if (c.restored) this.restore(c.restored);
     await this.save(true, "running");
@@ -323,6 +331,7 @@ class Runner {
       space: c.space,
       metric: c.metric,
       mode: c.mode,
+      ...multi,
       searcher: c.searcher.name,
       scheduler: c.scheduler.name,
       resumed: !!c.restored,
@@ -822,23 +831,25 @@ class Runner {
 
   checkMetric(t: TrialState, r: TrialResult): void {
     const flat = flatten(r);
-    const v = flat[this.c.metric];
-    if (v === undefined) {
-      if (!this.warnedMissingMetric) {
-        this.warnedMissingMetric = true;
-        this.warn(
-          `trial "${t.id}" did not report the metric "${this.c.metric}" (it reported ${
-            userKeys(flat)
-          }); ` +
-            `schedulers and searchers need it in every report`,
+    for (const metric of this.c.metrics ?? [this.c.metric]) {
+      const v = flat[metric];
+      if (v === undefined) {
+        if (!this.warnedMissingMetric) {
+          this.warnedMissingMetric = true;
+          this.warn(
+            `trial "${t.id}" did not report the metric "${metric}" (it reported ${
+              userKeys(flat)
+            }); ` +
+              `schedulers and searchers need it in every report`,
+          );
+        }
+      } else if (typeof v === "number" && !Number.isFinite(v)) {
+        this.warnOnce(
+          t,
+          `nan:${metric}`,
+          `trial "${t.id}" reported ${metric}=${v} at iteration ${r.training_iteration}: recorded, never picked as best`,
         );
       }
-    } else if (typeof v === "number" && !Number.isFinite(v)) {
-      this.warnOnce(
-        t,
-        "nan",
-        `trial "${t.id}" reported ${this.c.metric}=${v} at iteration ${r.training_iteration}: recorded, never picked as best`,
-      );
     }
   }
 
@@ -1176,6 +1187,9 @@ class Runner {
       updatedAt: new Date(now).toISOString(),
       metric: c.metric,
       mode: c.mode,
+      ...(c.metrics && c.metrics.length > 1
+        ? { metrics: [...c.metrics], modes: [...(c.modes ?? c.metrics.map(() => c.mode))] }
+        : {}),
       seed: c.seed,
       options: c.savedOptions,
       space: spaceToJson(c.space),

@@ -34,6 +34,10 @@ export interface ExperimentRecord {
   readonly metric: string;
   /** `min` or `max`. */
   readonly mode: "min" | "max";
+  /** Every objective of a multi-objective experiment (`metric` is the first); absent for one. */
+  readonly metrics?: readonly string[];
+  /** The mode of each of `metrics`. */
+  readonly modes?: readonly ("min" | "max")[];
   /** The seed. */
   readonly seed: number;
   /** The options that can be saved (the trainable as a module URL, or `"<function>"`). */

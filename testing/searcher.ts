@@ -193,6 +193,8 @@ export function drive(
     objective?: (c: Config) => number;
     firstId?: number;
     metric?: string;
+    /** Every metric of a result (multi-objective); replaces `objective`. */
+    results?: (c: Config) => Record<string, number>;
   } = {},
 ): DriveResult {
   const concurrency = opts.concurrency ?? 1;
@@ -204,7 +206,9 @@ export function drive(
   let done = false;
   const completeOldest = () => {
     const t = pending.shift()!;
-    const r = resultOf(t.id, metric, objective(t.config));
+    const r = opts.results
+      ? { ...resultOf(t.id, metric, 0), ...opts.results(t.config) }
+      : resultOf(t.id, metric, objective(t.config));
     s.onReport?.(t.id, r);
     s.onComplete?.(t.id, r, {});
   };
@@ -326,6 +330,44 @@ export function searcherContract(
     if (!s.restore) return;
     assert.throws(() => s.restore!("nonsense"), TypeError);
   });
+
+  if (factory().multiObjective === true) {
+    const moCtx = (seed: number, n: number): SearcherContext => ({
+      ...contextOf(CONTRACT_SPACE, seed, n),
+      metrics: ["loss", "score"],
+      modes: ["min", "max"],
+    });
+    const results = (c: Config) => {
+      const f = contractObjective(c);
+      return { loss: f, score: Math.cos(f) };
+    };
+    Deno.test(`${name} (contract): multi-objective configs are valid, seeded and resumable`, () => {
+      const run = (seed: number) => {
+        const s = factory();
+        s.setup?.(moCtx(seed, trials));
+        return drive(s, trials, { concurrency: 2, results }).configs;
+      };
+      const a = run(4);
+      for (const c of a) {
+        assert.deepEqual(configProblems(CONTRACT_SPACE, clean(c)), [], JSON.stringify(c));
+      }
+      assert.deepEqual(run(4), a);
+      assert.notDeepEqual(run(5), a);
+      const x = factory();
+      x.setup?.(moCtx(8, 80));
+      drive(x, 40, { results });
+      if (!x.snapshot || !x.restore) return;
+      const state = JSON.parse(JSON.stringify(x.snapshot())) as JsonValue;
+      assert.deepEqual(state, x.snapshot(), "snapshot() must be plain JSON");
+      const y = factory();
+      y.setup?.(moCtx(8, 80));
+      y.restore!(state);
+      assert.deepEqual(
+        drive(y, 40, { firstId: 40, results }).configs,
+        drive(x, 40, { firstId: 40, results }).configs,
+      );
+    });
+  }
 
   if (options.grids ?? true) {
     Deno.test(`${name} (contract): each sample runs the whole grid, then "done"`, () => {

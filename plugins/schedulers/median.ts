@@ -79,10 +79,19 @@ interface TrialInfo {
  * median. `chooseNext` runs pending trials first, then trials that yielded, then trials paused
  * by the soft rule.
  *
- * Differences from Ray: `minTimeSliceMs` is measured in the trial's own training time, not in
- * `timeAttr` units; a peer without any result inside `[gracePeriod, t]` is left out instead of
- * making the median NaN (which stopped trials in Ray); a NaN metric (JSON `null`) counts as the
- * worst value; a trial only yields its slot when it has a checkpoint to resume from.
+ * A diverged trial (metric NaN, JSON `null`) never lowers the bar for the others: a peer with a
+ * NaN inside `[gracePeriod, t]` has no running mean and is left out of the median and of the
+ * `minSamplesRequired` count (numpy's `nanmedian` over Ray's running means).
+ *
+ * Differences from Ray:
+ * - `minTimeSliceMs` is measured in the trial's own training time, not in `timeAttr` units;
+ * - a peer whose running mean is NaN — no result inside `[gracePeriod, t]`, or a NaN metric
+ *   there — is left out; Ray's `np.median` turns NaN, and `max(NaN, best) != best` then stops
+ *   every trial it judges;
+ * - a trial whose current result is NaN is stopped (paused when `hardStop` is false) whenever
+ *   it can be judged, even if an earlier result was good; Ray's verdict on it depends on where
+ *   the NaN sits in its list (`max([nan, 1])` is NaN, `max([1, nan])` is 1);
+ * - a trial only yields its slot when it has a checkpoint to resume from.
  *
  * @param options see {@linkcode MedianStoppingSchedulerOptions}; defaults are Ray's.
  * @returns the scheduler, named `"median_stopping"`.
@@ -123,9 +132,9 @@ export function medianStoppingScheduler(options: MedianStoppingSchedulerOptions 
         n++;
       }
     }
-    if (!n) return undefined;
-    const mean = sum / n;
-    return Number.isNaN(mean) ? -Infinity : mean;
+    // A NaN metric (scored -Infinity) makes the mean NaN, as numpy's `mean` does; the caller
+    // then leaves this peer out, as `np.nanmedian` would.
+    return n && Number.isFinite(sum) ? sum / n : undefined;
   }
 
   return {
@@ -146,6 +155,8 @@ export function medianStoppingScheduler(options: MedianStoppingSchedulerOptions 
       if (info.stopped) return CONTINUE; // soft mode: runs FIFO after its pause
       info.results.push([t, score]);
       if (t < grace) return CONTINUE;
+      // Peers whose running mean is NaN (they diverged inside the window) are not samples:
+      // a diverged trial must never lower the bar for the others (ASHA does the same).
       const peers: number[] = [];
       for (const [id, other] of trials) {
         if (id === trial.id) continue;
@@ -169,13 +180,20 @@ export function medianStoppingScheduler(options: MedianStoppingSchedulerOptions 
       const mid = median(peers)!;
       let best = -Infinity;
       for (const [, s] of info.results) if (s > best) best = s;
-      if (!(best < mid)) return CONTINUE;
+      const diverged = score === -Infinity;
+      if (!diverged && !(best < mid)) return CONTINUE;
       info.stopped = true;
       if (!hardStop) {
         info.phase = "paused";
         return PAUSE;
       }
       info.phase = "done";
+      if (diverged) {
+        return stop(
+          `median stopping: ${tg.metric} is not a number (the trial diverged) at ${timeAttr} ` +
+            `${fmt(t)}, where ${peers.length} other trials have running averages`,
+        );
+      }
       return stop(
         `median stopping: best ${tg.metric} ${fmt(metricOf(best, tg))} is worse than the median ` +
           `${fmt(metricOf(mid, tg))} of ${peers.length} other trials' running averages at ` +

@@ -1,12 +1,18 @@
 /**
- * Stop criteria beyond `{ training_iteration: 10 }`: Ray Tune's plateau stoppers. Each is a
- * function for the experiment's `stop` option; one that can end the whole experiment also has
- * a `stopAll()` method, as Ray's `Stopper.stop_all`.
+ * Stop criteria beyond `{ training_iteration: 10 }`: Ray Tune's plateau stoppers and its
+ * `CombinedStopper`. Each is a function for the experiment's `stop` option; one that can end
+ * the whole experiment also has a `stopAll()` method, as Ray's `Stopper.stop_all`.
  *
- * | Factory | Ray | Stops |
- * |---|---|---|
- * | {@linkcode trialPlateauStopper} | `TrialPlateauStopper` | a trial whose metric stopped moving |
- * | {@linkcode experimentPlateauStopper} | `ExperimentPlateauStopper` | the experiment, when the best values stopped moving |
+ * | Factory | YAML `stop: { name: ... }` | Ray | Stops |
+ * |---|---|---|---|
+ * | {@linkcode trialPlateauStopper} | `trial_plateau` | `TrialPlateauStopper` | a trial whose metric stopped moving |
+ * | {@linkcode experimentPlateauStopper} | `experiment_plateau` | `ExperimentPlateauStopper` | the experiment, when the best values stopped moving |
+ * | {@linkcode combinedStopper} | a list under `stop:` | `CombinedStopper` | when any of its parts says so |
+ *
+ * In an experiment file, `stop:` is a criteria mapping (`{ training_iteration: 10 }`), one
+ * stopper (`{ name: trial_plateau, metric: loss, std: 0.001 }`), or a list of both kinds.
+ * Stoppers made by these factories are saved in `experiment.json` and made again on resume
+ * (their windows start empty).
  *
  * @example
  * ```ts
@@ -18,6 +24,15 @@
  * @module
  */
 
+import { registerPlugin } from "../../core/plugin.ts";
+import {
+  experimentPlateauStopper,
+  type ExperimentPlateauStopperOptions,
+  trialPlateauStopper,
+  type TrialPlateauStopperOptions,
+} from "./plateau.ts";
+import { combinedFromOptions } from "./combined.ts";
+
 export {
   experimentPlateauStopper,
   type ExperimentPlateauStopperOptions,
@@ -25,4 +40,17 @@ export {
   trialPlateauStopper,
   type TrialPlateauStopperOptions,
 } from "./plateau.ts";
+export { combinedStopper, criteriaStopper, type StopperPart } from "./combined.ts";
 export type { Mode, TrialResult } from "../../core/trial.ts";
+
+registerPlugin(
+  "stopper",
+  "trial_plateau",
+  (o) => trialPlateauStopper(o as unknown as TrialPlateauStopperOptions),
+);
+registerPlugin(
+  "stopper",
+  "experiment_plateau",
+  (o) => experimentPlateauStopper(o as unknown as ExperimentPlateauStopperOptions),
+);
+registerPlugin("stopper", "combined", combinedFromOptions);

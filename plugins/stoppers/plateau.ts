@@ -6,6 +6,7 @@
 
 import type { Stopper } from "../../core/runner.ts";
 import type { JsonValue, Mode, TrialResult } from "../../core/trial.ts";
+import { withSpec } from "./combined.ts";
 import { checkKeys as checkOptionKeys } from "../../core/options.ts";
 
 export type { Stopper };
@@ -155,7 +156,10 @@ export function trialPlateauStopper(options: TrialPlateauStopperOptions): Stoppe
     if (window.some((x) => x === undefined)) return false;
     return std(window as number[]) < limit;
   };
-  return Object.assign(stopper, { stopAll: () => false });
+  return withSpec(Object.assign(stopper, { stopAll: () => false }), {
+    name: "trial_plateau",
+    options: { ...o } as Record<string, JsonValue>,
+  });
 }
 
 /**
@@ -211,5 +215,8 @@ export function experimentPlateauStopper(options: ExperimentPlateauStopperOption
     iterations = plateaued() ? iterations + 1 : 0;
     return stopAll();
   };
-  return Object.assign(stopper, { stopAll });
+  return withSpec(Object.assign(stopper, { stopAll }), {
+    name: "experiment_plateau",
+    options: { ...o } as Record<string, JsonValue>,
+  });
 }

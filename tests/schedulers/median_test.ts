@@ -14,7 +14,7 @@ schedulerContract(
 );
 
 /** Feeds whole curves (values at t = 1, 2, ...) of finished peers. */
-function peers(s: Scheduler, curves: Record<string, number[]>, metric = "acc"): void {
+function peers(s: Scheduler, curves: Record<string, (number | null)[]>, metric = "acc"): void {
   for (const [id, values] of Object.entries(curves)) {
     s.onTrialAdd!(trial(id));
     values.forEach((v, i) =>
@@ -118,6 +118,105 @@ Deno.test("medianStoppingScheduler with hardStop false pauses losers and resumes
     s.onReport(trial("D", { iteration: 2 }), result("D", 2, { acc: 0 })).kind,
     "continue",
   );
+});
+
+Deno.test("medianStoppingScheduler: a diverged peer never lowers the bar (decision table)", () => {
+  // Each row: peers' curves (null = NaN), the judged trial's curve, and its decisions up to the
+  // first stop. Written from Ray's running means and the Vizier rule, with np.nanmedian over the
+  // peers.
+  const rows: {
+    name: string;
+    mode: "min" | "max";
+    peers: Record<string, (number | null)[]>;
+    curve: (number | null)[];
+    want: string[];
+  }[] = [
+    {
+      // Valid means 5, 3, 1: median 3 > 2, stop. Counting N as -inf gave median 2: continue.
+      name: "a diverged peer is left out of the median",
+      mode: "max",
+      peers: { A: [5, 5], B: [3, 3], C: [1, 1], N: [null, null] },
+      curve: [2, 2],
+      want: ["stop"],
+    },
+    {
+      // Two valid peers < minSamplesRequired 3: not judged, however bad.
+      name: "a diverged peer is not a sample",
+      mode: "max",
+      peers: { A: [5, 5], B: [5, 5], N: [null, null] },
+      curve: [0, 0],
+      want: ["continue", "continue"],
+    },
+    {
+      // N recovered at t = 2, but its window [1, 2] holds a NaN: still left out.
+      name: "a NaN inside the window leaves the peer out",
+      mode: "max",
+      peers: { A: [5, 5], B: [3, 3], C: [1, 1], N: [null, 9] },
+      curve: [2, 2],
+      want: ["stop"],
+    },
+    {
+      // Minimised: valid means -1, -3, -5 (as scores) are losses 1, 3, 5; median 3 < 4: stop.
+      name: "the same for a minimised metric",
+      mode: "min",
+      peers: { A: [1, 1], B: [3, 3], C: [5, 5], N: [null, null] },
+      curve: [4, 4],
+      want: ["stop"],
+    },
+    {
+      // Its best (9) beats the median 5, but its current result is NaN: it diverged.
+      name: "a trial that diverges is stopped even with a good best",
+      mode: "max",
+      peers: { A: [5, 5, 5], B: [5, 5, 5], C: [5, 5, 5] },
+      curve: [9, null],
+      want: ["continue", "stop"],
+    },
+    {
+      // Peers all diverged: nothing to judge against, so it continues.
+      name: "no valid peers, no judgement",
+      mode: "max",
+      peers: { A: [null, null], B: [null, null], C: [null, null] },
+      curve: [0, null],
+      want: ["continue", "continue"],
+    },
+  ];
+  for (const row of rows) {
+    const s = medianStoppingScheduler({ timeAttr: "training_iteration", gracePeriod: 1 });
+    s.setup!({ metric: "m", mode: row.mode, seed: 0 });
+    peers(s, row.peers, "m");
+    s.onTrialAdd!(trial("D"));
+    const got = [];
+    for (const [i, v] of row.curve.entries()) {
+      const d = s.onReport(trial("D", { iteration: i + 1 }), result("D", i + 1, { m: v }));
+      got.push(d.kind);
+      if (d.kind === "stop") break;
+    }
+    assert.deepStrictEqual(got, row.want, row.name);
+  }
+});
+
+Deno.test("medianStoppingScheduler names a diverged trial in its stop reason, and survives a snapshot", () => {
+  const s = medianStoppingScheduler({ timeAttr: "training_iteration", gracePeriod: 1 });
+  s.setup!({ metric: "loss", mode: "min", seed: 0 });
+  peers(s, { A: [1, 1], B: [2, 2], C: [3, 3], N: [null, null] }, "loss");
+  const copy = medianStoppingScheduler({ timeAttr: "training_iteration", gracePeriod: 1 });
+  copy.setup!({ metric: "loss", mode: "min", seed: 0 });
+  copy.restore!(JSON.parse(JSON.stringify(s.snapshot!())));
+  for (const x of [s, copy]) {
+    assert.deepStrictEqual(
+      x.onReport(trial("D", { iteration: 2 }), result("D", 2, { loss: null })),
+      {
+        kind: "stop",
+        reason: "median stopping: loss is not a number (the trial diverged) at " +
+          "training_iteration 2, where 3 other trials have running averages",
+      },
+    );
+    // The diverged peer N does not drag the median (2) towards the worst.
+    assert.equal(
+      x.onReport(trial("E", { iteration: 2 }), result("E", 2, { loss: 2.5 })).kind,
+      "stop",
+    );
+  }
 });
 
 /** Noisy curves with a seeded asymptote per trial; they cross early. */
