@@ -7,6 +7,7 @@
  * @module
  */
 
+import { nonDominatedSort } from "../../core/pareto.ts";
 import { join, relative } from "node:path";
 import {
   type ExperimentRecord,
@@ -87,6 +88,10 @@ export interface ReportTrial {
   readonly time: number | null;
   /** Link to its folder, relative to the page. */
   readonly link: string;
+  /** Multi-objective: each objective of its last report (null when missing or not finite). */
+  readonly objectives?: readonly (number | null)[];
+  /** Multi-objective: whether it is on the Pareto front (no trial beats it in every objective). */
+  readonly pareto?: boolean;
   /** Config segments: the config in effect from an iteration on, and the donor it came from. */
   readonly segments: readonly {
     readonly fromIteration: number;
@@ -137,6 +142,8 @@ export interface ReportData {
     readonly searcher: string;
     readonly scheduler: string;
     readonly seed: number;
+    /** Every objective of a multi-objective experiment, in order; absent for one. */
+    readonly objectives?: readonly { readonly metric: string; readonly mode: "min" | "max" }[];
   };
   /** One axis per tunable hyperparameter. */
   readonly axes: readonly ReportAxis[];
@@ -270,6 +277,10 @@ export class ReportLoader {
     }
     const metric = record.metric;
     const better = (a: number, b: number) => record.mode === "min" ? a < b : a > b;
+    const goals = (record.metrics ?? []).map((m, k) => ({
+      metric: m,
+      mode: record.modes?.[k] ?? record.mode,
+    }));
     const trials: ReportTrial[] = [];
     const exploits: ReportExploit[] = [];
     for (const [id, f] of folded) {
@@ -323,7 +334,16 @@ export class ReportLoader {
         };
       });
       const lastResult = results.at(-1);
+      const lastFlat = lastResult ? flatten(lastResult) : {};
       trials.push({
+        ...(goals.length > 1
+          ? {
+            objectives: goals.map((g) => {
+              const v = lastFlat[g.metric];
+              return typeof v === "number" && Number.isFinite(v) ? v : null;
+            }),
+          }
+          : {}),
         id,
         status: f.status,
         ...(f.status === "terminated" && f.reason ? { reason: f.reason } : {}),
@@ -346,6 +366,19 @@ export class ReportLoader {
       });
     }
     exploits.sort((a, b) => a.t - b.t);
+    if (goals.length > 1) {
+      // The Pareto front of the trials with every objective (maximised ones negated).
+      const scoredIdx: number[] = [], losses: number[][] = [];
+      trials.forEach((t, i) => {
+        const o = t.objectives!;
+        if (o.every((v) => v !== null)) {
+          scoredIdx.push(i);
+          losses.push(o.map((v, k) => (goals[k].mode === "max" ? -v! : v!)));
+        }
+      });
+      const front = new Set((nonDominatedSort(losses, 1)[0] ?? []).map((j) => scoredIdx[j]));
+      trials.forEach((t, i) => (trials[i] = { ...t, pareto: front.has(i) }));
+    }
     const reported = trials.filter((t) => t.best !== null);
     if (trials.length && !reported.length) {
       const keys = new Set<string>();
@@ -375,6 +408,7 @@ export class ReportLoader {
         searcher: record.searcher?.name ?? "",
         scheduler: record.scheduler?.name ?? "",
         seed: record.seed,
+        ...(goals.length > 1 ? { objectives: goals } : {}),
       },
       axes,
       trials,
