@@ -1,5 +1,5 @@
 /**
- * The YAML experiment file (DESIGN §1) -> Tuner options. Keys are snake_case; every error names
+ * The YAML experiment file -> Tuner options. Keys are snake_case; every error names
  * the file, line and column, the key, what came in and what is expected, with a "did you mean".
  *
  * @module
