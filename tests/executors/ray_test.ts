@@ -470,6 +470,8 @@ Deno.test({
           storage: await tempStorage(),
           // Deno.execPath() needs read on the binary: Ray's runtime_env lives in the cluster's dir.
           sandbox: { read: [c.dir] },
+          // One node: Ray builds the job's virtualenv once per node (the probe runs on the head).
+          resources: { cpu: 1, custom: { node1: 1 } },
           executor: executor(c, train, {
             deno: "pip",
             denoPipOptions: ["--no-index", "--find-links", wheels],
