@@ -69,9 +69,23 @@ export {
   type TrainableFn,
   TrialStopped,
 } from "./core/session.ts";
+export {
+  type CollectiveData,
+  CollectiveError,
+  type Collectives,
+  type GroupInfo,
+  type ReduceOp,
+  type RingAddress,
+} from "./core/collectives.ts";
 export { type RestoreOptions, Tuner, type TunerOptions } from "./core/tuner.ts";
 export { resolveModule } from "./core/plugin.ts";
 export { type BestScope, ResultGrid, type TrialInfo } from "./core/results.ts";
+export {
+  dominates,
+  hypervolume,
+  hypervolumeContributions,
+  nonDominatedSort,
+} from "./core/pareto.ts";
 export type { CheckpointOptions, StopCriteria, Stopper } from "./core/runner.ts";
 export type { Device } from "./core/resources.ts";
 export {

@@ -9,7 +9,7 @@
  *   listener in a {@linkcode TrialChannelServer}, calls {@linkcode TrialChannelServer.expect}
  *   with the trial's id and token before starting it, and gets back a
  *   {@linkcode TrialConnection} once that trial said `hello` with the right token.
- * - {@linkcode driveTrial} then speaks the protocol (DESIGN §3) over the connection: it sends
+ * - {@linkcode driveTrial} then speaks the protocol over the connection: it sends
  *   `start`, turns each `report` into a {@linkcode TrialListener.report} call and an `ack`, and
  *   returns how the trial ended. Everything the trial sends is checked: a malformed message
  *   fails that trial alone.
@@ -36,6 +36,7 @@ import type { DriverMessage, TrialMessage } from "./protocol.ts";
 import type { Ack, TrialExit, TrialJob, TrialListener } from "./plugin.ts";
 import type { JsonValue } from "./trial.ts";
 import { parseDenial } from "./sandbox.ts";
+import type { GroupInfo } from "./collectives.ts";
 import { join } from "node:path";
 
 /** Bounds on what a trial (or anything that connects) may send. */
@@ -407,7 +408,8 @@ const MAX_STREAMED_FILES = 100_000;
 
 /**
  * Speaks the protocol with one authenticated trial: sends `start`, answers every report through
- * `listener`, and returns when the trial ends its side or breaks the protocol. With `stream`,
+ * `listener`, and returns when the trial ends its side or breaks the protocol. `group` is the worker's place
+ * in its ring, for a worker of a multi-worker trial. With `stream`,
  * checkpoints travel over the connection: a restored checkpoint is sent to the trial after
  * `start`, and each checkpoint the trial sends is written into the local trial folder's
  * `.staging` and handed on as the report's `checkpointDir`.
@@ -423,6 +425,7 @@ export async function driveTrial(
   job: TrialJob,
   listener: TrialListener,
   stream?: StreamCheckpoints,
+  group?: GroupInfo,
 ): Promise<Conversation> {
   const maxLine = stream?.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   // base64 makes 4 characters of 3 bytes; leave room for the message around the data.
@@ -437,6 +440,7 @@ export async function driveTrial(
     ...(job.checkpoint ? { checkpoint: restoreDir ?? job.checkpoint } : {}),
     trialDir: job.workDir,
     ...(stream ? { streamCheckpoints: { chunkBytes } } : {}),
+    ...(group ? { group } : {}),
   });
   if (restoreDir) {
     // The trial waits for `restored` before it runs: send the files, then say so.

@@ -7,6 +7,7 @@
  */
 
 import type { Config, JsonValue } from "./trial.ts";
+import type { GroupInfo } from "./collectives.ts";
 
 /** The protocol version; a trial speaking another version is refused with a clear error. */
 export const PROTOCOL_VERSION = 1;
@@ -66,6 +67,8 @@ export type DriverMessage =
     readonly iteration: number;
     readonly checkpoint?: string;
     readonly trialDir: string;
+    /** Set for a worker of a multi-worker trial: its rank and its ring neighbours. */
+    readonly group?: GroupInfo;
     /**
      * Set when the trial's folder is not on the driver's file system (a cluster without shared
      * storage): checkpoints then travel over the channel as {@linkcode FileChunk}s of at most

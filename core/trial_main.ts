@@ -31,6 +31,7 @@ import {
 } from "./protocol.ts";
 import type { DriverMessage, TrialMessage } from "./protocol.ts";
 import { trainableFn, TrialSession, TrialStopped } from "./session.ts";
+import { type Collectives, connectRing } from "./collectives.ts";
 
 /** A booted trial, ready to run its trainable module. */
 export interface BootedTrial {
@@ -159,6 +160,21 @@ export async function boot(): Promise<BootedTrial> {
   }
   const t0 = performance.now();
   let seq = 0;
+  let group: Collectives | undefined;
+  if (start.group && start.group.worldSize > 1) {
+    try {
+      group = await connectRing(start.group);
+    } catch (e) {
+      const err = e as Error;
+      await send({
+        v: PROTOCOL_VERSION,
+        type: "error",
+        name: err.name,
+        message: err.message,
+      }).catch(() => {});
+      exit(1);
+    }
+  }
   session = new TrialSession(
     {
       trialId,
@@ -189,6 +205,7 @@ export async function boot(): Promise<BootedTrial> {
         return await answer;
       },
     },
+    group,
   );
 
   const fail = async (e: unknown, fatal = false): Promise<never> => {

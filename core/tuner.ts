@@ -62,10 +62,14 @@ export interface TunerOptions<S extends Space = Space> {
   readonly trainable: string | URL | TrainableFn<ConfigOf<S>>;
   /** The search space. */
   readonly space: S;
-  /** The metric to optimise (a key of the reported metrics; nested keys joined by `/`). */
-  readonly metric: string;
-  /** Whether to minimise or maximise `metric`. */
-  readonly mode: Mode;
+  /**
+   * The metric to optimise (a key of the reported metrics; nested keys joined by `/`), or a list
+   * of metrics for a multi-objective search (`["val_loss", "latency_ms"]`): then the results'
+   * `paretoFront()` holds the trials no other beats in every objective.
+   */
+  readonly metric: string | readonly string[];
+  /** Whether to minimise or maximise `metric`; a list of modes, one per metric, for a list. */
+  readonly mode: Mode | readonly Mode[];
   /** How many samples of the space to run (each runs the whole grid); -1: until the budget ends. @default 1 */
   readonly numSamples?: number;
   /** At most this many trials at once. @default what `resources` allow on this machine */
@@ -231,7 +235,12 @@ export class Tuner<S extends Space = Space> {
     const seed = o.seed ?? (Date.now() % 2 ** 31);
     const numSamples = o.numSamples ?? 1;
     const total = numSamples < 0 ? Infinity : numSamples * gridSize(o.space);
-    const resources = { cpu: o.resources?.cpu ?? 1, gpu: o.resources?.gpu ?? 0 };
+    // cpu and gpu are per worker: a trial of N workers holds N times as much.
+    const workers = o.resources?.workers ?? 1;
+    const resources = {
+      cpu: (o.resources?.cpu ?? 1) * workers,
+      gpu: (o.resources?.gpu ?? 0) * workers,
+    };
     const executor = o.executor ??
       (typeof o.trainable === "function"
         ? inprocessExecutor(o.trainable as TrainableFn<Config>)
@@ -239,23 +248,33 @@ export class Tuner<S extends Space = Space> {
           ...(o.denoConfig !== undefined ? { denoConfig: o.denoConfig } : {}),
           ...(o.allowRemoteTrainable ? { allowRemoteTrainable: true } : {}),
         }));
+    if (workers > 1 && !executor.multiWorker) {
+      throw new TuneError(
+        `resources.workers is ${workers}, but the "${executor.name}" executor runs one worker per ` +
+          `trial; use a trainable module (not a function) with the default subprocess executor, ` +
+          `or an executor that runs several workers per trial`,
+      );
+    }
     // An executor that places trials itself (a cluster) says how many fit; else this machine.
     const gate = executor.capacity
       ? countingGate(
-        o.maxConcurrent ?? executor.capacity({ ...resources, ...o.resources }),
+        o.maxConcurrent ?? executor.capacity({ ...o.resources, ...resources }),
         clusterEnv(o.backend, resources.gpu),
       )
       : await makeGate(resources, o.maxConcurrent, o.gpus, o.backend);
+    const { metrics, modes } = objectivesOf(o);
+    const multi = metrics.length > 1 ? { metrics, modes } : {};
     const reporter = o.reporter === undefined
-      ? tableReporter({ metricColumns: [o.metric], totalTrials: total })
+      ? tableReporter({ metricColumns: [...metrics], totalTrials: total })
       : o.reporter;
     const outcome = await runExperiment({
       name: basename(dir),
       dir,
       experimentId: this.#restore?.experimentId ?? randomHex5(),
       space: o.space,
-      metric: o.metric,
-      mode: o.mode,
+      metric: metrics[0],
+      mode: modes[0],
+      ...multi,
       seed,
       numSamples,
       totalTrials: total,
@@ -302,8 +321,9 @@ export class Tuner<S extends Space = Space> {
     }
     return new ResultGrid({
       path: dir,
-      metric: o.metric,
-      mode: o.mode,
+      metric: metrics[0],
+      mode: modes[0],
+      ...multi,
       trials,
       histories,
       interrupted: outcome.interrupted || outcome.budgetExhausted,
@@ -416,8 +436,8 @@ export class Tuner<S extends Space = Space> {
     const o: TunerOptions<Space> = {
       trainable: trainable as TunerOptions<Space>["trainable"],
       space,
-      metric: record.metric,
-      mode: record.mode,
+      metric: record.metrics ?? record.metric,
+      mode: record.modes ?? record.mode,
       numSamples: Number(saved.numSamples ?? 1),
       seed: record.seed,
       scheduler,
@@ -682,6 +702,69 @@ function countingGate(limit: number, env: Record<string, string> = {}): Resource
   };
 }
 
+/**
+ * The objectives of the options as two lists of the same length (one entry for one metric).
+ * Throws on a bad metric or mode, or lists that do not match.
+ */
+function objectivesOf(
+  o: Pick<TunerOptions<Space>, "metric" | "mode">,
+): { metrics: readonly string[]; modes: readonly Mode[] } {
+  const m = o.metric, d = o.mode;
+  const example = `e.g. metric: ["val_loss", "latency_ms"], mode: ["min", "min"]`;
+  if (typeof m === "string") {
+    if (!m) fail("metric", `"metric" is an empty string: name a reported metric, e.g. "val_loss"`);
+    if (Array.isArray(d)) {
+      fail(
+        "mode",
+        `"mode" is a list (${
+          JSON.stringify(d)
+        }) but "metric" is one name: give a list of metrics too, ${example}`,
+      );
+    }
+    if (d !== "min" && d !== "max") {
+      fail("mode", `"mode" must be "min" or "max", got ${JSON.stringify(d)}`);
+    }
+    return { metrics: [m], modes: [d] };
+  }
+  if (!Array.isArray(m)) {
+    fail(
+      "metric",
+      `"metric" must name a reported metric, e.g. "val_loss", or list several, got ${
+        JSON.stringify(m)
+      }`,
+    );
+  }
+  if (!m.length) fail("metric", `"metric" is an empty list: name at least one reported metric`);
+  for (const [i, x] of m.entries()) {
+    if (typeof x !== "string" || !x) {
+      fail("metric", `"metric" entry ${i + 1} must be a metric name, got ${JSON.stringify(x)}`);
+    }
+    if (m.indexOf(x) !== i) fail("metric", `"metric" lists "${x}" twice`);
+  }
+  if (!Array.isArray(d)) {
+    fail(
+      "mode",
+      `"metric" lists ${m.length} metrics, so "mode" must list ${m.length} modes (one per metric, ` +
+        `in order), got ${JSON.stringify(d)}; ${example}`,
+    );
+  }
+  if (d.length !== m.length) {
+    fail(
+      "mode",
+      `"metric" lists ${m.length} metrics but "mode" lists ${d.length} modes: give one mode per metric, in order`,
+    );
+  }
+  for (const [i, x] of d.entries()) {
+    if (x !== "min" && x !== "max") {
+      fail(
+        "mode",
+        `"mode" entry ${i + 1} (for ${m[i]}) must be "min" or "max", got ${JSON.stringify(x)}`,
+      );
+    }
+  }
+  return { metrics: m as readonly string[], modes: d as readonly Mode[] };
+}
+
 // `key` (dotted for nested options) lets the YAML loader point at the line of that key.
 function fail(
   key: string,
@@ -714,14 +797,23 @@ function validateOptions(o: TunerOptions<Space>): void {
     fail("space", `"space" is missing: give the search space, e.g. { lr: loguniform(1e-4, 1e-1) }`);
   }
   validateSpace(o.space);
-  if (typeof o.metric !== "string" || !o.metric) {
-    fail(
-      "metric",
-      `"metric" must name a reported metric, e.g. "val_loss", got ${JSON.stringify(o.metric)}`,
-    );
-  }
-  if (o.mode !== "min" && o.mode !== "max") {
-    fail("mode", `"mode" must be "min" or "max", got ${JSON.stringify(o.mode)}`);
+  const { metrics } = objectivesOf(o);
+  if (metrics.length > 1) {
+    const list = metrics.map((m) => JSON.stringify(m)).join(", ");
+    if (o.searcher !== undefined && o.searcher.multiObjective !== true) {
+      fail(
+        "searcher",
+        `"searcher": ${o.searcher.name} optimises one metric, but "metric" lists ${metrics.length} (${list}): ` +
+          `use tpeSearcher (MOTPE), nsga2Searcher or randomSearcher, or give one metric`,
+      );
+    }
+    if (o.scheduler !== undefined && o.scheduler.multiObjective !== true) {
+      fail(
+        "scheduler",
+        `"scheduler": ${o.scheduler.name} decides by one metric, but "metric" lists ${metrics.length} (${list}): ` +
+          `use fifoScheduler (the default) for a multi-objective experiment, or give one metric`,
+      );
+    }
   }
   if (o.numSamples !== undefined && !(o.numSamples === -1 || isPositiveInt(o.numSamples))) {
     fail(
@@ -758,12 +850,24 @@ function validateOptions(o: TunerOptions<Space>): void {
         }
         continue;
       }
+      if (k === "workers") {
+        if (!isPositiveInt(v)) {
+          fail(
+            "resources.workers",
+            `"resources.workers" must be a whole number of workers per trial >= 1, got ${
+              JSON.stringify(v)
+            }`,
+            OptionRangeError,
+          );
+        }
+        continue;
+      }
       if (k !== "cpu" && k !== "gpu" && k !== "memoryMb") {
         fail(
           `resources.${k}`,
           `unknown resource "${k}"${
-            suggest(k, ["cpu", "gpu", "memoryMb", "custom"])
-          }; use { cpu, gpu, memoryMb, custom }`,
+            suggest(k, ["workers", "cpu", "gpu", "memoryMb", "custom"])
+          }; use { workers, cpu, gpu, memoryMb, custom }`,
         );
       }
       if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {

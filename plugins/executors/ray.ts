@@ -1,5 +1,5 @@
 /**
- * Runs trials on a Ray cluster (DESIGN §9): every trial is a Ray job submitted through the Jobs
+ * Runs trials on a Ray cluster: every trial is a Ray job submitted through the Jobs
  * REST API of the cluster's dashboard, placed by Ray on a node with the CPUs, GPUs and custom
  * resources the trial asks for, and talking to the driver over TLS (`core/remote/channel.ts`)
  * with the same Deno permissions as a local trial.
