@@ -9,7 +9,7 @@
  *   listener in a {@linkcode TrialChannelServer}, calls {@linkcode TrialChannelServer.expect}
  *   with the trial's id and token before starting it, and gets back a
  *   {@linkcode TrialConnection} once that trial said `hello` with the right token.
- * - {@linkcode driveTrial} then speaks the protocol (DESIGN §3) over the connection: it sends
+ * - {@linkcode driveTrial} then speaks the protocol over the connection: it sends
  *   `start`, turns each `report` into a {@linkcode TrialListener.report} call and an `ack`, and
  *   returns how the trial ended. Everything the trial sends is checked: a malformed message
  *   fails that trial alone.

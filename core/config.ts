@@ -1,5 +1,5 @@
 /**
- * The YAML experiment file (DESIGN §1) -> Tuner options. Keys are snake_case; every error names
+ * The YAML experiment file -> Tuner options. Keys are snake_case; every error names
  * the file, line and column, the key, what came in and what is expected, with a "did you mean".
  *
  * @module
@@ -17,6 +17,7 @@ import {
 } from "yaml";
 import type { Document, Node as YamlNode } from "yaml";
 import { ConfigError } from "./errors.ts";
+import { fromRayShape, isRayShape } from "./_ray_shape.ts";
 import {
   checkPluginShape,
   lookupPlugin,
@@ -69,8 +70,8 @@ const TOP_KEYS: Record<string, string> = {
 
 /** The keys an `executor:` mapping may hold, by executor name. */
 const EXECUTOR_KEYS: Record<string, string[]> = {
-  subprocess: ["name", "grace_ms", "v8_flags"],
-  local: ["name", "grace_ms", "v8_flags"],
+  subprocess: ["name", "grace_ms", "v8_flags", "collective_timeout_ms"],
+  local: ["name", "grace_ms", "v8_flags", "collective_timeout_ms"],
   slurm: [
     "name",
     "mode",
@@ -89,7 +90,9 @@ const EXECUTOR_KEYS: Record<string, string[]> = {
     "address",
     "deno",
     "deno_version",
+    "deno_pip_options",
     "shared_storage",
+    "checkpoint_max_bytes",
     "probe",
     "pending_timeout_ms",
     "check_placement",
@@ -184,7 +187,17 @@ export async function parseExperiment(
       p.col,
     );
   }
-  const at = (path: Path, key = false): [number, number] => position(doc, lc, path, key);
+  // A Ray-shaped file's keys are translated into ours; an error about one of ours then points
+  // at the key it came from.
+  let remap: [Path, Path][] = [];
+  const at = (path: Path, key = false): [number, number] => {
+    for (const [ours, theirs] of remap) {
+      if (ours.every((seg, i) => path[i] === seg)) {
+        return position(doc, lc, [...theirs, ...path.slice(ours.length)], key);
+      }
+    }
+    return position(doc, lc, path, key);
+  };
   const err = (message: string, path: Path, key = false): never => {
     const [line, col] = at(path, key);
     throw new ConfigError(message, file, line, col);
@@ -216,8 +229,9 @@ export async function parseExperiment(
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     err("The experiment file must be a mapping of keys (name, trainable, metric, ...)", []);
   }
-  const y = raw as Record<string, unknown>;
+  let y = raw as Record<string, unknown>;
   for (const s of overrides.set ?? []) applySet(y, s);
+  if (isRayShape(y)) ({ y, remap } = fromRayShape(y, err));
   if (overrides.name) y.name = overrides.name;
   if (overrides.executor) {
     y.executor = y.executor && typeof y.executor === "object" && !Array.isArray(y.executor)

@@ -581,6 +581,77 @@ export function checkPluginShape(role: PluginRole, value: unknown): string | und
 }
 
 /**
+ * Checks a scheduler's {@linkcode Decision}: the one check the runner applies to every decision
+ * and the scheduler contract suite (`@tunebox/tunebox/testing`) asserts. Returns a problem
+ * description, or undefined when the decision is valid.
+ *
+ * @param d What `onReport` returned.
+ * @param trials The ids of the experiment's trials, to check an exploit's donor; omit to skip.
+ * @returns The problem, or undefined.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { validateDecision } from "./plugin.ts";
+ *
+ * assert.equal(validateDecision({ kind: "stop", reason: "below the median" }), undefined);
+ * assert.match(validateDecision({ kind: "stop" })!, /needs a reason/);
+ * assert.match(
+ *   validateDecision({ kind: "exploit", from: "a_00009", config: {} }, new Set(["a_00000"]))!,
+ *   /exploit from unknown trial "a_00009"/,
+ * );
+ * ```
+ */
+export function validateDecision(
+  d: unknown,
+  trials?: { has(id: string): boolean },
+): string | undefined {
+  const kinds = ["continue", "stop", "pause", "exploit"];
+  const x = d as Record<string, unknown>;
+  if (typeof d !== "object" || d === null || !kinds.includes(x.kind as string)) {
+    let shown: string;
+    try {
+      shown = JSON.stringify(d) ?? String(d);
+    } catch {
+      shown = String(d);
+    }
+    return `it returned ${shown}, not a Decision ({ kind: "continue" | "stop" | "pause" | "exploit" })`;
+  }
+  if (x.kind === "stop") {
+    if (typeof x.reason !== "string" || !x.reason) {
+      return `a stop decision needs a reason (a non-empty string), got ${JSON.stringify(x.reason)}`;
+    }
+    if (x.completed !== undefined && typeof x.completed !== "boolean") {
+      return `a stop decision's "completed" must be true or false, got ${
+        JSON.stringify(x.completed)
+      }`;
+    }
+  }
+  if (x.kind === "exploit") {
+    if (typeof x.from !== "string") return "an exploit decision needs a donor id in `from`";
+    if (trials && !trials.has(x.from)) return `exploit from unknown trial "${x.from}"`;
+    const c = x.config;
+    if (!c || typeof c !== "object" || Array.isArray(c)) {
+      return "an exploit decision needs a config object";
+    }
+    if (!isPlainJson(c, 0)) return "an exploit config must be plain JSON";
+  }
+  return undefined;
+}
+
+/** Whether `v` survives a JSON round trip unchanged (finite numbers, plain objects, no cycles). */
+function isPlainJson(v: unknown, depth: number): boolean {
+  if (depth > 64) return false;
+  if (v === null || typeof v === "string" || typeof v === "boolean") return true;
+  if (typeof v === "number") return Number.isFinite(v);
+  if (Array.isArray(v)) return v.every((x) => isPlainJson(x, depth + 1));
+  if (typeof v !== "object") return false;
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return false;
+  return Object.values(v as object).every((x) => isPlainJson(x, depth + 1));
+}
+
+/**
  * Throws a clear error when a single-objective plugin is set up for a multi-objective
  * experiment (its context lists several `metrics`). Plugins call it first thing in `setup`.
  *

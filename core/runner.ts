@@ -1,5 +1,5 @@
 /**
- * The event loop (DESIGN §4). One loop owns all state: it asks the searcher for configs while
+ * The event loop. One loop owns all state: it asks the searcher for configs while
  * slots are free, starts trials through the executor, and for every report appends it to the
  * trial's `result.jsonl`, asks the stop criteria and the scheduler for a decision, tells the
  * searcher and the callbacks, then acknowledges the trial. State changes reach the disk before
@@ -24,6 +24,7 @@ import type {
   TrialHandle,
   TrialOutcome,
 } from "./plugin.ts";
+import { validateDecision } from "./plugin.ts";
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
 import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
 import { nonFiniteReplacer, printable } from "./protocol.ts";
@@ -1124,6 +1125,7 @@ class Runner {
       event: "config",
       config: t.config,
       reason: `exploit ${donor.id}`,
+      donor: donor.id,
     });
     return true;
   }
@@ -1406,25 +1408,9 @@ function userKeys(flat: Readonly<Record<string, JsonValue>>): string {
 }
 
 function checkDecision(d: Decision, name: string, r: Runner): Decision {
-  const kinds = ["continue", "stop", "pause", "exploit"];
-  if (typeof d !== "object" || d === null || !kinds.includes(d.kind)) {
-    r.fatal ??= new PluginError(
-      name,
-      "onReport",
-      new TypeError(
-        `it returned ${
-          JSON.stringify(d)
-        }, not a Decision ({ kind: "continue" | "stop" | "pause" | "exploit" })`,
-      ),
-    );
-    return { kind: "continue" };
-  }
-  if (d.kind === "exploit" && !r.trials.has(d.from)) {
-    r.fatal ??= new PluginError(
-      name,
-      "onReport",
-      new TypeError(`exploit from unknown trial "${d.from}"`),
-    );
+  const problem = validateDecision(d, r.trials);
+  if (problem) {
+    r.fatal ??= new PluginError(name, "onReport", new TypeError(problem));
     return { kind: "continue" };
   }
   return d;
