@@ -159,5 +159,12 @@ export {
   type TrialConnection,
   wrapConnection,
 } from "./core/channel.ts";
-export { type DriverMessage, PROTOCOL_VERSION, type TrialMessage } from "./core/protocol.ts";
+export {
+  type DriverMessage,
+  lineSender,
+  type LineSink,
+  type LineSource,
+  PROTOCOL_VERSION,
+  type TrialMessage,
+} from "./core/protocol.ts";
 export { tableReporter, type TableReporterOptions } from "./plugins/reporters/table.ts";
