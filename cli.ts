@@ -400,6 +400,24 @@ async function statusCommand(dir: string): Promise<number> {
       [...counts].map(([s, n]) => `${n} ${s}`).join(", ") || "none"
     })`,
   );
+  if (grid.metrics.length > 1) {
+    console.log(
+      `objectives: ${
+        grid.metrics.map((m, k) => `${m} (${grid.modes[k]})`).join(", ")
+      }, searcher: ${record.searcher.name}, scheduler: ${record.scheduler.name}`,
+    );
+    const front = grid.paretoFront();
+    console.log(`Pareto front: ${front.length} trial(s)`);
+    for (const t of front) {
+      console.log(
+        `  ${t.id} ${grid.metrics.map((m, k) => `${m}=${t.objectives[k]}`).join(" ")} config=${
+          JSON.stringify(t.config)
+        }`,
+      );
+    }
+    for (const e of grid.errors) console.log(`error ${e.trialId}: ${e.message.split("\n")[0]}`);
+    return 0;
+  }
   console.log(
     `metric: ${record.metric} (${record.mode}), searcher: ${record.searcher.name}, scheduler: ${record.scheduler.name}`,
   );

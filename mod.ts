@@ -69,13 +69,28 @@ export {
   type TrainableFn,
   TrialStopped,
 } from "./core/session.ts";
+export {
+  type CollectiveData,
+  CollectiveError,
+  type Collectives,
+  type GroupInfo,
+  type ReduceOp,
+  type RingAddress,
+} from "./core/collectives.ts";
 export { type RestoreOptions, Tuner, type TunerOptions } from "./core/tuner.ts";
 export { resolveModule } from "./core/plugin.ts";
 export { type BestScope, ResultGrid, type TrialInfo } from "./core/results.ts";
+export {
+  dominates,
+  hypervolume,
+  hypervolumeContributions,
+  nonDominatedSort,
+} from "./core/pareto.ts";
 export type { CheckpointOptions, StopCriteria, Stopper } from "./core/runner.ts";
 export type { Device } from "./core/resources.ts";
 export {
   type Ack,
+  type Backend,
   type Callback,
   checkPluginShape,
   type CheckpointEvent,
@@ -155,12 +170,14 @@ export {
   DEFAULT_MAX_LINE_BYTES,
   driveTrial,
   readBoundedLines,
+  type StreamCheckpoints,
   TrialChannelServer,
   type TrialConnection,
   wrapConnection,
 } from "./core/channel.ts";
 export {
   type DriverMessage,
+  type FileChunk,
   lineSender,
   type LineSink,
   type LineSource,

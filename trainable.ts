@@ -27,5 +27,6 @@ export {
   type TrainableFn,
   TrialStopped,
 } from "./core/session.ts";
+export { type CollectiveData, CollectiveError, type ReduceOp } from "./core/collectives.ts";
 export type { ConfigOf, Space } from "./core/space.ts";
 export type { Config, JsonValue } from "./core/trial.ts";

@@ -81,6 +81,12 @@ await run("Ray executor on a two-node Ray cluster (vs local, vs Ray Tune with --
   ...q,
   ...(peers ? ["--peers"] : []),
 ]);
+await run("Ring all-reduce between 2 and 4 local workers of a trial, vs memcpy", deno, [
+  "run",
+  "-A",
+  "bench/allreduce_bench.ts",
+  ...q,
+]);
 if (peers) {
   const ray = `${root}bench/.venv-ray/bin/python`;
   await run("Peer: Ray Tune driver overhead", ray, ["bench/peers/ray_driver.py", ...q]);

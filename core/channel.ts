@@ -9,7 +9,7 @@
  *   listener in a {@linkcode TrialChannelServer}, calls {@linkcode TrialChannelServer.expect}
  *   with the trial's id and token before starting it, and gets back a
  *   {@linkcode TrialConnection} once that trial said `hello` with the right token.
- * - {@linkcode driveTrial} then speaks the protocol (DESIGN §3) over the connection: it sends
+ * - {@linkcode driveTrial} then speaks the protocol over the connection: it sends
  *   `start`, turns each `report` into a {@linkcode TrialListener.report} call and an `ack`, and
  *   returns how the trial ended. Everything the trial sends is checked: a malformed message
  *   fails that trial alone.
@@ -23,16 +23,21 @@
 
 import {
   ChannelError,
+  chunkPathProblem,
   DEFAULT_MAX_LINE_BYTES,
   lineSender,
   PROTOCOL_VERSION,
   readBoundedLines,
   reviveMetrics,
+  sendFolder,
+  writeChunk,
 } from "./protocol.ts";
 import type { DriverMessage, TrialMessage } from "./protocol.ts";
 import type { Ack, TrialExit, TrialJob, TrialListener } from "./plugin.ts";
 import type { JsonValue } from "./trial.ts";
 import { parseDenial } from "./sandbox.ts";
+import type { GroupInfo } from "./collectives.ts";
+import { join } from "node:path";
 
 /** Bounds on what a trial (or anything that connects) may send. */
 export interface ChannelLimits {
@@ -335,6 +340,21 @@ export function checkTrialMessage(m: unknown): TrialMessage | string {
       return { v: Number(o.v), type: "done" };
     case "ping":
       return { v: Number(o.v), type: "ping" };
+    case "file": {
+      const bad = chunkPathProblem(o.path);
+      if (bad) return bad;
+      if (!Number.isSafeInteger(o.offset) || (o.offset as number) < 0) {
+        return "a checkpoint file piece has no offset >= 0";
+      }
+      if (typeof o.data !== "string") return "a checkpoint file piece has no data";
+      return {
+        v: Number(o.v),
+        type: "file",
+        path: o.path as string,
+        offset: o.offset as number,
+        data: o.data,
+      };
+    }
     case "error":
       return {
         v: Number(o.v),
@@ -384,8 +404,31 @@ export interface Conversation {
 }
 
 /**
+ * Checkpoints over the channel, for a trial whose folder is not on the driver's file system
+ * (a cluster without shared storage).
+ */
+export interface StreamCheckpoints {
+  /**
+   * The trial's folder on the driver (`TrialJob.workDir` there): streamed checkpoints are
+   * written into its `.staging` before the report that commits them.
+   */
+  readonly localDir: string;
+  /** The largest checkpoint a trial may send, in bytes. @default 1073741824 (1 GiB) */
+  readonly maxBytes?: number;
+  /** The longest message line the connection allows (sizes the pieces). @default 1048576 */
+  readonly maxLineBytes?: number;
+}
+
+/** The most files one streamed checkpoint may hold. */
+const MAX_STREAMED_FILES = 100_000;
+
+/**
  * Speaks the protocol with one authenticated trial: sends `start`, answers every report through
- * `listener`, and returns when the trial ends its side or breaks the protocol.
+ * `listener`, and returns when the trial ends its side or breaks the protocol. `group` is the worker's place
+ * in its ring, for a worker of a multi-worker trial. With `stream`,
+ * checkpoints travel over the connection: a restored checkpoint is sent to the trial after
+ * `start`, and each checkpoint the trial sends is written into the local trial folder's
+ * `.staging` and handed on as the report's `checkpointDir`.
  *
  * @example
  * ```ts ignore
@@ -397,16 +440,34 @@ export async function driveTrial(
   conn: TrialConnection,
   job: TrialJob,
   listener: TrialListener,
+  stream?: StreamCheckpoints,
+  group?: GroupInfo,
 ): Promise<Conversation> {
+  const maxLine = stream?.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  // base64 makes 4 characters of 3 bytes; leave room for the message around the data.
+  const chunkBytes = Math.max(1024, Math.min(512 << 10, Math.floor((maxLine - 4096) * 3 / 4)));
+  const restoreDir = stream && job.checkpoint ? `${job.workDir}/.restore` : undefined;
   await conn.send({
     v: PROTOCOL_VERSION,
     type: "start",
     trialId: job.trialId,
     config: job.config,
     iteration: job.iteration,
-    ...(job.checkpoint ? { checkpoint: job.checkpoint } : {}),
+    ...(job.checkpoint ? { checkpoint: restoreDir ?? job.checkpoint } : {}),
     trialDir: job.workDir,
+    ...(stream ? { streamCheckpoints: { chunkBytes } } : {}),
+    ...(group ? { group } : {}),
   });
+  if (restoreDir) {
+    // The trial waits for `restored` before it runs: send the files, then say so.
+    const sending = sendFolder(job.checkpoint!, chunkBytes, (c) => conn.send(c))
+      .then(() => conn.send({ v: PROTOCOL_VERSION, type: "restored" }));
+    sending.catch(() => conn.close()); // a checkpoint that cannot be read: the trial fails
+  }
+  const maxBytes = stream?.maxBytes ?? 1 << 30;
+  let staged: string | undefined;
+  let stagedBytes = 0;
+  let stagedFiles = new Set<string>();
   let outcome: TrialExit | undefined;
   let lastSeq = 0;
   for (;;) {
@@ -420,13 +481,46 @@ export async function driveTrial(
     if (next.done) break;
     const m = checkTrialMessage(next.value);
     if (typeof m === "string") return { broken: m };
-    if (m.type === "report") {
+    if (m.type === "file") {
+      if (!stream) return { broken: "the trial sent a checkpoint file, but none was asked for" };
+      staged ??= join(stream.localDir, ".staging", `stream_${crypto.randomUUID()}`);
+      stagedFiles.add(m.path);
+      if (stagedFiles.size > MAX_STREAMED_FILES) {
+        return { broken: `a checkpoint has more than ${MAX_STREAMED_FILES} files` };
+      }
+      try {
+        // Bounded before it is written: base64 length tells the size.
+        stagedBytes += Math.floor(m.data.length * 3 / 4);
+        if (stagedBytes > maxBytes + 3) {
+          return {
+            broken: `a checkpoint is larger than ${maxBytes} bytes, the most a checkpoint may be ` +
+              `when it is streamed to the driver (use shared storage, or raise the limit)`,
+          };
+        }
+        await writeChunk(staged, m);
+      } catch (e) {
+        if (e instanceof ChannelError) return { broken: e.message };
+        throw e;
+      }
+    } else if (m.type === "report") {
       if (m.seq !== lastSeq + 1) return { broken: `report seq ${m.seq} is not ${lastSeq + 1}` };
       lastSeq = m.seq;
+      let checkpointDir = m.checkpointDir;
+      if (stream) {
+        if (checkpointDir) {
+          // An empty checkpoint folder sends no files: it is still a checkpoint.
+          staged ??= join(stream.localDir, ".staging", `stream_${crypto.randomUUID()}`);
+          await Deno.mkdir(staged, { recursive: true });
+          checkpointDir = staged;
+        } else if (staged) await Deno.remove(staged, { recursive: true }).catch(() => {});
+        staged = undefined;
+        stagedBytes = 0;
+        stagedFiles = new Set();
+      }
       const ack: Ack = await listener.report({
         metrics: reviveMetrics(m.metrics),
         elapsedS: m.elapsed,
-        ...(m.checkpointDir ? { checkpointDir: m.checkpointDir } : {}),
+        ...(checkpointDir ? { checkpointDir } : {}),
       });
       await conn.send({ v: PROTOCOL_VERSION, type: "ack", seq: m.seq, decision: ack });
     } else if (m.type === "done") {

@@ -1,5 +1,5 @@
 /**
- * The YAML experiment file (DESIGN §1) -> Tuner options. Keys are snake_case; every error names
+ * The YAML experiment file -> Tuner options. Keys are snake_case; every error names
  * the file, line and column, the key, what came in and what is expected, with a "did you mean".
  *
  * @module
@@ -17,6 +17,7 @@ import {
 } from "yaml";
 import type { Document, Node as YamlNode } from "yaml";
 import { ConfigError } from "./errors.ts";
+import { fromRayShape, isRayShape } from "./_ray_shape.ts";
 import {
   checkPluginShape,
   lookupPlugin,
@@ -41,11 +42,11 @@ type Path = (string | number)[];
 const TOP_KEYS: Record<string, string> = {
   name: "a folder name",
   trainable: "the path of the trainable module",
-  metric: "the metric to optimise",
-  mode: "min or max",
+  metric: "the metric to optimise, or a list of metrics (multi-objective)",
+  mode: "min or max, or a list of them (one per metric)",
   num_samples: "a positive integer or -1",
   max_concurrent: "a positive integer",
-  resources: "{ cpu, gpu, memory_mb, custom }",
+  resources: "{ workers, cpu, gpu, memory_mb, custom }",
   gpus: "a count of GPUs to use",
   stop: "{ key: value } criteria, a stopper { name: ..., <options> }, or a list of them",
   time_budget_s: "seconds",
@@ -69,8 +70,8 @@ const TOP_KEYS: Record<string, string> = {
 
 /** The keys an `executor:` mapping may hold, by executor name. */
 const EXECUTOR_KEYS: Record<string, string[]> = {
-  subprocess: ["name", "grace_ms", "v8_flags"],
-  local: ["name", "grace_ms", "v8_flags"],
+  subprocess: ["name", "grace_ms", "v8_flags", "collective_timeout_ms"],
+  local: ["name", "grace_ms", "v8_flags", "collective_timeout_ms"],
   slurm: [
     "name",
     "mode",
@@ -106,7 +107,7 @@ const EXECUTOR_KEYS: Record<string, string[]> = {
 const SLURM_KEYS = ["partition", "account", "qos", "time", "constraint", "nodelist", "extra_args"];
 
 const SUB_KEYS: Record<string, string[]> = {
-  resources: ["cpu", "gpu", "memory_mb", "custom"],
+  resources: ["workers", "cpu", "gpu", "memory_mb", "custom"],
   checkpoint: ["num_to_keep", "score_attribute", "score_order"],
   sandbox: ["read", "write", "net", "env", "sys", "ffi", "unstable"],
   reporter: ["parameter_columns", "metric_columns", "max_rows", "interval_ms"],
@@ -184,7 +185,17 @@ export async function parseExperiment(
       p.col,
     );
   }
-  const at = (path: Path, key = false): [number, number] => position(doc, lc, path, key);
+  // A Ray-shaped file's keys are translated into ours; an error about one of ours then points
+  // at the key it came from.
+  let remap: [Path, Path][] = [];
+  const at = (path: Path, key = false): [number, number] => {
+    for (const [ours, theirs] of remap) {
+      if (ours.every((seg, i) => path[i] === seg)) {
+        return position(doc, lc, [...theirs, ...path.slice(ours.length)], key);
+      }
+    }
+    return position(doc, lc, path, key);
+  };
   const err = (message: string, path: Path, key = false): never => {
     const [line, col] = at(path, key);
     throw new ConfigError(message, file, line, col);
@@ -216,8 +227,9 @@ export async function parseExperiment(
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
     err("The experiment file must be a mapping of keys (name, trainable, metric, ...)", []);
   }
-  const y = raw as Record<string, unknown>;
+  let y = raw as Record<string, unknown>;
   for (const s of overrides.set ?? []) applySet(y, s);
+  if (isRayShape(y)) ({ y, remap } = fromRayShape(y, err));
   if (overrides.name) y.name = overrides.name;
   if (overrides.executor) {
     y.executor = y.executor && typeof y.executor === "object" && !Array.isArray(y.executor)
@@ -268,10 +280,28 @@ export async function parseExperiment(
   };
 
   const trainable = str("trainable", true)!;
-  const metric = str("metric", true)!;
-  const mode = str("mode", true)!;
-  if (mode !== "min" && mode !== "max") {
-    err(`"mode" must be min or max, got ${JSON.stringify(mode)}`, ["mode"]);
+  const list = (k: string): string | string[] => {
+    const v = y[k];
+    if (!Array.isArray(v)) return str(k, true)!;
+    if (!v.length) err(`"${k}" is an empty list: give ${TOP_KEYS[k]}`, [k]);
+    for (const [i, x] of v.entries()) {
+      if (typeof x !== "string" || !x) {
+        err(`"${k}" entry ${i + 1} must be a name, got ${JSON.stringify(x)}`, [k, i]);
+      }
+    }
+    return v as string[];
+  };
+  const metric = list("metric");
+  const mode = list("mode");
+  for (const [i, m] of (Array.isArray(mode) ? mode : [mode]).entries()) {
+    if (m !== "min" && m !== "max") {
+      err(
+        `"mode"${Array.isArray(mode) ? ` entry ${i + 1}` : ""} must be min or max, got ${
+          JSON.stringify(m)
+        }`,
+        Array.isArray(mode) ? ["mode", i] : ["mode"],
+      );
+    }
   }
   if (y.space === undefined) err(`Missing key "space": the search space`, []);
   let space: Space;

@@ -12,6 +12,7 @@
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
 import { resolve } from "node:path";
 import type { Space } from "./space.ts";
+import type { Device } from "./resources.ts";
 
 /** What every searcher is told once, before the first `suggest`. */
 export interface SearcherContext {
@@ -25,6 +26,13 @@ export interface SearcherContext {
   readonly seed: number;
   /** `numSamples` of the experiment (-1: unlimited). The runner caps the number of trials. */
   readonly numSamples: number;
+  /**
+   * Every objective of a multi-objective experiment (`metric` is the first); absent when there
+   * is one. Only a searcher that says `multiObjective: true` is given several.
+   */
+  readonly metrics?: readonly string[];
+  /** The mode of each of `metrics`, in order. */
+  readonly modes?: readonly Mode[];
 }
 
 /**
@@ -35,6 +43,12 @@ export interface SearcherContext {
 export interface Searcher {
   /** A short name, shown in logs and errors. */
   readonly name: string;
+  /**
+   * True when it handles several objectives (`metric: ["a", "b"]`): it reads
+   * `SearcherContext.metrics` and proposes configs for the Pareto front. A multi-objective
+   * experiment refuses a searcher without it. @default false
+   */
+  readonly multiObjective?: boolean;
   /** Called once before the first suggestion. */
   setup?(ctx: SearcherContext): void;
   /** A config for a new trial, `"wait"` to be asked again after the next event, or `"done"`. */
@@ -64,6 +78,13 @@ export interface SchedulerContext {
   readonly mode: Mode;
   /** The experiment seed, for schedulers that draw random numbers (PBT). */
   readonly seed: number;
+  /**
+   * Every objective of a multi-objective experiment (`metric` is the first); absent when there
+   * is one. Only a scheduler that says `multiObjective: true` is given several.
+   */
+  readonly metrics?: readonly string[];
+  /** The mode of each of `metrics`, in order. */
+  readonly modes?: readonly Mode[];
 }
 
 /** What a scheduler decides for a trial that just reported. */
@@ -103,6 +124,11 @@ export interface ExploitRequest {
 export interface Scheduler {
   /** A short name, shown in logs and errors. */
   readonly name: string;
+  /**
+   * True when its decisions do not rank trials by one metric (FIFO), or it handles several
+   * objectives: only such a scheduler runs a multi-objective experiment. @default false
+   */
+  readonly multiObjective?: boolean;
   /** Called once before the first trial. */
   setup?(ctx: SchedulerContext): void;
   /** A trial was created (status pending). */
@@ -143,6 +169,10 @@ export interface ExperimentStart {
   readonly metric: string;
   /** Whether the metric is minimised or maximised. */
   readonly mode: Mode;
+  /** Every objective of a multi-objective experiment (`metric` is the first); absent for one. */
+  readonly metrics?: readonly string[];
+  /** The mode of each of `metrics`, in order. */
+  readonly modes?: readonly Mode[];
   /** Names of the searcher and scheduler. */
   readonly searcher: string;
   /** Name of the scheduler. */
@@ -242,6 +272,34 @@ export interface SandboxPolicy {
   readonly unstable?: readonly string[];
 }
 
+/**
+ * What the driver knows of a training backend (DESIGN §5): the permissions its trials need and
+ * the environment that pins a trial to its devices (and, for a native library, e.g. its
+ * `LD_LIBRARY_PATH`). Give one as the Tuner's `backend`: its permissions join the sandbox and its
+ * environment is set for every trial. `tfjsBackend()` of `./backends/tfjs` is one.
+ *
+ * @example
+ * ```ts
+ * import type { Backend } from "./plugin.ts";
+ * const backend: Backend = {
+ *   name: "mylib",
+ *   permissions: () => ({ env: ["MYLIB_*"] }),
+ *   env: (devices) => ({ MYLIB_DEVICES: devices.map((d) => d.index).join(",") }),
+ * };
+ * ```
+ */
+export interface Backend {
+  /** The backend's name. */
+  readonly name: string;
+  /** What a trial's sandbox must allow for the backend to load. */
+  permissions(): SandboxPolicy;
+  /**
+   * The environment for a trial given the GPUs it holds (empty for a CPU-only trial; on a
+   * cluster, placeholders numbered from 0, as the cluster numbers the devices it gives).
+   */
+  env(devices: readonly Device[]): Record<string, string>;
+}
+
 /** The resources a trial asks for. */
 export interface Resources {
   /** CPUs (may be fractional). @default 1 */
@@ -258,6 +316,13 @@ export interface Resources {
    * cluster (Ray's `entrypoint_resources`); local executors ignore them. @default none
    */
   readonly custom?: Readonly<Record<string, number>>;
+  /**
+   * Workers per trial (data-parallel training, Ray Train's `ScalingConfig(num_workers)`): each
+   * trial runs this many sandboxed processes, with `session.rank`, `session.worldSize` and the
+   * collectives (`session.allreduce`, ...); `cpu` and `gpu` are per worker. Needs an executor
+   * that runs several workers per trial ({@linkcode Executor.multiWorker}). @default 1
+   */
+  readonly workers?: number;
 }
 
 /** Everything an executor needs to run one trial. */
@@ -361,6 +426,12 @@ export interface Executor {
    * `maxConcurrent`) instead of this machine's CPUs and GPUs. @default local resources
    */
   capacity?(resources: Resources): number;
+  /**
+   * Whether it runs trials of several workers (`resources.workers > 1`); an experiment that
+   * asks for workers on an executor without it is refused before any trial starts.
+   * @default false
+   */
+  readonly multiWorker?: boolean;
   /** Starts a trial. */
   start(job: TrialJob, listener: TrialListener): TrialHandle;
   /** Releases pooled resources. */
@@ -481,7 +552,107 @@ export function checkPluginShape(role: PluginRole, value: unknown): string | und
       return `${role} "${v.name}": ${h} must be a function`;
     }
   }
+  if (v.multiObjective !== undefined && typeof v.multiObjective !== "boolean") {
+    return `${role} "${v.name}": multiObjective must be true or false`;
+  }
   return undefined;
+}
+
+/**
+ * Checks a scheduler's {@linkcode Decision}: the one check the runner applies to every decision
+ * and the scheduler contract suite (`@tunebox/tunebox/testing`) asserts. Returns a problem
+ * description, or undefined when the decision is valid.
+ *
+ * @param d What `onReport` returned.
+ * @param trials The ids of the experiment's trials, to check an exploit's donor; omit to skip.
+ * @returns The problem, or undefined.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { validateDecision } from "./plugin.ts";
+ *
+ * assert.equal(validateDecision({ kind: "stop", reason: "below the median" }), undefined);
+ * assert.match(validateDecision({ kind: "stop" })!, /needs a reason/);
+ * assert.match(
+ *   validateDecision({ kind: "exploit", from: "a_00009", config: {} }, new Set(["a_00000"]))!,
+ *   /exploit from unknown trial "a_00009"/,
+ * );
+ * ```
+ */
+export function validateDecision(
+  d: unknown,
+  trials?: { has(id: string): boolean },
+): string | undefined {
+  const kinds = ["continue", "stop", "pause", "exploit"];
+  const x = d as Record<string, unknown>;
+  if (typeof d !== "object" || d === null || !kinds.includes(x.kind as string)) {
+    let shown: string;
+    try {
+      shown = JSON.stringify(d) ?? String(d);
+    } catch {
+      shown = String(d);
+    }
+    return `it returned ${shown}, not a Decision ({ kind: "continue" | "stop" | "pause" | "exploit" })`;
+  }
+  if (x.kind === "stop") {
+    if (typeof x.reason !== "string" || !x.reason) {
+      return `a stop decision needs a reason (a non-empty string), got ${JSON.stringify(x.reason)}`;
+    }
+    if (x.completed !== undefined && typeof x.completed !== "boolean") {
+      return `a stop decision's "completed" must be true or false, got ${
+        JSON.stringify(x.completed)
+      }`;
+    }
+  }
+  if (x.kind === "exploit") {
+    if (typeof x.from !== "string") return "an exploit decision needs a donor id in `from`";
+    if (trials && !trials.has(x.from)) return `exploit from unknown trial "${x.from}"`;
+    const c = x.config;
+    if (!c || typeof c !== "object" || Array.isArray(c)) {
+      return "an exploit decision needs a config object";
+    }
+    if (!isPlainJson(c, 0)) return "an exploit config must be plain JSON";
+  }
+  return undefined;
+}
+
+/** Whether `v` survives a JSON round trip unchanged (finite numbers, plain objects, no cycles). */
+function isPlainJson(v: unknown, depth: number): boolean {
+  if (depth > 64) return false;
+  if (v === null || typeof v === "string" || typeof v === "boolean") return true;
+  if (typeof v === "number") return Number.isFinite(v);
+  if (Array.isArray(v)) return v.every((x) => isPlainJson(x, depth + 1));
+  if (typeof v !== "object") return false;
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return false;
+  return Object.values(v as object).every((x) => isPlainJson(x, depth + 1));
+}
+
+/**
+ * Throws a clear error when a single-objective plugin is set up for a multi-objective
+ * experiment (its context lists several `metrics`). Plugins call it first thing in `setup`.
+ *
+ * @param who the plugin's factory name, for the message.
+ * @param ctx the setup context.
+ * @throws {TypeError} naming the objectives and what to use instead.
+ * @example
+ * ```ts
+ * import { requireSingleObjective } from "./plugin.ts";
+ * requireSingleObjective("mySearcher", { metric: "loss" }); // fine: one objective
+ * ```
+ */
+export function requireSingleObjective(
+  who: string,
+  ctx: { readonly metric: string; readonly metrics?: readonly string[] },
+): void {
+  if (!ctx.metrics || ctx.metrics.length <= 1) return;
+  throw new TypeError(
+    `${who} optimises one metric, but the experiment has ${ctx.metrics.length} objectives (${
+      ctx.metrics.map((m) => JSON.stringify(m)).join(", ")
+    }): use a multi-objective plugin (searchers: tpeSearcher, nsga2Searcher, randomSearcher; ` +
+      `scheduler: fifoScheduler), or give the experiment one metric`,
+  );
 }
 
 /** Re-exported so plugin authors import everything from one module. */

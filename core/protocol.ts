@@ -7,6 +7,7 @@
  */
 
 import type { Config, JsonValue } from "./trial.ts";
+import type { GroupInfo } from "./collectives.ts";
 
 /** The protocol version; a trial speaking another version is refused with a clear error. */
 export const PROTOCOL_VERSION = 1;
@@ -25,6 +26,11 @@ export type TrialMessage =
     readonly checkpointDir?: string;
   }
   | { readonly v: number; readonly type: "done" }
+  /**
+   * A piece of a checkpoint's file, when checkpoints are streamed (see `start`): a trial sends its
+   * checkpoint's files this way, then the report that carries the checkpoint.
+   */
+  | FileChunk
   /** A heartbeat (remote channels): says the trial is alive while it computes. */
   | { readonly v: number; readonly type: "ping" }
   | {
@@ -37,6 +43,20 @@ export type TrialMessage =
     readonly fatal?: boolean;
   };
 
+/** A piece of one file of a streamed checkpoint (either way). */
+export interface FileChunk {
+  /** The protocol version. */
+  readonly v: number;
+  /** `"file"`. */
+  readonly type: "file";
+  /** The file's path inside the checkpoint folder, `/`-separated, relative. */
+  readonly path: string;
+  /** Where the piece goes in the file; pieces of a file come in order, from 0. */
+  readonly offset: number;
+  /** The bytes, base64. */
+  readonly data: string;
+}
+
 /** Driver -> trial. */
 export type DriverMessage =
   | {
@@ -47,7 +67,20 @@ export type DriverMessage =
     readonly iteration: number;
     readonly checkpoint?: string;
     readonly trialDir: string;
+    /** Set for a worker of a multi-worker trial: its rank and its ring neighbours. */
+    readonly group?: GroupInfo;
+    /**
+     * Set when the trial's folder is not on the driver's file system (a cluster without shared
+     * storage): checkpoints then travel over the channel as {@linkcode FileChunk}s of at most
+     * `chunkBytes` bytes each. The trial sends a checkpoint's files before the report carrying
+     * it; when `checkpoint` is set, the driver sends that checkpoint's files (into `checkpoint`,
+     * a folder on the trial's side) after `start`, then `restored`.
+     */
+    readonly streamCheckpoints?: { readonly chunkBytes: number };
   }
+  | FileChunk
+  /** The end of a streamed checkpoint to restore (see `start`). */
+  | { readonly v: number; readonly type: "restored" }
   | {
     readonly v: number;
     readonly type: "ack";
@@ -299,4 +332,140 @@ export function printable(text: string): string {
         : `\\u${code.toString(16).padStart(4, "0")}`;
     },
   );
+}
+
+/** The longest path a {@linkcode FileChunk} may name. */
+const MAX_CHUNK_PATH = 1024;
+
+/**
+ * What is wrong with a {@linkcode FileChunk}'s path, if anything: it must be relative,
+ * `/`-separated, without empty, `.` or `..` segments, backslashes or control characters.
+ *
+ * @example
+ * ```ts
+ * import { chunkPathProblem } from "./protocol.ts";
+ * console.log(chunkPathProblem("weights/model.bin")); // undefined
+ * console.log(chunkPathProblem("../x")); // a sentence saying why
+ * ```
+ */
+export function chunkPathProblem(path: unknown): string | undefined {
+  if (typeof path !== "string" || !path) return "a checkpoint file has no path";
+  if (path.length > MAX_CHUNK_PATH) {
+    return `a checkpoint file's path is longer than ${MAX_CHUNK_PATH} characters`;
+  }
+  // deno-lint-ignore no-control-regex
+  if (path.startsWith("/") || /[\\\x00-\x1f\x7f]/.test(path)) {
+    return `the checkpoint file path ${
+      JSON.stringify(path.slice(0, 80))
+    } is not a plain relative path`;
+  }
+  if (path.split("/").some((s) => s === "" || s === "." || s === "..")) {
+    return `the checkpoint file path ${
+      JSON.stringify(path.slice(0, 80))
+    } has an empty, "." or ".." segment`;
+  }
+  return undefined;
+}
+
+/**
+ * Sends every regular file under `dir` as {@linkcode FileChunk}s of at most `chunkBytes` bytes
+ * (an empty file as one empty chunk). Symbolic links are skipped: a checkpoint never holds one.
+ *
+ * @returns the files and bytes sent.
+ * @example
+ * ```ts
+ * import { sendFolder } from "./protocol.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/a.txt`, "hi");
+ * const sent: unknown[] = [];
+ * console.log(await sendFolder(dir, 1024, async (c) => { sent.push(c); })); // { files: 1, bytes: 2 }
+ * ```
+ */
+export async function sendFolder(
+  dir: string,
+  chunkBytes: number,
+  send: (chunk: FileChunk) => Promise<void>,
+): Promise<{ files: number; bytes: number }> {
+  let files = 0, bytes = 0;
+  const buf = new Uint8Array(Math.max(1, Math.floor(chunkBytes)));
+  const walk = async (rel: string): Promise<void> => {
+    const here = rel ? `${dir}/${rel}` : dir;
+    const entries = [];
+    for await (const e of Deno.readDir(here)) entries.push(e);
+    entries.sort((a, b) => a.name < b.name ? -1 : 1);
+    for (const e of entries) {
+      const path = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory) await walk(path);
+      if (!e.isFile) continue;
+      files++;
+      using f = await Deno.open(`${dir}/${path}`);
+      let offset = 0;
+      for (;;) {
+        let n = 0;
+        // Fill the whole buffer (a read may return less) so that chunks are full-sized.
+        while (n < buf.length) {
+          const got = await f.read(buf.subarray(n));
+          if (got === null) break;
+          n += got;
+        }
+        if (n > 0 || offset === 0) {
+          await send({
+            v: PROTOCOL_VERSION,
+            type: "file",
+            path,
+            offset,
+            data: buf.subarray(0, n).toBase64(),
+          });
+        }
+        offset += n;
+        bytes += n;
+        if (n < buf.length) break;
+      }
+    }
+  };
+  await walk("");
+  return { files, bytes };
+}
+
+/**
+ * Writes one {@linkcode FileChunk} under `root` (pieces of a file in order: offset 0 creates or
+ * truncates it, a later one appends at that offset). The path must pass
+ * {@linkcode chunkPathProblem}.
+ *
+ * @returns the number of bytes written.
+ * @throws {ChannelError} for a bad path, bad base64 or an offset that does not follow on.
+ * @example
+ * ```ts
+ * import { writeChunk } from "./protocol.ts";
+ * const root = await Deno.makeTempDir();
+ * await writeChunk(root, { v: 1, type: "file", path: "a/b.txt", offset: 0, data: btoa("hi") });
+ * console.log(await Deno.readTextFile(`${root}/a/b.txt`)); // hi
+ * ```
+ */
+export async function writeChunk(root: string, chunk: FileChunk): Promise<number> {
+  const bad = chunkPathProblem(chunk.path);
+  if (bad) throw new ChannelError(bad);
+  let bytes: Uint8Array;
+  try {
+    bytes = Uint8Array.fromBase64(String(chunk.data));
+  } catch {
+    throw new ChannelError(`a piece of checkpoint file "${chunk.path}" is not base64`);
+  }
+  const file = `${root}/${chunk.path}`;
+  const slash = file.lastIndexOf("/");
+  await Deno.mkdir(file.slice(0, slash), { recursive: true });
+  if (chunk.offset === 0) {
+    await Deno.writeFile(file, bytes);
+    return bytes.length;
+  }
+  const size = await Deno.lstat(file).then((s) => s.isFile ? s.size : -1, () => -1);
+  if (!Number.isSafeInteger(chunk.offset) || size !== chunk.offset) {
+    throw new ChannelError(
+      `a piece of checkpoint file "${chunk.path}" is at offset ${chunk.offset}, not ${
+        Math.max(size, 0)
+      }`,
+    );
+  }
+  await Deno.writeFile(file, bytes, { append: true });
+  return bytes.length;
 }

@@ -90,18 +90,26 @@ export class Rng {
     return new Rng(this.nextUint32() * 4096 + (this.nextUint32() & 4095));
   }
 
-  /** The state as JSON, for snapshots. */
+  /**
+   * The state as JSON, for snapshots: the four state words, and the cached second normal of
+   * Box–Muller when one is waiting (so a restored stream's next `normal()` is the same).
+   */
   snapshot(): number[] {
-    return [...this.#s];
+    return this.#spareNormal === undefined ? [...this.#s] : [...this.#s, this.#spareNormal];
   }
 
-  /** Restores a state from {@linkcode Rng.snapshot}. */
+  /** Restores a state from {@linkcode Rng.snapshot} (4 numbers, or 5 with a cached normal). */
   restore(state: readonly number[]): void {
-    if (state.length !== 4) {
-      throw new TypeError(`Rng state must have 4 numbers, got ${state.length}`);
+    if (state.length !== 4 && state.length !== 5) {
+      throw new TypeError(
+        `Rng state must have 4 numbers (5 with a cached normal), got ${state.length}`,
+      );
     }
-    this.#s = Uint32Array.from(state);
-    this.#spareNormal = undefined;
+    if (state.some((v) => typeof v !== "number" || !Number.isFinite(v))) {
+      throw new TypeError(`Rng state must hold finite numbers, got ${JSON.stringify(state)}`);
+    }
+    this.#s = Uint32Array.from(state.slice(0, 4));
+    this.#spareNormal = state.length === 5 ? state[4] : undefined;
   }
 }
 

@@ -18,6 +18,7 @@ import {
   toCsv,
 } from "./store.ts";
 import { TuneError } from "./errors.ts";
+import { lossVector, nonDominatedSort } from "./pareto.ts";
 import type { NotebookHtml } from "../plugins/reporters/notebook.ts";
 
 /** One trial of a {@linkcode ResultGrid}. */
@@ -62,6 +63,10 @@ export class ResultGrid {
   readonly metric: string;
   /** The experiment's mode. */
   readonly mode: Mode;
+  /** Every objective (`metric` first; one entry unless the experiment is multi-objective). */
+  readonly metrics: readonly string[];
+  /** The mode of each of `metrics`. */
+  readonly modes: readonly Mode[];
   /** Every trial, in creation order. */
   readonly trials: readonly TrialInfo[];
   /** True when the experiment was stopped by a signal or the time budget before it finished. */
@@ -74,6 +79,8 @@ export class ResultGrid {
       path: string;
       metric: string;
       mode: Mode;
+      metrics?: readonly string[];
+      modes?: readonly Mode[];
       trials: readonly TrialInfo[];
       histories: ReadonlyMap<string, readonly TrialResult[]>;
       interrupted?: boolean;
@@ -82,6 +89,8 @@ export class ResultGrid {
     this.path = init.path;
     this.metric = init.metric;
     this.mode = init.mode;
+    this.metrics = init.metrics?.length ? init.metrics : [init.metric];
+    this.modes = init.modes?.length === this.metrics.length ? init.modes : [init.mode];
     this.trials = init.trials;
     this.#histories = init.histories;
     this.interrupted = init.interrupted ?? false;
@@ -105,15 +114,32 @@ export class ResultGrid {
   /**
    * The best trial by `metric` (default: the experiment's). `scope: "last"` compares each trial's
    * last result, `"all"` its best result ever (Ray's `get_best_result` scopes). NaN and infinite
-   * values are never picked.
+   * values are never picked. A multi-objective experiment has no single best: name the metric
+   * (its mode is the experiment's for it), or ask for {@linkcode ResultGrid.paretoFront}.
    *
-   * @throws {TuneError} when no trial reported a finite value of the metric.
+   * @throws {TuneError} when no trial reported a finite value of the metric, or when the
+   * experiment has several objectives and no metric is named.
    */
   best(
-    metric: string = this.metric,
-    mode: Mode = this.mode,
+    metric?: string,
+    mode?: Mode,
     scope: BestScope = "last",
   ): TrialInfo & { readonly score: number } {
+    if (metric === undefined) {
+      if (this.metrics.length > 1) {
+        throw new TuneError(
+          `This experiment has ${this.metrics.length} objectives (${
+            this.metrics.map((m, k) => `${m}: ${this.modes[k]}`).join(", ")
+          }), so there is no single best trial: name one with best("${this.metrics[0]}"), ` +
+            `or take the trials no other beats in every objective with paretoFront()`,
+        );
+      }
+      metric = this.metric;
+    }
+    if (mode === undefined) {
+      const k = this.metrics.indexOf(metric);
+      mode = k >= 0 ? this.modes[k] : this.mode;
+    }
     let best: TrialInfo | undefined, bestScore = NaN;
     const better = (a: number, b: number) => Number.isNaN(b) || (mode === "min" ? a < b : a > b);
     for (const t of this.trials) {
@@ -141,6 +167,55 @@ export class ResultGrid {
       );
     }
     return { ...best, score: bestScore };
+  }
+
+  /**
+   * The Pareto front: the trials whose objectives no other trial beats in every objective at
+   * once (no worse in all, better in one), by each trial's last result. Trials without a finite
+   * value of every objective are left out. With one objective, it is the best trial and its ties.
+   *
+   * @param options `metrics`/`modes` to use instead of the experiment's objectives.
+   * @returns the non-dominated trials in creation order, each with its `objectives` (the values
+   * of the metrics, in order).
+   * @example
+   * ```ts ignore
+   * import { ResultGrid } from "./results.ts";
+   * const grid = await ResultGrid.load("tunebox_results/my-exp");
+   * for (const t of grid.paretoFront()) console.log(t.id, t.objectives);
+   * ```
+   */
+  paretoFront(
+    options: { readonly metrics?: readonly string[]; readonly modes?: readonly Mode[] } = {},
+  ): (TrialInfo & { readonly objectives: readonly number[] })[] {
+    const metrics = options.metrics ?? this.metrics;
+    const modes = options.modes ??
+      (options.metrics
+        ? metrics.map((m) => {
+          const k = this.metrics.indexOf(m);
+          if (k < 0) {
+            throw new TuneError(
+              `paretoFront: "${m}" is not an objective of this experiment (${
+                this.metrics.join(", ")
+              }): give its mode in "modes"`,
+            );
+          }
+          return this.modes[k];
+        })
+        : this.modes);
+    if (modes.length !== metrics.length) {
+      throw new TuneError(
+        `paretoFront: ${metrics.length} metrics but ${modes.length} modes: give one mode per metric`,
+      );
+    }
+    const scored: { t: TrialInfo; loss: number[]; values: number[] }[] = [];
+    for (const t of this.trials) {
+      if (!t.metrics) continue;
+      const flat = flatten(t.metrics);
+      const loss = lossVector(flat, metrics, modes);
+      if (loss) scored.push({ t, loss, values: metrics.map((m) => flat[m] as number) });
+    }
+    const front = nonDominatedSort(scored.map((s) => s.loss), 1)[0] ?? [];
+    return front.map((i) => ({ ...scored[i].t, objectives: scored[i].values }));
   }
 
   /** One CSV row per trial: id, status, iterations, `config/...` and the last metrics. */
@@ -225,6 +300,8 @@ export class ResultGrid {
       path,
       metric: record.metric,
       mode: record.mode,
+      ...(record.metrics ? { metrics: record.metrics } : {}),
+      ...(record.modes ? { modes: record.modes } : {}),
       trials,
       histories,
       interrupted: record.status === "interrupted",

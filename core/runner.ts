@@ -1,5 +1,5 @@
 /**
- * The event loop (DESIGN §4). One loop owns all state: it asks the searcher for configs while
+ * The event loop. One loop owns all state: it asks the searcher for configs while
  * slots are free, starts trials through the executor, and for every report appends it to the
  * trial's `result.jsonl`, asks the stop criteria and the scheduler for a decision, tells the
  * searcher and the callbacks, then acknowledges the trial. State changes reach the disk before
@@ -24,6 +24,7 @@ import type {
   TrialHandle,
   TrialOutcome,
 } from "./plugin.ts";
+import { validateDecision } from "./plugin.ts";
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
 import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
 import { printable } from "./protocol.ts";
@@ -137,6 +138,10 @@ export interface RunnerConfig {
   readonly space: Space;
   readonly metric: string;
   readonly mode: Mode;
+  /** Every objective of a multi-objective experiment (`metric` first); absent for one. */
+  readonly metrics?: readonly string[];
+  /** The mode of each of `metrics`. */
+  readonly modes?: readonly Mode[];
   readonly seed: number;
   readonly numSamples: number;
   readonly totalTrials: number;
@@ -301,10 +306,14 @@ class Runner {
   async run(): Promise<RunOutcome> {
     const c = this.c;
     this.log = await EventLog.open(c.dir);
+    const multi = c.metrics && c.metrics.length > 1
+      ? { metrics: c.metrics, modes: c.modes ?? c.metrics.map(() => c.mode) }
+      : {};
     const ctx = {
       space: c.space,
       metric: c.metric,
       mode: c.mode,
+      ...multi,
       seed: c.seed,
       numSamples: c.numSamples,
     };
@@ -312,7 +321,7 @@ class Runner {
     this.plugin(
       c.scheduler.name,
       "setup",
-      () => c.scheduler.setup?.({ metric: c.metric, mode: c.mode, seed: c.seed }),
+      () => c.scheduler.setup?.({ metric: c.metric, mode: c.mode, ...multi, seed: c.seed }),
     );
     if (c.restored) this.restore(c.restored);
     await this.save(true, "running");
@@ -322,6 +331,7 @@ class Runner {
       space: c.space,
       metric: c.metric,
       mode: c.mode,
+      ...multi,
       searcher: c.searcher.name,
       scheduler: c.scheduler.name,
       resumed: !!c.restored,
@@ -821,23 +831,25 @@ class Runner {
 
   checkMetric(t: TrialState, r: TrialResult): void {
     const flat = flatten(r);
-    const v = flat[this.c.metric];
-    if (v === undefined) {
-      if (!this.warnedMissingMetric) {
-        this.warnedMissingMetric = true;
-        this.warn(
-          `trial "${t.id}" did not report the metric "${this.c.metric}" (it reported ${
-            userKeys(flat)
-          }); ` +
-            `schedulers and searchers need it in every report`,
+    for (const metric of this.c.metrics ?? [this.c.metric]) {
+      const v = flat[metric];
+      if (v === undefined) {
+        if (!this.warnedMissingMetric) {
+          this.warnedMissingMetric = true;
+          this.warn(
+            `trial "${t.id}" did not report the metric "${metric}" (it reported ${
+              userKeys(flat)
+            }); ` +
+              `schedulers and searchers need it in every report`,
+          );
+        }
+      } else if (typeof v === "number" && !Number.isFinite(v)) {
+        this.warnOnce(
+          t,
+          `nan:${metric}`,
+          `trial "${t.id}" reported ${metric}=${v} at iteration ${r.training_iteration}: recorded, never picked as best`,
         );
       }
-    } else if (typeof v === "number" && !Number.isFinite(v)) {
-      this.warnOnce(
-        t,
-        "nan",
-        `trial "${t.id}" reported ${this.c.metric}=${v} at iteration ${r.training_iteration}: recorded, never picked as best`,
-      );
     }
   }
 
@@ -1044,6 +1056,7 @@ class Runner {
       event: "config",
       config: t.config,
       reason: `exploit ${donor.id}`,
+      donor: donor.id,
     });
     return true;
   }
@@ -1174,6 +1187,9 @@ class Runner {
       updatedAt: new Date(now).toISOString(),
       metric: c.metric,
       mode: c.mode,
+      ...(c.metrics && c.metrics.length > 1
+        ? { metrics: [...c.metrics], modes: [...(c.modes ?? c.metrics.map(() => c.mode))] }
+        : {}),
       seed: c.seed,
       options: c.savedOptions,
       space: spaceToJson(c.space),
@@ -1206,25 +1222,9 @@ function userKeys(flat: Readonly<Record<string, JsonValue>>): string {
 }
 
 function checkDecision(d: Decision, name: string, r: Runner): Decision {
-  const kinds = ["continue", "stop", "pause", "exploit"];
-  if (typeof d !== "object" || d === null || !kinds.includes(d.kind)) {
-    r.fatal ??= new PluginError(
-      name,
-      "onReport",
-      new TypeError(
-        `it returned ${
-          JSON.stringify(d)
-        }, not a Decision ({ kind: "continue" | "stop" | "pause" | "exploit" })`,
-      ),
-    );
-    return { kind: "continue" };
-  }
-  if (d.kind === "exploit" && !r.trials.has(d.from)) {
-    r.fatal ??= new PluginError(
-      name,
-      "onReport",
-      new TypeError(`exploit from unknown trial "${d.from}"`),
-    );
+  const problem = validateDecision(d, r.trials);
+  if (problem) {
+    r.fatal ??= new PluginError(name, "onReport", new TypeError(problem));
     return { kind: "continue" };
   }
   return d;

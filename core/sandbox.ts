@@ -1,5 +1,5 @@
 /**
- * The permission policy of a sandboxed trial, turned into `deno run` flags (DESIGN §7):
+ * The permission policy of a sandboxed trial, turned into `deno run` flags:
  * default deny; the trial reads its own folder, its trainable, the npm packages and what the
  * experiment declares; writes its own folder; talks to the driver's socket; reads only the
  * environment variables it is given; never runs processes; FFI only for native backends.

@@ -6,6 +6,14 @@
  */
 
 import type { Config, JsonValue } from "./trial.ts";
+import {
+  type CollectiveData,
+  type Collectives,
+  type ReduceOp,
+  soloCollectives,
+} from "./collectives.ts";
+
+export type { CollectiveData, ReduceOp };
 
 /** Writes a checkpoint into `dir` (an empty folder inside the trial folder). */
 export type CheckpointWriter = (dir: string) => void | Promise<void>;
@@ -55,6 +63,35 @@ export interface Session<C = Config> {
    * @throws {TypeError} when a metric is not a JSON value.
    */
   report(metrics: Record<string, unknown>, options?: ReportOptions): Promise<void>;
+  /**
+   * This worker's rank among the trial's workers (`resources.workers`), 0 for a trial of one
+   * worker. Rank 0's reports and checkpoints are the trial's; the other ranks' reports are
+   * acknowledged (so they can call `report` in the same loop) but not recorded, and their
+   * checkpoints are discarded.
+   */
+  readonly rank: number;
+  /** This worker's rank among the trial's workers on its node. */
+  readonly localRank: number;
+  /** How many workers the trial has (`resources.workers`, default 1). */
+  readonly worldSize: number;
+  /**
+   * This worker's contiguous part of `data`: elements `[floor(n·rank/worldSize),
+   * floor(n·(rank+1)/worldSize))`. Sizes differ by at most one; the parts of all ranks are
+   * `data`, in order. Typed arrays give a view (`subarray`), arrays a copy (`slice`).
+   */
+  shard<T extends ArrayLike<unknown> & { slice(a: number, b: number): T }>(data: T): T;
+  /**
+   * Sums (or averages) `data` across the trial's workers, in place, with a ring all-reduce;
+   * every worker gets the same bits. Every worker must make the same collective calls in the
+   * same order with arrays of the same lengths.
+   *
+   * @throws {CollectiveError} when a worker left, the calls differ, or it timed out.
+   */
+  allreduce<T extends CollectiveData>(data: T, op?: ReduceOp): Promise<T>;
+  /** Copies rank `root`'s `data` into every worker's `data`, in place. @default root 0 */
+  broadcast<T extends CollectiveData>(data: T, root?: number): Promise<T>;
+  /** Resolves once every worker of the trial has called it. */
+  barrier(): Promise<void>;
 }
 
 /** The function a trainable runs. */
@@ -169,12 +206,17 @@ export class TrialSession implements Session<Config> {
   readonly trialDir: string;
   readonly #controller = new AbortController();
   readonly #sink: ReportSink;
+  readonly #group: Collectives;
   #iteration: number;
   #staged = 0;
   #stopped = false;
 
-  /** Creates a session that reports through `sink`. */
-  constructor(init: SessionInit, sink: ReportSink) {
+  /**
+   * Creates a session that reports through `sink`; `group` holds the collectives of a
+   * multi-worker trial (a world of one by default).
+   */
+  constructor(init: SessionInit, sink: ReportSink, group: Collectives = soloCollectives()) {
+    this.#group = group;
     this.trialId = init.trialId;
     this.config = init.config;
     this.#iteration = init.iteration;
@@ -191,6 +233,60 @@ export class TrialSession implements Session<Config> {
   /** Aborted when the driver asks the trial to stop. */
   get signal(): AbortSignal {
     return this.#controller.signal;
+  }
+
+  /** This worker's rank. */
+  get rank(): number {
+    return this.#group.rank;
+  }
+
+  /** This worker's rank on its node. */
+  get localRank(): number {
+    return this.#group.localRank;
+  }
+
+  /** The number of workers. */
+  get worldSize(): number {
+    return this.#group.worldSize;
+  }
+
+  /** This worker's contiguous part of `data`. */
+  shard<T extends ArrayLike<unknown> & { slice(a: number, b: number): T }>(data: T): T {
+    if (data === null || typeof data !== "object" || typeof data.length !== "number") {
+      throw new TypeError(
+        `shard: expected an array or a typed array, got ${data === null ? "null" : typeof data}`,
+      );
+    }
+    const n = data.length, p = this.worldSize, r = this.rank;
+    const a = Math.floor((n * r) / p), b = Math.floor((n * (r + 1)) / p);
+    const sub = (data as unknown as { subarray?: (a: number, b: number) => T }).subarray;
+    return typeof sub === "function" ? sub.call(data, a, b) : data.slice(a, b);
+  }
+
+  /** Sums (or averages) `data` across the workers, in place. */
+  allreduce<T extends CollectiveData>(data: T, op: ReduceOp = "sum"): Promise<T> {
+    return this.#collective(() => this.#group.allreduce(data, op));
+  }
+
+  /** Copies rank `root`'s `data` into every worker's `data`. */
+  broadcast<T extends CollectiveData>(data: T, root = 0): Promise<T> {
+    return this.#collective(() => this.#group.broadcast(data, root));
+  }
+
+  /** Resolves once every worker has called it. */
+  barrier(): Promise<void> {
+    return this.#collective(() => this.#group.barrier());
+  }
+
+  async #collective<T>(f: () => Promise<T>): Promise<T> {
+    if (this.#stopped) throw new TrialStopped();
+    try {
+      return await f();
+    } catch (e) {
+      // The driver stopped the trial: the other workers left the ring because of that.
+      if (this.#stopped) throw new TrialStopped();
+      throw e;
+    }
   }
 
   /** Marks the session stopped: the next `report` rejects with {@linkcode TrialStopped}. */

@@ -1,5 +1,5 @@
 /**
- * The experiment folder on disk (DESIGN §6): `experiment.json` (written atomically),
+ * The experiment folder on disk: `experiment.json` (written atomically),
  * `trials.jsonl` (the lifecycle of every trial, append-only), and per trial `params.json`,
  * `result.jsonl`, `progress.csv`, `checkpoint_<iteration>/`, `stdout.log`, `stderr.log` (all
  * written by the driver only) and `files/`, the one folder the trial itself may write.
@@ -34,6 +34,10 @@ export interface ExperimentRecord {
   readonly metric: string;
   /** `min` or `max`. */
   readonly mode: "min" | "max";
+  /** Every objective of a multi-objective experiment (`metric` is the first); absent for one. */
+  readonly metrics?: readonly string[];
+  /** The mode of each of `metrics`. */
+  readonly modes?: readonly ("min" | "max")[];
   /** The seed. */
   readonly seed: number;
   /** The options that can be saved (the trainable as a module URL, or `"<function>"`). */
@@ -62,6 +66,8 @@ export interface TrialEvent {
   readonly config?: Config;
   /** The error or stop reason. */
   readonly reason?: string;
+  /** `config` after an exploit: the trial whose checkpoint and config were taken. */
+  readonly donor?: string;
   /** How a trial ended (`terminated`, `error`): completed, stopped (pruned) or error. */
   readonly outcome?: "completed" | "stopped" | "error" | "paused";
 }
@@ -78,6 +84,18 @@ export interface StoredTrial {
   readonly reason?: string;
   /** How many failures were retried. */
   readonly failures: number;
+  /** Its configs in order: the one it was created with, then every `config` event. */
+  readonly changes: readonly ConfigChange[];
+}
+
+/** A config a trial ran with, from `trials.jsonl`. */
+export interface ConfigChange {
+  /** Unix time in seconds of the event. */
+  readonly t: number;
+  /** The config. */
+  readonly config: Config;
+  /** The trial it was cloned from (a PBT exploit), if any. */
+  readonly donor?: string;
 }
 
 /**
@@ -96,30 +114,80 @@ export async function writeJsonAtomic(path: string, data: unknown): Promise<void
   await Deno.rename(tmp, path);
 }
 
+/** JSON lines as {@linkcode scanJsonLines} read them. */
+export interface JsonLines<T> {
+  /** The lines that parsed, in order. */
+  readonly rows: T[];
+  /** How many lines in the middle did not parse (skipped). */
+  readonly bad: number;
+  /** Whether the last non-blank line did not parse: a write cut short (skipped). */
+  readonly torn: boolean;
+  /** The first line in the middle that did not parse: its 1-based number and text. */
+  readonly firstBad?: { readonly line: number; readonly text: string };
+}
+
 /**
- * Parses JSON lines, skipping a torn last line (a driver killed mid-write).
+ * Reads JSON lines leniently: blank lines are ignored, a torn last line (a driver killed
+ * mid-write) and unreadable lines in the middle are skipped and counted.
+ *
+ * @param text The file's text.
+ * @returns The parsed rows and what was skipped.
  *
  * @example
  * ```ts
- * import { parseJsonLines } from "./store.ts";
- * console.log(parseJsonLines('{"a":1}\n{"a":')); // [{ a: 1 }]
+ * import assert from "node:assert/strict";
+ * import { scanJsonLines } from "./store.ts";
+ *
+ * const r = scanJsonLines('{"a":1}\nnot json\n{"a":2}\n{"a":');
+ * assert.deepEqual(r.rows, [{ a: 1 }, { a: 2 }]);
+ * assert.equal(r.bad, 1);
+ * assert.equal(r.torn, true);
  * ```
  */
-export function parseJsonLines<T>(text: string): T[] {
-  const out: T[] = [];
+export function scanJsonLines<T>(text: string): JsonLines<T> {
+  const rows: T[] = [];
+  let bad = 0, torn = false, firstBad: JsonLines<T>["firstBad"];
   const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
+  let last = lines.length - 1;
+  while (last >= 0 && !lines[last].trim()) last--;
+  for (let i = 0; i <= last; i++) {
     const line = lines[i].trim();
     if (!line) continue;
     try {
-      out.push(JSON.parse(line) as T);
-    } catch (e) {
-      if (i < lines.length - 1 && lines.slice(i + 1).some((l) => l.trim())) {
-        throw new TuneError(`Line ${i + 1} is not JSON: ${line.slice(0, 80)}`, { cause: e });
+      rows.push(JSON.parse(line) as T);
+    } catch {
+      if (i === last) torn = true;
+      else {
+        bad++;
+        firstBad ??= { line: i + 1, text: line.slice(0, 80) };
       }
     }
   }
-  return out;
+  return { rows, bad, torn, ...(firstBad ? { firstBad } : {}) };
+}
+
+/**
+ * Parses JSON lines strictly, skipping only a torn last line (a driver killed mid-write).
+ *
+ * @param text The file's text.
+ * @returns The parsed rows.
+ * @throws {TuneError} naming the first line in the middle that is not JSON.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseJsonLines } from "./store.ts";
+ *
+ * assert.deepEqual(parseJsonLines('{"a":1}\n{"a":'), [{ a: 1 }]);
+ * assert.throws(() => parseJsonLines('{"a":\n{"a":1}'), /Line 1 is not JSON/);
+ * ```
+ */
+export function parseJsonLines<T>(text: string): T[] {
+  const r = scanJsonLines<T>(text);
+  if (r.firstBad) {
+    throw new TuneError(`Line ${r.firstBad.line} is not JSON: ${r.firstBad.text}`);
+  }
+  return r.rows;
 }
 
 /**
@@ -145,24 +213,45 @@ export async function readResults(trialDir: string): Promise<TrialResult[]> {
 }
 
 /**
- * Folds `trials.jsonl` into the current state of every trial, in creation order.
+ * Folds `trials.jsonl` into the current state of every trial, in creation order. This is the one
+ * fold of the log: `Tuner.restore`, `ResultGrid.load` and the HTML report use it. Lines that are
+ * not events, and events of a trial whose `created` line was lost, are skipped.
+ *
+ * @param events The events, as {@linkcode readTrialEvents} or {@linkcode scanJsonLines} read them.
+ * @returns One record per created trial.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { foldTrialEvents } from "./store.ts";
- * const trials = foldTrialEvents([{ t: 0, trial: "a_00000", event: "created", config: { x: 1 } }]);
- * console.log(trials[0].status); // "pending"
+ *
+ * const [trial] = foldTrialEvents([
+ *   { t: 0, trial: "a_00000", event: "created", config: { x: 1 } },
+ *   { t: 1, trial: "a_00000", event: "config", config: { x: 2 }, donor: "a_00001" },
+ * ]);
+ * assert.equal(trial.status, "pending");
+ * assert.deepEqual(trial.config, { x: 2 });
+ * assert.equal(trial.changes[1].donor, "a_00001");
  * ```
  */
 export function foldTrialEvents(events: readonly TrialEvent[]): StoredTrial[] {
   const byId = new Map<
     string,
-    { id: string; status: TrialStatus; config: Config; reason?: string; failures: number }
+    {
+      id: string;
+      status: TrialStatus;
+      config: Config;
+      reason?: string;
+      failures: number;
+      changes: ConfigChange[];
+    }
   >();
   for (const e of events) {
+    if (!e || typeof e !== "object" || typeof e.trial !== "string") continue;
     let t = byId.get(e.trial);
     if (e.event === "created") {
-      t = { id: e.trial, status: "pending", config: e.config ?? {}, failures: 0 };
+      const config = e.config ?? {};
+      t = { id: e.trial, status: "pending", config, failures: 0, changes: [{ t: e.t, config }] };
       byId.set(e.trial, t);
       continue;
     }
@@ -175,7 +264,12 @@ export function foldTrialEvents(events: readonly TrialEvent[]): StoredTrial[] {
         t.status = "paused";
         break;
       case "config":
-        if (e.config) t.config = e.config;
+        if (e.config) {
+          t.config = e.config;
+          // Logs written before `donor` was a field said it in the reason only.
+          const donor = e.donor ?? /^exploit (\S+)/.exec(e.reason ?? "")?.[1];
+          t.changes.push({ t: e.t, config: e.config, ...(donor ? { donor } : {}) });
+        }
         break;
       case "retry":
         t.failures++;
@@ -456,11 +550,25 @@ export class EventLog {
 
   /** Opens (creating or appending) the log of an experiment folder. */
   static async open(dir: string): Promise<EventLog> {
-    const existing = (await readTrialEvents(dir)).length;
-    return new EventLog(
-      await Deno.open(join(dir, "trials.jsonl"), { append: true, create: true }),
-      existing,
-    );
+    const path = join(dir, "trials.jsonl");
+    let text = "";
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    const existing = parseJsonLines<TrialEvent>(text).length;
+    const file = await Deno.open(path, { append: true, create: true });
+    const log = new EventLog(file, existing);
+    if (text && !text.endsWith("\n")) {
+      // The last write of a killed driver: end a whole last line, cut off a torn one, so that
+      // the next event starts a line of its own.
+      const start = text.lastIndexOf("\n") + 1;
+      if (scanJsonLines(text.slice(start)).torn) {
+        await file.truncate(log.#enc.encode(text.slice(0, start)).length);
+      } else writeAllSync(file, log.#enc.encode("\n"));
+    }
+    return log;
   }
 
   /** Appends an event (synchronously: it is on disk when this returns). */

@@ -22,9 +22,16 @@
  */
 
 // Only protocol.ts and session.ts: whatever a trial imports adds to every trial's start-up.
-import { lineSender, PROTOCOL_VERSION, readBoundedLines } from "./protocol.ts";
+import {
+  lineSender,
+  PROTOCOL_VERSION,
+  readBoundedLines,
+  sendFolder,
+  writeChunk,
+} from "./protocol.ts";
 import type { DriverMessage, TrialMessage } from "./protocol.ts";
 import { trainableFn, TrialSession, TrialStopped } from "./session.ts";
+import { type Collectives, connectRing } from "./collectives.ts";
 
 /** A booted trial, ready to run its trainable module. */
 export interface BootedTrial {
@@ -81,6 +88,11 @@ export async function boot(): Promise<BootedTrial> {
   let resolveStart!: (m: Extract<DriverMessage, { type: "start" }>) => void;
   const started = new Promise<Extract<DriverMessage, { type: "start" }>>((r) => (resolveStart = r));
 
+  // A streamed checkpoint to restore arrives after `start` (see the protocol): its pieces are
+  // written in order, and `restored` ends it.
+  let restoring: Promise<unknown> = Promise.resolve();
+  let resolveRestored!: () => void;
+  const restored = new Promise<void>((r) => (resolveRestored = r));
   let heard = Date.now();
   if (heartbeatMs > 0) {
     // Both ways: say we are alive, and give the driver up when it went silent (a dead host
@@ -100,6 +112,11 @@ export async function boot(): Promise<BootedTrial> {
         heard = Date.now();
         const m = raw as DriverMessage;
         if (m.type === "start") resolveStart(m);
+        else if (m.type === "file") {
+          const dir = (await started).checkpoint!;
+          restoring = restoring.then(() => writeChunk(dir, m));
+          restoring.catch(() => {}); // surfaces where it is awaited, before the trainable runs
+        } else if (m.type === "restored") resolveRestored();
         else if (m.type === "ack") {
           acks.get(m.seq)?.(m.decision);
           acks.delete(m.seq);
@@ -122,8 +139,40 @@ export async function boot(): Promise<BootedTrial> {
     });
     exit(1);
   }
+  const stream = start.streamCheckpoints;
+  if (stream && start.checkpoint) {
+    try {
+      await restored;
+      await restoring;
+    } catch (e) {
+      await send({
+        v: PROTOCOL_VERSION,
+        type: "error",
+        name: "TuneError",
+        message: `the checkpoint to restore could not be written into ${start.checkpoint}: ${
+          (e as Error).message
+        }`,
+      }).catch(() => {});
+      exit(1);
+    }
+  }
   const t0 = performance.now();
   let seq = 0;
+  let group: Collectives | undefined;
+  if (start.group && start.group.worldSize > 1) {
+    try {
+      group = await connectRing(start.group);
+    } catch (e) {
+      const err = e as Error;
+      await send({
+        v: PROTOCOL_VERSION,
+        type: "error",
+        name: err.name,
+        message: err.message,
+      }).catch(() => {});
+      exit(1);
+    }
+  }
   session = new TrialSession(
     {
       trialId,
@@ -133,7 +182,14 @@ export async function boot(): Promise<BootedTrial> {
       trialDir: start.trialDir,
     },
     {
-      send(metrics, checkpointDir) {
+      async send(metrics, checkpointDir) {
+        if (stream && checkpointDir) {
+          // The driver cannot see this folder: send its files first, then free the space.
+          await sendFolder(checkpointDir, stream.chunkBytes, send);
+          if (checkpointDir.startsWith(`${start.trialDir}/.staging/`)) {
+            await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
+          }
+        }
         const s = ++seq;
         const answer = new Promise<"continue" | "stop">((r) => acks.set(s, r));
         send({
@@ -144,9 +200,10 @@ export async function boot(): Promise<BootedTrial> {
           elapsed: (performance.now() - t0) / 1000,
           ...(checkpointDir ? { checkpointDir } : {}),
         });
-        return answer;
+        return await answer;
       },
     },
+    group,
   );
 
   const fail = async (e: unknown, fatal = false): Promise<never> => {

@@ -6,6 +6,7 @@
 
 import { basename, join, resolve } from "node:path";
 import type {
+  Backend,
   Callback,
   Executor,
   Resources,
@@ -61,10 +62,14 @@ export interface TunerOptions<S extends Space = Space> {
   readonly trainable: string | URL | TrainableFn<ConfigOf<S>>;
   /** The search space. */
   readonly space: S;
-  /** The metric to optimise (a key of the reported metrics; nested keys joined by `/`). */
-  readonly metric: string;
-  /** Whether to minimise or maximise `metric`. */
-  readonly mode: Mode;
+  /**
+   * The metric to optimise (a key of the reported metrics; nested keys joined by `/`), or a list
+   * of metrics for a multi-objective search (`["val_loss", "latency_ms"]`): then the results'
+   * `paretoFront()` holds the trials no other beats in every objective.
+   */
+  readonly metric: string | readonly string[];
+  /** Whether to minimise or maximise `metric`; a list of modes, one per metric, for a list. */
+  readonly mode: Mode | readonly Mode[];
   /** How many samples of the space to run (each runs the whole grid); -1: until the budget ends. @default 1 */
   readonly numSamples?: number;
   /** At most this many trials at once. @default what `resources` allow on this machine */
@@ -101,6 +106,12 @@ export interface TunerOptions<S extends Space = Space> {
   readonly seed?: number;
   /** Run trials with a custom executor instead of the default for the trainable's kind. */
   readonly executor?: Executor;
+  /**
+   * The training backend trials use (e.g. `tfjsBackend({ native: true })` of
+   * `./backends/tfjs`): its permissions join `sandbox`, and its `env(devices)` is set for every
+   * trial (the native backend's `LD_LIBRARY_PATH`, `TF_*`; the allocation's `CUDA_*` win).
+   */
+  readonly backend?: Backend;
   /** How long the end of an experiment waits for slow callbacks (loggers). @default 60000 */
   readonly callbackDrainMs?: number;
   /** The deno.json sandboxed trials run with, or false for none. @default the nearest above the trainable */
@@ -130,6 +141,8 @@ export interface RestoreOptions {
   readonly restartErrored?: boolean;
   /** The executor again (a custom one); one made from a YAML/CLI spec is made again. */
   readonly executor?: Executor;
+  /** The backend again (a custom one); `tfjsBackend` is made again from its saved options. */
+  readonly backend?: Backend;
   /**
    * The stop function again; required when it was a function that records no spec (stoppers of
    * `/stoppers` and YAML stoppers are made again by name).
@@ -160,6 +173,7 @@ const OPTION_KEYS = [
   "name",
   "seed",
   "executor",
+  "backend",
   "denoConfig",
   "callbackDrainMs",
   "allowRemoteTrainable",
@@ -221,7 +235,12 @@ export class Tuner<S extends Space = Space> {
     const seed = o.seed ?? (Date.now() % 2 ** 31);
     const numSamples = o.numSamples ?? 1;
     const total = numSamples < 0 ? Infinity : numSamples * gridSize(o.space);
-    const resources = { cpu: o.resources?.cpu ?? 1, gpu: o.resources?.gpu ?? 0 };
+    // cpu and gpu are per worker: a trial of N workers holds N times as much.
+    const workers = o.resources?.workers ?? 1;
+    const resources = {
+      cpu: (o.resources?.cpu ?? 1) * workers,
+      gpu: (o.resources?.gpu ?? 0) * workers,
+    };
     const executor = o.executor ??
       (typeof o.trainable === "function"
         ? inprocessExecutor(o.trainable as TrainableFn<Config>)
@@ -229,20 +248,33 @@ export class Tuner<S extends Space = Space> {
           ...(o.denoConfig !== undefined ? { denoConfig: o.denoConfig } : {}),
           ...(o.allowRemoteTrainable ? { allowRemoteTrainable: true } : {}),
         }));
+    if (workers > 1 && !executor.multiWorker) {
+      throw new TuneError(
+        `resources.workers is ${workers}, but the "${executor.name}" executor runs one worker per ` +
+          `trial; use a trainable module (not a function) with the default subprocess executor, ` +
+          `or an executor that runs several workers per trial`,
+      );
+    }
     // An executor that places trials itself (a cluster) says how many fit; else this machine.
     const gate = executor.capacity
-      ? countingGate(o.maxConcurrent ?? executor.capacity({ ...resources, ...o.resources }))
-      : await makeGate(resources, o.maxConcurrent, o.gpus);
+      ? countingGate(
+        o.maxConcurrent ?? executor.capacity({ ...o.resources, ...resources }),
+        clusterEnv(o.backend, resources.gpu),
+      )
+      : await makeGate(resources, o.maxConcurrent, o.gpus, o.backend);
+    const { metrics, modes } = objectivesOf(o);
+    const multi = metrics.length > 1 ? { metrics, modes } : {};
     const reporter = o.reporter === undefined
-      ? tableReporter({ metricColumns: [o.metric], totalTrials: total })
+      ? tableReporter({ metricColumns: [...metrics], totalTrials: total })
       : o.reporter;
     const outcome = await runExperiment({
       name: basename(dir),
       dir,
       experimentId: this.#restore?.experimentId ?? randomHex5(),
       space: o.space,
-      metric: o.metric,
-      mode: o.mode,
+      metric: metrics[0],
+      mode: modes[0],
+      ...multi,
       seed,
       numSamples,
       totalTrials: total,
@@ -257,7 +289,7 @@ export class Tuner<S extends Space = Space> {
       ...(o.callbackDrainMs !== undefined ? { callbackDrainMs: o.callbackDrainMs } : {}),
       maxFailures: o.maxFailures ?? 0,
       checkpoint: o.checkpoint ?? {},
-      sandbox: o.sandbox ?? {},
+      sandbox: o.backend ? joinPolicies(o.backend.permissions(), o.sandbox ?? {}) : o.sandbox ?? {},
       ...(o.resources ? { resources: o.resources } : {}),
       ...(o.resources?.memoryMb !== undefined ? { memoryMb: o.resources.memoryMb } : {}),
       savedOptions: savedOptions(o, seed),
@@ -289,8 +321,9 @@ export class Tuner<S extends Space = Space> {
     }
     return new ResultGrid({
       path: dir,
-      metric: o.metric,
-      mode: o.mode,
+      metric: metrics[0],
+      mode: modes[0],
+      ...multi,
       trials,
       histories,
       interrupted: outcome.interrupted || outcome.budgetExhausted,
@@ -367,6 +400,7 @@ export class Tuner<S extends Space = Space> {
           trainable,
         )
         : undefined);
+    const backend = options.backend ?? await backendFromSpec(saved.backend, dir);
     const events = await readTrialEvents(dir);
     const stored = foldTrialEvents(events);
     const trials: RestoredTrial[] = [];
@@ -402,13 +436,14 @@ export class Tuner<S extends Space = Space> {
     const o: TunerOptions<Space> = {
       trainable: trainable as TunerOptions<Space>["trainable"],
       space,
-      metric: record.metric,
-      mode: record.mode,
+      metric: record.metrics ?? record.metric,
+      mode: record.modes ?? record.mode,
       numSamples: Number(saved.numSamples ?? 1),
       seed: record.seed,
       scheduler,
       searcher,
       ...(executor ? { executor } : {}),
+      ...(backend ? { backend } : {}),
       ...(options.callbacks ? { callbacks: options.callbacks } : {}),
       ...(options.reporter !== undefined ? { reporter: options.reporter } : {}),
       ...restoreScalars(saved),
@@ -429,6 +464,23 @@ export class Tuner<S extends Space = Space> {
     };
     return tuner;
   }
+}
+
+/** The backend an experiment saved, made again (`tfjs`), or an error saying to pass it. */
+async function backendFromSpec(
+  saved: JsonValue | undefined,
+  dir: string,
+): Promise<Backend | undefined> {
+  if (!saved || typeof saved !== "object" || Array.isArray(saved)) return undefined;
+  const spec = saved as { name?: JsonValue; options?: JsonValue };
+  if (spec.name === "tfjs" && spec.options && typeof spec.options === "object") {
+    const { tfjsBackend } = await import("../plugins/backends/tfjs/permissions.ts");
+    return tfjsBackend(spec.options as Record<string, unknown>) as Backend;
+  }
+  throw new TuneError(
+    `The experiment in "${dir}" used the backend ${JSON.stringify(spec.name)}: pass it again ` +
+      `with Tuner.restore(path, { backend })`,
+  );
 }
 
 function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<Space>> {
@@ -502,6 +554,7 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
   if (spec(o.scheduler)) out.scheduler = spec(o.scheduler)!;
   if (spec(o.searcher)) out.searcher = spec(o.searcher)!;
   if (spec(o.executor)) out.executor = spec(o.executor)!;
+  if (o.backend) out.backend = spec(o.backend) ?? { name: o.backend.name };
   return out;
 }
 
@@ -555,6 +608,7 @@ async function makeGate(
   req: { cpu: number; gpu: number },
   maxConcurrent: number | undefined,
   gpus: readonly Device[] | number | undefined,
+  backend?: Backend,
 ): Promise<ResourceGate> {
   const devices = await discoverGpus(gpus !== undefined ? { gpus } : {});
   const pool = new ResourcePool({
@@ -575,7 +629,9 @@ async function makeGate(
       const a = pool.tryAcquire(id, req);
       if (!a) throw new TuneError(`No resources left for trial "${id}"`);
       running++;
-      return { ...a.env };
+      if (!backend) return { ...a.env };
+      const held = a.gpus.map((g) => devices.find((d) => d.index === g.index)!);
+      return { ...backendEnv(backend, held), ...a.env };
     },
     release(id) {
       if (pool.release(id)) running--;
@@ -583,20 +639,130 @@ async function makeGate(
   };
 }
 
+/** A backend's environment, its errors named. */
+function backendEnv(backend: Backend, devices: readonly Device[]): Record<string, string> {
+  let env: unknown;
+  try {
+    env = backend.env(devices);
+  } catch (e) {
+    throw new TuneError(`backend "${backend.name}": env() failed: ${(e as Error)?.message ?? e}`, {
+      cause: e,
+    });
+  }
+  if (
+    typeof env !== "object" || env === null ||
+    Object.values(env).some((v) => typeof v !== "string")
+  ) {
+    throw new TuneError(
+      `backend "${backend.name}": env() must return { NAME: "value" } strings, got ${
+        JSON.stringify(env)
+      }`,
+    );
+  }
+  return env as Record<string, string>;
+}
+
+/**
+ * The backend's environment for a trial a cluster places: the cluster picks the devices (and
+ * sets `CUDA_VISIBLE_DEVICES` itself), so the backend sees placeholders numbered from 0.
+ */
+function clusterEnv(backend: Backend | undefined, gpu: number): Record<string, string> {
+  if (!backend) return {};
+  const devices = Array.from(
+    { length: Math.ceil(gpu) },
+    (_, index) => ({ index, name: "a GPU the cluster gives" }),
+  );
+  const { CUDA_VISIBLE_DEVICES: _, ...env } = backendEnv(backend, devices);
+  return env;
+}
+
+/** Two sandbox policies as one: lists joined, duplicates dropped. */
+function joinPolicies(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
+  const out: Record<string, string[]> = {};
+  for (const k of ["read", "write", "net", "env", "sys", "ffi", "unstable"] as const) {
+    const list = [...new Set([...(a[k] ?? []), ...(b[k] ?? [])])];
+    if (list.length) out[k] = list;
+  }
+  return out;
+}
+
 /** A gate that only counts: the executor's cluster decides where trials run. */
-function countingGate(limit: number): ResourceGate {
+function countingGate(limit: number, env: Record<string, string> = {}): ResourceGate {
   const running = new Set<string>();
   const max = Math.max(1, Math.floor(limit));
   return {
     canStart: () => running.size < max,
     acquire(id) {
       running.add(id);
-      return {};
+      return { ...env };
     },
     release(id) {
       running.delete(id);
     },
   };
+}
+
+/**
+ * The objectives of the options as two lists of the same length (one entry for one metric).
+ * Throws on a bad metric or mode, or lists that do not match.
+ */
+function objectivesOf(
+  o: Pick<TunerOptions<Space>, "metric" | "mode">,
+): { metrics: readonly string[]; modes: readonly Mode[] } {
+  const m = o.metric, d = o.mode;
+  const example = `e.g. metric: ["val_loss", "latency_ms"], mode: ["min", "min"]`;
+  if (typeof m === "string") {
+    if (!m) fail("metric", `"metric" is an empty string: name a reported metric, e.g. "val_loss"`);
+    if (Array.isArray(d)) {
+      fail(
+        "mode",
+        `"mode" is a list (${
+          JSON.stringify(d)
+        }) but "metric" is one name: give a list of metrics too, ${example}`,
+      );
+    }
+    if (d !== "min" && d !== "max") {
+      fail("mode", `"mode" must be "min" or "max", got ${JSON.stringify(d)}`);
+    }
+    return { metrics: [m], modes: [d] };
+  }
+  if (!Array.isArray(m)) {
+    fail(
+      "metric",
+      `"metric" must name a reported metric, e.g. "val_loss", or list several, got ${
+        JSON.stringify(m)
+      }`,
+    );
+  }
+  if (!m.length) fail("metric", `"metric" is an empty list: name at least one reported metric`);
+  for (const [i, x] of m.entries()) {
+    if (typeof x !== "string" || !x) {
+      fail("metric", `"metric" entry ${i + 1} must be a metric name, got ${JSON.stringify(x)}`);
+    }
+    if (m.indexOf(x) !== i) fail("metric", `"metric" lists "${x}" twice`);
+  }
+  if (!Array.isArray(d)) {
+    fail(
+      "mode",
+      `"metric" lists ${m.length} metrics, so "mode" must list ${m.length} modes (one per metric, ` +
+        `in order), got ${JSON.stringify(d)}; ${example}`,
+    );
+  }
+  if (d.length !== m.length) {
+    fail(
+      "mode",
+      `"metric" lists ${m.length} metrics but "mode" lists ${d.length} modes: give one mode per metric, in order`,
+    );
+  }
+  for (const [i, x] of d.entries()) {
+    if (x !== "min" && x !== "max") {
+      fail(
+        "mode",
+        `"mode" entry ${i + 1} (for ${m[i]}) must be "min" or "max", got ${JSON.stringify(x)}`,
+      );
+    }
+  }
+  return { metrics: m as readonly string[], modes: d as readonly Mode[] };
 }
 
 // `key` (dotted for nested options) lets the YAML loader point at the line of that key.
@@ -631,14 +797,23 @@ function validateOptions(o: TunerOptions<Space>): void {
     fail("space", `"space" is missing: give the search space, e.g. { lr: loguniform(1e-4, 1e-1) }`);
   }
   validateSpace(o.space);
-  if (typeof o.metric !== "string" || !o.metric) {
-    fail(
-      "metric",
-      `"metric" must name a reported metric, e.g. "val_loss", got ${JSON.stringify(o.metric)}`,
-    );
-  }
-  if (o.mode !== "min" && o.mode !== "max") {
-    fail("mode", `"mode" must be "min" or "max", got ${JSON.stringify(o.mode)}`);
+  const { metrics } = objectivesOf(o);
+  if (metrics.length > 1) {
+    const list = metrics.map((m) => JSON.stringify(m)).join(", ");
+    if (o.searcher !== undefined && o.searcher.multiObjective !== true) {
+      fail(
+        "searcher",
+        `"searcher": ${o.searcher.name} optimises one metric, but "metric" lists ${metrics.length} (${list}): ` +
+          `use tpeSearcher (MOTPE), nsga2Searcher or randomSearcher, or give one metric`,
+      );
+    }
+    if (o.scheduler !== undefined && o.scheduler.multiObjective !== true) {
+      fail(
+        "scheduler",
+        `"scheduler": ${o.scheduler.name} decides by one metric, but "metric" lists ${metrics.length} (${list}): ` +
+          `use fifoScheduler (the default) for a multi-objective experiment, or give one metric`,
+      );
+    }
   }
   if (o.numSamples !== undefined && !(o.numSamples === -1 || isPositiveInt(o.numSamples))) {
     fail(
@@ -675,12 +850,24 @@ function validateOptions(o: TunerOptions<Space>): void {
         }
         continue;
       }
+      if (k === "workers") {
+        if (!isPositiveInt(v)) {
+          fail(
+            "resources.workers",
+            `"resources.workers" must be a whole number of workers per trial >= 1, got ${
+              JSON.stringify(v)
+            }`,
+            OptionRangeError,
+          );
+        }
+        continue;
+      }
       if (k !== "cpu" && k !== "gpu" && k !== "memoryMb") {
         fail(
           `resources.${k}`,
           `unknown resource "${k}"${
-            suggest(k, ["cpu", "gpu", "memoryMb", "custom"])
-          }; use { cpu, gpu, memoryMb, custom }`,
+            suggest(k, ["workers", "cpu", "gpu", "memoryMb", "custom"])
+          }; use { workers, cpu, gpu, memoryMb, custom }`,
         );
       }
       if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {
@@ -752,6 +939,19 @@ function validateOptions(o: TunerOptions<Space>): void {
       if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
         fail(`sandbox.${k}`, `"sandbox.${k}" must be a list of strings`);
       }
+    }
+  }
+  if (o.backend !== undefined) {
+    const b = o.backend as unknown as Record<string, unknown> | null;
+    if (
+      typeof b !== "object" || b === null || typeof b.name !== "string" ||
+      typeof b.permissions !== "function" || typeof b.env !== "function"
+    ) {
+      fail(
+        "backend",
+        `"backend" must be an object with a name, permissions() and env(devices), such as ` +
+          `tfjsBackend({ native: true }) of "@tunebox/tunebox/backends/tfjs"`,
+      );
     }
   }
   if (o.scheduler !== undefined) {

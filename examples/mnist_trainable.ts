@@ -58,6 +58,8 @@ export default defineTrainable<MnistConfig>(async (config, session) => {
     callbacks: [
       tuneCallback(session, {
         metrics: { val_loss: "val_loss", val_acc: "val_acc", loss: "loss" },
+        // The model's size, for the accuracy-against-size trade-off of example 08.
+        extra: { params: model.countParams() },
       }),
     ],
   });

@@ -56,6 +56,32 @@ Deno.test("example 03: MNIST with PBT exploits and logs lineages, tiny budget", 
   match(events, /"reason":"exploit /);
 });
 
+Deno.test("example 08: MNIST accuracy against model size, the Pareto front printed and drawn", async () => {
+  const storage = await Deno.makeTempDir();
+  const text = await task("example:multi", {
+    NUM_SAMPLES: "3",
+    EPOCHS: "1",
+    TRAIN_SIZE: "300",
+    STORAGE: storage,
+    NAME: "multi",
+  });
+  match(text, /Pareto front \(val_acc, params\): \d trial\(s\)/);
+  const front = [...text.matchAll(/ {2}(\w+): val_acc (\d\.\d+) with (\d+) parameters/g)];
+  equal(front.length > 0, true, text);
+  // Along the front, more parameters buy more accuracy.
+  for (let i = 1; i < front.length; i++) {
+    equal(Number(front[i][3]) > Number(front[i - 1][3]), true, text);
+    equal(Number(front[i][2]) > Number(front[i - 1][2]), true, text);
+  }
+  const experiment = JSON.parse(await Deno.readTextFile(`${storage}/multi/experiment.json`));
+  equal(
+    JSON.stringify([experiment.metrics, experiment.modes]),
+    '[["val_acc","params"],["max","min"]]',
+  );
+  const report = await Deno.readTextFile(`${storage}/multi/report.html`);
+  match(report, /"objectives":\[\{"metric":"val_acc","mode":"max"\}/);
+});
+
 Deno.test("example 10: MNIST with PB2 exploits and logs lineages, tiny budget", async () => {
   const storage = await Deno.makeTempDir();
   const text = await task("example:pb2", {
@@ -68,6 +94,21 @@ Deno.test("example 10: MNIST with PB2 exploits and logs lineages, tiny budget", 
   match(text, /Best: val_loss \d+\.\d+/);
   const events = await Deno.readTextFile(`${storage}/pb2/trials.jsonl`);
   match(events, /"reason":"exploit /);
+});
+
+Deno.test("example 09: MNIST with 2 data-parallel workers per trial and ASHA, tiny budget", async () => {
+  const storage = await Deno.makeTempDir();
+  const text = await task("example:data-parallel", {
+    NUM_SAMPLES: "2",
+    EPOCHS: "2",
+    TRAIN_SIZE: "400",
+    STORAGE: storage,
+    NAME: "dp",
+  });
+  match(text, /Best: val_loss \d+\.\d+, val_acc \d\.\d+ with 2 workers per trial/);
+  const trial = await firstTrial(`${storage}/dp`);
+  // Both workers ran: rank 1 logged to its own files.
+  await Deno.stat(`${storage}/dp/${trial}/stderr_rank1.log`);
 });
 
 async function firstTrial(dir: string): Promise<string> {

@@ -1,5 +1,5 @@
 /**
- * The remote trial channel (DESIGN §9): the driver listens with TLS on an address the compute
+ * The remote trial channel: the driver listens with TLS on an address the compute
  * nodes reach, with a per-experiment CA and server certificate, and tells trials apart by their
  * per-trial tokens through the same {@linkcode TrialChannelServer} local trials use. A trial
  * needs only `--allow-net=<host>:<port>`; it gets host, port, CA, trial id and token in

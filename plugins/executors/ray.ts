@@ -1,5 +1,5 @@
 /**
- * Runs trials on a Ray cluster (DESIGN §9): every trial is a Ray job submitted through the Jobs
+ * Runs trials on a Ray cluster: every trial is a Ray job submitted through the Jobs
  * REST API of the cluster's dashboard, placed by Ray on a node with the CPUs, GPUs and custom
  * resources the trial asks for, and talking to the driver over TLS (`core/remote/channel.ts`)
  * with the same Deno permissions as a local trial.
@@ -75,10 +75,17 @@ export interface RayExecutorOptions {
    * Whether the experiment folder, the trainable, Tunebox and `denoDir` are on storage every
    * node sees (a cluster file system). When false, the trainable's folder and Tunebox are shipped
    * to the nodes as a Ray `working_dir` package (zipped, content-hashed, uploaded once), trials
-   * write into a temp folder on their node, and checkpoints are not kept (see the README).
+   * write into a temp folder on their node, and checkpoints are streamed over the trial's
+   * channel into the driver's experiment folder (and back to a trial that restores one).
    * @default true
    */
   readonly sharedStorage?: boolean;
+  /**
+   * Without shared storage: the largest checkpoint a trial may stream to the driver, in bytes.
+   * A trial whose checkpoint is larger fails with a message that says so.
+   * @default 1073741824 (1 GiB)
+   */
+  readonly checkpointMaxBytes?: number;
   /** Before the first trial, run a probe job that checks `deno --version` on the cluster. @default true */
   readonly probe?: boolean;
   /**
@@ -168,6 +175,14 @@ export function rayExecutor(
   const graceMs = options.graceMs ?? 5000;
   const pollMs = options.pollMs ?? 1000;
   const pendingTimeoutMs = options.pendingTimeoutMs ?? 600_000;
+  const checkpointMaxBytes = options.checkpointMaxBytes ?? 1 << 30;
+  if (!(Number.isSafeInteger(checkpointMaxBytes) && checkpointMaxBytes > 0)) {
+    throw new RangeError(
+      `rayExecutor: checkpointMaxBytes must be a whole number of bytes > 0, got ${
+        JSON.stringify(options.checkpointMaxBytes)
+      }`,
+    );
+  }
   const log = options.log ?? ((m: string) => console.warn(`tunebox: ${m}`));
   const ray: RayJobsClient = rayJobsClient(address, token);
 
@@ -668,11 +683,14 @@ export function rayExecutor(
         silent = true;
         cancel();
       });
-      return await driveTrial(
-        connection,
-        shared ? job : { ...job, workDir: trialDir },
-        shared ? listener : withoutCheckpoints(listener),
-      );
+      if (shared) return await driveTrial(connection, job, listener);
+      // The trial's folder is on its node: checkpoints come back over the channel into the
+      // driver's trial folder, and one to restore goes out the same way.
+      return await driveTrial(connection, { ...job, workDir: trialDir }, listener, {
+        localDir: job.workDir,
+        maxBytes: checkpointMaxBytes,
+        ...(options.channel?.maxLineBytes ? { maxLineBytes: options.channel.maxLineBytes } : {}),
+      });
     })();
     converse.catch(() => {});
 
@@ -833,17 +851,6 @@ export function rayExecutor(
       },
     };
   }
-}
-
-/** A listener that drops checkpoints (they stay on the node without shared storage). */
-function withoutCheckpoints(l: TrialListener): TrialListener {
-  return {
-    ...l,
-    report: (r) => {
-      const { checkpointDir: _, ...rest } = r;
-      return l.report(rest);
-    },
-  };
 }
 
 async function stderrOf(dir: string): Promise<string> {

@@ -1,5 +1,5 @@
 /**
- * Runs trials on a Slurm cluster (DESIGN §9): inside an allocation each trial is a job step
+ * Runs trials on a Slurm cluster: inside an allocation each trial is a job step
  * (`srun --exact`); from a login node each trial is a batch job (`sbatch`), watched with
  * `squeue`/`scontrol` and cancelled with `scancel`. Trials talk to the driver over TLS
  * (`core/remote/channel.ts`) and run with the same Deno permissions as local trials.

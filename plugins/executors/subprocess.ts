@@ -32,6 +32,15 @@ import {
   tuneboxRoot,
 } from "../../core/sandbox.ts";
 import { TuneError } from "../../core/errors.ts";
+import type { GroupInfo } from "../../core/collectives.ts";
+
+/** What one worker of a multi-worker trial gets besides the trial's job. */
+interface WorkerPlace {
+  /** Its rank and ring (sent in its `start` message). */
+  readonly group: GroupInfo;
+  /** Suffix of its log files (`stdout_rank1.log`); empty for rank 0. */
+  readonly logSuffix: string;
+}
 
 /** Data-segment MiB a Deno process maps before running anything (V8's code range and heaps). */
 const V8_DATA_MIB = 640;
@@ -59,6 +68,12 @@ export interface SubprocessExecutorOptions {
   readonly maxLogBytes?: number;
   /** Bounds on the trial channel (report size, authentication). */
   readonly channel?: ChannelLimits;
+  /**
+   * How long a collective of a multi-worker trial (`session.allreduce`, ...) may wait for the
+   * other workers before it fails the trial: what catches a worker that hangs without dying
+   * (one that dies fails the trial at once). @default 1800000 (30 minutes, as PyTorch's)
+   */
+  readonly collectiveTimeoutMs?: number;
 }
 
 /**
@@ -99,6 +114,7 @@ export function subprocessExecutor(
 
   return {
     name: "subprocess",
+    multiWorker: true,
     async prepare({ experimentDir, sandbox }) {
       const experimentPolicy = merge(options.sandbox ?? {}, sandbox ?? {});
       await checkTrainableSource(moduleUrl, { allowRemote: options.allowRemoteTrainable });
@@ -154,6 +170,8 @@ export function subprocessExecutor(
     },
     start(job, trialListener): TrialHandle {
       if (!prepared) throw new TuneError("subprocessExecutor: prepare() must run before start()");
+      const workers = job.resources?.workers ?? 1;
+      if (workers > 1) return startGroup(job, trialListener, workers);
       return startTrial(job, trialListener, ++runs);
     },
     async close() {
@@ -161,7 +179,108 @@ export function subprocessExecutor(
     },
   };
 
-  function startTrial(job: TrialJob, trialListener: TrialListener, run: number): TrialHandle {
+  /**
+   * A trial of `workers` processes: each worker is a sandboxed trial process of its own (own
+   * channel, token and logs; ranks above 0 write only `rank_<r>/` in the trial's folder), placed
+   * on a ring of loopback addresses whose neighbours alone it may reach. Rank 0 speaks for the
+   * trial; the first worker to fail fails the trial and the others are stopped at once.
+   */
+  function startGroup(job: TrialJob, trialListener: TrialListener, workers: number): TrialHandle {
+    const ring = ringAddresses(workers);
+    const token = crypto.randomUUID();
+    const devices = splitDevices(job.env.CUDA_VISIBLE_DEVICES, job.resources?.gpu ?? 0, workers);
+    let failure: TrialExit | undefined;
+    // Set once rank 0 is done or the trial is being stopped: the other workers then lose their
+    // ring as rank 0 leaves, and what they say about it no longer matters.
+    let finishing = false;
+    const handles: TrialHandle[] = [];
+    const stopOthers = (except: number, grace: number): void => {
+      handles.forEach((h, r) => r !== except && h.stop(grace).catch(() => {}));
+    };
+    for (let rank = 0; rank < workers; rank++) {
+      const workDir = rank === 0 ? job.workDir : join(job.workDir, `rank_${rank}`);
+      if (rank > 0) Deno.mkdirSync(workDir, { recursive: true });
+      const env = devices ? { ...job.env, CUDA_VISIBLE_DEVICES: devices[rank] } : job.env;
+      const workerJob: TrialJob = {
+        ...job,
+        workDir,
+        env,
+        sandbox: merge(job.sandbox, {
+          // Its own address (to listen on) and its next neighbour's (to connect to), only.
+          net: [
+            ring[rank].hostname === "127.0.0.1" ? hostPort(ring[rank]) : ring[rank].hostname,
+            hostPort(ring[(rank + 1) % workers]),
+          ],
+        }),
+      };
+      const listener: TrialListener = rank === 0
+        ? {
+          async report(r) {
+            const ack = await trialListener.report(r);
+            if (ack === "stop") {
+              finishing = true;
+              stopOthers(0, graceMs);
+            }
+            return ack;
+          },
+          ...(trialListener.placed ? { placed: (n: string) => trialListener.placed!(n) } : {}),
+        }
+        : {
+          // Accepted so that every rank can run the same loop, not recorded: rank 0's are the
+          // trial's. A checkpoint a rank above 0 writes is thrown away.
+          async report(r) {
+            if (r.checkpointDir && r.checkpointDir.startsWith(workDir + "/")) {
+              await Deno.remove(r.checkpointDir, { recursive: true }).catch(() => {});
+            }
+            return finishing ? "stop" : "continue";
+          },
+        };
+      const group: GroupInfo = {
+        rank,
+        localRank: rank,
+        worldSize: workers,
+        listen: ring[rank],
+        next: ring[(rank + 1) % workers],
+        token,
+        ...(options.collectiveTimeoutMs ? { timeoutMs: options.collectiveTimeoutMs } : {}),
+      };
+      const h = startTrial(workerJob, listener, ++runs, {
+        group,
+        logSuffix: rank === 0 ? "" : `_rank${rank}`,
+      });
+      handles.push(h);
+      h.exited.then((exit) => {
+        if (exit.kind === "error" && !failure && !finishing) {
+          failure = {
+            ...exit,
+            message: `worker rank ${rank} of ${workers}: ${exit.message}`,
+          };
+          finishing = true;
+          stopOthers(rank, 0);
+        } else if (rank === 0) {
+          // Rank 0 ended the trial: the others get the grace to finish too, then are stopped.
+          finishing = true;
+          stopOthers(0, exit.kind === "done" ? graceMs : 0);
+        }
+      });
+    }
+    const exited = Promise.all(handles.map((h) => h.exited)).then(([first]) => failure ?? first);
+    return {
+      exited,
+      async stop(grace = graceMs) {
+        finishing = true;
+        await Promise.all(handles.map((h) => h.stop(grace)));
+        await exited;
+      },
+    };
+  }
+
+  function startTrial(
+    job: TrialJob,
+    trialListener: TrialListener,
+    run: number,
+    worker?: WorkerPlace,
+  ): TrialHandle {
     const token = crypto.randomUUID();
     // An origin of its own for localStorage and the Cache API, removed when the run ends: no
     // trial sees another's storage, and nothing piles up under DENO_DIR.
@@ -241,8 +360,13 @@ export function subprocessExecutor(
     }).spawn();
     const stderrTail = { text: "" };
     const logs = Promise.all([
-      pipeToFile(child.stdout, join(job.dir, "stdout.log"), maxLogBytes),
-      pipeToFile(child.stderr, join(job.dir, "stderr.log"), maxLogBytes, stderrTail),
+      pipeToFile(child.stdout, join(job.dir, `stdout${worker?.logSuffix ?? ""}.log`), maxLogBytes),
+      pipeToFile(
+        child.stderr,
+        join(job.dir, `stderr${worker?.logSuffix ?? ""}.log`),
+        maxLogBytes,
+        stderrTail,
+      ),
     ]);
     let stopRequested = false;
     let connection: TrialConnection | undefined;
@@ -255,7 +379,7 @@ export function subprocessExecutor(
       await Deno.remove(socketPath).catch(() => {});
       if (!first) return {};
       connection = first;
-      const talk = await driveTrial(first, job, trialListener);
+      const talk = await driveTrial(first, job, trialListener, undefined, worker?.group);
       if (talk.broken) killGroup(child.pid, "SIGKILL");
       return talk;
     })();
@@ -324,6 +448,61 @@ export function subprocessExecutor(
       },
     };
   }
+}
+
+function hostPort(a: { hostname: string; port: number }): string {
+  return `${a.hostname}:${a.port}`;
+}
+
+let ringLoopback: boolean | undefined;
+
+/**
+ * Addresses for the workers of one trial. Where the whole of 127.0.0.0/8 is loopback (Linux),
+ * each worker gets an address of its own in 127.128.0.0/9 (the same /24 for one trial) and a
+ * port free on it, so a worker may be granted its neighbour's address and nothing else. Else
+ * (macOS) every worker listens on 127.0.0.1 at a port found free.
+ */
+function ringAddresses(workers: number): { hostname: string; port: number }[] {
+  if (workers > 254) {
+    throw new TuneError(`resources.workers is ${workers}; a trial runs at most 254 local workers`);
+  }
+  const base = `127.${128 + Math.floor(Math.random() * 128)}.${Math.floor(Math.random() * 256)}`;
+  const out: { hostname: string; port: number }[] = [];
+  for (let r = 0; r < workers; r++) {
+    let hostname = ringLoopback === false ? "127.0.0.1" : `${base}.${r + 1}`;
+    let l: Deno.Listener;
+    try {
+      l = Deno.listen({ hostname, port: 0 });
+      ringLoopback ??= true;
+    } catch (e) {
+      if (hostname === "127.0.0.1") throw e;
+      ringLoopback = false;
+      hostname = "127.0.0.1";
+      l = Deno.listen({ hostname, port: 0 });
+    }
+    out.push({ hostname, port: (l.addr as Deno.NetAddr).port });
+    l.close();
+  }
+  return out;
+}
+
+/**
+ * Each worker's `CUDA_VISIBLE_DEVICES` when the trial holds whole devices for each worker
+ * (`gpu: 1` per worker: worker r gets the r-th device); undefined when the workers share what the
+ * trial holds (fractional GPUs) or it holds none.
+ */
+function splitDevices(
+  visible: string | undefined,
+  gpuPerWorker: number,
+  workers: number,
+): string[] | undefined {
+  if (!visible || !(gpuPerWorker >= 1) || !Number.isInteger(gpuPerWorker)) return undefined;
+  const list = visible.split(",");
+  if (list.length !== gpuPerWorker * workers) return undefined;
+  return Array.from(
+    { length: workers },
+    (_, r) => list.slice(r * gpuPerWorker, (r + 1) * gpuPerWorker).join(","),
+  );
 }
 
 function killGroup(pid: number, signal: Deno.Signal): void {

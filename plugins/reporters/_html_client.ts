@@ -211,6 +211,7 @@ export function tuneboxClient(initial, opts) {
   <a href="#trials-section">Trials</a><a href="#curves-section">Learning curves</a>
   <a href="#parallel-section">Parallel coordinates</a><a href="#scatter-section">Metric vs parameters</a>
   <a href="#importance-section">Importance</a><a href="#best-section">Best so far</a>
+  <a href="#pareto-section" id="pareto-nav">Pareto front</a>
   <a href="#lineage-section" id="lineage-nav">PBT lineage</a>
 </nav>
 <div id="yscale" role="radiogroup" aria-label="Metric axis">Metric axis:
@@ -229,6 +230,8 @@ export function tuneboxClient(initial, opts) {
   <p class="note" id="importance-note"></p><div class="chart" id="chart-importance"></div></section>
 <section id="best-section"><h2>Best so far</h2>
   <p class="note" id="best-note"></p><div class="chart" id="chart-best"></div></section>
+<section id="pareto-section"><h2>Pareto front</h2>
+  <p class="note" id="pareto-note"></p><div class="chart" id="chart-pareto"></div></section>
 <section id="lineage-section"><h2>PBT lineage</h2>
   <p class="note" id="lineage-note"></p>
   <label>Parameter <select id="lineage-param"></select></label>
@@ -275,6 +278,7 @@ export function tuneboxClient(initial, opts) {
       drawScatter(data, scored, color);
       drawImportance(data);
       drawBest(data, scored, better);
+      drawPareto(data);
       drawLineage(data, color);
       doc.getElementById("footer").innerHTML = `Generated ${esc(data.generatedAt)} by tunebox ` +
         `from <code>${esc(e.dir)}</code>. Charts: Apache ECharts ${esc(echarts.version)}.`;
@@ -759,6 +763,93 @@ export function tuneboxClient(initial, opts) {
           symbol: "none",
           lineStyle: { width: 2.5, color: "#440154" },
           data: line,
+        },
+      ],
+    });
+  }
+
+  // ---------- Pareto front (multi-objective) ----------
+  function drawPareto(data) {
+    const e = data.experiment;
+    const section = doc.getElementById("pareto-section");
+    const nav = doc.getElementById("pareto-nav");
+    const node = doc.getElementById("chart-pareto");
+    const goals = e.objectives;
+    if (!goals || goals.length < 2) {
+      section.style.display = "none";
+      nav.style.display = "none";
+      dropChart("pareto");
+      return;
+    }
+    section.style.display = "";
+    nav.style.display = "";
+    const [gx, gy] = goals;
+    const done = data.trials.filter((t) =>
+      t.objectives && t.objectives[0] !== null &&
+      t.objectives[1] !== null
+    );
+    const note = doc.getElementById("pareto-note");
+    if (!done.length) {
+      note.textContent = `No trial has reported finite ${gx.metric} and ${gy.metric} yet.`;
+      node.style.display = "none";
+      dropChart("pareto");
+      return;
+    }
+    node.style.display = "";
+    const front = done.filter((t) => t.pareto);
+    note.textContent = `${gx.metric} (${gx.mode === "min" ? "minimised" : "maximised"}) against ` +
+      `${gy.metric} (${gy.mode === "min" ? "minimised" : "maximised"}) of each trial's last ` +
+      `report. The ${front.length} trial(s) of the Pareto front (dark, joined) are beaten by no ` +
+      `trial in every objective` +
+      (goals.length > 2
+        ? `; the front is over all ${goals.length} objectives, drawn on the first two.`
+        : ".");
+    const tip = (t) =>
+      trialTip(
+        t,
+        goals.map((g, k) => `${esc(g.metric)} = ${esc(fmt(t.objectives[k]))}`)
+          .join("<br>"),
+      );
+    const line = front.map((t) => [t.objectives[0], t.objectives[1]])
+      .sort((a, b) => a[0] - b[0]);
+    chart("pareto", node, {
+      animation: false,
+      grid: { left: 70, right: 30, top: 20, bottom: 50 },
+      tooltip: {
+        trigger: "item",
+        confine: true,
+        formatter: (p) => {
+          const t = data.trials.find((x) => x.id === p.name);
+          return t ? tip(t) : "";
+        },
+      },
+      xAxis: { type: "value", scale: true, name: gx.metric, nameLocation: "middle", nameGap: 28 },
+      yAxis: { type: "value", scale: true, name: gy.metric },
+      series: [
+        {
+          type: "scatter",
+          name: "trial",
+          symbolSize: 7,
+          itemStyle: { color: "#9ca3af", opacity: 0.7 },
+          data: done.filter((t) => !t.pareto).map((t) => ({
+            name: t.id,
+            value: [t.objectives[0], t.objectives[1]],
+          })),
+        },
+        {
+          type: "scatter",
+          name: "Pareto front",
+          symbolSize: 10,
+          itemStyle: { color: "#440154" },
+          data: front.map((t) => ({ name: t.id, value: [t.objectives[0], t.objectives[1]] })),
+        },
+        {
+          type: "line",
+          name: "front",
+          symbol: "none",
+          silent: true,
+          lineStyle: { width: 1.5, color: "#440154", type: "dashed" },
+          data: goals.length === 2 ? line : [],
         },
       ],
     });

@@ -7,11 +7,16 @@
  * @module
  */
 
+import { nonDominatedSort } from "../../core/pareto.ts";
 import { join, relative } from "node:path";
 import {
   type ExperimentRecord,
   flatten,
+  foldTrialEvents,
+  type JsonLines,
   readExperiment,
+  scanJsonLines,
+  type StoredTrial,
   type TrialEvent,
 } from "../../core/store.ts";
 import { reviveMetrics } from "../../core/protocol.ts";
@@ -22,7 +27,7 @@ import {
   parameters,
   spaceFromJson,
 } from "../../core/space.ts";
-import type { Config, JsonValue, TrialResult } from "../../core/trial.ts";
+import type { Config, JsonValue, TrialResult, TrialStatus } from "../../core/trial.ts";
 import { forestImportance } from "./_html_importance.ts";
 
 /** How an axis is scaled. */
@@ -83,6 +88,10 @@ export interface ReportTrial {
   readonly time: number | null;
   /** Link to its folder, relative to the page. */
   readonly link: string;
+  /** Multi-objective: each objective of its last report (null when missing or not finite). */
+  readonly objectives?: readonly (number | null)[];
+  /** Multi-objective: whether it is on the Pareto front (no trial beats it in every objective). */
+  readonly pareto?: boolean;
   /** Config segments: the config in effect from an iteration on, and the donor it came from. */
   readonly segments: readonly {
     readonly fromIteration: number;
@@ -133,6 +142,8 @@ export interface ReportData {
     readonly searcher: string;
     readonly scheduler: string;
     readonly seed: number;
+    /** Every objective of a multi-objective experiment, in order; absent for one. */
+    readonly objectives?: readonly { readonly metric: string; readonly mode: "min" | "max" }[];
   };
   /** One axis per tunable hyperparameter. */
   readonly axes: readonly ReportAxis[];
@@ -168,29 +179,8 @@ interface Cached<T> {
 }
 
 /** Parsed lines of a JSON-lines file, and how many lines could not be read. */
-interface Lines<T> {
-  readonly rows: readonly T[];
-  readonly bad: number;
-  readonly torn: boolean;
-}
-
-function parseLines<T>(text: string): Lines<T> {
-  const rows: T[] = [];
-  let bad = 0, torn = false;
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (!line) continue;
-    try {
-      rows.push(JSON.parse(line) as T);
-    } catch {
-      // The last line of a file being written (or of a killed driver) may be cut short.
-      if (i === lines.length - 1) torn = true;
-      else bad++;
-    }
-  }
-  return { rows, bad, torn };
-}
+/** A trial as the report folds it: `unknown` when only its folder is left. */
+type Folded = Omit<StoredTrial, "status"> & { readonly status: TrialStatus | "unknown" };
 
 /**
  * Reads experiment folders, keeping parsed files until their size or mtime changes (the live
@@ -199,7 +189,7 @@ function parseLines<T>(text: string): Lines<T> {
 export class ReportLoader {
   readonly dir: string;
   readonly #options: LoadOptions;
-  readonly #files = new Map<string, Cached<Lines<unknown>>>();
+  readonly #files = new Map<string, Cached<JsonLines<unknown>>>();
   #importance: { key: string; value: ReportImportance; at: number; ms: number } | undefined;
 
   constructor(dir: string, options: LoadOptions = {}) {
@@ -207,7 +197,7 @@ export class ReportLoader {
     this.#options = options;
   }
 
-  async #lines<T>(path: string): Promise<Lines<T> | undefined> {
+  async #lines<T>(path: string): Promise<JsonLines<T> | undefined> {
     let stat: Deno.FileInfo;
     try {
       stat = await Deno.stat(path);
@@ -217,8 +207,8 @@ export class ReportLoader {
     }
     const mtime = stat.mtime?.getTime() ?? 0;
     const hit = this.#files.get(path);
-    if (hit && hit.size === stat.size && hit.mtime === mtime) return hit.value as Lines<T>;
-    const value = parseLines<T>(await Deno.readTextFile(path));
+    if (hit && hit.size === stat.size && hit.mtime === mtime) return hit.value as JsonLines<T>;
+    const value = scanJsonLines<T>(await Deno.readTextFile(path));
     this.#files.set(path, { size: stat.size, mtime, value });
     return value;
   }
@@ -272,7 +262,9 @@ export class ReportLoader {
       }
     }
     const axes = axesOf(record, warnings);
-    const folded = foldEvents(events?.rows ?? []);
+    const folded = new Map<string, Folded>(
+      foldTrialEvents(events?.rows ?? []).map((t) => [t.id, t]),
+    );
     // Trial folders whose "created" event was lost (a torn trials.jsonl) are shown too.
     for (const id of await this.#trialFolders()) {
       if (folded.has(id)) continue;
@@ -280,11 +272,15 @@ export class ReportLoader {
       try {
         config = JSON.parse(await Deno.readTextFile(join(this.dir, id, "params.json")));
       } catch { /* no params.json either */ }
-      folded.set(id, { status: "unknown", config, failures: 0, changes: [] });
+      folded.set(id, { id, status: "unknown", config, failures: 0, changes: [] });
       warnings.push(`trial ${id} has a folder but no events in trials.jsonl`);
     }
     const metric = record.metric;
     const better = (a: number, b: number) => record.mode === "min" ? a < b : a > b;
+    const goals = (record.metrics ?? []).map((m, k) => ({
+      metric: m,
+      mode: record.modes?.[k] ?? record.mode,
+    }));
     const trials: ReportTrial[] = [];
     const exploits: ReportExploit[] = [];
     for (const [id, f] of folded) {
@@ -338,7 +334,16 @@ export class ReportLoader {
         };
       });
       const lastResult = results.at(-1);
+      const lastFlat = lastResult ? flatten(lastResult) : {};
       trials.push({
+        ...(goals.length > 1
+          ? {
+            objectives: goals.map((g) => {
+              const v = lastFlat[g.metric];
+              return typeof v === "number" && Number.isFinite(v) ? v : null;
+            }),
+          }
+          : {}),
         id,
         status: f.status,
         ...(f.status === "terminated" && f.reason ? { reason: f.reason } : {}),
@@ -361,6 +366,19 @@ export class ReportLoader {
       });
     }
     exploits.sort((a, b) => a.t - b.t);
+    if (goals.length > 1) {
+      // The Pareto front of the trials with every objective (maximised ones negated).
+      const scoredIdx: number[] = [], losses: number[][] = [];
+      trials.forEach((t, i) => {
+        const o = t.objectives!;
+        if (o.every((v) => v !== null)) {
+          scoredIdx.push(i);
+          losses.push(o.map((v, k) => (goals[k].mode === "max" ? -v! : v!)));
+        }
+      });
+      const front = new Set((nonDominatedSort(losses, 1)[0] ?? []).map((j) => scoredIdx[j]));
+      trials.forEach((t, i) => (trials[i] = { ...t, pareto: front.has(i) }));
+    }
     const reported = trials.filter((t) => t.best !== null);
     if (trials.length && !reported.length) {
       const keys = new Set<string>();
@@ -390,6 +408,7 @@ export class ReportLoader {
         searcher: record.searcher?.name ?? "",
         scheduler: record.scheduler?.name ?? "",
         seed: record.seed,
+        ...(goals.length > 1 ? { objectives: goals } : {}),
       },
       axes,
       trials,
@@ -452,54 +471,6 @@ export function importanceOf(
     shares: axes.map((a, i) => ({ key: a.key, share: shares[i] }))
       .sort((a, b) => b.share - a.share),
   };
-}
-
-interface Folded {
-  status: string;
-  config: Config;
-  reason?: string;
-  failures: number;
-  changes: { t: number; config: Config; donor?: string }[];
-}
-
-function foldEvents(events: readonly TrialEvent[]): Map<string, Folded> {
-  const out = new Map<string, Folded>();
-  for (const e of events) {
-    if (!e || typeof e !== "object" || typeof e.trial !== "string") continue;
-    let f = out.get(e.trial);
-    if (e.event === "created") {
-      const config = e.config ?? {};
-      f = { status: "pending", config, failures: 0, changes: [{ t: e.t, config }] };
-      out.set(e.trial, f);
-      continue;
-    }
-    if (!f) continue;
-    switch (e.event) {
-      case "started":
-        f.status = "running";
-        break;
-      case "paused":
-        f.status = "paused";
-        break;
-      case "config":
-        if (e.config) {
-          f.config = e.config;
-          const m = /^exploit (\S+)/.exec(e.reason ?? "");
-          f.changes.push({ t: e.t, config: e.config, ...(m ? { donor: m[1] } : {}) });
-        }
-        break;
-      case "retry":
-        f.failures++;
-        f.status = "pending";
-        break;
-      case "terminated":
-      case "error":
-        f.status = e.event;
-        f.reason = e.reason;
-        break;
-    }
-  }
-  return out;
 }
 
 function label(v: unknown): string {

@@ -326,7 +326,7 @@ export function resultGridBundle(
   for (const t of grid.trials) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
   let best: (TrialInfo & { score: number }) | undefined;
   try {
-    best = grid.best();
+    best = grid.best(grid.metric);
   } catch { /* none yet */ }
   const countText = [...counts].map(([s, n]) => `${n} ${s}`).join(", ");
   const rows = sorted.slice(0, maxRows).map((t) => {

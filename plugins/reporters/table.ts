@@ -5,6 +5,7 @@
  * @module
  */
 
+import { lossVector, nonDominatedSort } from "../../core/pareto.ts";
 import type { Callback, ExperimentStart, TrialReport } from "../../core/plugin.ts";
 import { parameters } from "../../core/space.ts";
 import type { JsonValue, Mode, TrialSnapshot } from "../../core/trial.ts";
@@ -67,6 +68,8 @@ export function tableReporter(options: TableReporterOptions = {}): Callback {
     params: [string, string][] = [],
     metrics: [string, string][] = [];
   let lastDraw = 0, drawnLines = 0, start = performance.now(), name = "";
+  // Multi-objective: every objective and its mode (empty for one).
+  let goals: readonly string[] = [], goalModes: readonly Mode[] = [];
 
   const cols = (
     c: TableReporterOptions["parameterColumns"] | undefined,
@@ -153,13 +156,15 @@ export function tableReporter(options: TableReporterOptions = {}): Callback {
     onExperimentStart(e: ExperimentStart) {
       metric = e.metric;
       mode = e.mode;
+      goals = e.metrics && e.metrics.length > 1 ? e.metrics : [];
+      goalModes = e.modes ?? goals.map(() => e.mode);
       name = e.name;
       start = performance.now();
       const tunable = parameters(e.space).filter((p) =>
         !p.condition && p.domain.kind !== "sample_from"
       ).map((p) => p.path.join("/"));
       params = cols(options.parameterColumns, tunable.slice(0, 5));
-      metrics = cols(options.metricColumns, [e.metric]);
+      metrics = cols(options.metricColumns, goals.length ? [...goals] : [e.metric]);
     },
     onTrialStart(e) {
       update(e.trial);
@@ -190,7 +195,25 @@ export function tableReporter(options: TableReporterOptions = {}): Callback {
       for (const r of errors.slice(0, 20)) {
         write(`  error ${r.trial.id}: ${printable((r.trial.error ?? "").split("\n")[0])}\n`);
       }
-      if (best) {
+      if (goals.length) {
+        // Several objectives: no single best; the Pareto front instead.
+        const scored = [...rows.values()].map((r) => ({
+          r,
+          loss: lossVector(r.metrics, goals, goalModes),
+        })).filter((x): x is { r: Row; loss: number[] } => x.loss !== undefined);
+        const front = (nonDominatedSort(scored.map((x) => x.loss), 1)[0] ?? []).map((i) =>
+          scored[i].r
+        );
+        write(
+          front.length
+            ? printable(
+              `Pareto front (${goals.join(", ")}): ${front.length} trial(s): ${
+                front.slice(0, 10).map((r) => r.trial.id).join(", ")
+              }${front.length > 10 ? ", ..." : ""}`,
+            ) + "\n"
+            : `No trial reported finite values of ${goals.join(", ")}.\n`,
+        );
+      } else if (best) {
         write(
           printable(
             `Best trial ${best.trial.id}: ${metric}=${cell(best.metrics[metric])} config=${

@@ -1,7 +1,7 @@
 // Shared helpers of the schedulers: option checks, scores, percentiles, snapshots.
 // Private module (leading underscore): not part of the public API.
 
-import type { Decision, SchedulerContext } from "../../core/plugin.ts";
+import { type Decision, requireSingleObjective, type SchedulerContext } from "../../core/plugin.ts";
 import type { JsonValue, Mode, TrialResult } from "../../core/trial.ts";
 export {
   booleanOption,
@@ -32,6 +32,7 @@ export interface Target {
 
 /** Checks the setup context. */
 export function checkContext(fn: string, ctx: SchedulerContext): Target {
+  if (ctx) requireSingleObjective(fn, ctx);
   if (!ctx || typeof ctx.metric !== "string" || !ctx.metric) {
     throw new TypeError(`${fn}: setup needs a metric name, got ${show(ctx?.metric)}`);
   }

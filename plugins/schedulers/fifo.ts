@@ -19,5 +19,5 @@ import type { Decision, Scheduler } from "../../core/plugin.ts";
  */
 export function fifoScheduler(): Scheduler {
   const cont: Decision = { kind: "continue" };
-  return { name: "fifo", onReport: () => cont };
+  return { name: "fifo", multiObjective: true, onReport: () => cont };
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Searcher, SearcherContext } from "../../core/plugin.ts";
+import { requireSingleObjective, type Searcher, type SearcherContext } from "../../core/plugin.ts";
 import type { Config, JsonValue, TrialResult } from "../../core/trial.ts";
 import { Rng } from "../../core/random.ts";
 import { parameters, type ParamInfo, type Space } from "../../core/space.ts";
@@ -111,6 +111,7 @@ export function modelSearcher(spec: ModelSearcherSpec): Searcher {
   return {
     name: spec.name,
     setup(ctx: SearcherContext): void {
+      requireSingleObjective(F, ctx);
       space = ctx.space;
       params = parameters(space);
       plan = gridPlan(params);

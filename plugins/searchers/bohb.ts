@@ -8,7 +8,12 @@
  * @module
  */
 
-import { registerPlugin, type Searcher, type SearcherContext } from "../../core/plugin.ts";
+import {
+  registerPlugin,
+  requireSingleObjective,
+  type Searcher,
+  type SearcherContext,
+} from "../../core/plugin.ts";
 import type { Config, JsonValue, Mode, TrialResult } from "../../core/trial.ts";
 import { Rng } from "../../core/random.ts";
 import { type Domain, parameters, type ParamInfo, type Space } from "../../core/space.ts";
@@ -243,6 +248,7 @@ export function bohbSearcher(options: BohbSearcherOptions = {}): Searcher {
   return {
     name: "bohb",
     setup(ctx: SearcherContext) {
+      requireSingleObjective("bohbSearcher", ctx);
       space = ctx.space;
       metric = ctx.metric;
       mode = ctx.mode;

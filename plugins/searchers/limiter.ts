@@ -71,6 +71,7 @@ export function concurrencyLimiter(
 
   return {
     name: `concurrency_limiter(${searcher.name})`,
+    multiObjective: searcher.multiObjective === true,
     setup(ctx: SearcherContext): void {
       searcher.setup?.(ctx);
     },

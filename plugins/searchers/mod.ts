@@ -7,6 +7,8 @@
  * - {@linkcode gpSearcher}: Gaussian-process Bayesian optimisation (Matérn 5/2, log EI), as
  *   Optuna's `GPSampler`; best for expensive trials and up to a few hundred of them.
  * - {@linkcode cmaesSearcher}: CMA-ES with IPOP restarts for numeric spaces (choices by TPE).
+ * - {@linkcode nsga2Searcher}: NSGA-II, the genetic algorithm of Optuna's `NSGAIISampler`, for
+ *   multi-objective experiments (`tpeSearcher` does MOTPE there too).
  * - {@linkcode concurrencyLimiter}: at most N live trials of a searcher.
  * - {@linkcode repeater}: run each config N times and report the mean to the searcher.
  *
@@ -28,11 +30,13 @@ import { randomSearcher, type RandomSearcherOptions } from "./random.ts";
 import { tpeSearcher, type TpeSearcherOptions } from "./tpe/mod.ts";
 import { gpSearcher, type GpSearcherOptions } from "./gp/mod.ts";
 import { cmaesSearcher, type CmaesSearcherOptions } from "./cmaes.ts";
+import { nsga2Searcher, type Nsga2SearcherOptions } from "./nsga2.ts";
 
 export { randomSearcher, type RandomSearcherOptions } from "./random.ts";
 export { tpeSearcher, type TpeSearcherOptions } from "./tpe/mod.ts";
 export { gpSearcher, type GpSearcherOptions } from "./gp/mod.ts";
 export { cmaesSearcher, type CmaesSearcherOptions } from "./cmaes.ts";
+export { nsga2Searcher, type Nsga2SearcherOptions } from "./nsga2.ts";
 export { concurrencyLimiter, type ConcurrencyLimiterOptions } from "./limiter.ts";
 export { repeater, type RepeaterOptions, TRIAL_INDEX_KEY } from "./repeater.ts";
 export { bohbSearcher, type BohbSearcherOptions } from "./bohb.ts"; // registers "bohb"
@@ -75,3 +79,4 @@ registerPlugin(
   "cmaes",
   (options) => cmaesSearcher(options as CmaesSearcherOptions),
 );
+registerPlugin("searcher", "nsga2", (options) => nsga2Searcher(options as Nsga2SearcherOptions));

@@ -107,6 +107,7 @@ export function randomSearcher(options: RandomSearcherOptions = {}): Searcher {
 
   return {
     name: "random",
+    multiObjective: true,
     setup(ctx: SearcherContext): void {
       space = ctx.space;
       params = parameters(space);

@@ -5,7 +5,12 @@
  * @module
  */
 
-import { checkPluginShape, type Searcher, type SearcherContext } from "../../core/plugin.ts";
+import {
+  checkPluginShape,
+  requireSingleObjective,
+  type Searcher,
+  type SearcherContext,
+} from "../../core/plugin.ts";
 import type { Config, JsonValue, TrialResult } from "../../core/trial.ts";
 import { checkOptionKeys, stateObject } from "./_assignment.ts";
 
@@ -96,6 +101,7 @@ export function repeater(
   return {
     name: `repeater(${searcher.name})`,
     setup(ctx: SearcherContext): void {
+      requireSingleObjective("repeater", ctx);
       metric = ctx.metric;
       const n = ctx.numSamples < 0 ? -1 : Math.ceil(ctx.numSamples / repeat);
       searcher.setup?.({ ...ctx, numSamples: n });

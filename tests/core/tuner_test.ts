@@ -1,4 +1,4 @@
-import { deepEqual, equal, match, ok as assert } from "#assert";
+import { deepEqual, equal, match, ok as assert, throws } from "#assert";
 import { choice, grid, ResultGrid, Tuner, uniform } from "../../mod.ts";
 import { fixture, tempStorage } from "../_helpers.ts";
 
@@ -274,4 +274,96 @@ Deno.test("Ctrl-C stops the trials, saves the state, prints the resume command, 
     equal(t.status, "terminated");
     equal(t.iterations, 6);
   }
+});
+
+Deno.test("a backend's permissions join the sandbox and its env(devices) reaches every sandboxed trial; the allocation's CUDA_* win", async () => {
+  const { hostileTrainable } = await import("../sandbox/_hostile.ts");
+  const train = await hostileTrainable(`
+    const e = (k: string) => Deno.env.get(k) ?? "unset";
+    await session.report({ loss: 0, ld: e("LD_LIBRARY_PATH"), devs: e("MYLIB_DEVICES"),
+      cuda: e("CUDA_VISIBLE_DEVICES"), home: e("MYLIB_HOME") });
+  `);
+  Deno.env.set("MYLIB_HOME", "/opt/mylib");
+  const seen: number[][] = [];
+  try {
+    const r = await new Tuner({
+      trainable: train,
+      space: { x: grid([1, 2]) },
+      metric: "loss",
+      mode: "min",
+      storage: await tempStorage(),
+      gpus: [{ index: 0, name: "GPU 0", uuid: "GPU-aaaa" }, { index: 3, name: "GPU 3" }],
+      resources: { cpu: 1, gpu: 1 },
+      backend: {
+        name: "mylib",
+        // Only the backend grants MYLIB_HOME: the experiment's sandbox does not.
+        permissions: () => ({ env: ["MYLIB_HOME"] }),
+        env: (devices) => {
+          seen.push(devices.map((d) => d.index));
+          return {
+            LD_LIBRARY_PATH: "/opt/mylib/lib",
+            MYLIB_DEVICES: devices.map((d) => d.uuid ?? String(d.index)).join(","),
+            CUDA_VISIBLE_DEVICES: "not-this",
+          };
+        },
+      },
+      reporter: false,
+    }).fit();
+    const got = r.trials.map((t) => t.metrics!).sort((a, b) =>
+      String(a.devs) < String(b.devs) ? -1 : 1
+    );
+    for (const m of got) {
+      equal(m.ld, "/opt/mylib/lib");
+      equal(m.home, "/opt/mylib");
+      equal(m.cuda, m.devs, "the allocation's CUDA_VISIBLE_DEVICES, not the backend's");
+    }
+    deepEqual(got.map((m) => m.devs).sort(), ["3", "GPU-aaaa"]);
+    deepEqual(seen.flat().sort(), [0, 3]);
+  } finally {
+    Deno.env.delete("MYLIB_HOME");
+  }
+});
+
+Deno.test("tfjsBackend is saved with the experiment and made again on resume; a custom backend must be given again", async () => {
+  const { tfjsBackend } = await import("../../plugins/backends/tfjs/permissions.ts");
+  const storage = await tempStorage();
+  const run = (name: string, backend: ConstructorParameters<typeof Tuner>[0]["backend"]) =>
+    new Tuner({
+      trainable: quadratic,
+      space: { x: grid([1]) },
+      metric: "loss",
+      mode: "min",
+      storage,
+      name,
+      backend,
+      reporter: false,
+    }).fit();
+  await run("tfjs", tfjsBackend({ native: true }));
+  const saved = JSON.parse(await Deno.readTextFile(`${storage}/tfjs/experiment.json`));
+  deepEqual(saved.options.backend, { name: "tfjs", options: { native: true } });
+  const again = await Tuner.restore(`${storage}/tfjs`, { trainable: quadratic as never });
+  equal(again.options.backend?.name, "tfjs");
+  equal(again.options.backend?.env([]).TF_CPP_MIN_LOG_LEVEL, "2", "native: true was kept");
+  await run("custom", { name: "mine", permissions: () => ({}), env: () => ({}) });
+  const err = await Tuner.restore(`${storage}/custom`, { trainable: quadratic as never }).then(
+    () => undefined,
+    (e) => e as Error,
+  );
+  match(
+    err?.message ?? "",
+    /used the backend "mine": pass it again with Tuner\.restore\(path, \{ backend \}\)/,
+  );
+  throws(
+    () =>
+      new Tuner({
+        trainable: quadratic as never,
+        space: {},
+        metric: "loss",
+        mode: "min",
+        backend: {} as never,
+      }),
+    {
+      message: /"backend" must be an object with a name, permissions\(\) and env\(devices\)/,
+    },
+  );
 });

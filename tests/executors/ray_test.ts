@@ -1,6 +1,6 @@
 // The Ray executor against a real two-node Ray cluster (tests/peers/ray_cluster.ts: head on
 // 127.0.0.2, worker on 127.0.0.3, token auth on): one cluster for the whole file, stopped at the
-// end even on failure. Each case runs real trials as Ray jobs and reads the outcome (trial
+// end even on failure. TUNEBOX_RAY_ONLY=<regex> runs only the matching steps. Each case runs real trials as Ray jobs and reads the outcome (trial
 // status, error text, the node each trial ran on, Ray's own job records).
 import { equal, match, ok as assert } from "#assert";
 import { grid, ResultGrid, Tuner } from "../../mod.ts";
@@ -71,8 +71,12 @@ Deno.test({
   sanitizeOps: false,
 }, async (t) => {
   const c = await startRayCluster();
+  // TUNEBOX_RAY_ONLY=<regex> runs only the steps whose names match (the cluster is heavy).
+  const only = Deno.env.get("TUNEBOX_RAY_ONLY");
+  const step = (name: string, fn: () => Promise<void>) =>
+    t.step({ name, fn, ignore: only ? !new RegExp(only).test(name) : false });
   try {
-    await t.step("a missing or wrong token fails before any trial, in one line", async () => {
+    await step("a missing or wrong token fails before any trial, in one line", async () => {
       const train = await hostileTrainable(`await session.report({ loss: 1 });`);
       for (const token of [undefined, "not-the-token"]) {
         const storage = await tempStorage();
@@ -103,7 +107,7 @@ Deno.test({
       equal((await ourJobs(c)).length, 0);
     });
 
-    await t.step(
+    await step(
       "a probe job checks Deno on the nodes; custom resources place trials on each node, GPUs get CUDA_VISIBLE_DEVICES",
       async () => {
         const train = await hostileTrainable(`
@@ -144,7 +148,7 @@ Deno.test({
       },
     );
 
-    await t.step("ASHA stops Ray jobs early, and no job is left running", async () => {
+    await step("ASHA stops Ray jobs early, and no job is left running", async () => {
       const train = await hostileTrainable(`
         for (let i = 1; i <= 8; i++) await session.report({ loss: config.x / i });
       `);
@@ -172,7 +176,7 @@ Deno.test({
       );
     });
 
-    await t.step(
+    await step(
       "a trial that fails fails over from its checkpoint on shared storage",
       async () => {
         const train = new URL("../fixtures/flaky.ts", import.meta.url).pathname;
@@ -194,7 +198,7 @@ Deno.test({
       },
     );
 
-    await t.step("a job no node can place fails at once naming the resource", async () => {
+    await step("a job no node can place fails at once naming the resource", async () => {
       const train = await hostileTrainable(`await session.report({ loss: 1 });`);
       const err = await new Tuner({
         trainable: train,
@@ -221,7 +225,7 @@ Deno.test({
       match(big?.message ?? "", /asked 64 "CPU" but the largest node has 4/);
     });
 
-    await t.step(
+    await step(
       "a PENDING job past pendingTimeoutMs fails its trial; stopped while PENDING, it does not run on",
       async () => {
         // Trial 1 takes all of node2's "slot"; trial 2 waits PENDING for it and times out. Ray
@@ -262,7 +266,7 @@ Deno.test({
       },
     );
 
-    await t.step(
+    await step(
       "the trainable's folder is shipped as a working_dir package without shared storage",
       async () => {
         const train = await hostileTrainable(
@@ -307,7 +311,75 @@ Deno.test({
       },
     );
 
-    await t.step(
+    await step(
+      "without shared storage, checkpoints stream to the driver and back: a failed trial fails over from one",
+      async () => {
+        // Fails once, at iteration 2 of its first run (a retry runs in a fresh folder on its
+        // node, so the only memory of the first run is the checkpoint the driver streams back).
+        const train = await hostileTrainable(`
+        let restoredFrom = -1, intact = true;
+        if (session.checkpoint) {
+          restoredFrom = JSON.parse(await Deno.readTextFile(session.checkpoint + "/state.json")).i;
+          const w = await Deno.readFile(session.checkpoint + "/weights/w.bin");
+          intact = w.length === 1_500_000 && w.every((b, k) => b === (k * 31 + restoredFrom) % 256);
+        }
+        for (let i = session.iteration; i < 4; i++) {
+          if (i === 2 && restoredFrom < 0) throw new Error("transient failure");
+          await session.report({ loss: config.x + i, restored_from: restoredFrom, intact }, {
+            checkpoint: async (dir) => {
+              await Deno.writeTextFile(dir + "/state.json", JSON.stringify({ i }));
+              await Deno.mkdir(dir + "/weights");
+              await Deno.writeFile(dir + "/weights/w.bin",
+                new Uint8Array(1_500_000).map((_, k) => (k * 31 + i) % 256));
+            },
+          });
+        }
+      `);
+        const storage = await tempStorage();
+        const r = await new Tuner({
+          trainable: train,
+          space: { x: grid([1, 2]) },
+          metric: "loss",
+          mode: "min",
+          storage,
+          name: "streamed",
+          maxFailures: 1,
+          executor: executor(c, train, { sharedStorage: false, log: () => {} }),
+          reporter: false,
+        }).fit();
+        for (const x of r.trials) {
+          equal(x.status, "terminated", x.error);
+          equal(x.iterations, 4);
+          equal(x.metrics?.restored_from, 1, "the retry restored the checkpoint of iteration 2");
+          equal(x.metrics?.intact, true, "the restored checkpoint arrived bit for bit");
+          // Every checkpoint is in the driver's experiment folder, as with shared storage.
+          for (const i of [0, 1, 2, 3]) {
+            const ck = `${x.path}/checkpoint_${String(i + 1).padStart(6, "0")}`;
+            equal(JSON.parse(await Deno.readTextFile(`${ck}/state.json`)).i, i);
+            equal((await Deno.stat(`${ck}/weights/w.bin`)).size, 1_500_000);
+          }
+        }
+        // A checkpoint over checkpointMaxBytes fails its trial, saying so.
+        const over = await new Tuner({
+          trainable: train,
+          space: { x: grid([1]) },
+          metric: "loss",
+          mode: "min",
+          storage,
+          name: "too-big",
+          executor: executor(c, train, {
+            sharedStorage: false,
+            checkpointMaxBytes: 1_000_000,
+            log: () => {},
+          }),
+          reporter: false,
+        }).fit();
+        equal(over.trials[0].status, "error");
+        match(over.trials[0].error ?? "", /a checkpoint is larger than 1000000 bytes/);
+      },
+    );
+
+    await step(
       "a driver killed with SIGKILL: resume stops its stale jobs and finishes the experiment",
       async () => {
         const storage = await tempStorage();

@@ -26,6 +26,11 @@ export interface TuneCallbackOptions {
   readonly checkpointEvery?: number;
   /** Save the optimizer's state too, so training resumes exactly. @default true */
   readonly includeOptimizer?: boolean;
+  /**
+   * Constant metrics added to every report, e.g. `{ params: model.countParams() }` as a second
+   * objective of a multi-objective search. @default none
+   */
+  readonly extra?: Readonly<Record<string, number>>;
 }
 
 /** The `model.fit` callback {@linkcode tuneCallback} returns. */
@@ -86,10 +91,23 @@ export function tuneCallback(
     );
   }
   const includeOptimizer = options.includeOptimizer ?? true;
+  const extra = options.extra ?? {};
+  if (typeof extra !== "object" || extra === null || Array.isArray(extra)) {
+    throw new TypeError(
+      `tuneCallback option "extra" must map metric names to numbers, got ${JSON.stringify(extra)}`,
+    );
+  }
+  for (const [k, v] of Object.entries(extra)) {
+    if (typeof v !== "number") {
+      throw new TypeError(
+        `tuneCallback option "extra.${k}" must be a number, got ${JSON.stringify(v)}`,
+      );
+    }
+  }
   let reports = 0;
   let model: LayersModel | undefined;
   const handle = async (logs: tf.Logs | undefined): Promise<void> => {
-    const metrics = await pickMetrics(mapping, logs ?? {}, on);
+    const metrics = { ...await pickMetrics(mapping, logs ?? {}, on), ...extra };
     reports++;
     const due = checkpoint && reports % every === 0 && model !== undefined;
     const m = model;

@@ -2,7 +2,8 @@
  * TensorFlow.js in Tunebox trials: pick the fastest backend that loads and computes
  * ({@linkcode loadTfjs}), declare what the sandbox must allow for it ({@linkcode tfjsBackend}),
  * report metrics and checkpoints from `model.fit` ({@linkcode tuneCallback},
- * {@linkcode restoreModel}) — the counterpart of Ray Tune's `TuneReportCheckpointCallback` —
+ * {@linkcode restoreModel}), train one model across the workers of a trial
+ * ({@linkcode dataParallel}) — the counterpart of Ray Tune's `TuneReportCheckpointCallback` —
  * and build the native backend from PyPI's TensorFlow ({@linkcode installNativeBackend}).
  *
  * Backends, fastest first: `tensorflow-gpu` (`npm:@tensorflow/tfjs-node-gpu` built against the
@@ -43,6 +44,16 @@ export {
   tfjsBackend,
   type TfjsBackendOptions,
 } from "./permissions.ts";
+export {
+  type CollectiveSession,
+  type DataParallel,
+  dataParallel,
+  type DataParallelLoss,
+  type DataParallelOptions,
+  type Optimizer,
+  type Scalar,
+  type Tensor,
+} from "./data_parallel.ts";
 export { type TuneCallback, tuneCallback, type TuneCallbackOptions } from "./callback.ts";
 export { type LayersModel, restoreModel, saveModel, type SaveModelOptions } from "./checkpoint.ts";
 export {

@@ -69,7 +69,7 @@ export function tfjsBackend(options: TfjsBackendOptions = {}): TfjsBackend {
   }
   const native = options.native ?? false;
   const root = () => options.nodeModules ?? nodeModulesRoot();
-  return {
+  const backend: TfjsBackend = {
     name: "tfjs",
     permissions(): SandboxPolicy {
       const read: string[] = [];
@@ -120,6 +120,15 @@ export function tfjsBackend(options: TfjsBackendOptions = {}): TfjsBackend {
       return env;
     },
   };
+  // Saved in experiment.json, so that a resumed experiment makes the same backend again.
+  Object.defineProperty(backend, "spec", {
+    value: {
+      name: "tfjs",
+      options: { native, ...(options.nodeModules ? { nodeModules: options.nodeModules } : {}) },
+    },
+    enumerable: false,
+  });
+  return backend;
 }
 
 /** The real path of a native package's built binding folder (`lib/`), when it was built. */

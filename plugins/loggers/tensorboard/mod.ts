@@ -294,12 +294,15 @@ export function tensorboardLogger(options: TensorboardLoggerOptions = {}): Callb
   const writeExperiment = (): void => {
     if (root === undefined || experiment === undefined) return;
     const e = experiment;
-    const list = [e.metric, ...(options.metrics ?? metrics).filter((m) => m !== e.metric)];
+    // Every objective of a multi-objective experiment is an HParams metric, in order.
+    const goals = e.metrics ?? [e.metric];
+    const list = [...goals, ...(options.metrics ?? metrics).filter((m) => !goals.includes(m))];
     const t = now();
+    const aim = goals.map((m, k) => `${e.modes?.[k] ?? e.mode}imize \`${m}\``).join(", ");
     const content = experimentContent({
       name: e.name,
       description:
-        `Tunebox experiment **${e.name}**: ${e.mode}imize \`${e.metric}\`; searcher \`${e.searcher}\`, scheduler \`${e.scheduler}\`.`,
+        `Tunebox experiment **${e.name}**: ${aim}; searcher \`${e.searcher}\`, scheduler \`${e.scheduler}\`.`,
       timeCreatedSecs: createdSecs,
       hparams: hparamSpecs(e.space, observed),
       metrics: list,

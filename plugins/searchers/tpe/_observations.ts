@@ -7,6 +7,12 @@
  */
 
 import type { Dim } from "./_dims.ts";
+import {
+  hypervolume,
+  hypervolumeSubset,
+  nonDominatedSort,
+  referencePoint,
+} from "../../../core/pareto.ts";
 
 /** The good/bad split of the observations. */
 export interface Split {
@@ -28,6 +34,15 @@ export class Observations {
   vals: Float64Array = new Float64Array(0);
   /** Loss (sign-adjusted; Infinity for a failed metric) per observation. */
   readonly loss: number[] = [];
+  /**
+   * Multi-objective (MOTPE): the loss vector (sign-adjusted) per observation, undefined where an
+   * objective was missing or not finite. Empty for one objective.
+   */
+  readonly lossVec: (number[] | undefined)[] = [];
+  /** Whether the good set is chosen by Pareto fronts ({@linkcode Observations.splitMulti}). */
+  multiObjective = false;
+  /** Multi-objective: the weight of each good observation (its hypervolume contribution). */
+  goodWeight: Float64Array = new Float64Array(0);
   /** Last training iteration per observation. */
   readonly iters: number[] = [];
   /** Whether a scheduler stopped the trial. */
@@ -60,10 +75,15 @@ export class Observations {
     this.n = 0;
     this.vals = new Float64Array(0);
     this.isGood = new Uint8Array(0);
+    this.goodWeight = new Float64Array(0);
     this.slot = new Int32Array(0);
     this.cacheSig = new Float64Array(0);
     this.cacheLz = new Float64Array(0);
-    this.loss.length = this.iters.length = this.stopped.length = 0;
+    this.loss.length =
+      this.iters.length =
+      this.stopped.length =
+      this.lossVec.length =
+        0;
     this.sortedByDim = this.dims.map(() => []);
     this.full = [];
     this.early = [];
@@ -75,13 +95,14 @@ export class Observations {
     return this.vals[i * this.D + p];
   }
 
-  /** Adds one finished trial. */
-  add(x: Float64Array, loss: number, iter: number, wasStopped: boolean): void {
+  /** Adds one finished trial (`vec`: its loss vector in a multi-objective search). */
+  add(x: Float64Array, loss: number, iter: number, wasStopped: boolean, vec?: number[]): void {
     const D = this.D;
     const i = this.n++;
     this.ensureCapacity(this.n);
     this.vals.set(x, i * D);
     this.loss[i] = loss;
+    this.lossVec[i] = vec;
     this.iters[i] = iter;
     this.stopped[i] = wasStopped;
     const vals = this.vals;
@@ -119,6 +140,52 @@ export class Observations {
     return { good, bad, threshold: next === undefined ? Infinity : this.loss[next] };
   }
 
+  /**
+   * The multi-objective split of Optuna's MOTPE: the good set is filled with whole
+   * non-dominated fronts of the full-length trials, and the front that does not fit whole is cut
+   * by greedy hypervolume subset selection. Each good observation is weighted by its share of the
+   * good set's hypervolume (`goodWeight`). Failed and early-stopped trials are bad.
+   */
+  splitMulti(nBelow: number): Split {
+    const n = this.n;
+    const eligible = this.full.filter((i) => this.lossVec[i] !== undefined).sort((a, b) => a - b);
+    const k = Math.max(0, Math.min(eligible.length, Math.floor(nBelow)));
+    const points = eligible.map((i) => this.lossVec[i]!);
+    const good: number[] = [];
+    if (k > 0) {
+      for (const front of nonDominatedSort(points, k)) {
+        if (good.length + front.length <= k) {
+          for (const f of front) good.push(eligible[f]);
+          continue;
+        }
+        const sub = front.map((f) => points[f]);
+        for (const j of hypervolumeSubset(sub, k - good.length, referencePoint(sub))) {
+          good.push(eligible[front[j]]);
+        }
+        break;
+      }
+    }
+    good.sort((a, b) => a - b);
+    this.isGood.fill(0, 0, n);
+    for (const g of good) this.isGood[g] = 1;
+    const bad: number[] = [];
+    for (let i = 0; i < n; i++) if (!this.isGood[i]) bad.push(i);
+    // Optuna's weights: leave-one-out hypervolume contributions, scaled to the largest, ≥ 1e-12.
+    const w = this.goodWeight;
+    for (const g of good) w[g] = 1;
+    if (good.length > 1) {
+      const gp = good.map((g) => this.lossVec[g]!);
+      const ref = referencePoint(gp);
+      const total = hypervolume(gp, ref);
+      if (Number.isFinite(total)) {
+        const c = gp.map((_, i) => total - hypervolume(gp.filter((_, j) => j !== i), ref));
+        const top = Math.max(1e-12, ...c);
+        good.forEach((g, i) => (w[g] = Math.min(1, Math.max(1e-12, c[i] / top))));
+      }
+    }
+    return { good, bad, threshold: Infinity };
+  }
+
   private readonly byLoss = (a: number, b: number): number => this.loss[a] - this.loss[b] || a - b;
   private readonly byProgress = (a: number, b: number): number =>
     this.iters[b] - this.iters[a] || this.byLoss(a, b);
@@ -133,6 +200,9 @@ export class Observations {
     const ng = new Uint8Array(cap);
     ng.set(this.isGood);
     this.isGood = ng;
+    const gw = new Float64Array(cap);
+    gw.set(this.goodWeight);
+    this.goodWeight = gw;
     this.slot = new Int32Array(cap);
     const cs = new Float64Array(cap * D).fill(NaN);
     cs.set(this.cacheSig);

@@ -141,6 +141,14 @@ export class Parzen {
     const m = members.length;
     const w = new Float64Array(m).fill(1);
     const rule = this.settings.weights;
+    if (rule === "ei" && good && m > 0 && this.obs.multiObjective) {
+      // MOTPE: each good observation weighs its hypervolume contribution (mean 1).
+      let sum = 0;
+      for (let i = 0; i < m; i++) sum += w[i] = this.obs.goodWeight[members[i]];
+      if (!(sum > 0) || !Number.isFinite(sum)) w.fill(1);
+      else for (let i = 0; i < m; i++) w[i] *= m / sum;
+      return w;
+    }
     if (rule === "ei" && good && m > 0) {
       let worst = -Infinity;
       for (const r of members) if (loss[r] > worst) worst = loss[r];

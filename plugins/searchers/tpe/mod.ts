@@ -11,6 +11,7 @@
  */
 
 import type { Searcher, SearcherContext } from "../../../core/plugin.ts";
+import { lossVector } from "../../../core/pareto.ts";
 import type { Config, JsonValue, TrialResult } from "../../../core/trial.ts";
 import { Rng } from "../../../core/random.ts";
 import { parameters, type ParamInfo, type Space } from "../../../core/space.ts";
@@ -141,6 +142,8 @@ interface PendingTrial {
   vals: Float64Array;
   lastIter?: number;
   lastValue?: number;
+  /** Multi-objective: the last reported loss vector (undefined: an objective missing). */
+  lastVec?: number[] | undefined;
 }
 
 /**
@@ -214,7 +217,10 @@ export class TpeModel {
   ): Float64Array {
     const { dims, obs, parzen, settings } = this;
     const D = dims.length;
-    const { good, bad, threshold } = obs.split(settings.gamma(obs.n));
+    const nBelow = settings.gamma(obs.n);
+    const { good, bad, threshold } = obs.multiObjective
+      ? obs.splitMulti(nBelow)
+      : obs.split(nBelow);
     const badMembers = [...bad, ...pending.map((_, i) => -1 - i)];
     const x = new Float64Array(D).fill(NaN);
     // Values a point, the grid or another model fixed are taken as they are.
@@ -330,6 +336,9 @@ export function tpeSettings(F: string, o: Record<string, unknown>): TpeSettings 
  *   suggestions differ.
  * - Trials a scheduler stopped early rank after the ones that ran their full length, by how far
  *   they got and then by their last result (as Optuna ranks pruned trials).
+ * - Several objectives (`metric: ["a", "b"]`): MOTPE, as Optuna's. The good set is filled with
+ *   whole non-dominated fronts and the front that does not fit is cut by greedy hypervolume
+ *   subset selection; each good trial weighs its hypervolume contribution (with `weights: "ei"`).
  * - Seeded and reproducible; `snapshot()`/`restore()` carry every observation and running trial.
  *
  * @param options model settings, points to try first, seed.
@@ -369,6 +378,11 @@ export function tpeSearcher(options: TpeSearcherOptions = {}): Searcher {
   let limit = -1; // suggestions before "done" (-1: none)
   let metric = "loss";
   let sign = 1;
+  // Multi-objective (MOTPE): every objective and its sign; empty for one objective.
+  let metrics: readonly string[] = [];
+  let modes: readonly ("min" | "max")[] = [];
+  const vecOf = (r: TrialResult): number[] | undefined =>
+    lossVector(r as Record<string, unknown>, metrics, modes);
   let rng = new Rng(0);
   let count = 0;
   const pending = new Map<string, PendingTrial>();
@@ -385,16 +399,35 @@ export function tpeSearcher(options: TpeSearcherOptions = {}): Searcher {
     count = s.count as number;
     model.obs.reset();
     for (const ob of s.obs as JsonValue[][]) {
-      const [v, l, it, st] = ob as [(number | null)[], number | null, number, boolean];
-      model.obs.add(Float64Array.from(v, (y) => (y === null ? NaN : y)), l ?? Infinity, it, st);
+      const [v, l, it, st, vec] = ob as [
+        (number | null)[],
+        number | null,
+        number,
+        boolean,
+        number[] | null | undefined,
+      ];
+      model.obs.add(
+        Float64Array.from(v, (y) => (y === null ? NaN : y)),
+        l ?? Infinity,
+        it,
+        st,
+        vec ?? undefined,
+      );
     }
     pending.clear();
     for (const pr of s.pending as JsonValue[][]) {
-      const [id, v, it, lv] = pr as [string, (number | null)[], number | null, number | null];
+      const [id, v, it, lv, vec] = pr as [
+        string,
+        (number | null)[],
+        number | null,
+        number | null,
+        number[] | null | undefined,
+      ];
       pending.set(id, {
         vals: Float64Array.from(v, (y) => (y === null ? NaN : y)),
         ...(it !== null ? { lastIter: it } : {}),
         ...(lv !== null ? { lastValue: lv } : {}),
+        ...(vec ? { lastVec: vec } : {}),
       });
     }
   };
@@ -403,11 +436,16 @@ export function tpeSearcher(options: TpeSearcherOptions = {}): Searcher {
 
   return {
     name: "tpe",
+    multiObjective: true,
     setup(ctx: SearcherContext): void {
       space = ctx.space;
       params = parameters(space);
       plan = gridPlan(params);
       model = new TpeModel(params, settings);
+      const multi = ctx.metrics !== undefined && ctx.metrics.length > 1;
+      metrics = multi ? ctx.metrics! : [];
+      modes = multi ? ctx.modes ?? ctx.metrics!.map(() => ctx.mode) : [];
+      model.obs.multiObjective = multi;
       presets = points.map((pt, i) =>
         presetAssignment(ctx.space, pt, `${F}: "pointsToEvaluate[${i}]"`)
       );
@@ -444,6 +482,7 @@ export function tpeSearcher(options: TpeSearcherOptions = {}): Searcher {
       const v = result[metric];
       t.lastIter = result.training_iteration;
       t.lastValue = typeof v === "number" ? v : NaN;
+      if (metrics.length) t.lastVec = vecOf(result);
     },
     onComplete(
       trialId: string,
@@ -454,14 +493,15 @@ export function tpeSearcher(options: TpeSearcherOptions = {}): Searcher {
       if (!t) return;
       pending.delete(trialId);
       if (info?.error) return;
-      let value: unknown = t.lastValue, iter = t.lastIter;
+      let value: unknown = t.lastValue, iter = t.lastIter, vec = t.lastVec;
       if (final) {
         value = final[metric];
         iter = final.training_iteration;
+        if (metrics.length) vec = vecOf(final);
       }
       if (iter === undefined) return; // never reported: nothing to learn
       const l = typeof value === "number" && Number.isFinite(value) ? sign * value : Infinity;
-      model.obs.add(t.vals, l, typeof iter === "number" ? iter : 1, info?.stopped === true);
+      model.obs.add(t.vals, l, typeof iter === "number" ? iter : 1, info?.stopped === true, vec);
     },
     snapshot(): JsonValue {
       const { obs } = model;
@@ -473,11 +513,18 @@ export function tpeSearcher(options: TpeSearcherOptions = {}): Searcher {
           nullIfNaN(obs.loss[i]),
           obs.iters[i],
           obs.stopped[i],
+          ...(obs.multiObjective ? [obs.lossVec[i] ?? null] : []),
         ]);
       }
       const pend: JsonValue[] = [];
       for (const [id, t] of pending) {
-        pend.push([id, Array.from(t.vals, nullIfNaN), t.lastIter ?? null, t.lastValue ?? null]);
+        pend.push([
+          id,
+          Array.from(t.vals, nullIfNaN),
+          t.lastIter ?? null,
+          t.lastValue ?? null,
+          ...(model.obs.multiObjective ? [t.lastVec ?? null] : []),
+        ]);
       }
       return { version: 1, dims: D, count, rng: rng.snapshot(), obs: list, pending: pend };
     },
