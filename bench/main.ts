@@ -87,6 +87,12 @@ await run("Ring all-reduce between 2 and 4 local workers of a trial, vs memcpy",
   "bench/allreduce_bench.ts",
   ...q,
 ]);
+await run("Data-parallel MNIST training with 1, 2 and 4 workers per trial", deno, [
+  "run",
+  "-A",
+  "bench/data_parallel_bench.ts",
+  ...q,
+]);
 if (peers) {
   const ray = `${root}bench/.venv-ray/bin/python`;
   await run("Peer: Ray Tune driver overhead", ray, ["bench/peers/ray_driver.py", ...q]);
