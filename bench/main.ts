@@ -31,6 +31,12 @@ await run("The driver against hostile trials (new metric keys, a 32 MiB line)", 
   "-A",
   "bench/sandbox_bench.ts",
 ]);
+await run("Reports per second through the trial channel (unix socket, TLS, the runner)", deno, [
+  "run",
+  "-A",
+  "bench/channel_bench.ts",
+  ...q,
+]);
 await run("TensorBoard event writer", deno, ["run", "-A", "bench/tensorboard_bench.ts"]);
 await run("MLflow logger against a real server", deno, [
   "run",

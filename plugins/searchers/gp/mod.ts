@@ -156,6 +156,8 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
   const history: JsonValue[] = [];
   let cache: GpParams | undefined;
   let fittedAt = 0;
+  // The last GP of the finished trials: the next one extends its factor by the new trials.
+  let lastGp: GaussianProcess | undefined;
 
   const encode = (a: ReadonlyMap<string, unknown>, out: number[] | Float64Array, at = 0) => {
     for (let i = 0; i < D; i++) {
@@ -212,7 +214,8 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
       cache = fitGp(data, cache, { minNoise: MIN_NOISE, deterministic: settings.deterministic });
       fittedAt = n;
     }
-    let gp = new GaussianProcess(data, cache);
+    let gp = new GaussianProcess(data, cache, lastGp);
+    lastGp = gp;
     let best = Infinity, bestJ = 0;
     for (let j = 0; j < n; j++) if (y[j] < best) [best, bestJ] = [y[j], j];
     if (running.length) {
@@ -227,7 +230,7 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
         ya[n + r] = gp.predict(Xa.subarray((n + r) * D, (n + r + 1) * D)).mean;
         best = Math.min(best, ya[n + r]);
       }
-      gp = new GaussianProcess({ X: Xa, n: n + m, D, isCat, y: ya }, cache);
+      gp = new GaussianProcess({ X: Xa, n: n + m, D, isCat, y: ya }, cache, gp);
     }
     const R = maximizeLogEI(gp, best, { D, options: optionsArr }, rng, {
       samples: settings.candidates,
@@ -263,6 +266,7 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
       }
       X.length = losses.length = history.length = 0;
       fallback.obs.reset();
+      lastGp = undefined;
       for (const h of s.history as JsonValue[][]) {
         const [a, l, it, st] = h as [JsonValue, number | null, number, boolean];
         observe(assignmentFromJson(a), l ?? Infinity, it, st);
