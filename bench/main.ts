@@ -56,6 +56,12 @@ await run("Schedulers on simulated learning curves; PB2 against PBT", deno, [
   "bench/schedulers_bench.ts",
   ...q,
 ]);
+await run("PB2 against PBT on the MNIST trainable (4 and 2 trials)", deno, [
+  "run",
+  "-A",
+  "bench/pb2_mnist_bench.ts",
+  ...q,
+]);
 await run("Training: tfjs backends' throughput, the sandbox's cost, the MNIST demo", deno, [
   "run",
   "-A",
