@@ -71,6 +71,11 @@ export interface ByteConn {
 export interface TrialConnection {
   /** The trial it belongs to. */
   readonly trialId: string;
+  /**
+   * The node the trial says (in its `hello`) it runs on, when a cluster executor asked it to
+   * (a worker of a multi-worker trial on Slurm): untrusted, used only to route its ring.
+   */
+  readonly node?: string;
   /** Messages after `hello`, parsed but not yet checked (see {@linkcode checkTrialMessage}). */
   readonly messages: AsyncIterator<unknown>;
   /** Sends a message; never throws (a dead peer is noticed by the reader). */
@@ -231,7 +236,11 @@ export class TrialChannelServer {
     this.#connected.add(h.trialId!);
     // Authenticated: from now on a line may be as long as a report may be.
     limit.max = this.#limits.maxLineBytes;
-    expected.resolve(wrapConnection(h.trialId!, conn, messages));
+    const node = (h as { node?: unknown }).node;
+    const wrapped = wrapConnection(h.trialId!, conn, messages);
+    expected.resolve(
+      typeof node === "string" && /^[\w.-]{1,255}$/.test(node) ? { ...wrapped, node } : wrapped,
+    );
   }
 }
 

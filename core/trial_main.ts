@@ -129,7 +129,19 @@ export async function boot(): Promise<BootedTrial> {
     exit(1);
   })();
 
-  await send({ v: PROTOCOL_VERSION, type: "hello", trialId, token });
+  // A worker of a multi-worker trial started as one of N tasks (srun -n N) learns its rank from
+  // the variable TUNEBOX_RANK_VAR names, says it in its id, and says which node it is on.
+  // (Remote trials only: a local one may not even ask for the variable.)
+  const rankVar = channel.startsWith("tls:") ? Deno.env.get("TUNEBOX_RANK_VAR") : undefined;
+  const rank = rankVar ? Deno.env.get(rankVar) : undefined;
+  const node = rankVar ? Deno.env.get("SLURMD_NODENAME") : undefined;
+  await send({
+    v: PROTOCOL_VERSION,
+    type: "hello",
+    trialId: rank !== undefined ? `${trialId}@${rank}` : trialId,
+    token,
+    ...(node ? { node } : {}),
+  });
   const start = await started;
   if (start.v !== PROTOCOL_VERSION) {
     await send({
