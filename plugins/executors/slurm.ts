@@ -188,6 +188,13 @@ export function slurmExecutor(
     // runs one.
     multiWorker: mode === "step",
     capacity(resources: Resources): number {
+      if ((resources.workers ?? 1) > 1 && (resources.gpu ?? 0) > 0) {
+        // --gres counts per node, and the tasks of a step may share nodes or spread: not yet.
+        throw new TuneError(
+          `resources.workers is ${resources.workers} with GPUs: the Slurm executor does not yet ` +
+            `place GPUs per worker (--gpus-per-task); run GPU workers with the local executor`,
+        );
+      }
       // Refuses what Slurm cannot express (fractional GPUs or CPUs) before any trial starts.
       resourceArgs({ cpu: resources.cpu ?? 1, gpu: resources.gpu ?? 0 }, options.slurm ?? {});
       if (options.maxJobs !== undefined) return options.maxJobs;

@@ -84,6 +84,17 @@ Deno.test({
     }).fit().then(() => undefined, (e) => e as Error);
     assert(e);
     match(e!.message, /resources\.workers is 2, but the "slurm" executor runs one worker/);
+    const g = await new Tuner({
+      trainable: train,
+      space: { x: 1 },
+      metric: "sum",
+      mode: "max",
+      storage: await tempStorage(),
+      resources: { workers: 2, gpu: 1 },
+      executor: slurmExecutor(train, { commandEnv: { ...c.env, PATH }, mode: "step" }),
+      reporter: false,
+    }).fit().then(() => undefined, (e) => e as Error);
+    match(String(g?.message), /does not yet place GPUs per worker/);
   } finally {
     await c.close();
   }
