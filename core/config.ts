@@ -5,7 +5,7 @@
  * @module
  */
 
-import { dirname, isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "./_path.ts";
 import {
   isMap,
   isPair,
@@ -90,7 +90,9 @@ const EXECUTOR_KEYS: Record<string, string[]> = {
     "address",
     "deno",
     "deno_version",
+    "deno_pip_options",
     "shared_storage",
+    "checkpoint_max_bytes",
     "probe",
     "pending_timeout_ms",
     "check_placement",

@@ -120,6 +120,12 @@ export interface RayJobsClient {
   list(): Promise<RayJobInfo[]>;
   /** A job's log (stdout and stderr of the entrypoint, and Ray's own lines). */
   logs(id: string): Promise<string>;
+  /**
+   * Follows a job's log as it is written (the `/logs/tail` WebSocket): `onText` gets each new
+   * piece, from the start of the log. `ended` resolves when Ray closes the stream (the job ended:
+   * everything was sent; true), or it failed or was closed (false).
+   */
+  tail(id: string, onText: (text: string) => void): RayLogTail;
   /** Asks Ray to stop a job; false when it had already ended. */
   stop(id: string): Promise<boolean>;
   /** Deletes a finished job's record. */
@@ -130,6 +136,14 @@ export interface RayJobsClient {
   putPackage(name: string, zip: Uint8Array): Promise<void>;
   /** The cluster's nodes and their resources. */
   nodes(): Promise<RayNode[]>;
+}
+
+/** A followed job log (see {@linkcode RayJobsClient.tail}). */
+export interface RayLogTail {
+  /** True when Ray ended the stream after the job ended; false on an error or `close()`. */
+  readonly ended: Promise<boolean>;
+  /** Stops following. */
+  close(): void;
 }
 
 /**
@@ -241,6 +255,35 @@ export function rayJobsClient(address: string, token?: string): RayJobsClient {
         `give the log of job ${id}`,
       );
       return out.logs ?? "";
+    },
+    tail(id, onText) {
+      const url = `${base.replace(/^http/, "ws")}/api/jobs/${encodeURIComponent(id)}/logs/tail`;
+      let closedByUs = false;
+      let ws: WebSocket | undefined;
+      const ended = new Promise<boolean>((resolve) => {
+        try {
+          // Deno's WebSocket takes request headers: the token goes as on every other call.
+          ws = new WebSocket(url, { headers } as unknown as string[]);
+        } catch {
+          resolve(false);
+          return;
+        }
+        let failed = false;
+        ws.onmessage = (e) => {
+          if (typeof e.data === "string") onText(e.data);
+        };
+        ws.onerror = () => failed = true;
+        ws.onclose = (e) => resolve(!failed && !closedByUs && e.wasClean);
+      });
+      return {
+        ended,
+        close() {
+          closedByUs = true;
+          try {
+            ws?.close();
+          } catch { /* closed */ }
+        },
+      };
     },
     async stop(id) {
       const r = await call("POST", `/api/jobs/${encodeURIComponent(id)}/stop`);

@@ -8,8 +8,8 @@
  */
 
 import { merge, settle, trialConfig, writeTrialEntry } from "./_shared.ts";
-import { fileURLToPath as fromFileUrl } from "node:url";
-import { dirname, join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
+import { dirname, join } from "../../core/_path.ts";
 import type {
   Executor,
   Resources,
@@ -43,6 +43,7 @@ import {
   type RayJobRequest,
   type RayJobsClient,
   rayJobsClient,
+  type RayLogTail,
   type RayNode,
   unplaceable,
 } from "./_ray_client.ts";
@@ -71,6 +72,13 @@ export interface RayExecutorOptions {
   readonly deno?: "path" | "pip" | string;
   /** The Deno version `deno: "pip"` installs. @default the driver's own (`Deno.version.deno`) */
   readonly denoVersion?: string;
+  /**
+   * Extra `pip install` options for `deno: "pip"` (Ray's `pip_install_options`): a mirror
+   * (`["--index-url", "http://pypi.internal/simple"]`) or, for nodes without network, a folder of
+   * wheels every node sees (`["--no-index", "--find-links", "/shared/wheels"]`).
+   * @default none (PyPI)
+   */
+  readonly denoPipOptions?: readonly string[];
   /**
    * Whether the experiment folder, the trainable, Tunebox and `denoDir` are on storage every
    * node sees (a cluster file system). When false, the trainable's folder and Tunebox are shipped
@@ -171,6 +179,17 @@ export function rayExecutor(
     );
   }
   const denoVersion = options.denoVersion ?? Deno.version.deno;
+  if (
+    options.denoPipOptions !== undefined &&
+    (!Array.isArray(options.denoPipOptions) ||
+      options.denoPipOptions.some((x) => typeof x !== "string"))
+  ) {
+    throw new TypeError(
+      `rayExecutor: denoPipOptions must be a list of pip options (strings), got ${
+        JSON.stringify(options.denoPipOptions)
+      }`,
+    );
+  }
   const shared = options.sharedStorage ?? true;
   const graceMs = options.graceMs ?? 5000;
   const pollMs = options.pollMs ?? 1000;
@@ -300,7 +319,19 @@ export function rayExecutor(
         ...(configFile ? { configFile } : {}),
         unstable: policy.unstable ?? [],
       });
-      runtimeEnv = deno === "pip" ? { pip: [`deno==${denoVersion}`] } : {};
+      runtimeEnv = deno === "pip"
+        ? {
+          pip: {
+            packages: [`deno==${denoVersion}`],
+            pip_check: false,
+            pip_install_options: [
+              "--disable-pip-version-check",
+              "--no-cache-dir",
+              ...(options.denoPipOptions ?? []),
+            ],
+          },
+        }
+        : {};
       if (!shared) {
         if (!moduleUrl.startsWith("file:")) {
           throw new TuneError(
@@ -427,8 +458,12 @@ export function rayExecutor(
       `Deno does not run on the Ray cluster at ${address} (Ray ${rayVersion}): a probe job ` +
         `${info ? `ended ${info.status}` : "did not end in time"}${said ? `: ${said}` : ""}. ` +
         (deno === "pip"
-          ? `With deno: "pip" the nodes install deno==${denoVersion} from PyPI, which needs ` +
-            `pip and network access on the nodes.`
+          ? `With deno: "pip" the nodes install deno==${denoVersion} from PyPI${
+            options.denoPipOptions?.length
+              ? ` (pip install ${options.denoPipOptions.join(" ")})`
+              : ""
+          }, which needs pip, virtualenv and that version on the index (or network access) ` +
+            `on the nodes.`
           : `Install Deno ${Deno.version.deno} on every node (on the PATH of the user that ran ` +
             `\`ray start\`), give its absolute path with rayExecutor({ deno: "/path/to/deno" }), ` +
             `or let Ray install it per job with rayExecutor({ deno: "pip" }).`),
@@ -653,7 +688,25 @@ export function rayExecutor(
       resolveEnded(undefined);
     });
 
+    // Without shared storage the trial's output is followed live (Ray's /logs/tail WebSocket)
+    // into its stdout.log on the driver, so the dashboard and `tail -f` show it as it comes.
+    let follower: RayLogTail | undefined;
+    let streamedChars = 0;
+    let recent = "";
+    let writing: Promise<unknown> = Promise.resolve();
+    function follow(): void {
+      if (shared || follower || !submitted) return;
+      follower = ray.tail(jobId, (text) => {
+        streamedChars += text.length;
+        recent = (recent + text).slice(-4096);
+        writing = writing.then(() =>
+          Deno.writeTextFile(join(job.dir, "stdout.log"), text, { append: true })
+        ).catch(() => {});
+      });
+    }
+
     function learnNode(info: RayJobInfo): void {
+      follow();
       if (node) return;
       const m = /^https?:\/\/\[?([^\]/]+?)\]?:\d+/.exec(info.driver_agent_http_address ?? "");
       node = m?.[1] ?? info.driver_node_id?.slice(0, 12) ?? "";
@@ -674,6 +727,7 @@ export function rayExecutor(
       const first = await Promise.race([connected, ended.then(() => undefined)]);
       if (!first) return {};
       running = true;
+      follow();
       // A short trial may end between two polls: learn its node now, for the live table.
       if (!node) {
         const info = await settle(ray.get(jobId), 2000);
@@ -762,9 +816,18 @@ export function rayExecutor(
     async function tailOf(end: RayJobInfo | undefined): Promise<string> {
       if (!submitted) return "";
       if (shared) return await stderrOf(job.dir);
+      if (follower) {
+        // Ray closes the stream once the job has ended and all of its log was sent.
+        const whole = await settle(follower.ended, 5000);
+        follower.close();
+        await writing;
+        if (whole) return recent;
+      }
+      // Not followed, or the stream broke: fetch the log, and keep what was not streamed yet.
       const logs = await ray.logs(jobId).catch(() => "");
-      if (logs && end) {
-        await Deno.writeTextFile(join(job.dir, "stdout.log"), logs, { append: true })
+      const rest = logs.slice(streamedChars);
+      if (rest && end) {
+        await Deno.writeTextFile(join(job.dir, "stdout.log"), rest, { append: true })
           .catch(() => {});
       }
       return logs.slice(-4096);

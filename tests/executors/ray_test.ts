@@ -8,9 +8,12 @@ import { ashaScheduler } from "../../plugins/schedulers/mod.ts";
 import { tableReporter } from "../../plugins/reporters/table.ts";
 import { rayExecutor, type RayExecutorOptions } from "../../plugins/executors/ray.ts";
 import { rayJobsClient } from "../../plugins/executors/_ray_client.ts";
-import { type RayCluster, rayMissing, startRayCluster } from "../peers/ray_cluster.ts";
+import { peerPython, type RayCluster, rayMissing, startRayCluster } from "../peers/ray_cluster.ts";
 import { hostileTrainable } from "../sandbox/_hostile.ts";
 import { tempStorage } from "../_helpers.ts";
+import { tfjsBackend } from "../../plugins/backends/tfjs/permissions.ts";
+import { writeMnistCache } from "../../plugins/backends/mnist.ts";
+import { dirname } from "node:path";
 
 const missing = await rayMissing();
 if (missing) console.warn(`\n*** SKIPPING the Ray executor tests: ${missing} ***\n`);
@@ -36,6 +39,29 @@ function nodesOf(lines: string[]): Map<string, string> {
     if (m) out.set(m[1], m[2]);
   }
   return out;
+}
+
+/**
+ * A folder holding the PyPI wheel of this Deno (`pip download`, once, into the user's cache), for
+ * `deno: "pip"` without network on the nodes.
+ */
+async function denoWheel(): Promise<string> {
+  const home = Deno.env.get("HOME") ?? "/tmp";
+  const dir = `${Deno.env.get("XDG_CACHE_HOME") ?? `${home}/.cache`}/tunebox/wheels`;
+  const have = await Array.fromAsync(Deno.readDir(dir)).catch(() => []);
+  if (have.some((e) => e.name.startsWith(`deno-${Deno.version.deno}-`))) return dir;
+  const out = await new Deno.Command(peerPython(), {
+    args: ["-m", "pip", "download", "--no-deps", `deno==${Deno.version.deno}`, "-d", dir],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(
+      `cannot download the deno==${Deno.version.deno} wheel into ${dir} for the deno: "pip" ` +
+        `test: ${new TextDecoder().decode(out.stderr).trim().split("\n").pop()}`,
+    );
+  }
+  return dir;
 }
 
 /** Our jobs Ray still counts as PENDING or RUNNING. */
@@ -230,12 +256,16 @@ Deno.test({
       async () => {
         // Trial 1 takes all of node2's "slot"; trial 2 waits PENDING for it and times out. Ray
         // does not cancel a PENDING job on stop: it runs it once trial 1 ends, and the driver
-        // must refuse that late trial's token, then delete the job.
+        // must refuse that late trial's token, then delete the job. Trial 1 reports until trial 2
+        // has ended (however long Ray takes to place trial 1 under load), then is stopped.
         const train = await hostileTrainable(`
-        await session.report({ loss: config.x });
-        await new Promise((r) => setTimeout(r, 30000));
+        for (let i = 0; i < 600; i++) {
+          await session.report({ loss: config.x });
+          await new Promise((r) => setTimeout(r, 500));
+        }
       `);
         const warnings: string[] = [];
+        const ended = new Set<string>();
         const r = await new Tuner({
           trainable: train,
           space: { x: grid([1, 2]) },
@@ -244,8 +274,10 @@ Deno.test({
           storage: await tempStorage(),
           resources: { cpu: 1, custom: { node2: 100 } },
           maxConcurrent: 2,
+          stop: (id) => [...ended].some((x) => x !== id),
+          callbacks: [{ name: "ends", onTrialEnd: (e) => void ended.add(e.trial.id) }],
           executor: executor(c, train, {
-            pendingTimeoutMs: 20_000,
+            pendingTimeoutMs: 60_000,
             log: (m) => warnings.push(m),
           }),
           reporter: false,
@@ -255,7 +287,7 @@ Deno.test({
         const two = r.trials.find((x) => x.status !== "terminated");
         assert(one && two, JSON.stringify(r.trials.map((x) => [x.status, x.error])));
         equal(two!.status, "error");
-        match(two!.error ?? "", /Ray did not place trial .* within 20000 ms/);
+        match(two!.error ?? "", /Ray did not place trial .* within 60000 ms/);
         match(two!.error ?? "", /"node2":100/);
         // Ray ends the stopped job (STOPPED) or runs it late; then the driver stops it again
         // (and refuses its trial's token); either way the job is deleted.
@@ -308,6 +340,49 @@ Deno.test({
         warnings.length = 0;
         await run();
         match(warnings.join("\n"), /already on the cluster/);
+      },
+    );
+
+    await step(
+      "without shared storage, a running trial's output reaches its stdout.log live (Ray's /logs/tail)",
+      async () => {
+        // The trial prints and reports until the driver sees its first line in stdout.log, which
+        // only a live log can show before the trial ends (it would run 600 reports otherwise).
+        const train = await hostileTrainable(`
+        for (let i = 0; i < 600; i++) {
+          console.log("live line " + i);
+          await session.report({ loss: i });
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      `);
+        const storage = await tempStorage();
+        let seenAt = -1;
+        const r = await new Tuner({
+          trainable: train,
+          space: { x: grid([1]) },
+          metric: "loss",
+          mode: "min",
+          storage,
+          name: "live",
+          stop: (id, result) => {
+            let log = "";
+            try {
+              log = Deno.readTextFileSync(`${storage}/live/${id}/stdout.log`);
+            } catch { /* not written yet */ }
+            if (seenAt < 0 && log.includes("live line 0")) seenAt = result.training_iteration;
+            return seenAt >= 0;
+          },
+          executor: executor(c, train, { sharedStorage: false, log: () => {} }),
+          reporter: false,
+        }).fit();
+        const x = r.trials[0];
+        equal(x.status, "terminated", x.error);
+        assert(seenAt > 0 && x.iterations < 600, `seen at ${seenAt}, ran ${x.iterations}`);
+        // Once the job ended, the whole output is there, each line once.
+        const log = await Deno.readTextFile(`${x.path}/stdout.log`);
+        for (let i = 0; i < x.iterations; i++) {
+          equal(log.split(`live line ${i}\n`).length, 2, `line ${i} once in:\n${log}`);
+        }
       },
     );
 
@@ -376,6 +451,106 @@ Deno.test({
         }).fit();
         equal(over.trials[0].status, "error");
         match(over.trials[0].error ?? "", /a checkpoint is larger than 1000000 bytes/);
+      },
+    );
+
+    await step(
+      'deno: "pip" lets Ray install Deno per job (from a wheel folder: denoPipOptions), probe included',
+      async () => {
+        const wheels = await denoWheel();
+        const train = await hostileTrainable(
+          `await session.report({ loss: config.x, exe: Deno.execPath(), v: Deno.version.deno });`,
+        );
+        const warnings: string[] = [];
+        const r = await new Tuner({
+          trainable: train,
+          space: { x: grid([1, 2]) },
+          metric: "loss",
+          mode: "min",
+          storage: await tempStorage(),
+          // Deno.execPath() needs read on the binary: Ray's runtime_env lives in the cluster's dir.
+          sandbox: { read: [c.dir] },
+          // One node: Ray builds the job's virtualenv once per node (the probe runs on the head).
+          resources: { cpu: 1, custom: { node1: 1 } },
+          executor: executor(c, train, {
+            deno: "pip",
+            denoPipOptions: ["--no-index", "--find-links", wheels],
+            probe: true,
+            log: (m) => warnings.push(m),
+          }),
+          reporter: false,
+        }).fit();
+        for (const x of r.trials) {
+          equal(x.status, "terminated", x.error);
+          equal(x.metrics?.v, Deno.version.deno);
+          // The Deno of the job's virtualenv, not one on the nodes' PATH.
+          match(String(x.metrics?.exe), /runtime_resources\/pip\/[^/]+\/virtualenv\/bin\/deno$/);
+        }
+        // A version PyPI (here: the wheel folder) does not have: the probe says what to do.
+        const err = await new Tuner({
+          trainable: train,
+          space: { x: grid([1]) },
+          metric: "loss",
+          mode: "min",
+          storage: await tempStorage(),
+          executor: executor(c, train, {
+            deno: "pip",
+            denoVersion: "0.0.1",
+            denoPipOptions: ["--no-index", "--find-links", wheels],
+            probe: true,
+            log: () => {},
+          }),
+          reporter: false,
+        }).fit().then(() => undefined, (e) => e as Error);
+        match(
+          err?.message ?? "",
+          /Deno does not run on the Ray cluster .*deno==0\.0\.1 from PyPI/s,
+        );
+      },
+    );
+
+    await step(
+      "the examples' MNIST trainable trains on the cluster with ASHA, the tfjs backend's env and checkpoints",
+      async () => {
+        const storage = await tempStorage();
+        const dataDir = dirname(await writeMnistCache(`${storage}/mnist_data`));
+        const train = new URL("../../examples/mnist_trainable.ts", import.meta.url).pathname;
+        const lines: string[] = [];
+        const r = await new Tuner({
+          trainable: train,
+          space: {
+            layer_1: 32,
+            layer_2: 64,
+            lr: grid([3e-3, 1e-2]),
+            batch_size: 64,
+            epochs: 2,
+            train_size: 600,
+            data_dir: dataDir,
+          },
+          metric: "val_loss",
+          mode: "min",
+          storage,
+          scheduler: ashaScheduler({ maxT: 2, gracePeriod: 1, reductionFactor: 2 }),
+          resources: { cpu: 1 },
+          // The native backend when it is built (FFI on its binding), else wasm; its env() (TF_*)
+          // travels with the job.
+          backend: tfjsBackend({ native: true }),
+          sandbox: { read: [dataDir] },
+          executor: executor(c, train),
+          reporter: tableReporter({ write: (s: string) => lines.push(s), live: false }),
+        }).fit();
+        const nodes = nodesOf(lines);
+        for (const x of r.trials) {
+          equal(x.status, "terminated", x.error);
+          assert(x.iterations >= 1);
+          match(String(nodes.get(x.id)), /^127\.0\.0\.[23]$/);
+          const first = r.history(x.id)[0];
+          match(String(first.backend), /^(tensorflow|wasm)$/);
+          assert(Number(x.metrics?.val_acc) > 0.3, `val_acc ${x.metrics?.val_acc}`);
+          const cks = (await Array.fromAsync(Deno.readDir(x.path!)))
+            .filter((e) => e.name.startsWith("checkpoint_"));
+          equal(cks.length, x.iterations, "every epoch checkpointed the model");
+        }
       },
     );
 
