@@ -178,6 +178,9 @@ export {
 export {
   type DriverMessage,
   type FileChunk,
+  lineSender,
+  type LineSink,
+  type LineSource,
   PROTOCOL_VERSION,
   type TrialMessage,
 } from "./core/protocol.ts";

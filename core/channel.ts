@@ -25,7 +25,7 @@ import {
   ChannelError,
   chunkPathProblem,
   DEFAULT_MAX_LINE_BYTES,
-  encodeLine,
+  lineSender,
   PROTOCOL_VERSION,
   readBoundedLines,
   reviveMetrics,
@@ -65,6 +65,19 @@ export interface ByteConn {
   readonly writable: WritableStream<Uint8Array>;
   /** Closes both directions. */
   close(): void;
+  /** Reads into `p` directly (a `Deno.Conn` has it): used instead of `readable` when present. */
+  read?(p: Uint8Array): Promise<number | null>;
+  /** Writes from `p` directly (a `Deno.Conn` has it): used instead of `writable` when present. */
+  write?(p: Uint8Array): Promise<number>;
+}
+
+/** A connection's bytes in: read directly when it can be, else through its stream. */
+function source(conn: ByteConn): ReadableStream<Uint8Array> | {
+  read(p: Uint8Array): Promise<number | null>;
+} {
+  return typeof conn.read === "function"
+    ? { read: (p: Uint8Array) => conn.read!(p) }
+    : conn.readable;
 }
 
 /** An authenticated message connection to one trial. */
@@ -184,7 +197,7 @@ export class TrialChannelServer {
 
   async #authenticate(conn: ByteConn): Promise<void> {
     const limit = { max: Math.min(this.#limits.maxLineBytes, 4096) };
-    const messages = readBoundedLines(conn.readable, limit);
+    const messages = readBoundedLines(source(conn), limit);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<"timeout">((r) => {
       timer = setTimeout(() => r("timeout"), this.#limits.authTimeoutMs);
@@ -251,15 +264,18 @@ export function wrapConnection(
   conn: ByteConn,
   messages: number | AsyncIterator<unknown> = DEFAULT_MAX_LINE_BYTES,
 ): TrialConnection {
-  const writer = conn.writable.getWriter();
-  const encoder = new TextEncoder();
-  let chain = Promise.resolve();
+  // Written directly when the connection can be, with messages that meet coalesced into one
+  // write (an ack and a heartbeat, say).
+  const send = lineSender(
+    typeof conn.write === "function"
+      ? { write: (p: Uint8Array) => conn.write!(p) }
+      : conn.writable.getWriter(),
+  );
   return {
     trialId,
-    messages: typeof messages === "number" ? readBoundedLines(conn.readable, messages) : messages,
+    messages: typeof messages === "number" ? readBoundedLines(source(conn), messages) : messages,
     send(m) {
-      chain = chain.then(() => writer.write(encoder.encode(encodeLine(m)))).catch(() => {});
-      return chain;
+      return send(m).catch(() => {});
     },
     close() {
       closeQuietly(conn);

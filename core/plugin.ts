@@ -469,6 +469,39 @@ export function registerPlugin<T>(role: PluginRole, name: string, factory: Plugi
 }
 
 /**
+ * Records how a built-in plugin was made — its registered name and its options — as a hidden
+ * `spec` property, so that `Tuner.restore` can make it again by name, whether it was built from
+ * YAML or in code. Options that are not plain JSON (functions, domains) are not recorded: such a
+ * plugin must be given again to `Tuner.restore`.
+ *
+ * @param name The name the plugin's factory is registered under (`"asha"`, `"tpe"`).
+ * @param options The options the factory was given.
+ * @param plugin The plugin.
+ * @returns `plugin`, with `spec` set when the options are plain JSON.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { recordSpec } from "./plugin.ts";
+ *
+ * const s = recordSpec("my_fifo", { patience: 3 }, { name: "my_fifo" });
+ * assert.deepEqual((s as { spec?: unknown }).spec, { name: "my_fifo", options: { patience: 3 } });
+ * assert.deepEqual(Object.keys(s), ["name"]);
+ * ```
+ */
+export function recordSpec<T extends object>(name: string, options: unknown, plugin: T): T {
+  const o = options ?? {};
+  if (isPlainJson(o, 0) && typeof o === "object" && !Array.isArray(o)) {
+    Object.defineProperty(plugin, "spec", {
+      value: { name, options: structuredClone(o) },
+      enumerable: false,
+      configurable: true,
+    });
+  }
+  return plugin;
+}
+
+/**
  * The factory registered under a name, or undefined.
  *
  * @example

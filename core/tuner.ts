@@ -179,6 +179,12 @@ const OPTION_KEYS = [
   "allowRemoteTrainable",
 ];
 
+/** The modules that register the built-in plugins of a role, loaded when a name is needed. */
+const BUILTIN_FAMILIES: Record<"scheduler" | "searcher", () => Promise<unknown>> = {
+  scheduler: () => import("../plugins/schedulers/mod.ts"),
+  searcher: () => import("../plugins/searchers/mod.ts"),
+};
+
 /**
  * Runs a hyperparameter search: samples configs from a space, runs a trial per config, and
  * returns a {@linkcode ResultGrid}.
@@ -355,6 +361,12 @@ export class Tuner<S extends Space = Space> {
       );
     }
     const space = options.space ?? spaceFromJson(record.space);
+    // Built-in plugins register their names when their family module loads: load the families
+    // the saved specs need, so that restoring needs no side-effect imports.
+    for (const role of ["scheduler", "searcher"] as const) {
+      const name = (saved[role] as { name?: unknown } | null | undefined)?.name;
+      if (typeof name === "string" && !lookupPlugin(role, name)) await BUILTIN_FAMILIES[role]();
+    }
     const plugin = <T>(
       role: "scheduler" | "searcher",
       given: T | undefined,

@@ -576,21 +576,29 @@ export function slurmExecutor(
           fatal: true,
         };
       }
+      const unshared = (why: string): TrialExit => ({
+        kind: "error",
+        message: `the experiment folder ${experimentDir} is not visible on the node the ` +
+          `first trial ran on: storage must be shared by every node (a cluster file ` +
+          `system), and so must the trainable, Tunebox and Deno; ${why}`,
+        fatal: true,
+      });
       if (probing && !connection && /Module not found|couldn't chdir|No such file/.test(tail)) {
-        return {
-          kind: "error",
-          message: `the experiment folder ${experimentDir} is not visible on the node the ` +
-            `first trial ran on: storage must be shared by every node (a cluster file ` +
-            `system), and so must the trainable, Tunebox and Deno; last lines of stderr.log:\n` +
-            lines,
-          fatal: true,
-        };
+        return unshared(`last lines of stderr.log:\n${lines}`);
       }
       const denial = parseDenial(lines);
       return (async (): Promise<TrialExit> => {
         let text: string;
         if (mode === "sbatch" && jobId) {
           const v = await showJob(jobId, cmdEnv);
+          // A batch job whose --chdir or --output folder its node lacks never starts: Slurm
+          // says JobLaunchFailure, and stderr.log, being on that folder, stays empty.
+          if (probing && !connection && v?.reason === "JobLaunchFailure" && !tail.trim()) {
+            return unshared(
+              `Slurm could not launch the job on ${v.nodes} (JobLaunchFailure), as happens when ` +
+                `its working folder (${job.workDir}) is missing there`,
+            );
+          }
           text = verdictText(v, tail);
         } else {
           text = /error:|CANCELLED|Killed/.test(tail)

@@ -89,6 +89,44 @@ Deno.test("the gradients of the posterior and of log EI match finite differences
   }
 });
 
+Deno.test("a GP extended from the previous one's factor predicts as one conditioned afresh", () => {
+  const params = { invLs2: Float64Array.from([8, 2]), scale: 1, noise: 1e-4 };
+  const small = data(20), big = data(27); // the same first 20 points, 7 more
+  const prev = new GaussianProcess(small, params);
+  const extended = new GaussianProcess(big, params, prev);
+  const fresh = new GaussianProcess(big, params);
+  // Other parameters, or other leading points: conditioned afresh, still the same predictions.
+  const other = new GaussianProcess(big, { ...params }, prev);
+  const shuffled = { ...big, X: big.X.slice().reverse() };
+  const moved = new GaussianProcess(shuffled, params, prev);
+  const movedFresh = new GaussianProcess(shuffled, params);
+  for (const x of [[0.1, 0.9], [0.5, 0.5], [0.93, 0.02]].map((v) => Float64Array.from(v))) {
+    const a = extended.predict(x), b = fresh.predict(x), c = other.predict(x);
+    close(a.mean, b.mean, 1e-9, "mean");
+    close(a.variance, b.variance, 1e-9, "variance");
+    close(c.mean, b.mean, 1e-12, "mean, other parameters");
+    close(moved.predict(x).mean, movedFresh.predict(x).mean, 1e-9, "mean, other points");
+  }
+});
+
+Deno.test("predictMany gives predict's mean and variance, block by block", () => {
+  const gp = new GaussianProcess(data(23), {
+    invLs2: Float64Array.from([8, 2]),
+    scale: 1.3,
+    noise: 1e-3,
+  });
+  for (const m of [1, 4, 7]) {
+    const xs = Float64Array.from({ length: m * 2 }, (_, i) => ((i * 0.37) % 1));
+    const mean = new Float64Array(m), variance = new Float64Array(m);
+    gp.predictMany(xs, m, mean, variance);
+    for (let p = 0; p < m; p++) {
+      const one = gp.predict(xs.subarray(p * 2, p * 2 + 2));
+      close(mean[p], one.mean, 1e-12, `mean ${p} of ${m}`);
+      close(variance[p], one.variance, 1e-12, `variance ${p} of ${m}`);
+    }
+  }
+});
+
 function branin(c: Config): number {
   const x1 = c.a as number, x2 = c.b as number;
   const b = 5.1 / (4 * Math.PI ** 2), cc = 5 / Math.PI, t = 1 / (8 * Math.PI);

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { recordSpec } from "../../../core/plugin.ts";
 import type { Searcher } from "../../../core/plugin.ts";
 import type { Config, JsonValue } from "../../../core/trial.ts";
 import type { Rng } from "../../../core/random.ts";
@@ -108,14 +109,18 @@ export function gpSearcher(options: GpSearcherOptions = {}): Searcher {
   const localSearches = intOption(F, "localSearches", o.localSearches, 10, 1);
   const points = checkPoints(F, o.pointsToEvaluate);
   const seed = checkSeed(F, o.seed);
-  return modelSearcher({
-    name: "gp",
-    factory: F,
-    points,
-    ...(seed !== undefined ? { seed } : {}),
-    makeModel: (params) =>
-      gpModel(params, { initialPoints, deterministic, candidates, localSearches }),
-  });
+  return recordSpec(
+    "gp",
+    options,
+    modelSearcher({
+      name: "gp",
+      factory: F,
+      points,
+      ...(seed !== undefined ? { seed } : {}),
+      makeModel: (params) =>
+        gpModel(params, { initialPoints, deterministic, candidates, localSearches }),
+    }),
+  );
 }
 
 /** The settings of {@linkcode gpModel}. */
@@ -151,6 +156,8 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
   const history: JsonValue[] = [];
   let cache: GpParams | undefined;
   let fittedAt = 0;
+  // The last GP of the finished trials: the next one extends its factor by the new trials.
+  let lastGp: GaussianProcess | undefined;
 
   const encode = (a: ReadonlyMap<string, unknown>, out: number[] | Float64Array, at = 0) => {
     for (let i = 0; i < D; i++) {
@@ -207,7 +214,8 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
       cache = fitGp(data, cache, { minNoise: MIN_NOISE, deterministic: settings.deterministic });
       fittedAt = n;
     }
-    let gp = new GaussianProcess(data, cache);
+    let gp = new GaussianProcess(data, cache, lastGp);
+    lastGp = gp;
     let best = Infinity, bestJ = 0;
     for (let j = 0; j < n; j++) if (y[j] < best) [best, bestJ] = [y[j], j];
     if (running.length) {
@@ -222,7 +230,7 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
         ya[n + r] = gp.predict(Xa.subarray((n + r) * D, (n + r + 1) * D)).mean;
         best = Math.min(best, ya[n + r]);
       }
-      gp = new GaussianProcess({ X: Xa, n: n + m, D, isCat, y: ya }, cache);
+      gp = new GaussianProcess({ X: Xa, n: n + m, D, isCat, y: ya }, cache, gp);
     }
     const R = maximizeLogEI(gp, best, { D, options: optionsArr }, rng, {
       samples: settings.candidates,
@@ -258,6 +266,7 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
       }
       X.length = losses.length = history.length = 0;
       fallback.obs.reset();
+      lastGp = undefined;
       for (const h of s.history as JsonValue[][]) {
         const [a, l, it, st] = h as [JsonValue, number | null, number, boolean];
         observe(assignmentFromJson(a), l ?? Infinity, it, st);
