@@ -26,6 +26,17 @@ await run("Driver overhead (sandboxed subprocess and in-process trials)", deno, 
   "bench/driver_bench.ts",
   ...q,
 ]);
+await run(
+  "Issue 14: sandboxed and in-process trials next to Optuna (time, peak driver memory)",
+  deno,
+  [
+    "run",
+    "-A",
+    "bench/perf_bench.ts",
+    ...q,
+    ...(peers ? [] : ["--no-peers"]),
+  ],
+);
 await run("The driver against hostile trials (new metric keys, a 32 MiB line)", deno, [
   "run",
   "-A",

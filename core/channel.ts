@@ -37,7 +37,7 @@ import type { Ack, TrialExit, TrialJob, TrialListener } from "./plugin.ts";
 import type { JsonValue } from "./trial.ts";
 import { parseDenial } from "./sandbox.ts";
 import type { GroupInfo } from "./collectives.ts";
-import { join } from "node:path";
+import { join } from "./_path.ts";
 
 /** Bounds on what a trial (or anything that connects) may send. */
 export interface ChannelLimits {

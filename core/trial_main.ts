@@ -127,7 +127,35 @@ export async function boot(): Promise<BootedTrial> {
     exit(1);
   })();
 
+  const fail = async (e: unknown, fatal = false): Promise<never> => {
+    const err = e instanceof Error ? e : new Error(String(e));
+    await send({
+      v: PROTOCOL_VERSION,
+      type: "error",
+      name: err.name,
+      message: err.message,
+      stack: err.stack,
+      fatal,
+    })
+      .catch(() => {});
+    exit(1);
+  };
+  globalThis.addEventListener("unhandledrejection", (ev) => {
+    ev.preventDefault();
+    if (ev.reason instanceof TrialStopped) return;
+    fail(ev.reason);
+  });
+  globalThis.addEventListener("error", (ev) => {
+    ev.preventDefault();
+    fail(ev.error);
+  });
+
   await send({ v: PROTOCOL_VERSION, type: "hello", trialId, token });
+  // The trainable module loads while the driver has not assigned this process yet (a warm
+  // start: the process was started ahead for this trial) or while the start message travels.
+  // A computed specifier: Deno checks read permission for the whole imported graph.
+  const preloaded = moduleUrl ? import(String(moduleUrl)) : undefined;
+  preloaded?.catch(() => {}); // reported by run()
   const start = await started;
   if (start.v !== PROTOCOL_VERSION) {
     await send({
@@ -206,36 +234,11 @@ export async function boot(): Promise<BootedTrial> {
     group,
   );
 
-  const fail = async (e: unknown, fatal = false): Promise<never> => {
-    const err = e instanceof Error ? e : new Error(String(e));
-    await send({
-      v: PROTOCOL_VERSION,
-      type: "error",
-      name: err.name,
-      message: err.message,
-      stack: err.stack,
-      fatal,
-    })
-      .catch(() => {});
-    exit(1);
-  };
-  globalThis.addEventListener("unhandledrejection", (ev) => {
-    ev.preventDefault();
-    if (ev.reason instanceof TrialStopped) return;
-    fail(ev.reason);
-  });
-  globalThis.addEventListener("error", (ev) => {
-    ev.preventDefault();
-    fail(ev.error);
-  });
-
   return {
     async run(load) {
       let mod: Record<string, unknown>;
       try {
-        // A computed specifier: Deno checks read permission for the whole imported graph.
-        const specifier = String(moduleUrl);
-        mod = load ? await load() : await import(specifier);
+        mod = load ? await load() : await (preloaded ?? import(String(moduleUrl)));
       } catch (e) {
         return await fail(e, true);
       }

@@ -8,8 +8,8 @@
  */
 
 import { merge, settle, trialConfig, writeTrialEntry } from "./_shared.ts";
-import { fileURLToPath as fromFileUrl } from "node:url";
-import { dirname, join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
+import { dirname, join } from "../../core/_path.ts";
 import type {
   Executor,
   Resources,
