@@ -120,6 +120,7 @@ export {
   type TrialOutcome,
   type TrialReport,
   type TrialStart,
+  type WarmJob,
 } from "./core/plugin.ts";
 export type {
   Config,
@@ -178,6 +179,9 @@ export {
 export {
   type DriverMessage,
   type FileChunk,
+  lineSender,
+  type LineSink,
+  type LineSource,
   PROTOCOL_VERSION,
   type TrialMessage,
 } from "./core/protocol.ts";

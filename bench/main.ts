@@ -26,10 +26,27 @@ await run("Driver overhead (sandboxed subprocess and in-process trials)", deno, 
   "bench/driver_bench.ts",
   ...q,
 ]);
+await run(
+  "Issue 14: sandboxed and in-process trials next to Optuna (time, peak driver memory)",
+  deno,
+  [
+    "run",
+    "-A",
+    "bench/perf_bench.ts",
+    ...q,
+    ...(peers ? [] : ["--no-peers"]),
+  ],
+);
 await run("The driver against hostile trials (new metric keys, a 32 MiB line)", deno, [
   "run",
   "-A",
   "bench/sandbox_bench.ts",
+]);
+await run("Reports per second through the trial channel (unix socket, TLS, the runner)", deno, [
+  "run",
+  "-A",
+  "bench/channel_bench.ts",
+  ...q,
 ]);
 await run("TensorBoard event writer", deno, ["run", "-A", "bench/tensorboard_bench.ts"]);
 await run("MLflow logger against a real server", deno, [
@@ -60,6 +77,12 @@ await run("Schedulers on simulated learning curves; PB2 against PBT", deno, [
   "run",
   "-A",
   "bench/schedulers_bench.ts",
+  ...q,
+]);
+await run("PB2 against PBT on the MNIST trainable (4 and 2 trials)", deno, [
+  "run",
+  "-A",
+  "bench/pb2_mnist_bench.ts",
   ...q,
 ]);
 await run("Training: tfjs backends' throughput, the sandbox's cost, the MNIST demo", deno, [

@@ -3,10 +3,13 @@
  * local subprocess executor:
  * - submit-to-first-report latency per trial (trial start event -> its first report reaching the
  *   driver) and total wall for N trivial trials x R reports, at 8 trials at once;
- * - reports per second through the TLS channel (one trial reporting as fast as acks come back).
+ * - reports per second through the TLS channel (one trial reporting as fast as acks come back);
+ * - with --startup only: six trials one at a time, each start's timeline (runner start -> trial
+ *   process start -> trainable imported -> first report at the driver), local and step mode.
  *
  *     deno run -A bench/slurm_bench.ts            # 64 trials x 20 reports
  *     deno run -A bench/slurm_bench.ts --quick    # 16 trials x 20 reports
+ *     deno run -A bench/slurm_bench.ts --startup  # the start-up timelines
  *
  * Needs root and `slurmctld slurmd slurm-client munge` installed (.ci/run installs them).
  */
@@ -17,6 +20,7 @@ import { subprocessExecutor } from "../plugins/executors/subprocess.ts";
 import { slurmMissing, startSlurmCluster } from "../tests/peers/slurm_cluster.ts";
 
 const quick = Deno.args.includes("--quick");
+const startupOnly = Deno.args.includes("--startup");
 const TRIALS = quick ? 16 : 64;
 const REPORTS = 20;
 const CONCURRENT = 8;
@@ -43,6 +47,47 @@ await Deno.writeTextFile(
     `export default defineTrainable(async (config: { n: number }, session) => {\n` +
     `  for (let i = 1; i <= config.n; i++) await session.report({ loss: 1 / i });\n});\n`,
 );
+
+const trainableTimed = `${dir}/timed.ts`;
+await Deno.writeTextFile(
+  trainableTimed,
+  `import { defineTrainable } from ${tb};\nconst imported = Date.now();\n` +
+    `export default defineTrainable(async (config: { x: number }, session) => {\n` +
+    `  await session.report({ loss: config.x, origin: performance.timeOrigin, imported });\n});\n`,
+);
+
+/** Six trials one at a time: where each start's time goes, in ms. */
+async function timeline(label: string, executor: Executor): Promise<void> {
+  const started = new Map<string, number>();
+  const rows: string[] = [];
+  await new Tuner({
+    trainable: trainableTimed,
+    space: { x: grid([1, 2, 3, 4, 5, 6]) },
+    metric: "loss",
+    mode: "min",
+    storage: dir,
+    maxConcurrent: 1,
+    executor,
+    callbacks: [{
+      name: "timeline",
+      onTrialStart(e) {
+        started.set(e.trial.id, Date.now());
+      },
+      onReport(e) {
+        const t0 = started.get(e.trial.id)!, now = Date.now();
+        const origin = Number(e.result.origin), imported = Number(e.result.imported);
+        rows.push(
+          `${Math.round(origin - t0)}/${Math.round(imported - origin)}/${now - imported}`,
+        );
+      },
+    }],
+    reporter: false,
+  }).fit();
+  console.log(
+    `${label.padEnd(22)} start->process/process->imported/imported->first report (ms): ` +
+      rows.join("  "),
+  );
+}
 
 function latencyProbe(): { callback: Callback; latencies: number[] } {
   const started = new Map<string, number>();
@@ -118,31 +163,42 @@ const cluster = await startSlurmCluster();
 try {
   const PATH = Deno.env.get("PATH") ?? "/usr/bin:/bin";
   const common = { driverHost: "127.0.0.1", pollMs: 200, heartbeatMs: 30_000 };
-  await many("local subprocess", subprocessExecutor(trainable));
-  const alloc = await cluster.allocate(["-N2", `-n${CONCURRENT}`]);
-  const stepEnv = { ...cluster.env, PATH, SLURM_JOB_ID: alloc, SLURM_JOB_CPUS_PER_NODE: "4(x2)" };
-  await many("slurm step (srun)", slurmExecutor(trainable, { ...common, commandEnv: stepEnv }));
-  await cluster.run("scancel", [alloc]);
-  await many(
-    "slurm sbatch",
-    slurmExecutor(trainable, {
-      ...common,
-      mode: "sbatch",
-      maxJobs: CONCURRENT,
-      commandEnv: { ...cluster.env, PATH },
-    }),
-  );
-  const n = quick ? 2000 : 10_000;
-  await rate("local unix socket", subprocessExecutor(trainableFast), n);
-  await rate(
-    "slurm sbatch over TLS",
-    slurmExecutor(trainableFast, {
-      ...common,
-      mode: "sbatch",
-      commandEnv: { ...cluster.env, PATH },
-    }),
-    n,
-  );
+  if (startupOnly) {
+    await timeline("local subprocess", subprocessExecutor(trainableTimed));
+    const alloc = await cluster.allocate(["-N2", `-n${CONCURRENT}`]);
+    const stepEnv = { ...cluster.env, PATH, SLURM_JOB_ID: alloc, SLURM_JOB_CPUS_PER_NODE: "4(x2)" };
+    await timeline(
+      "slurm step (srun)",
+      slurmExecutor(trainableTimed, { ...common, commandEnv: stepEnv }),
+    );
+    await cluster.run("scancel", [alloc]);
+  } else {
+    await many("local subprocess", subprocessExecutor(trainable));
+    const alloc = await cluster.allocate(["-N2", `-n${CONCURRENT}`]);
+    const stepEnv = { ...cluster.env, PATH, SLURM_JOB_ID: alloc, SLURM_JOB_CPUS_PER_NODE: "4(x2)" };
+    await many("slurm step (srun)", slurmExecutor(trainable, { ...common, commandEnv: stepEnv }));
+    await cluster.run("scancel", [alloc]);
+    await many(
+      "slurm sbatch",
+      slurmExecutor(trainable, {
+        ...common,
+        mode: "sbatch",
+        maxJobs: CONCURRENT,
+        commandEnv: { ...cluster.env, PATH },
+      }),
+    );
+    const n = quick ? 2000 : 10_000;
+    await rate("local unix socket", subprocessExecutor(trainableFast), n);
+    await rate(
+      "slurm sbatch over TLS",
+      slurmExecutor(trainableFast, {
+        ...common,
+        mode: "sbatch",
+        commandEnv: { ...cluster.env, PATH },
+      }),
+      n,
+    );
+  }
 } finally {
   await cluster.close();
   await Deno.remove(dir, { recursive: true }).catch(() => {});

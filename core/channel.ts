@@ -25,7 +25,7 @@ import {
   ChannelError,
   chunkPathProblem,
   DEFAULT_MAX_LINE_BYTES,
-  encodeLine,
+  lineSender,
   PROTOCOL_VERSION,
   readBoundedLines,
   reviveMetrics,
@@ -37,7 +37,7 @@ import type { Ack, TrialExit, TrialJob, TrialListener } from "./plugin.ts";
 import type { JsonValue } from "./trial.ts";
 import { parseDenial } from "./sandbox.ts";
 import type { GroupInfo } from "./collectives.ts";
-import { join } from "node:path";
+import { join } from "./_path.ts";
 
 /** Bounds on what a trial (or anything that connects) may send. */
 export interface ChannelLimits {
@@ -65,12 +65,30 @@ export interface ByteConn {
   readonly writable: WritableStream<Uint8Array>;
   /** Closes both directions. */
   close(): void;
+  /** Reads into `p` directly (a `Deno.Conn` has it): used instead of `readable` when present. */
+  read?(p: Uint8Array): Promise<number | null>;
+  /** Writes from `p` directly (a `Deno.Conn` has it): used instead of `writable` when present. */
+  write?(p: Uint8Array): Promise<number>;
+}
+
+/** A connection's bytes in: read directly when it can be, else through its stream. */
+function source(conn: ByteConn): ReadableStream<Uint8Array> | {
+  read(p: Uint8Array): Promise<number | null>;
+} {
+  return typeof conn.read === "function"
+    ? { read: (p: Uint8Array) => conn.read!(p) }
+    : conn.readable;
 }
 
 /** An authenticated message connection to one trial. */
 export interface TrialConnection {
   /** The trial it belongs to. */
   readonly trialId: string;
+  /**
+   * The node the trial says (in its `hello`) it runs on, when a cluster executor asked it to
+   * (a worker of a multi-worker trial on Slurm): untrusted, used only to route its ring.
+   */
+  readonly node?: string;
   /** Messages after `hello`, parsed but not yet checked (see {@linkcode checkTrialMessage}). */
   readonly messages: AsyncIterator<unknown>;
   /** Sends a message; never throws (a dead peer is noticed by the reader). */
@@ -184,7 +202,7 @@ export class TrialChannelServer {
 
   async #authenticate(conn: ByteConn): Promise<void> {
     const limit = { max: Math.min(this.#limits.maxLineBytes, 4096) };
-    const messages = readBoundedLines(conn.readable, limit);
+    const messages = readBoundedLines(source(conn), limit);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<"timeout">((r) => {
       timer = setTimeout(() => r("timeout"), this.#limits.authTimeoutMs);
@@ -231,7 +249,11 @@ export class TrialChannelServer {
     this.#connected.add(h.trialId!);
     // Authenticated: from now on a line may be as long as a report may be.
     limit.max = this.#limits.maxLineBytes;
-    expected.resolve(wrapConnection(h.trialId!, conn, messages));
+    const node = (h as { node?: unknown }).node;
+    const wrapped = wrapConnection(h.trialId!, conn, messages);
+    expected.resolve(
+      typeof node === "string" && /^[\w.-]{1,255}$/.test(node) ? { ...wrapped, node } : wrapped,
+    );
   }
 }
 
@@ -251,15 +273,18 @@ export function wrapConnection(
   conn: ByteConn,
   messages: number | AsyncIterator<unknown> = DEFAULT_MAX_LINE_BYTES,
 ): TrialConnection {
-  const writer = conn.writable.getWriter();
-  const encoder = new TextEncoder();
-  let chain = Promise.resolve();
+  // Written directly when the connection can be, with messages that meet coalesced into one
+  // write (an ack and a heartbeat, say).
+  const send = lineSender(
+    typeof conn.write === "function"
+      ? { write: (p: Uint8Array) => conn.write!(p) }
+      : conn.writable.getWriter(),
+  );
   return {
     trialId,
-    messages: typeof messages === "number" ? readBoundedLines(conn.readable, messages) : messages,
+    messages: typeof messages === "number" ? readBoundedLines(source(conn), messages) : messages,
     send(m) {
-      chain = chain.then(() => writer.write(encoder.encode(encodeLine(m)))).catch(() => {});
-      return chain;
+      return send(m).catch(() => {});
     },
     close() {
       closeQuietly(conn);

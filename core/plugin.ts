@@ -10,7 +10,7 @@
  */
 
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
-import { resolve } from "node:path";
+import { resolve } from "./_path.ts";
 import type { Space } from "./space.ts";
 import type { Device } from "./resources.ts";
 
@@ -357,6 +357,12 @@ export interface TrialJob {
   readonly resources?: Resources;
 }
 
+/** What an executor knows of a trial before it starts: enough for its process and sandbox. */
+export type WarmJob = Pick<
+  TrialJob,
+  "trialId" | "dir" | "workDir" | "sandbox" | "env" | "memoryMb" | "resources"
+>;
+
 /** A report as it arrives from a trial, before the driver fills in the automatic keys. */
 export interface RawReport {
   /** The user's metrics. */
@@ -427,6 +433,22 @@ export interface Executor {
    */
   capacity?(resources: Resources): number;
   /**
+   * True when a trial needs no folder to start (it runs in the driver's process and creates
+   * `workDir` itself if it uses it). The runner then writes the trial's own records
+   * (`params.json`, `result.jsonl`, `progress.csv`) when it checkpoints or ends, and only the
+   * experiment's journal before each acknowledgement. @default false
+   */
+  readonly lazyTrialDir?: boolean;
+  /**
+   * Starts the process of the trial the runner expects to start next, ahead of time (a warm
+   * start): the runner has made its folder, and the process gets that trial's permissions and
+   * waits for its assignment. `start` with that trial id (and the same `env`) then hands the
+   * trial to it; a warmed process is never used for another trial.
+   */
+  warm?(next: WarmJob): void;
+  /** Kills the warmed process of `trialId` if `start` never took it. */
+  unwarm?(trialId: string): void;
+  /**
    * Whether it runs trials of several workers (`resources.workers > 1`); an experiment that
    * asks for workers on an executor without it is refused before any trial starts.
    * @default false
@@ -466,6 +488,39 @@ const registry: Record<PluginRole, Map<string, PluginFactory<unknown>>> = {
  */
 export function registerPlugin<T>(role: PluginRole, name: string, factory: PluginFactory<T>): void {
   registry[role].set(name, factory as PluginFactory<unknown>);
+}
+
+/**
+ * Records how a built-in plugin was made — its registered name and its options — as a hidden
+ * `spec` property, so that `Tuner.restore` can make it again by name, whether it was built from
+ * YAML or in code. Options that are not plain JSON (functions, domains) are not recorded: such a
+ * plugin must be given again to `Tuner.restore`.
+ *
+ * @param name The name the plugin's factory is registered under (`"asha"`, `"tpe"`).
+ * @param options The options the factory was given.
+ * @param plugin The plugin.
+ * @returns `plugin`, with `spec` set when the options are plain JSON.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { recordSpec } from "./plugin.ts";
+ *
+ * const s = recordSpec("my_fifo", { patience: 3 }, { name: "my_fifo" });
+ * assert.deepEqual((s as { spec?: unknown }).spec, { name: "my_fifo", options: { patience: 3 } });
+ * assert.deepEqual(Object.keys(s), ["name"]);
+ * ```
+ */
+export function recordSpec<T extends object>(name: string, options: unknown, plugin: T): T {
+  const o = options ?? {};
+  if (isPlainJson(o, 0) && typeof o === "object" && !Array.isArray(o)) {
+    Object.defineProperty(plugin, "spec", {
+      value: { name, options: structuredClone(o) },
+      enumerable: false,
+      configurable: true,
+    });
+  }
+  return plugin;
 }
 
 /**

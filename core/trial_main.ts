@@ -23,7 +23,7 @@
 
 // Only protocol.ts and session.ts: whatever a trial imports adds to every trial's start-up.
 import {
-  encodeLine,
+  lineSender,
   PROTOCOL_VERSION,
   readBoundedLines,
   sendFolder,
@@ -78,13 +78,11 @@ export async function boot(): Promise<BootedTrial> {
     console.error(`tunebox: cannot reach the driver at ${channel}: ${(e as Error).message}`);
     exit(3);
   }
-  const writer = conn.writable.getWriter();
-  const encoder = new TextEncoder();
-  let writing = Promise.resolve();
-  const send = (m: TrialMessage): Promise<void> => {
-    writing = writing.then(() => writer.write(encoder.encode(encodeLine(m))));
-    return writing;
-  };
+  // The connection is written and read directly (not through its streams), and messages that
+  // meet (a report and a heartbeat) go out in one write: a report is a round trip, so every
+  // step on the way counts (bench/channel_bench.ts).
+  const sendLine = lineSender(conn);
+  const send = (m: TrialMessage): Promise<void> => sendLine(m);
   const acks = new Map<number, (d: "continue" | "stop") => void>();
   let session = undefined as TrialSession | undefined;
   let resolveStart!: (m: Extract<DriverMessage, { type: "start" }>) => void;
@@ -110,7 +108,7 @@ export async function boot(): Promise<BootedTrial> {
 
   (async () => {
     try {
-      for await (const raw of readBoundedLines(conn.readable, 64 << 20)) {
+      for await (const raw of readBoundedLines(conn, 64 << 20)) {
         heard = Date.now();
         const m = raw as DriverMessage;
         if (m.type === "start") resolveStart(m);
@@ -129,7 +127,47 @@ export async function boot(): Promise<BootedTrial> {
     exit(1);
   })();
 
-  await send({ v: PROTOCOL_VERSION, type: "hello", trialId, token });
+  const fail = async (e: unknown, fatal = false): Promise<never> => {
+    const err = e instanceof Error ? e : new Error(String(e));
+    await send({
+      v: PROTOCOL_VERSION,
+      type: "error",
+      name: err.name,
+      message: err.message,
+      stack: err.stack,
+      fatal,
+    })
+      .catch(() => {});
+    exit(1);
+  };
+  globalThis.addEventListener("unhandledrejection", (ev) => {
+    ev.preventDefault();
+    if (ev.reason instanceof TrialStopped) return;
+    fail(ev.reason);
+  });
+  globalThis.addEventListener("error", (ev) => {
+    ev.preventDefault();
+    fail(ev.error);
+  });
+
+  // A worker of a multi-worker trial started as one of N tasks (srun -n N) learns its rank from
+  // the variable TUNEBOX_RANK_VAR names, says it in its id, and says which node it is on.
+  // (Remote trials only: a local one may not even ask for the variable.)
+  const rankVar = channel.startsWith("tls:") ? Deno.env.get("TUNEBOX_RANK_VAR") : undefined;
+  const rank = rankVar ? Deno.env.get(rankVar) : undefined;
+  const node = rankVar ? Deno.env.get("SLURMD_NODENAME") : undefined;
+  await send({
+    v: PROTOCOL_VERSION,
+    type: "hello",
+    trialId: rank !== undefined ? `${trialId}@${rank}` : trialId,
+    token,
+    ...(node ? { node } : {}),
+  });
+  // The trainable module loads while the driver has not assigned this process yet (a warm
+  // start: the process was started ahead for this trial) or while the start message travels.
+  // A computed specifier: Deno checks read permission for the whole imported graph.
+  const preloaded = moduleUrl ? import(String(moduleUrl)) : undefined;
+  preloaded?.catch(() => {}); // reported by run()
   const start = await started;
   if (start.v !== PROTOCOL_VERSION) {
     await send({
@@ -208,36 +246,11 @@ export async function boot(): Promise<BootedTrial> {
     group,
   );
 
-  const fail = async (e: unknown, fatal = false): Promise<never> => {
-    const err = e instanceof Error ? e : new Error(String(e));
-    await send({
-      v: PROTOCOL_VERSION,
-      type: "error",
-      name: err.name,
-      message: err.message,
-      stack: err.stack,
-      fatal,
-    })
-      .catch(() => {});
-    exit(1);
-  };
-  globalThis.addEventListener("unhandledrejection", (ev) => {
-    ev.preventDefault();
-    if (ev.reason instanceof TrialStopped) return;
-    fail(ev.reason);
-  });
-  globalThis.addEventListener("error", (ev) => {
-    ev.preventDefault();
-    fail(ev.error);
-  });
-
   return {
     async run(load) {
       let mod: Record<string, unknown>;
       try {
-        // A computed specifier: Deno checks read permission for the whole imported graph.
-        const specifier = String(moduleUrl);
-        mod = load ? await load() : await import(specifier);
+        mod = load ? await load() : await (preloaded ?? import(String(moduleUrl)));
       } catch (e) {
         return await fail(e, true);
       }
@@ -257,7 +270,7 @@ export async function boot(): Promise<BootedTrial> {
         if (!(e instanceof TrialStopped)) return await fail(e);
       }
       await send({ v: PROTOCOL_VERSION, type: "done" });
-      await writer.close().catch(() => {});
+      await conn.closeWrite().catch(() => {});
       exit(0);
     },
   };

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { basename, join, resolve } from "node:path";
+import { basename, join, resolve } from "./_path.ts";
 import type {
   Backend,
   Callback,
@@ -38,7 +38,9 @@ import { TuneError } from "./errors.ts";
 import { OptionError, OptionRangeError } from "./options.ts";
 import {
   foldTrialEvents,
+  journalResults,
   listCheckpoints,
+  materializeTrial,
   readExperiment,
   readResults,
   readTrialEvents,
@@ -178,6 +180,12 @@ const OPTION_KEYS = [
   "callbackDrainMs",
   "allowRemoteTrainable",
 ];
+
+/** The modules that register the built-in plugins of a role, loaded when a name is needed. */
+const BUILTIN_FAMILIES: Record<"scheduler" | "searcher", () => Promise<unknown>> = {
+  scheduler: () => import("../plugins/schedulers/mod.ts"),
+  searcher: () => import("../plugins/searchers/mod.ts"),
+};
 
 /**
  * Runs a hyperparameter search: samples configs from a space, runs a trial per config, and
@@ -355,6 +363,12 @@ export class Tuner<S extends Space = Space> {
       );
     }
     const space = options.space ?? spaceFromJson(record.space);
+    // Built-in plugins register their names when their family module loads: load the families
+    // the saved specs need, so that restoring needs no side-effect imports.
+    for (const role of ["scheduler", "searcher"] as const) {
+      const name = (saved[role] as { name?: unknown } | null | undefined)?.name;
+      if (typeof name === "string" && !lookupPlugin(role, name)) await BUILTIN_FAMILIES[role]();
+    }
     const plugin = <T>(
       role: "scheduler" | "searcher",
       given: T | undefined,
@@ -403,10 +417,17 @@ export class Tuner<S extends Space = Space> {
     const backend = options.backend ?? await backendFromSpec(saved.backend, dir);
     const events = await readTrialEvents(dir);
     const stored = foldTrialEvents(events);
+    const journal = journalResults(events);
     const trials: RestoredTrial[] = [];
     for (const s of stored) {
       const tdir = join(dir, s.id);
-      const history = await readResults(tdir);
+      const file = await readResults(tdir);
+      const logged = journal.get(s.id) ?? [];
+      const history = logged.length > file.length ? logged : file;
+      // Records a killed driver had only in its journal (in-process trials): written now.
+      if (logged.length > file.length || !(await exists(join(tdir, "params.json")))) {
+        await materializeTrial(tdir, s.config, history);
+      }
       const lastIter = history.at(-1)?.training_iteration ?? 0;
       // A checkpoint newer than the last recorded result was never acknowledged: drop it.
       const all = await listCheckpoints(tdir);
@@ -976,5 +997,14 @@ function validateOptions(o: TunerOptions<Space>): void {
         JSON.stringify(o.name)
       }`,
     );
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
   }
 }

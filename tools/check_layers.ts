@@ -21,6 +21,8 @@ const ALLOWED: Record<string, string> = {
   "core/tuner.ts -> plugins/executors/inprocess.ts": "Tuner's executor for functions",
   "core/tuner.ts -> plugins/executors/mod.ts": "executors made from a YAML/CLI spec on restore",
   "core/tuner.ts -> plugins/reporters/table.ts": "Tuner's default reporter",
+  "core/tuner.ts -> plugins/schedulers/mod.ts": "restore makes a built-in again by name (lazy)",
+  "core/tuner.ts -> plugins/searchers/mod.ts": "restore makes a built-in again by name (lazy)",
   "core/tuner.ts -> plugins/stoppers/mod.ts": "stoppers made again from their spec on restore",
   "core/tuner.ts -> plugins/backends/tfjs/permissions.ts": "the backend option (dynamic import)",
   "core/config.ts -> plugins/stoppers/mod.ts": "the YAML loader builds stoppers",

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { recordSpec } from "../../core/plugin.ts";
 import type { Decision, Scheduler, StopRequest } from "../../core/plugin.ts";
 import type { JsonValue, TrialResult, TrialSnapshot } from "../../core/trial.ts";
 import { Rng } from "../../core/random.ts";
@@ -489,5 +490,5 @@ export function ashaScheduler(options: AshaSchedulerOptions = {}): Scheduler {
     },
   };
   if (o.mode === "promote") scheduler.chooseNext = chooseNext;
-  return scheduler;
+  return recordSpec("asha", options, scheduler);
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { recordSpec } from "../../core/plugin.ts";
 import type { Decision, Scheduler, StopRequest } from "../../core/plugin.ts";
 import type { JsonValue } from "../../core/trial.ts";
 import {
@@ -347,7 +348,7 @@ export function hyperbandScheduler(options: HyperbandSchedulerOptions = {}): Sch
       : `HyperBand: reached the bracket's last milestone (${o.timeAttr} ${fmt(t)} >= ${fmt(m)})`;
   }
 
-  return {
+  return recordSpec("hyperband", options, {
     name: "hyperband",
     /**
      * Ray's way keeps the newest bracket filled with pending trials, as Ray's default variant
@@ -479,7 +480,7 @@ export function hyperbandScheduler(options: HyperbandSchedulerOptions = {}): Sch
       brackets.forEach((b, i) => b.members.forEach((m) => where.set(m.id, i)));
       stops = (s.stops as StopRequest[]).map((x) => ({ trialId: x.trialId, reason: x.reason }));
     },
-  };
+  });
 
   function choose(ids: ReadonlySet<string>): string | undefined {
     // Fair scheduling (Ray): within each band, the least complete bracket first.

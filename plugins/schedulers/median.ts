@@ -5,6 +5,7 @@
  * @module
  */
 
+import { recordSpec } from "../../core/plugin.ts";
 import type { Scheduler } from "../../core/plugin.ts";
 import type { JsonValue, TrialSnapshot } from "../../core/trial.ts";
 import {
@@ -137,7 +138,7 @@ export function medianStoppingScheduler(options: MedianStoppingSchedulerOptions 
     return n && Number.isFinite(sum) ? sum / n : undefined;
   }
 
-  return {
+  return recordSpec("median_stopping", options, {
     name: "median_stopping",
     setup(ctx) {
       target = checkContext(FN, ctx);
@@ -253,5 +254,5 @@ export function medianStoppingScheduler(options: MedianStoppingSchedulerOptions 
         }]),
       );
     },
-  };
+  });
 }

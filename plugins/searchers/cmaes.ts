@@ -6,6 +6,7 @@
  * @module
  */
 
+import { recordSpec } from "../../core/plugin.ts";
 import type { Searcher } from "../../core/plugin.ts";
 import type { Config, JsonValue } from "../../core/trial.ts";
 import type { Rng } from "../../core/random.ts";
@@ -115,13 +116,17 @@ export function cmaesSearcher(options: CmaesSearcherOptions = {}): Searcher {
   const initialPoints = intOption(F, "initialPoints", o.initialPoints, 10, 0);
   const points = checkPoints(F, o.pointsToEvaluate);
   const seed = checkSeed(F, o.seed);
-  return modelSearcher({
-    name: "cmaes",
-    factory: F,
-    points,
-    ...(seed !== undefined ? { seed } : {}),
-    makeModel: (params) => cmaesModel(params, { popsize, sigma0, restarts, initialPoints }),
-  });
+  return recordSpec(
+    "cmaes",
+    options,
+    modelSearcher({
+      name: "cmaes",
+      factory: F,
+      points,
+      ...(seed !== undefined ? { seed } : {}),
+      makeModel: (params) => cmaesModel(params, { popsize, sigma0, restarts, initialPoints }),
+    }),
+  );
 }
 
 interface Settings {

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { recordSpec } from "../../core/plugin.ts";
 import type { Searcher, SearcherContext } from "../../core/plugin.ts";
 import type { Config, JsonValue } from "../../core/trial.ts";
 import { Rng } from "../../core/random.ts";
@@ -105,7 +106,7 @@ export function randomSearcher(options: RandomSearcherOptions = {}): Searcher {
     plan = undefined;
   };
 
-  return {
+  return recordSpec("random", options, {
     name: "random",
     multiObjective: true,
     setup(ctx: SearcherContext): void {
@@ -169,5 +170,5 @@ export function randomSearcher(options: RandomSearcherOptions = {}): Searcher {
       if (space) apply(st);
       else pending = st;
     },
-  };
+  });
 }

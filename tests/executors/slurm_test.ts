@@ -138,6 +138,98 @@ Deno.test({
       },
     );
 
+    await t.step({
+      name:
+        "storage a node does not see: the first trial says so, the experiment ends, nothing is lost",
+      ignore: c.unsharedDir === undefined,
+      fn: async () => {
+        // n2 has an empty tmpfs over unsharedDir: like a node without the cluster file system.
+        const train = await hostileTrainable(`await session.report({ loss: 1 });`);
+        for (const mode of ["sbatch", "step"] as const) {
+          const storage = await Deno.makeTempDir({ dir: c.unsharedDir, prefix: `${mode}_` });
+          const run = (e: Record<string, string>) =>
+            new Tuner({
+              trainable: train,
+              space: { x: grid([1, 2, 3]) },
+              metric: "loss",
+              mode: "min",
+              storage,
+              name: "unshared",
+              maxConcurrent: 1,
+              executor: executor(train, e, { mode, slurm: { nodelist: "n2" } }),
+              reporter: false,
+            }).fit();
+          const message = `the experiment folder ${storage}/unshared is not visible on the ` +
+            `node the first trial ran on: storage must be shared by every node`;
+          // The refusal is fatal: fit() says so, and no second trial is started to fail alike.
+          const caught = await (mode === "step" ? inAllocation(c, run) : run(env(c))).then(
+            () => undefined,
+            (e: Error) => e,
+          );
+          assert(caught, `${mode}: fit() did not fail`);
+          match(caught?.message ?? "", new RegExp(`The trainable cannot run: ${message}`));
+          // Nothing the driver wrote is lost: the record and the trial's error are on disk.
+          const dir = `${storage}/unshared`;
+          const record = JSON.parse(await Deno.readTextFile(`${dir}/experiment.json`));
+          equal(record.name, "unshared");
+          const trials = [];
+          for await (const e of Deno.readDir(dir)) {
+            if (e.isDirectory && e.name !== ".deno_dir") trials.push(e.name);
+          }
+          equal(trials.length, 1, `${mode}: ${trials}`);
+          match(await Deno.readTextFile(`${dir}/${trials[0]}/error.txt`), new RegExp(message));
+          // The trial's job ends (a cancelled job may show as COMPLETING for a moment).
+          await waitFor(async () => !(await squeueAll(c)).includes("tunebox-"), 20_000);
+        }
+      },
+    });
+
+    await t.step({
+      name:
+        "a driver address a node cannot reach (driverHost: localhost): a clear error, nothing lost",
+      ignore: !c.localhostElsewhereOnN2,
+      fn: async () => {
+        // On n2, as on any real compute node, localhost is the node itself: nothing listens.
+        const train = await hostileTrainable(`await session.report({ loss: 1 });`);
+        for (const mode of ["sbatch", "step"] as const) {
+          const storage = await tempStorage();
+          const run = (e: Record<string, string>) =>
+            new Tuner({
+              trainable: train,
+              space: { x: grid([1, 2, 3]) },
+              metric: "loss",
+              mode: "min",
+              storage,
+              name: "unreachable",
+              maxConcurrent: 1,
+              executor: executor(train, e, {
+                mode,
+                driverHost: "localhost",
+                slurm: { nodelist: "n2" },
+              }),
+              reporter: false,
+            }).fit();
+          const caught = await (mode === "step" ? inAllocation(c, run) : run(env(c))).then(
+            () => undefined,
+            (e: Error) => e,
+          );
+          const message =
+            /the trial could not reach the driver at tls:localhost:\d+ \(.*[Cc]onnection refused.*\): driverHost must be an address every compute node reaches/;
+          match(caught?.message ?? "fit() did not fail", message);
+          const dir = `${storage}/unreachable`;
+          equal(JSON.parse(await Deno.readTextFile(`${dir}/experiment.json`)).name, "unreachable");
+          const trials = [];
+          for await (const e of Deno.readDir(dir)) {
+            if (e.isDirectory && e.name !== ".deno_dir") trials.push(e.name);
+          }
+          equal(trials.length, 1, `${mode}: ${trials}`);
+          match(await Deno.readTextFile(`${dir}/${trials[0]}/error.txt`), message);
+          // The trial's job ends (a cancelled job may show as COMPLETING for a moment).
+          await waitFor(async () => !(await squeueAll(c)).includes("tunebox-"), 20_000);
+        }
+      },
+    });
+
     await t.step(
       "the job's environment is exactly the sandbox's: nothing of the submitting environment leaks in",
       async () => {

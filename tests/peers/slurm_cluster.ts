@@ -36,6 +36,18 @@ export interface SlurmCluster {
   readonly memoryMbPerNode: number;
   /** Runs a Slurm client command against this cluster and returns its output. */
   run(cmd: string, args: readonly string[]): Promise<{ code: number; out: string; err: string }>;
+  /**
+   * A folder the driver and `n1` see and `n2` does not (`n2` runs in its own mount namespace with
+   * an empty tmpfs over it): storage that is not shared. Undefined where this machine cannot
+   * mount (no `CAP_SYS_ADMIN`).
+   */
+  readonly unsharedDir?: string;
+  /**
+   * True when `localhost` on `n2` is not the driver's machine: `n2` reads its own hosts file,
+   * where `localhost` is 127.0.0.9 (nothing listens there), as on a real cluster where
+   * `localhost` is each node itself. A driver at `localhost` is then unreachable from `n2`.
+   */
+  readonly localhostElsewhereOnN2: boolean;
   /** Allocates `nodes` nodes without a shell (`salloc --no-shell`) and returns the job id. */
   allocate(args?: readonly string[]): Promise<string>;
   /** Cancels every job, stops the daemons, removes the folder. */
@@ -119,9 +131,23 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
     const dec = new TextDecoder();
     return { code: o.code, out: dec.decode(o.stdout), err: dec.decode(o.stderr) };
   };
-  const spawn = (host: string, argv: string[], log: string) => {
+  const spawn = (host: string, argv: string[], log: string, hide?: string) => {
+    // A node that hides a folder: its own mount namespace, an empty tmpfs over the folder, and a
+    // marker in the shared log folder when that worked.
+    const mount = hide
+      ? `mount -t tmpfs tmpfs ${hide} 2>/dev/null && : > ${dir}/log/hidden-on-${host}; ` +
+        `mount --bind ${dir}/hosts-${host} /etc/hosts 2>/dev/null && ` +
+        `: > ${dir}/log/hosts-on-${host}; `
+      : "";
     const child = new Deno.Command("unshare", {
-      args: ["-u", "sh", "-c", `hostname ${host} && exec "$@" >>${log} 2>&1`, "sh", ...argv],
+      args: [
+        ...(hide ? ["-u", "-m"] : ["-u"]),
+        "sh",
+        "-c",
+        `${mount}hostname ${host} && exec "$@" >>${log} 2>&1`,
+        "sh",
+        ...argv,
+      ],
       env,
       stdin: "null",
       stdout: "null",
@@ -151,7 +177,16 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   try {
-    for (const d of ["state", "log", "munge", "n1", "n2"]) await Deno.mkdir(`${dir}/${d}`);
+    for (const d of ["state", "log", "munge", "n1", "n2", "unshared"]) {
+      await Deno.mkdir(`${dir}/${d}`);
+    }
+    // n2's hosts file (bind-mounted in its own mount namespace; /etc is not written).
+    const hosts = await Deno.readTextFile("/etc/hosts").catch(() => "");
+    await Deno.writeTextFile(
+      `${dir}/hosts-127.0.0.3`,
+      "127.0.0.9 localhost\n" +
+        hosts.split("\n").filter((l) => !/\slocalhost(\s|$)/.test(l)).join("\n") + "\n",
+    );
     await Deno.chmod(`${dir}/munge`, 0o755);
     const key = crypto.getRandomValues(new Uint8Array(1024));
     await Deno.writeFile(`${dir}/munge/munge.key`, key, { mode: 0o400 });
@@ -243,7 +278,12 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
     );
     spawn("127.0.0.2", [sbin("slurmctld"), "-D", "-i"], `${dir}/log/slurmctld.out`);
     spawn("127.0.0.2", [sbin("slurmd"), "-D", "-N", "n1"], `${dir}/log/slurmd-n1.out`);
-    spawn("127.0.0.3", [sbin("slurmd"), "-D", "-N", "n2"], `${dir}/log/slurmd-n2.out`);
+    spawn(
+      "127.0.0.3",
+      [sbin("slurmd"), "-D", "-N", "n2"],
+      `${dir}/log/slurmd-n2.out`,
+      `${dir}/unshared`,
+    );
     await waitFor(
       async () => {
         const { code, out } = await run("sinfo", ["-h", "-N", "-o", "%N %t"]);
@@ -256,9 +296,14 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
     await close();
     throw e;
   }
+  const marked = (name: string) => Deno.stat(`${dir}/log/${name}`).then(() => true, () => false);
+  const hidden = await marked("hidden-on-127.0.0.3");
+  const localhostElsewhereOnN2 = await marked("hosts-on-127.0.0.3");
   return {
     dir,
     env,
+    ...(hidden ? { unsharedDir: `${dir}/unshared` } : {}),
+    localhostElsewhereOnN2,
     nodes: ["n1", "n2"],
     cpusPerNode: cpus,
     memoryMbPerNode: mem,

@@ -2,7 +2,7 @@
 // The real listener and real sockets; the trial that was expected still gets in and talks.
 import { equal, match, ok as assert, rejects } from "#assert";
 import { readBoundedLines, TrialChannelServer } from "../../core/channel.ts";
-import { encodeLine } from "../../core/protocol.ts";
+import { encodeLine, lineSender } from "../../core/protocol.ts";
 
 async function withServer(
   fn: (server: TrialChannelServer, path: string) => Promise<void>,
@@ -93,6 +93,78 @@ Deno.test("readBoundedLines refuses a line over the cap and scans each byte once
       return true;
     },
   );
+});
+
+Deno.test("readBoundedLines reading a connection directly keeps lines split across reads whole", async () => {
+  // A source that writes into the buffer it is given, as Deno.Conn.read does: the reader reuses
+  // one buffer, so a partial line must be copied out before the next read overwrites it.
+  const pieces = ['{"a":1}\n{"b":"xy', 'z"}\n{"c":', "3}\n", '{"d":4}\n{"e":5}\n'].map((x) =>
+    enc.encode(x)
+  );
+  const buffers = new Set<Uint8Array>();
+  const source = {
+    read(p: Uint8Array): Promise<number | null> {
+      buffers.add(p);
+      const next = pieces.shift();
+      if (!next) return Promise.resolve(null);
+      p.fill(120); // leftovers of the last read are garbage now
+      p.set(next);
+      return Promise.resolve(next.length);
+    },
+  };
+  const lines = [];
+  for await (const m of readBoundedLines(source, 1 << 20)) lines.push(m);
+  equal(JSON.stringify(lines), '[{"a":1},{"b":"xyz"},{"c":3},{"d":4},{"e":5}]');
+  equal(buffers.size, 1, "one buffer, reused");
+  // The cap holds across reads too.
+  let left = 20;
+  const endless = {
+    read(p: Uint8Array): Promise<number | null> {
+      if (!left--) return Promise.resolve(null);
+      p.fill(97);
+      return Promise.resolve(p.length);
+    },
+  };
+  await rejects(
+    async () => {
+      for await (const _ of readBoundedLines(endless, 1 << 20)) { /* none */ }
+    },
+    (e: Error) => /longer than 1048576 bytes/.test(e.message),
+  );
+});
+
+Deno.test("lineSender coalesces messages sent during a write, keeps order, finishes partial writes", async () => {
+  const writes: string[] = [];
+  let release!: () => void;
+  let gate = new Promise<void>((r) => (release = r));
+  const dec = new TextDecoder();
+  const sink = {
+    async write(p: Uint8Array): Promise<number> {
+      await gate;
+      // At most 5 bytes at a time, as a socket may take a part of a write.
+      const n = Math.min(5, p.length);
+      writes.push(dec.decode(p.subarray(0, n)));
+      return n;
+    },
+  };
+  const send = lineSender(sink);
+  const first = send({ n: 1 });
+  const second = send({ n: 2 });
+  const third = send({ n: 3 });
+  release();
+  await Promise.all([first, second, third]);
+  equal(writes.join(""), '{"n":1}\n{"n":2}\n{"n":3}\n');
+  // The first message went alone (8 bytes in 2 parts); the two sent while it was being written
+  // went out as one buffer of 16 bytes: a part spans both.
+  equal(
+    JSON.stringify(writes),
+    JSON.stringify(['{"n":', "1}\n", '{"n":', '2}\n{"', 'n":3}', "\n"]),
+  );
+  // A connection that fails rejects that send and every later one.
+  gate = Promise.reject(new Error("reset"));
+  gate.catch(() => {});
+  await rejects(() => send({ n: 4 }), /reset/);
+  await rejects(() => send({ n: 5 }), /reset/);
 });
 
 Deno.test("a driver out of file descriptors (EMFILE) keeps accepting once some are free", async () => {

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { recordSpec } from "../../../core/plugin.ts";
 import type { Searcher } from "../../../core/plugin.ts";
 import type { Config, JsonValue } from "../../../core/trial.ts";
 import type { Rng } from "../../../core/random.ts";
@@ -108,14 +109,18 @@ export function gpSearcher(options: GpSearcherOptions = {}): Searcher {
   const localSearches = intOption(F, "localSearches", o.localSearches, 10, 1);
   const points = checkPoints(F, o.pointsToEvaluate);
   const seed = checkSeed(F, o.seed);
-  return modelSearcher({
-    name: "gp",
-    factory: F,
-    points,
-    ...(seed !== undefined ? { seed } : {}),
-    makeModel: (params) =>
-      gpModel(params, { initialPoints, deterministic, candidates, localSearches }),
-  });
+  return recordSpec(
+    "gp",
+    options,
+    modelSearcher({
+      name: "gp",
+      factory: F,
+      points,
+      ...(seed !== undefined ? { seed } : {}),
+      makeModel: (params) =>
+        gpModel(params, { initialPoints, deterministic, candidates, localSearches }),
+    }),
+  );
 }
 
 /** The settings of {@linkcode gpModel}. */

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { recordSpec } from "../../../core/plugin.ts";
 import type { Searcher, SearcherContext } from "../../../core/plugin.ts";
 import { lossVector } from "../../../core/pareto.ts";
 import type { Config, JsonValue, TrialResult } from "../../../core/trial.ts";
@@ -434,7 +435,7 @@ export function tpeSearcher(options: TpeSearcherOptions = {}): Searcher {
 
   const nullIfNaN = (v: number): number | null => (Number.isFinite(v) ? v : null);
 
-  return {
+  return recordSpec("tpe", options, {
     name: "tpe",
     multiObjective: true,
     setup(ctx: SearcherContext): void {
@@ -539,7 +540,7 @@ export function tpeSearcher(options: TpeSearcherOptions = {}): Searcher {
       if (space) applyState(s);
       else restored = s;
     },
-  };
+  });
 }
 
 /** An integer option (default when undefined). */
