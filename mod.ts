@@ -120,6 +120,7 @@ export {
   type TrialOutcome,
   type TrialReport,
   type TrialStart,
+  type WarmJob,
 } from "./core/plugin.ts";
 export type {
   Config,

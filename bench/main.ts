@@ -26,6 +26,17 @@ await run("Driver overhead (sandboxed subprocess and in-process trials)", deno, 
   "bench/driver_bench.ts",
   ...q,
 ]);
+await run(
+  "Issue 14: sandboxed and in-process trials next to Optuna (time, peak driver memory)",
+  deno,
+  [
+    "run",
+    "-A",
+    "bench/perf_bench.ts",
+    ...q,
+    ...(peers ? [] : ["--no-peers"]),
+  ],
+);
 await run("The driver against hostile trials (new metric keys, a 32 MiB line)", deno, [
   "run",
   "-A",
@@ -49,6 +60,18 @@ await run("Searchers on benchmark functions", deno, [
   "-A",
   "bench/searchers_bench.ts",
   ...(quick ? ["--quick"] : []),
+]);
+await run("Multi-objective searchers: hypervolume on ZDT1-3 and DTLZ2", deno, [
+  "run",
+  "-A",
+  "bench/multi_objective_bench.ts",
+  ...q,
+  ...(peers ? [] : ["--no-peers"]),
+]);
+await run("Gaussian-process searcher: time per suggestion", deno, [
+  "run",
+  "-A",
+  "bench/gp_latency_bench.ts",
 ]);
 await run("Schedulers on simulated learning curves; PB2 against PBT", deno, [
   "run",

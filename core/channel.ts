@@ -38,7 +38,7 @@ import type { Ack, TrialExit, TrialJob, TrialListener } from "./plugin.ts";
 import type { JsonValue } from "./trial.ts";
 import { parseDenial } from "./sandbox.ts";
 import type { GroupInfo } from "./collectives.ts";
-import { join } from "node:path";
+import { join } from "./_path.ts";
 
 /** Bounds on what a trial (or anything that connects) may send. */
 export interface ChannelLimits {
@@ -85,6 +85,11 @@ function source(conn: ByteConn): ReadableStream<Uint8Array> | {
 export interface TrialConnection {
   /** The trial it belongs to. */
   readonly trialId: string;
+  /**
+   * The node the trial says (in its `hello`) it runs on, when a cluster executor asked it to
+   * (a worker of a multi-worker trial on Slurm): untrusted, used only to route its ring.
+   */
+  readonly node?: string;
   /** Messages after `hello`, parsed but not yet checked (see {@linkcode checkTrialMessage}). */
   readonly messages: AsyncIterator<unknown>;
   /** Sends a message; never throws (a dead peer is noticed by the reader). */
@@ -245,7 +250,11 @@ export class TrialChannelServer {
     this.#connected.add(h.trialId!);
     // Authenticated: from now on a line may be as long as a report may be.
     limit.max = this.#limits.maxLineBytes;
-    expected.resolve(wrapConnection(h.trialId!, conn, messages));
+    const node = (h as { node?: unknown }).node;
+    const wrapped = wrapConnection(h.trialId!, conn, messages);
+    expected.resolve(
+      typeof node === "string" && /^[\w.-]{1,255}$/.test(node) ? { ...wrapped, node } : wrapped,
+    );
   }
 }
 

@@ -10,7 +10,7 @@
  */
 
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
-import { resolve } from "node:path";
+import { resolve } from "./_path.ts";
 import type { Space } from "./space.ts";
 import type { Device } from "./resources.ts";
 
@@ -357,6 +357,12 @@ export interface TrialJob {
   readonly resources?: Resources;
 }
 
+/** What an executor knows of a trial before it starts: enough for its process and sandbox. */
+export type WarmJob = Pick<
+  TrialJob,
+  "trialId" | "dir" | "workDir" | "sandbox" | "env" | "memoryMb" | "resources"
+>;
+
 /** A report as it arrives from a trial, before the driver fills in the automatic keys. */
 export interface RawReport {
   /** The user's metrics. */
@@ -426,6 +432,22 @@ export interface Executor {
    * `maxConcurrent`) instead of this machine's CPUs and GPUs. @default local resources
    */
   capacity?(resources: Resources): number;
+  /**
+   * True when a trial needs no folder to start (it runs in the driver's process and creates
+   * `workDir` itself if it uses it). The runner then writes the trial's own records
+   * (`params.json`, `result.jsonl`, `progress.csv`) when it checkpoints or ends, and only the
+   * experiment's journal before each acknowledgement. @default false
+   */
+  readonly lazyTrialDir?: boolean;
+  /**
+   * Starts the process of the trial the runner expects to start next, ahead of time (a warm
+   * start): the runner has made its folder, and the process gets that trial's permissions and
+   * waits for its assignment. `start` with that trial id (and the same `env`) then hands the
+   * trial to it; a warmed process is never used for another trial.
+   */
+  warm?(next: WarmJob): void;
+  /** Kills the warmed process of `trialId` if `start` never took it. */
+  unwarm?(trialId: string): void;
   /**
    * Whether it runs trials of several workers (`resources.workers > 1`); an experiment that
    * asks for workers on an executor without it is refused before any trial starts.

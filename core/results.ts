@@ -6,14 +6,15 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "./_path.ts";
 import type { Config, JsonValue, Mode, TrialResult, TrialStatus } from "./trial.ts";
 import {
   flatten,
   foldTrialEvents,
+  journalResults,
   listCheckpoints,
   readExperiment,
-  readResults,
+  readHistory,
   readTrialEvents,
   toCsv,
 } from "./store.ts";
@@ -276,12 +277,15 @@ export class ResultGrid {
    */
   static async load(path: string): Promise<ResultGrid> {
     const record = await readExperiment(path);
-    const stored = foldTrialEvents(await readTrialEvents(path));
+    const events = await readTrialEvents(path);
+    const stored = foldTrialEvents(events);
+    // Reports of in-process trials are in the journal before their own files are written.
+    const journal = journalResults(events);
     const histories = new Map<string, TrialResult[]>();
     const trials: TrialInfo[] = [];
     for (const s of stored) {
       const dir = join(path, s.id);
-      const history = await readResults(dir);
+      const history = await readHistory(dir, journal.get(s.id));
       histories.set(s.id, history);
       const cks = await listCheckpoints(dir);
       trials.push({

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { join, resolve, sep } from "node:path";
+import { join, resolve, sep } from "./_path.ts";
 import type {
   Ack,
   Callback,
@@ -28,7 +28,7 @@ import { validateDecision } from "./plugin.ts";
 import { STAGING_DIR, WORK_DIR } from "./layout.ts";
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
 import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
-import { printable } from "./protocol.ts";
+import { nonFiniteReplacer, printable } from "./protocol.ts";
 import type { Space } from "./space.ts";
 import { spaceToJson } from "./space.ts";
 import {
@@ -37,6 +37,7 @@ import {
   EventLog,
   type ExperimentRecord,
   flatten,
+  materializeTrial,
   removeSymlinks,
   ResultWriter,
   STORE_FORMAT,
@@ -207,10 +208,14 @@ interface TrialState {
   failures: number;
   timeTotalS: number;
   error?: string;
+  /** `error.txt` of a failed trial whose records are not written yet. */
+  errorText?: string;
   reason?: string;
   handle?: TrialHandle;
   action?: Action;
   writer?: ResultWriter;
+  /** Its folder and records exist (false for an in-process trial until it needs them). */
+  materialized: boolean;
   timer?: ReturnType<typeof setTimeout>;
   runIterations: number;
   runTimeS: number;
@@ -237,6 +242,9 @@ class EventQueue<T> {
       this.#waiter = undefined;
       w(item);
     } else this.#items.push(item);
+  }
+  get size(): number {
+    return this.#items.length;
   }
   next(): Promise<T> {
     if (this.#items.length) return Promise.resolve(this.#items.shift()!);
@@ -283,6 +291,16 @@ class Runner {
   readonly chains = new Map<Callback, Promise<void>>();
   readonly failedHooks = new Set<string>();
   log!: EventLog;
+  /** In-process trials that ended before their records were written, oldest first. */
+  unwritten: TrialState[] = [];
+  /** The background writes of those records. */
+  writing: Promise<void> = Promise.resolve();
+  /** The trial whose process the executor started ahead (a warm start), until it starts. */
+  warmId: string | undefined;
+  /** A trial not created yet whose folder was made for its warm start. */
+  aheadDir: string | undefined;
+  /** The environment the last trial started with (a warm start's guess for the next). */
+  lastEnv: Record<string, string> | undefined;
   running = 0;
   trialCount = 0;
   searcherDone = false;
@@ -373,6 +391,8 @@ class Runner {
           );
           break;
         }
+        // The end of a turn: one write of what the journal queued, then the acknowledgements.
+        if (!this.queue.size) this.log.flush();
         await this.handle(await this.queue.next());
       }
     } catch (e) {
@@ -385,6 +405,7 @@ class Runner {
     } finally {
       clearTimeout(budget);
       for (const [s, h] of signals) Deno.removeSignalListener(s, h);
+      this.dropWarm();
       await c.executor.close?.();
     }
     const snapshots = this.order.map((t) => this.snap(t));
@@ -393,6 +414,7 @@ class Runner {
       interrupted: this.interrupted || this.budgetExhausted,
     });
     await this.flushCallbacks();
+    await this.writeRecords(true);
     await this.save(true, this.fatal ? "failed" : this.interrupted ? "interrupted" : "finished");
     this.log.close();
     return {
@@ -443,6 +465,7 @@ class Runner {
         priority: t.status === "running",
         warned: new Set(),
         env: {},
+        materialized: !this.c.executor.lazyTrialDir || exists(join(this.c.dir, t.id)),
       };
       this.trials.set(t.id, state);
       this.order.push(state);
@@ -476,7 +499,10 @@ class Runner {
           await this.create()
         ) pending++;
       }
-      if (!this.c.gate.canStart()) return;
+      if (!this.c.gate.canStart()) {
+        this.warmNext();
+        return;
+      }
       // The Set keeps insertion order: creation order, with re-paused trials at the end.
       const runnable = [...this.runnable];
       if (
@@ -544,10 +570,22 @@ class Runner {
     }
     this.trialCount++;
     const dir = join(c.dir, id);
-    // Fresh folders: nothing (no symlink) can be waiting in them.
-    Deno.mkdirSync(dir);
-    Deno.mkdirSync(join(dir, WORK_DIR));
-    writeParams(dir, s);
+    const lazy = c.executor.lazyTrialDir === true;
+    if (!lazy) {
+      // Fresh folders: nothing (no symlink) can be waiting in them. One made for a warm start
+      // is as fresh: only this trial's own process had it (which ran at most the module's top level).
+      if (this.aheadDir === id) this.aheadDir = undefined;
+      else {
+        // A folder of a trial the journal never recorded (a killed driver made it ahead for a
+        // warm start, or was killed before the "created" line went out): not this trial's.
+        try {
+          Deno.removeSync(dir, { recursive: true });
+        } catch { /* none: the usual case */ }
+        Deno.mkdirSync(dir);
+        Deno.mkdirSync(join(dir, WORK_DIR));
+      }
+      writeParams(dir, s);
+    }
     const t: TrialState = {
       id,
       seq: this.order.length,
@@ -565,6 +603,7 @@ class Runner {
       priority: false,
       warned: new Set(),
       env: {},
+      materialized: !lazy,
     };
     this.trials.set(id, t);
     this.order.push(t);
@@ -584,8 +623,16 @@ class Runner {
     t.runIterations = 0;
     t.runTimeS = 0;
     t.env = alloc;
-    ensureWorkDir(t.workDir);
-    t.writer = ResultWriter.open(t.dir, t.iteration > 0 || t.failures > 0);
+    this.lastEnv = alloc;
+    if (this.warmId === t.id) this.warmId = undefined; // the executor hands it the warm process
+    if (t.materialized) {
+      ensureWorkDir(t.workDir);
+      // Earlier lines (a restart from scratch after a crash too): progress.csv keeps one header.
+      t.writer = ResultWriter.open(
+        t.dir,
+        t.iteration > 0 || t.failures > 0 || t.history.length > 0,
+      );
+    }
     this.log.append({ trial: t.id, event: "started" });
     this.running++;
     const handle = this.c.executor.start(
@@ -649,7 +696,18 @@ class Runner {
             };
           }
         }
-        ev.resolve(ack);
+        // Acknowledged once the journal holds the report (group commit: one write per turn).
+        this.log.committed().then(
+          () => ev.resolve(ack),
+          (e) => {
+            t.action ??= {
+              kind: "failed",
+              message: `its report could not be recorded: ${errorMessage(e)}`,
+            };
+            ev.resolve("stop");
+            t.handle?.stop();
+          },
+        );
         // The decision is enforced: a trial told to stop that goes on is killed after the grace.
         if (ack === "stop" && t.status === "running") t.handle?.stop();
         return;
@@ -718,6 +776,7 @@ class Runner {
     // Commit the checkpoint first, so the result line can name it.
     let checkpointPath: string | undefined;
     if (raw.checkpointDir) {
+      this.materialize(t);
       t.staged = true;
       try {
         checkpointPath = await this.commitCheckpoint(t, raw.checkpointDir, iteration, result);
@@ -728,7 +787,9 @@ class Runner {
     const recorded: TrialResult = checkpointPath
       ? { ...result, checkpoint_dir_name: checkpointName(iteration) }
       : result;
-    t.writer!.append(recorded);
+    // A trial with its own files has the report on disk now; the journal holds it for the others.
+    if (t.writer) t.writer.append(recorded);
+    else this.log.append({ trial: t.id, event: "result", result: recorded });
     t.iteration = iteration;
     t.runIterations++;
     t.runTimeS = elapsed;
@@ -920,7 +981,7 @@ class Runner {
     this.c.gate.release(t.id);
     // Checkpoint staging left by the trial (or by an exploit): never committed now. Listing the
     // folder first spares the common case (nothing staged) a failing remove.
-    if (hasEntry(t.workDir, STAGING_DIR)) {
+    if (t.materialized && hasEntry(t.workDir, STAGING_DIR)) {
       await Deno.remove(join(t.workDir, STAGING_DIR), { recursive: true }).catch(() => {});
     }
     if (t.staged) await Deno.remove(join(t.dir, STAGING_DIR), { recursive: true }).catch(() => {});
@@ -988,7 +1049,10 @@ class Runner {
       return;
     }
     const stack = exit.kind === "error" && exit.stack ? `\n\n${exit.stack}` : "";
-    await Deno.writeTextFile(join(t.dir, "error.txt"), `${full}${stack}\n`).catch(() => {});
+    t.errorText = `${full}${stack}\n`;
+    if (t.materialized) {
+      await Deno.writeTextFile(join(t.dir, "error.txt"), t.errorText).catch(() => {});
+    }
     t.error = full;
     this.warn(`trial "${t.id}" failed: ${full}`);
     if (fatal) {
@@ -1006,6 +1070,10 @@ class Runner {
     reason?: string,
   ): Promise<void> {
     this.setStatus(t, status);
+    if (!t.materialized) {
+      this.unwritten.push(t);
+      if (this.unwritten.length >= 64) this.writeRecords(false);
+    }
     if (reason && status === "terminated") t.reason = reason;
     this.log.append({ trial: t.id, event: status, outcome, ...(reason ? { reason } : {}) });
     this.notifyComplete(t, status === "error", outcome === "stopped");
@@ -1040,6 +1108,7 @@ class Runner {
       );
       return false;
     }
+    this.materialize(t);
     const dst = join(t.dir, checkpointName(t.iteration));
     const tmp = join(t.dir, STAGING_DIR, `exploit_${Date.now()}`);
     t.staged = true;
@@ -1096,6 +1165,121 @@ class Runner {
         this.finish(t, "terminated", "stopped", s.reason);
       }
     }
+  }
+
+  // ------------------------------------------------------------------ warm starts
+
+  /**
+   * While every slot is busy, has the executor start the process of the trial that will start
+   * next: the oldest pending trial, or the next one the searcher will make (its folder is made
+   * now, fresh). A warm process is only ever handed its own trial; one that is not needed any
+   * more is killed, and a folder made ahead for a trial that never came is removed.
+   */
+  warmNext(): void {
+    const c = this.c;
+    if (!c.executor.warm || this.stopping || this.fatal || !this.lastEnv) return;
+    let next: TrialState | undefined;
+    for (const t of this.runnable) {
+      if (t.status === "pending" && t.materialized) {
+        next = t;
+        break;
+      }
+    }
+    const id = next?.id ??
+      (!this.searcherDone && this.trialCount < c.totalTrials
+        ? `${c.experimentId}_${String(this.trialCount).padStart(5, "0")}`
+        : undefined);
+    if (id === this.warmId) return;
+    this.dropWarm();
+    if (!id) return;
+    const dir = join(c.dir, id);
+    if (!next) {
+      try {
+        Deno.mkdirSync(dir);
+        Deno.mkdirSync(join(dir, WORK_DIR));
+      } catch {
+        return; // something is there already: no warm start for it
+      }
+      this.aheadDir = id;
+    }
+    this.warmId = id;
+    this.plugin(c.executor.name, "warm", () =>
+      c.executor.warm!({
+        trialId: id,
+        dir,
+        workDir: join(dir, WORK_DIR),
+        sandbox: c.sandbox,
+        env: this.lastEnv!,
+        ...(c.memoryMb !== undefined ? { memoryMb: c.memoryMb } : {}),
+        ...(c.resources ? { resources: c.resources } : {}),
+      }));
+  }
+
+  /** Kills the warm process of a trial that did not start, and removes a folder made ahead. */
+  dropWarm(): void {
+    if (!this.warmId) return;
+    const id = this.warmId;
+    this.warmId = undefined;
+    this.plugin(this.c.executor.name, "unwarm", () => this.c.executor.unwarm?.(id));
+    if (this.aheadDir === id) {
+      this.aheadDir = undefined;
+      try {
+        Deno.removeSync(join(this.c.dir, id), { recursive: true });
+      } catch { /* gone */ }
+    }
+  }
+
+  // ------------------------------------------------------------------ records
+
+  /**
+   * Writes an in-process trial's folder and records now (it checkpoints, or is exploited),
+   * and gives it a writer if it runs: from here on it is written like any other trial.
+   */
+  materialize(t: TrialState): void {
+    if (t.materialized) return;
+    Deno.mkdirSync(t.workDir, { recursive: true });
+    writeParams(t.dir, t.config);
+    const enc = new TextEncoder();
+    Deno.writeFileSync(
+      join(t.dir, "result.jsonl"),
+      enc.encode(t.history.map((r) => JSON.stringify(r, nonFiniteReplacer) + "\n").join("")),
+    );
+    Deno.writeFileSync(join(t.dir, "progress.csv"), new Uint8Array());
+    t.materialized = true;
+    // Resume mode: the writer reads the lines back and rewrites progress.csv from them.
+    if (t.status === "running") t.writer = ResultWriter.open(t.dir, true);
+  }
+
+  /**
+   * Writes the records of in-process trials that ended, in the background (at most 16 trials'
+   * files at once); `all` (at the end) also writes those of trials that never ended, and waits.
+   */
+  writeRecords(all: boolean): Promise<void> {
+    const batch = this.unwritten;
+    this.unwritten = [];
+    if (all) {
+      const queued = new Set(batch);
+      for (const t of this.order) if (!t.materialized && !queued.has(t)) batch.push(t);
+    }
+    for (const t of batch) t.materialized = true;
+    const write = async (t: TrialState) => {
+      try {
+        await materializeTrial(t.dir, t.config, t.history, t.errorText);
+      } catch (e) {
+        this.warnOnce(
+          t,
+          "records",
+          `trial "${t.id}": its records were not written: ${errorMessage(e)}`,
+        );
+      }
+    };
+    const run = async () => {
+      for (let i = 0; i < batch.length; i += 16) {
+        await Promise.all(batch.slice(i, i + 16).map(write));
+      }
+    };
+    this.writing = this.writing.then(run);
+    return all ? this.writing : Promise.resolve();
   }
 
   // ------------------------------------------------------------------ helpers
@@ -1174,6 +1358,8 @@ class Runner {
     const now = Date.now();
     if (!force && now - this.lastSave < 1000) return;
     this.lastSave = now;
+    // eventCount below counts queued events: they go to disk before the snapshot does.
+    this.log.flush();
     const c = this.c;
     const searcherState = this.plugin(c.searcher.name, "snapshot", () => c.searcher.snapshot?.()) ??
       null;
@@ -1233,6 +1419,15 @@ function checkDecision(d: Decision, name: string, r: Runner): Decision {
 
 /** Re-exported from `layout.ts`, where the trial folder's names live. */
 export { WORK_DIR };
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function hasEntry(dir: string, name: string): boolean {
   try {

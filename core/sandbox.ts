@@ -7,8 +7,8 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
-import { dirname, relative, resolve, sep } from "node:path";
+import { fileURLToPath } from "./_path.ts";
+import { dirname, relative, resolve, sep } from "./_path.ts";
 import type { SandboxPolicy } from "./plugin.ts";
 import { TuneError } from "./errors.ts";
 

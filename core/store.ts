@@ -8,7 +8,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { join } from "./_path.ts";
 import { nonFiniteReplacer, reviveMetrics } from "./protocol.ts";
 import type { Config, JsonValue, TrialResult, TrialStatus } from "./trial.ts";
 import { TuneError } from "./errors.ts";
@@ -60,8 +60,18 @@ export interface TrialEvent {
   readonly t: number;
   /** The trial id. */
   readonly trial: string;
-  /** What happened. */
-  readonly event: "created" | "started" | "paused" | "config" | "terminated" | "error" | "retry";
+  /** What happened (`result`: a report, as its trial's `result.jsonl` line). */
+  readonly event:
+    | "created"
+    | "started"
+    | "paused"
+    | "config"
+    | "terminated"
+    | "error"
+    | "retry"
+    | "result";
+  /** The report (`result`). */
+  readonly result?: Readonly<Record<string, JsonValue>>;
   /** The config (`created`, `config`). */
   readonly config?: Config;
   /** The error or stop reason. */
@@ -536,11 +546,21 @@ function writeAllSync(file: Deno.FsFile, data: Uint8Array): void {
   while (off < data.length) off += file.writeSync(data.subarray(off));
 }
 
-/** Appends lifecycle events to `trials.jsonl`. */
+/**
+ * The experiment's journal, `trials.jsonl`: lifecycle events and every report, appended with
+ * group commit. {@linkcode EventLog.append} only queues a line; everything queued in one turn of
+ * the event loop goes to disk in one write, and {@linkcode EventLog.committed} resolves once it
+ * is there. The runner acknowledges a report only after that, so a driver killed with `kill -9`
+ * loses nothing it acknowledged, while per-trial files (`result.jsonl`, `progress.csv`) can be
+ * written later ({@linkcode materializeTrial}) and rebuilt from the journal.
+ */
 export class EventLog {
   #file: Deno.FsFile;
   #enc = new TextEncoder();
-  /** Events in the log so far. */
+  #lines: string[] = [];
+  #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Events in the log so far (queued ones included). */
   count: number;
 
   private constructor(file: Deno.FsFile, count: number) {
@@ -571,19 +591,123 @@ export class EventLog {
     return log;
   }
 
-  /** Appends an event (synchronously: it is on disk when this returns). */
+  /** Queues an event; it is written with the others of this event-loop turn. */
   append(event: Omit<TrialEvent, "t">): void {
     this.count++;
-    const line = JSON.stringify({ t: Date.now() / 1000, ...event }, nonFiniteReplacer) + "\n";
-    writeAllSync(this.#file, this.#enc.encode(line));
+    this.#lines.push(JSON.stringify({ t: Date.now() / 1000, ...event }, nonFiniteReplacer));
+    this.#timer ??= setTimeout(() => this.flush(), 0);
   }
 
-  /** Closes the file. */
+  /** Resolves once everything queued so far is written (rejects when the write failed). */
+  committed(): Promise<void> {
+    if (!this.#lines.length) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /** Writes what is queued now, in one write. */
+  flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (!this.#lines.length) return;
+    const text = this.#lines.join("\n") + "\n";
+    this.#lines = [];
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    try {
+      writeAllSync(this.#file, this.#enc.encode(text));
+    } catch (e) {
+      for (const w of waiters) w.reject(e);
+      return;
+    }
+    for (const w of waiters) w.resolve();
+  }
+
+  /** Writes what is queued and closes the file. */
   close(): void {
+    this.flush();
     try {
       this.#file.close();
     } catch { /* closed */ }
   }
+}
+
+/**
+ * Every trial's reports as the journal holds them (`result` events, NaN and ±Infinity
+ * restored), by trial id.
+ *
+ * @example
+ * ```ts
+ * import { journalResults } from "./store.ts";
+ * const byTrial = journalResults([
+ *   { t: 0, trial: "a_00000", event: "result", result: { loss: 1, training_iteration: 1 } },
+ * ]);
+ * console.log(byTrial.get("a_00000")?.length); // 1
+ * ```
+ */
+export function journalResults(events: readonly TrialEvent[]): Map<string, TrialResult[]> {
+  const out = new Map<string, TrialResult[]>();
+  for (const e of events) {
+    if (e.event !== "result" || !e.result) continue;
+    let list = out.get(e.trial);
+    if (!list) out.set(e.trial, list = []);
+    list.push(reviveMetrics(e.result as Record<string, JsonValue>) as unknown as TrialResult);
+  }
+  return out;
+}
+
+/**
+ * A trial's history: its `result.jsonl`, or the journal's copy when that holds more (the driver
+ * died before it wrote the trial's own files).
+ *
+ * @example
+ * ```ts ignore
+ * import { journalResults, readHistory, readTrialEvents } from "./store.ts";
+ * const journal = journalResults(await readTrialEvents("tunebox_results/exp"));
+ * const history = await readHistory("tunebox_results/exp/a2b9e_00000", journal.get("a2b9e_00000"));
+ * ```
+ */
+export async function readHistory(
+  trialDir: string,
+  journal: readonly TrialResult[] | undefined,
+): Promise<TrialResult[]> {
+  const file = await readResults(trialDir);
+  return journal && journal.length > file.length ? [...journal] : file;
+}
+
+/**
+ * Writes a trial's own records in one go: the folder, `params.json`, `result.jsonl` and
+ * `progress.csv` (whole files, replaced atomically), and `error.txt` when given. The runner does
+ * this at the end of a trial that never needed its folder (an in-process trial that neither
+ * checkpointed nor asked for `session.trialDir`), and a resume does it for trials whose files a
+ * killed driver never wrote.
+ *
+ * @example
+ * ```ts
+ * import { materializeTrial } from "./store.ts";
+ * const dir = await Deno.makeTempDir();
+ * await materializeTrial(`${dir}/t_00000`, { x: 1 }, []);
+ * ```
+ */
+export async function materializeTrial(
+  trialDir: string,
+  config: Config,
+  history: readonly TrialResult[],
+  error?: string,
+): Promise<void> {
+  await Deno.mkdir(trialDir, { recursive: true });
+  const put = async (name: string, text: string) => {
+    const path = join(trialDir, name);
+    const tmp = `${path}.tmp`;
+    await Deno.writeTextFile(tmp, text);
+    await Deno.rename(tmp, path);
+  };
+  await put("params.json", JSON.stringify(sortKeys(config), null, 2) + "\n");
+  await put(
+    "result.jsonl",
+    history.map((r) => JSON.stringify(r, nonFiniteReplacer) + "\n").join(""),
+  );
+  await put("progress.csv", history.length ? toCsv(history.map((r) => flatten(r))) : "");
+  if (error !== undefined) await put("error.txt", error);
 }
 
 /**

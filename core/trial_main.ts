@@ -128,7 +128,47 @@ export async function boot(): Promise<BootedTrial> {
     exit(1);
   })();
 
-  await send({ v: PROTOCOL_VERSION, type: "hello", trialId, token });
+  const fail = async (e: unknown, fatal = false): Promise<never> => {
+    const err = e instanceof Error ? e : new Error(String(e));
+    await send({
+      v: PROTOCOL_VERSION,
+      type: "error",
+      name: err.name,
+      message: err.message,
+      stack: err.stack,
+      fatal,
+    })
+      .catch(() => {});
+    exit(1);
+  };
+  globalThis.addEventListener("unhandledrejection", (ev) => {
+    ev.preventDefault();
+    if (ev.reason instanceof TrialStopped) return;
+    fail(ev.reason);
+  });
+  globalThis.addEventListener("error", (ev) => {
+    ev.preventDefault();
+    fail(ev.error);
+  });
+
+  // A worker of a multi-worker trial started as one of N tasks (srun -n N) learns its rank from
+  // the variable TUNEBOX_RANK_VAR names, says it in its id, and says which node it is on.
+  // (Remote trials only: a local one may not even ask for the variable.)
+  const rankVar = channel.startsWith("tls:") ? Deno.env.get("TUNEBOX_RANK_VAR") : undefined;
+  const rank = rankVar ? Deno.env.get(rankVar) : undefined;
+  const node = rankVar ? Deno.env.get("SLURMD_NODENAME") : undefined;
+  await send({
+    v: PROTOCOL_VERSION,
+    type: "hello",
+    trialId: rank !== undefined ? `${trialId}@${rank}` : trialId,
+    token,
+    ...(node ? { node } : {}),
+  });
+  // The trainable module loads while the driver has not assigned this process yet (a warm
+  // start: the process was started ahead for this trial) or while the start message travels.
+  // A computed specifier: Deno checks read permission for the whole imported graph.
+  const preloaded = moduleUrl ? import(String(moduleUrl)) : undefined;
+  preloaded?.catch(() => {}); // reported by run()
   const start = await started;
   if (start.v !== PROTOCOL_VERSION) {
     await send({
@@ -207,36 +247,11 @@ export async function boot(): Promise<BootedTrial> {
     group,
   );
 
-  const fail = async (e: unknown, fatal = false): Promise<never> => {
-    const err = e instanceof Error ? e : new Error(String(e));
-    await send({
-      v: PROTOCOL_VERSION,
-      type: "error",
-      name: err.name,
-      message: err.message,
-      stack: err.stack,
-      fatal,
-    })
-      .catch(() => {});
-    exit(1);
-  };
-  globalThis.addEventListener("unhandledrejection", (ev) => {
-    ev.preventDefault();
-    if (ev.reason instanceof TrialStopped) return;
-    fail(ev.reason);
-  });
-  globalThis.addEventListener("error", (ev) => {
-    ev.preventDefault();
-    fail(ev.error);
-  });
-
   return {
     async run(load) {
       let mod: Record<string, unknown>;
       try {
-        // A computed specifier: Deno checks read permission for the whole imported graph.
-        const specifier = String(moduleUrl);
-        mod = load ? await load() : await import(specifier);
+        mod = load ? await load() : await (preloaded ?? import(String(moduleUrl)));
       } catch (e) {
         return await fail(e, true);
       }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { basename, join, resolve } from "node:path";
+import { basename, join, resolve } from "./_path.ts";
 import type {
   Backend,
   Callback,
@@ -38,7 +38,9 @@ import { TuneError } from "./errors.ts";
 import { OptionError, OptionRangeError } from "./options.ts";
 import {
   foldTrialEvents,
+  journalResults,
   listCheckpoints,
+  materializeTrial,
   readExperiment,
   readResults,
   readTrialEvents,
@@ -415,10 +417,17 @@ export class Tuner<S extends Space = Space> {
     const backend = options.backend ?? await backendFromSpec(saved.backend, dir);
     const events = await readTrialEvents(dir);
     const stored = foldTrialEvents(events);
+    const journal = journalResults(events);
     const trials: RestoredTrial[] = [];
     for (const s of stored) {
       const tdir = join(dir, s.id);
-      const history = await readResults(tdir);
+      const file = await readResults(tdir);
+      const logged = journal.get(s.id) ?? [];
+      const history = logged.length > file.length ? logged : file;
+      // Records a killed driver had only in its journal (in-process trials): written now.
+      if (logged.length > file.length || !(await exists(join(tdir, "params.json")))) {
+        await materializeTrial(tdir, s.config, history);
+      }
       const lastIter = history.at(-1)?.training_iteration ?? 0;
       // A checkpoint newer than the last recorded result was never acknowledged: drop it.
       const all = await listCheckpoints(tdir);
@@ -988,5 +997,14 @@ function validateOptions(o: TunerOptions<Space>): void {
         JSON.stringify(o.name)
       }`,
     );
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
   }
 }

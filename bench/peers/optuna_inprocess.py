@@ -2,6 +2,7 @@
 and 10,000 trials x 1 report, random sampler (as Tunebox's default searcher), in-memory storage.
 
     bench/.venv-ray/bin/python bench/peers/optuna_inprocess.py [--quick]
+    .venv/bin/python bench/peers/optuna_inprocess.py --row TRIALS REPORTS   # one row (perf_bench.ts)
 """
 import json
 import resource
@@ -29,7 +30,14 @@ def run(trials, reports):
     return time.perf_counter() - t0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:2] == ["--row"]:
+    wall = run(int(sys.argv[2]), int(sys.argv[3]))
+    print(json.dumps({
+        "optuna_version": optuna.__version__,
+        "wall_s": wall,
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+elif __name__ == "__main__":
     small = run(8 if QUICK else 64, 20)
     n = 1000 if QUICK else 10_000
     big = run(n, 1)

@@ -12,7 +12,7 @@
  */
 
 import type { Zippable } from "fflate";
-import { join } from "node:path";
+import { join } from "../../core/_path.ts";
 import { TuneError } from "../../core/errors.ts";
 import type { RayJobsClient } from "./_ray_client.ts";
 

@@ -4,8 +4,8 @@
  * @module
  */
 
-import { fileURLToPath as fromFileUrl } from "node:url";
-import { dirname, join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
+import { dirname, join } from "../../core/_path.ts";
 import type { SandboxPolicy } from "../../core/plugin.ts";
 import { checkDenoConfig } from "../../core/sandbox.ts";
 

@@ -27,6 +27,7 @@ import type { Config } from "../../core/trial.ts";
 export function inprocessExecutor<C = Config>(fn: TrainableFn<C>): Executor {
   return {
     name: "inprocess",
+    lazyTrialDir: true,
     start(job, listener): TrialHandle {
       const t0 = performance.now();
       const session = new TrialSession(
@@ -46,6 +47,16 @@ export function inprocessExecutor<C = Config>(fn: TrainableFn<C>): Executor {
             }),
         },
       );
+      // The runner creates no folder for an in-process trial: the first look at
+      // session.trialDir does (the runner writes the trial's records there at its end).
+      let made = false;
+      Object.defineProperty(session, "trialDir", {
+        get(): string {
+          if (!made) Deno.mkdirSync(job.workDir, { recursive: true });
+          made = true;
+          return job.workDir;
+        },
+      });
       let stopped = false;
       let release!: (e: TrialExit) => void;
       const stoppedEarly = new Promise<TrialExit>((r) => (release = r));

@@ -5,8 +5,8 @@
  */
 
 import { exists, merge, registryEnv, settle, trialConfig, writeTrialEntry } from "./_shared.ts";
-import { fileURLToPath as fromFileUrl } from "node:url";
-import { dirname, join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
+import { dirname, join } from "../../core/_path.ts";
 import type {
   Executor,
   SandboxPolicy,
@@ -14,6 +14,7 @@ import type {
   TrialHandle,
   TrialJob,
   TrialListener,
+  WarmJob,
 } from "../../core/plugin.ts";
 import { resolveModule } from "../../core/plugin.ts";
 import { PROTOCOL_VERSION } from "../../core/protocol.ts";
@@ -111,6 +112,16 @@ export function subprocessExecutor(
     tools: { setpriv: string[]; prlimit?: string } = { setpriv: [] };
   let prepared = false;
   let runs = 0;
+  type Binding = { job: TrialJob; listener: TrialListener };
+  /** The process started ahead for the next trial (at most one), until it is assigned. */
+  let warmed: {
+    trialId: string;
+    env: string;
+    memoryMb: number | undefined;
+    handle: TrialHandle & { kill(): void };
+    assign(b: Binding): void;
+    discard(): void;
+  } | undefined;
 
   return {
     name: "subprocess",
@@ -172,9 +183,54 @@ export function subprocessExecutor(
       if (!prepared) throw new TuneError("subprocessExecutor: prepare() must run before start()");
       const workers = job.resources?.workers ?? 1;
       if (workers > 1) return startGroup(job, trialListener, workers);
+      const w = warmed;
+      if (w?.trialId === job.trialId) {
+        warmed = undefined;
+        // Its environment was fixed when it started: only the same one may take the trial.
+        if (w.env === JSON.stringify(job.env) && w.memoryMb === job.memoryMb) {
+          w.assign({ job, listener: trialListener });
+          return w.handle;
+        }
+        w.discard();
+      }
       return startTrial(job, trialListener, ++runs);
     },
+    warm(next) {
+      if (!prepared || (next.resources?.workers ?? 1) > 1 || warmed?.trialId === next.trialId) {
+        return;
+      }
+      warmed?.discard();
+      let assign!: (b: Binding) => void, refuse!: (e: Error) => void;
+      const binding = new Promise<Binding>((res, rej) => {
+        assign = res;
+        refuse = rej;
+      });
+      binding.catch(() => {});
+      const handle = startTrial(next, undefined, ++runs, undefined, binding);
+      warmed = {
+        trialId: next.trialId,
+        env: JSON.stringify(next.env),
+        memoryMb: next.memoryMb,
+        handle,
+        assign,
+        discard() {
+          refuse(new Error("never assigned"));
+          handle.kill();
+        },
+      };
+    },
+    unwarm(trialId) {
+      if (warmed?.trialId !== trialId) return;
+      warmed.discard();
+      warmed = undefined;
+    },
     async close() {
+      if (warmed) {
+        const w = warmed;
+        warmed = undefined;
+        w.discard();
+        await w.handle.exited;
+      }
       if (privateRoot) await Deno.remove(privateRoot, { recursive: true }).catch(() => {});
     },
   };
@@ -275,12 +331,18 @@ export function subprocessExecutor(
     };
   }
 
+  /**
+   * Starts a trial process for `job`. A warm start passes `binding` and no listener: the process
+   * starts, connects and loads the trainable, and gets its start message once the binding (the
+   * trial's full job) comes.
+   */
   function startTrial(
-    job: TrialJob,
-    trialListener: TrialListener,
+    job: WarmJob,
+    trialListener: TrialListener | undefined,
     run: number,
     worker?: WorkerPlace,
-  ): TrialHandle {
+    binding?: Promise<Binding>,
+  ): TrialHandle & { kill(): void } {
     const token = crypto.randomUUID();
     // An origin of its own for localStorage and the Cache API, removed when the run ends: no
     // trial sees another's storage, and nothing piles up under DENO_DIR.
@@ -379,7 +441,8 @@ export function subprocessExecutor(
       await Deno.remove(socketPath).catch(() => {});
       if (!first) return {};
       connection = first;
-      const talk = await driveTrial(first, job, trialListener, undefined, worker?.group);
+      const bound = binding ? await binding : { job: job as TrialJob, listener: trialListener! };
+      const talk = await driveTrial(first, bound.job, bound.listener, undefined, worker?.group);
       if (talk.broken) killGroup(child.pid, "SIGKILL");
       return talk;
     })();
@@ -445,6 +508,10 @@ export function subprocessExecutor(
         connection?.send({ v: PROTOCOL_VERSION, type: "stop" });
         escalate(grace);
         await exited;
+      },
+      kill() {
+        stopRequested = true;
+        killGroup(child.pid, "SIGKILL");
       },
     };
   }

@@ -13,6 +13,7 @@ import {
   type ExperimentRecord,
   flatten,
   foldTrialEvents,
+  journalResults,
   type JsonLines,
   readExperiment,
   scanJsonLines,
@@ -265,6 +266,8 @@ export class ReportLoader {
     const folded = new Map<string, Folded>(
       foldTrialEvents(events?.rows ?? []).map((t) => [t.id, t]),
     );
+    // In-process trials' reports are in the journal before their own result.jsonl is written.
+    const journal = journalResults(events?.rows ?? []);
     // Trial folders whose "created" event was lost (a torn trials.jsonl) are shown too.
     for (const id of await this.#trialFolders()) {
       if (folded.has(id)) continue;
@@ -288,7 +291,9 @@ export class ReportLoader {
       const lines = await this.#lines<Record<string, JsonValue>>(join(path, "result.jsonl"));
       if (lines?.bad) warnings.push(`${id}/result.jsonl: ${lines.bad} unreadable line(s) skipped`);
       if (lines?.torn) warnings.push(`${id}/result.jsonl: the last line is cut short`);
-      const results = (lines?.rows ?? []).map((r) => reviveMetrics(r) as unknown as TrialResult);
+      const fromFile = (lines?.rows ?? []).map((r) => reviveMetrics(r) as unknown as TrialResult);
+      const logged = journal.get(id) ?? [];
+      const results = logged.length > fromFile.length ? logged : fromFile;
       const iterations: number[] = [], values: (number | null)[] = [], times: number[] = [];
       let best: number | null = null, bestIteration: number | null = null;
       for (const [k, r] of results.entries()) {

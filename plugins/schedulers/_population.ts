@@ -7,7 +7,7 @@ import type { Decision, ExploitRequest, Scheduler } from "../../core/plugin.ts";
 import type { Config, JsonValue, TrialSnapshot } from "../../core/trial.ts";
 import { Rng } from "../../core/random.ts";
 import { isPlainObject } from "../../core/space.ts";
-import { dirname, join } from "node:path";
+import { dirname, join } from "../../core/_path.ts";
 import {
   checkContext,
   CONTINUE,

@@ -8,7 +8,7 @@
 import type { Scheduler } from "../../core/plugin.ts";
 import type { Config, JsonValue } from "../../core/trial.ts";
 import { isPlainObject } from "../../core/space.ts";
-import { basename } from "node:path";
+import { basename } from "../../core/_path.ts";
 import { CONTINUE, noCheckpointMessage, readSnapshot } from "./_common.ts";
 
 function same(a: unknown, b: unknown): boolean {
