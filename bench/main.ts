@@ -61,6 +61,18 @@ await run("Searchers on benchmark functions", deno, [
   "bench/searchers_bench.ts",
   ...(quick ? ["--quick"] : []),
 ]);
+await run("Multi-objective searchers: hypervolume on ZDT1-3 and DTLZ2", deno, [
+  "run",
+  "-A",
+  "bench/multi_objective_bench.ts",
+  ...q,
+  ...(peers ? [] : ["--no-peers"]),
+]);
+await run("Gaussian-process searcher: time per suggestion", deno, [
+  "run",
+  "-A",
+  "bench/gp_latency_bench.ts",
+]);
 await run("Schedulers on simulated learning curves; PB2 against PBT", deno, [
   "run",
   "-A",

@@ -13,6 +13,12 @@
  *   deno run -A bench/multi_objective_bench.ts                 # 10 seeds × 200 evaluations + peers
  *   deno run -A bench/multi_objective_bench.ts --quick         # 3 seeds × 100, no peers
  *   deno run -A bench/multi_objective_bench.ts --problems zdt1 --seeds 5
+ *   deno run -A bench/multi_objective_bench.ts --no-peers --points-out ours.json   # save ours
+ *   deno run -A bench/multi_objective_bench.ts --solvers none --peer-json ours.json,peer.json
+ *
+ * `--peer-json` merges saved runs (comma-separated; ours from `--points-out`, Optuna's from
+ * `bench/peers/multi_objective_peer.py --out`), by solver and problem; a cell with fewer seeds
+ * than the others says how many.
  *
  * Prints figures and asserts nothing about speed.
  *
@@ -40,6 +46,7 @@ const { values: flags } = parseArgs({
     solvers: { type: "string" },
     python: { type: "string" },
     "peer-json": { type: "string" },
+    "points-out": { type: "string" },
   },
 });
 const quick = flags.quick;
@@ -182,19 +189,26 @@ for (const [name, factory] of solvers) {
 
 const peerLatency: Record<string, Record<string, number>> = {};
 let versions = "";
+if (flags["points-out"]) {
+  await Deno.writeTextFile(flags["points-out"], JSON.stringify({ points, elapsed }));
+}
 const mergePeer = (peer: {
   points: Points;
   elapsed: Record<string, number>;
   latency?: Record<string, Record<string, number>>;
   versions?: string;
 }) => {
-  Object.assign(points, peer.points);
+  for (const [solver, byProblem] of Object.entries(peer.points)) {
+    points[solver] = { ...points[solver], ...byProblem };
+  }
   Object.assign(elapsed, peer.elapsed);
   Object.assign(peerLatency, peer.latency ?? {});
   versions = peer.versions ?? versions;
 };
 if (flags["peer-json"]) {
-  mergePeer(JSON.parse(await Deno.readTextFile(flags["peer-json"])));
+  for (const file of flags["peer-json"].split(",")) {
+    mergePeer(JSON.parse(await Deno.readTextFile(file)));
+  }
 } else if (withPeers) {
   const out = await Deno.makeTempFile({ suffix: ".json" });
   const args = [
@@ -233,9 +247,10 @@ console.log(`|---|${names.map(() => "---").join("|")}|`);
 for (const p of problems) {
   const cells = names.map((n) => {
     const runs = points[n][p.name];
-    if (!runs) return "—";
+    if (!runs?.length) return "—";
     const hv = runs.map((pts) => hypervolume(pts.slice(0, EVALS), p.reference));
-    return `${fmt(quantile(hv, 0.5))} [${fmt(quantile(hv, 0.25))}, ${fmt(quantile(hv, 0.75))}]`;
+    return `${fmt(quantile(hv, 0.5))} [${fmt(quantile(hv, 0.25))}, ${fmt(quantile(hv, 0.75))}]` +
+      (runs.length !== SEEDS ? ` (${runs.length} seeds)` : "");
   });
   console.log(`| ${p.name} (ref ${JSON.stringify(p.reference)}) | ${cells.join(" | ")} |`);
 }

@@ -109,6 +109,32 @@ try {
   figures[`ray_${TRIALS}x20_first_report_median_ms`] = r.first;
   const l = await run("local", TRIALS, CONCURRENT);
   figures[`local_${TRIALS}x20_wall_s`] = l.wall / 1000;
+  // A checkpoint's cost, shared storage against streamed to the driver: the time a report with
+  // a 32 MiB checkpoint takes to be acknowledged (median of the 3 reports).
+  const ckpt = new URL("./fixtures/checkpoint_mb.ts", import.meta.url).pathname;
+  for (const shared of [true, false]) {
+    const storage = await Deno.makeTempDir();
+    const res = await new Tuner({
+      trainable: ckpt,
+      space: { mb: 32 },
+      metric: "loss",
+      mode: "min",
+      storage,
+      reporter: false,
+      executor: rayExecutor(ckpt, {
+        address: c.address,
+        token: c.token,
+        driverHost: "127.0.0.1",
+        pollMs: 100,
+        probe: false,
+        sharedStorage: shared,
+        log: () => {},
+      }),
+    }).fit();
+    const ms = res.history(res.trials[0].id).slice(1).map((h) => Number(h.report_ms));
+    figures[`ray_32MiB_checkpoint_report_${shared ? "shared" : "streamed"}_ms`] = median(ms);
+    await Deno.remove(storage, { recursive: true }).catch(() => {});
+  }
   if (peers) {
     const out = await new Deno.Command(peerPython(), {
       args: [

@@ -21,6 +21,7 @@
  * @module
  */
 
+import { STAGING_DIR } from "./layout.ts";
 import {
   ChannelError,
   chunkPathProblem,
@@ -84,6 +85,11 @@ function source(conn: ByteConn): ReadableStream<Uint8Array> | {
 export interface TrialConnection {
   /** The trial it belongs to. */
   readonly trialId: string;
+  /**
+   * The node the trial says (in its `hello`) it runs on, when a cluster executor asked it to
+   * (a worker of a multi-worker trial on Slurm): untrusted, used only to route its ring.
+   */
+  readonly node?: string;
   /** Messages after `hello`, parsed but not yet checked (see {@linkcode checkTrialMessage}). */
   readonly messages: AsyncIterator<unknown>;
   /** Sends a message; never throws (a dead peer is noticed by the reader). */
@@ -244,7 +250,11 @@ export class TrialChannelServer {
     this.#connected.add(h.trialId!);
     // Authenticated: from now on a line may be as long as a report may be.
     limit.max = this.#limits.maxLineBytes;
-    expected.resolve(wrapConnection(h.trialId!, conn, messages));
+    const node = (h as { node?: unknown }).node;
+    const wrapped = wrapConnection(h.trialId!, conn, messages);
+    expected.resolve(
+      typeof node === "string" && /^[\w.-]{1,255}$/.test(node) ? { ...wrapped, node } : wrapped,
+    );
   }
 }
 
@@ -483,7 +493,7 @@ export async function driveTrial(
     if (typeof m === "string") return { broken: m };
     if (m.type === "file") {
       if (!stream) return { broken: "the trial sent a checkpoint file, but none was asked for" };
-      staged ??= join(stream.localDir, ".staging", `stream_${crypto.randomUUID()}`);
+      staged ??= join(stream.localDir, STAGING_DIR, `stream_${crypto.randomUUID()}`);
       stagedFiles.add(m.path);
       if (stagedFiles.size > MAX_STREAMED_FILES) {
         return { broken: `a checkpoint has more than ${MAX_STREAMED_FILES} files` };
@@ -509,7 +519,7 @@ export async function driveTrial(
       if (stream) {
         if (checkpointDir) {
           // An empty checkpoint folder sends no files: it is still a checkpoint.
-          staged ??= join(stream.localDir, ".staging", `stream_${crypto.randomUUID()}`);
+          staged ??= join(stream.localDir, STAGING_DIR, `stream_${crypto.randomUUID()}`);
           await Deno.mkdir(staged, { recursive: true });
           checkpointDir = staged;
         } else if (staged) await Deno.remove(staged, { recursive: true }).catch(() => {});

@@ -14,7 +14,14 @@ export const PROTOCOL_VERSION = 1;
 
 /** Trial -> driver. */
 export type TrialMessage =
-  | { readonly v: number; readonly type: "hello"; readonly trialId: string; readonly token: string }
+  | {
+    readonly v: number;
+    readonly type: "hello";
+    readonly trialId: string;
+    readonly token: string;
+    /** The node it runs on (a worker of a multi-worker trial on a cluster). */
+    readonly node?: string;
+  }
   | {
     readonly v: number;
     readonly type: "report";

@@ -22,6 +22,7 @@
  */
 
 // Only protocol.ts and session.ts: whatever a trial imports adds to every trial's start-up.
+import { STAGING_DIR } from "./layout.ts";
 import {
   lineSender,
   PROTOCOL_VERSION,
@@ -150,7 +151,19 @@ export async function boot(): Promise<BootedTrial> {
     fail(ev.error);
   });
 
-  await send({ v: PROTOCOL_VERSION, type: "hello", trialId, token });
+  // A worker of a multi-worker trial started as one of N tasks (srun -n N) learns its rank from
+  // the variable TUNEBOX_RANK_VAR names, says it in its id, and says which node it is on.
+  // (Remote trials only: a local one may not even ask for the variable.)
+  const rankVar = channel.startsWith("tls:") ? Deno.env.get("TUNEBOX_RANK_VAR") : undefined;
+  const rank = rankVar ? Deno.env.get(rankVar) : undefined;
+  const node = rankVar ? Deno.env.get("SLURMD_NODENAME") : undefined;
+  await send({
+    v: PROTOCOL_VERSION,
+    type: "hello",
+    trialId: rank !== undefined ? `${trialId}@${rank}` : trialId,
+    token,
+    ...(node ? { node } : {}),
+  });
   // The trainable module loads while the driver has not assigned this process yet (a warm
   // start: the process was started ahead for this trial) or while the start message travels.
   // A computed specifier: Deno checks read permission for the whole imported graph.
@@ -214,7 +227,7 @@ export async function boot(): Promise<BootedTrial> {
         if (stream && checkpointDir) {
           // The driver cannot see this folder: send its files first, then free the space.
           await sendFolder(checkpointDir, stream.chunkBytes, send);
-          if (checkpointDir.startsWith(`${start.trialDir}/.staging/`)) {
+          if (checkpointDir.startsWith(`${start.trialDir}/${STAGING_DIR}/`)) {
             await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
           }
         }

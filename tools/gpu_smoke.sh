@@ -12,7 +12,7 @@
 # Checks: the driver (nvidia-smi), a PyPI-free PyTorch reference if python3 has torch, then
 # tools/gpu_smoke.ts: CUDA_VISIBLE_DEVICES per trial, native tensorflow-gpu, tf.getBackend() in
 # a GPU trial, a conv net's samples/s on the GPU backend vs wasm vs cpu, two trials sharing one
-# GPU with gpu: 0.5.
+# GPU with gpu: 0.5, multi-worker trials (devices per worker, the ring all-reduce on the cores).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 START=$SECONDS

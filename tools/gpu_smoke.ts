@@ -4,6 +4,9 @@
  *
  *   deno run -A tools/gpu_smoke.ts [--fake-gpus N] [--config deno.json] [--storage DIR]
  *
+ * The last check runs multi-worker trials (2 and 4 workers, `resources.workers`): devices per
+ * worker and the ring all-reduce's bandwidth on this machine's cores.
+ *
  * `--fake-gpus N` pretends N GPUs exist (for trying the script on a machine without one: the
  * scheduling checks run, the device checks are skipped).
  */
@@ -179,6 +182,37 @@ if (gpus.length > 0) {
   }
 } else {
   say("SKIP", "two trials share one GPU (gpu: 0.5)", "no GPU");
+}
+
+// 5. Multi-worker trials: the workers of one trial on the GPUs, and the ring all-reduce's bandwidth
+// with 2 and 4 workers on this machine's cores (100 MB of float32).
+{
+  const hosts = navigator.hardwareConcurrency;
+  for (const workers of [2, 4]) {
+    const perWorker = gpus.length >= workers ? 1 : gpus.length > 0 ? 0.5 : 0;
+    if (workers > hosts) {
+      say("SKIP", `multi-worker trial (${workers} workers)`, `${hosts} CPUs`);
+      continue;
+    }
+    const r = await new Tuner({
+      ...base,
+      name: `workers${workers}`,
+      space: { mode: "workers", floats: 25_000_000 },
+      resources: { workers, cpu: 1, gpu: workers === 2 ? perWorker : 0 },
+      gpus: workers === 2 && perWorker === 0.5 ? [gpus[0]] : gpus,
+    }).fit();
+    const [m] = metricsOf(r);
+    const ok = m?.status === "terminated" && m.wrong === 0 && m.world === workers;
+    say(
+      ok ? "ok" : "FAIL",
+      `multi-worker trial (${workers} workers${workers === 2 ? `, gpu: ${perWorker} each` : ""})`,
+      ok
+        ? `all-reduce exact; devices per rank ${m.devices}; 100 MB all-reduce ${
+          Number(m.allreduce_s).toFixed(3)
+        } s (${Number(m.gbps).toFixed(2)} GB/s of data per worker) on ${hosts} CPUs`
+        : JSON.stringify(m),
+    );
+  }
 }
 
 console.log(`${failed === 0 ? "all checks passed" : `${failed} check(s) failed`} (${storage})`);

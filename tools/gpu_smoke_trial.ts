@@ -4,13 +4,17 @@
  * - `bench`: loads TensorFlow.js the default way (GPU backend first), then measures a small conv
  *   net's training samples/s on each backend of `backends`;
  * - `share`: loads the default backend and trains the conv net for `steps` batches, reporting
- *   the device it was given and when it ran (two of these share one GPU with `gpu: 0.5`).
+ *   the device it was given and when it ran (two of these share one GPU with `gpu: 0.5`);
+ * - `workers`: a multi-worker trial (`resources.workers`): every worker checks an all-reduce of
+ *   exact values, then times the all-reduce of `floats` floats; rank 0 reports the devices every
+ *   worker was given and the bandwidth (no TensorFlow.js).
  */
 import { defineTrainable } from "../trainable.ts";
 import { loadTfjs, type Tf, type TfjsBackendName } from "../plugins/backends/tfjs.ts";
 
 interface SmokeConfig {
-  mode: "devices" | "bench" | "share";
+  mode: "devices" | "bench" | "share" | "workers";
+  floats?: number;
   backends?: string[];
   steps?: number;
   i?: number;
@@ -81,6 +85,50 @@ export default defineTrainable<SmokeConfig>(async (config, session) => {
   if (config.mode === "devices") {
     await new Promise((r) => setTimeout(r, 1500)); // long enough for trials to overlap
     await session.report({ cuda, growth, start, end: Date.now() / 1000, score: 1 });
+    return;
+  }
+  if (config.mode === "workers") {
+    const { rank, worldSize } = session;
+    // Exact in float32, so the sum over the ranks is exact too.
+    const value = (i: number, r: number) => ((i * 31 + r * 17) % 101) - 50;
+    const n = 100_003;
+    const data = new Float32Array(n).map((_, i) => value(i, rank));
+    await session.allreduce(data, "sum");
+    let wrong = 0;
+    for (let i = 0; i < n; i++) {
+      let want = 0;
+      for (let r = 0; r < worldSize; r++) want += value(i, r);
+      if (data[i] !== want) wrong++;
+    }
+    // Every worker's CUDA_VISIBLE_DEVICES (an index or a GPU-<uuid>), gathered through the ring:
+    // slot r holds rank r's string as character codes, the other slots are zeros.
+    const width = 96;
+    const codes = new Float32Array(worldSize * width);
+    for (let i = 0; i < Math.min(cuda.length, width); i++) {
+      codes[rank * width + i] = cuda.charCodeAt(i);
+    }
+    await session.allreduce(codes, "sum");
+    const devices = Array.from(
+      { length: worldSize },
+      (_, r) =>
+        String.fromCharCode(...codes.subarray(r * width, (r + 1) * width).filter((c) => c > 0))
+          .replace(/^GPU-(\w{8})[\w-]*$/, "GPU-$1…"),
+    );
+    const big = new Float32Array(config.floats ?? 25_000_000).fill(1);
+    await session.allreduce(big, "sum"); // warm-up: buffers and TCP windows
+    await session.barrier();
+    const t0 = performance.now();
+    const rounds = 3;
+    for (let i = 0; i < rounds; i++) await session.allreduce(big, "mean");
+    const seconds = (performance.now() - t0) / 1000 / rounds;
+    await session.report({
+      wrong,
+      world: worldSize,
+      devices: devices.join(" "),
+      allreduce_s: seconds,
+      gbps: (big.byteLength / 1e9) / seconds,
+      score: 1,
+    });
     return;
   }
   const warnings: string[] = [];

@@ -129,26 +129,34 @@ def main():
     optuna.logging.set_verbosity(logging.WARNING)
     names = [p for p in PROBLEMS if not a.problems or re.search(a.problems, p)]
     points, elapsed, lat = {}, {}, {}
+
+    def save():
+        # Written after every run, so that a long run stopped early still leaves its seeds.
+        with open(a.out, "w") as f:
+            json.dump(
+                {
+                    "points": points,
+                    "elapsed": elapsed,
+                    "latency": lat,
+                    "versions": f"optuna {optuna.__version__}",
+                },
+                f,
+            )
+
     for solver in a.solvers.split(","):
         points[solver] = {}
         t0 = time.perf_counter()
         for name in names:
-            points[solver][name] = [
-                run(solver, name, a.seed_offset + s, a.evals) for s in range(a.seeds)
-            ]
-        elapsed[solver] = time.perf_counter() - t0
+            points[solver][name] = []
+        for s in range(a.seeds):  # seeds outermost: a run stopped early has every problem
+            for name in names:
+                points[solver][name].append(run(solver, name, a.seed_offset + s, a.evals))
+                elapsed[solver] = time.perf_counter() - t0
+                save()
         print(f"{solver}: {elapsed[solver]:.1f} s", flush=True)
         if a.latency and solver != "optuna-random":
             lat[solver] = {str(n): latency(solver, "zdt1", n) for n in (100, 1000)}
-    json.dump(
-        {
-            "points": points,
-            "elapsed": elapsed,
-            "latency": lat,
-            "versions": f"optuna {optuna.__version__}",
-        },
-        open(a.out, "w"),
-    )
+            save()
 
 
 if __name__ == "__main__":

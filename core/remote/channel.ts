@@ -67,6 +67,7 @@ export const REMOTE_ENV_NAMES: readonly string[] = [
   "TUNEBOX_TRIAL_ID",
   "TUNEBOX_TOKEN",
   "TUNEBOX_HEARTBEAT_MS",
+  "TUNEBOX_RANK_VAR",
 ];
 
 /**

@@ -597,8 +597,15 @@ export function rayExecutor(
       `W=$(pwd)`,
       `mkdir -p ${q(trialDir)}`,
       `cd ${q(trialDir)}`,
+      // Without shared storage the trial's folder is a temp folder on the node: removed when the
+      // trial ends (Ray signals the shell and its child alike on stop). With shared storage
+      // nothing needs cleaning, and the shell gives its place to Deno.
+      ...(shared ? [] : [
+        `trap ${shq(`cd /; rm -rf ${shq(trialDir)}`)} EXIT`,
+        `trap 'exit 143' TERM INT`,
+      ]),
       [
-        "exec env -i",
+        shared ? "exec env -i" : "env -i",
         ...assigns,
         `CUDA_VISIBLE_DEVICES="\${CUDA_VISIBLE_DEVICES-}"`,
         `"$D"`,

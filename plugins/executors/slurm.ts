@@ -180,9 +180,21 @@ export function slurmExecutor(
     }, pollMs);
   }
 
+  let addresses: Promise<Record<string, string>> | undefined;
+
   return {
     name: "slurm",
+    // Several workers per trial are the tasks of one step (srun -n N); a batch job per trial
+    // runs one.
+    multiWorker: mode === "step",
     capacity(resources: Resources): number {
+      if ((resources.workers ?? 1) > 1 && (resources.gpu ?? 0) > 0) {
+        // --gres counts per node, and the tasks of a step may share nodes or spread: not yet.
+        throw new TuneError(
+          `resources.workers is ${resources.workers} with GPUs: the Slurm executor does not yet ` +
+            `place GPUs per worker (--gpus-per-task); run GPU workers with the local executor`,
+        );
+      }
       // Refuses what Slurm cannot express (fractional GPUs or CPUs) before any trial starts.
       resourceArgs({ cpu: resources.cpu ?? 1, gpu: resources.gpu ?? 0 }, options.slurm ?? {});
       if (options.maxJobs !== undefined) return options.maxJobs;
@@ -293,11 +305,19 @@ export function slurmExecutor(
     await Deno.remove(join(dir, JOBS_FILE)).catch(() => {});
   }
 
-  function trialCommand(job: TrialJob, run: number, ch: RemoteChannel): {
+  function trialCommand(
+    job: TrialJob,
+    run: number,
+    ch: RemoteChannel,
+    ring?: { readonly net: readonly string[] },
+  ): {
     argv: string[];
     env: Record<string, string>;
   } {
-    const policy = merge(options.sandbox ?? {}, job.sandbox);
+    const policy = merge(
+      merge(options.sandbox ?? {}, job.sandbox),
+      ring ? { net: [...ring.net] } : {},
+    );
     const passEnv: Record<string, string> = {};
     for (const name of policy.env ?? []) {
       const v = Deno.env.get(name);
@@ -315,6 +335,7 @@ export function slurmExecutor(
       "DENO_DIR",
       "SLURMD_NODENAME",
       "CUDA_VISIBLE_DEVICES",
+      ...(ring ? ["SLURM_PROCID"] : []),
       ...Object.keys(jobEnv),
     ];
     const memoryMb = job.resources?.memoryMb ?? job.memoryMb;
@@ -352,9 +373,10 @@ export function slurmExecutor(
 
   function slurmArgs(job: TrialJob): string[] {
     const r = job.resources ?? {};
+    const workers = r.workers ?? 1;
     return [
-      "--nodes=1",
-      "--ntasks=1",
+      // A trial of N workers: N tasks of one step, wherever Slurm fits them.
+      ...(workers > 1 ? [`--ntasks=${workers}`] : ["--nodes=1", "--ntasks=1"]),
       `--job-name=${JOB_PREFIX}${job.trialId}`,
       `--chdir=${job.workDir}`,
       ...resourceArgs(
@@ -368,6 +390,91 @@ export function slurmExecutor(
     ];
   }
 
+  /** Node name -> address (`NodeAddr`), from `scontrol show node`. */
+  function nodeAddresses(): Promise<Record<string, string>> {
+    addresses ??= slurm("scontrol", ["show", "node", "-o"], cmdEnv).then((r) => {
+      const out: Record<string, string> = {};
+      for (const line of r.out.split("\n")) {
+        const name = /(?:^|\s)NodeName=(\S+)/.exec(line)?.[1];
+        const addr = /(?:^|\s)NodeAddr=(\S+)/.exec(line)?.[1];
+        if (name) out[name] = addr ?? name;
+      }
+      if (!Object.keys(out).length) {
+        throw new TuneError(`scontrol show node listed no nodes: ${r.err.trim() || r.out.trim()}`);
+      }
+      return out;
+    });
+    return addresses;
+  }
+
+  /**
+   * The workers of a trial, all connected: each learns its ring (its node's address and a port
+   * for each rank) in its `start`. Rank 0 speaks for the trial; the others' reports are
+   * acknowledged, not recorded; the first worker to fail fails the trial (and srun's
+   * --kill-on-bad-exit ends the others).
+   */
+  async function driveGroup(
+    conns: ReturnType<RemoteChannel["keepAlive"]>[],
+    nodes: string[],
+    job: TrialJob,
+    listener: TrialListener,
+    workers: number,
+  ): Promise<Conversation> {
+    const addrs = await nodeAddresses();
+    const unknown = nodes.find((n) => !addrs[n]);
+    if (unknown !== undefined) {
+      return { broken: `a worker is on node "${unknown}", which scontrol does not list` };
+    }
+    // Ports from a random base: a clash fails the ring, hence the trial, which then retries.
+    const base = 20000 + Math.floor(Math.random() * 30000);
+    const ring = conns.map((_, r) => ({ hostname: addrs[nodes[r]], port: base + r }));
+    const token = crypto.randomUUID();
+    let stopping = false;
+    const talks = conns.map((c, r) => {
+      const group = {
+        rank: r,
+        localRank: nodes.slice(0, r).filter((n) => n === nodes[r]).length,
+        worldSize: workers,
+        listen: ring[r],
+        next: ring[(r + 1) % workers],
+        token,
+      };
+      const workDir = r === 0 ? job.workDir : join(job.workDir, `rank_${r}`);
+      if (r > 0) Deno.mkdirSync(workDir, { recursive: true });
+      const l: TrialListener = r === 0
+        ? {
+          async report(rep) {
+            const ack = await listener.report(rep);
+            if (ack === "stop") stopping = true;
+            return ack;
+          },
+        }
+        : {
+          async report(rep) {
+            if (rep.checkpointDir?.startsWith(workDir + "/")) {
+              await Deno.remove(rep.checkpointDir, { recursive: true }).catch(() => {});
+            }
+            return stopping ? "stop" : "continue";
+          },
+        };
+      return driveTrial(c, { ...job, workDir }, l, undefined, group);
+    });
+    const [first, ...more] = await Promise.all(talks);
+    if (first.outcome?.kind === "done" || stopping) return first;
+    for (const [i, t] of more.entries()) {
+      if (t.broken) return { broken: `worker rank ${i + 1} of ${workers}: ${t.broken}` };
+      if (t.outcome?.kind === "error") {
+        return {
+          outcome: {
+            ...t.outcome,
+            message: `worker rank ${i + 1} of ${workers}: ${t.outcome.message}`,
+          },
+        };
+      }
+    }
+    return first;
+  }
+
   function startTrial(
     ch: RemoteChannel,
     job: TrialJob,
@@ -375,7 +482,13 @@ export function slurmExecutor(
     run: number,
   ): TrialHandle {
     const token = crypto.randomUUID();
-    const connected = ch.server.expect(job.trialId, token);
+    const workers = job.resources?.workers ?? 1;
+    // A worker says `<trial id>@<rank>` (its SLURM_PROCID) and its node in its hello.
+    const ids = workers > 1
+      ? Array.from({ length: workers }, (_, r) => `${job.trialId}@${r}`)
+      : [job.trialId];
+    const expected = ids.map((id) => ch.server.expect(id, token));
+    const connected = Promise.all(expected);
     const probing = firstTrial;
     firstTrial = false;
     let stopRequested = false;
@@ -392,8 +505,18 @@ export function slurmExecutor(
     let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined;
 
     (async () => {
-      const { argv, env } = trialCommand(job, run, ch);
-      const exportFlag = exportArg({ ...env, ...ch.trialEnv(job.trialId, token) });
+      const addrs = workers > 1 ? await nodeAddresses() : undefined;
+      const { argv, env } = trialCommand(
+        job,
+        run,
+        ch,
+        addrs ? { net: [...new Set(Object.values(addrs))] } : undefined,
+      );
+      const exportFlag = exportArg({
+        ...env,
+        ...ch.trialEnv(job.trialId, token),
+        ...(workers > 1 ? { TUNEBOX_RANK_VAR: "SLURM_PROCID" } : {}),
+      });
       const flags = slurmArgs(job);
       if (mode === "step") {
         const stepEnv = { ...cmdEnv };
@@ -408,6 +531,7 @@ export function slurmExecutor(
             "--exact",
             "--quiet",
             "--kill-on-bad-exit=1",
+            ...(workers > 1 ? ["--label"] : []),
             exportFlag,
             ...flags,
             ...argv,
@@ -457,13 +581,25 @@ export function slurmExecutor(
       resolveEnded({ state: "REFUSED", nodes: "" });
     });
 
+    const others: ReturnType<RemoteChannel["keepAlive"]>[] = [];
     const converse = (async (): Promise<Conversation> => {
-      const first = await Promise.race([connected, ended.then(() => undefined)]);
-      if (!first) return {};
+      const all = await Promise.race([connected, ended.then(() => undefined)]);
+      if (!all) return {};
+      const [first, ...rest] = all;
       connection = ch.keepAlive(first, () => {
         silent = true;
         cancel("KILL");
       });
+      if (workers > 1) {
+        const nodes = all.map((c) => c.node ?? "");
+        for (const c of rest) {
+          others.push(ch.keepAlive(c, () => {
+            silent = true;
+            cancel("KILL");
+          }));
+        }
+        return await driveGroup([connection, ...others], nodes, job, listener, workers);
+      }
       // Where it runs, for the live table and error messages (asked once it is surely running).
       whereIs(job.trialId, jobId).then((n) => {
         if (!n) return;
@@ -515,7 +651,8 @@ export function slurmExecutor(
         talk ??= await settle(converse, 5000);
         clearTimeout(termTimer);
         clearTimeout(killTimer);
-        ch.server.forget(job.trialId);
+        for (const id of ids) ch.server.forget(id);
+        for (const c of others) c.close();
         if (launchError) {
           return {
             kind: "error",
@@ -545,7 +682,7 @@ export function slurmExecutor(
       }
       clearTimeout(termTimer);
       clearTimeout(killTimer);
-      ch.server.forget(job.trialId);
+      for (const id of ids) ch.server.forget(id);
       // The job is ending by itself; make sure it does.
       settle(ended, 10_000).then((v) => {
         if (!v) cancel("KILL");

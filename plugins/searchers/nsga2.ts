@@ -72,7 +72,7 @@ interface Member {
  * from the elite of the last: the best non-dominated fronts of the previous elite plus the
  * generation's completed trials, the front that does not fit whole cut by crowding distance.
  * Parents are picked by binary tournament (the dominating one of two random elites), children
- * made by uniform crossover (probability `crossoverProb`, else a copy) and mutated by redrawing
+ * made by uniform crossover (probability `crossoverProb`, else a copy of a random elite) and mutated by redrawing
  * each parameter with probability `mutationProb`, as Optuna's `NSGAIISampler`.
  *
  * - Every domain and conditional sub-spaces: a child takes each active parameter from one
@@ -199,7 +199,8 @@ export function nsga2Searcher(options: Nsga2SearcherOptions = {}): Searcher {
       const p1 = tournament(parents.filter((p) => p !== p0));
       from = [p0.a, p1.a];
     } else {
-      from = [tournament(parents).a];
+      // A copy of a random elite, as Optuna (no tournament on this path).
+      from = [parents[rng.int(0, parents.length - 1)].a];
     }
     for (const p of drawable) {
       if (a.has(p.key) || !isActive(p, a)) continue;

@@ -330,7 +330,11 @@ Deno.test({
             String(x.metrics?.here),
             /runtime_resources\/working_dir_files\/_ray_pkg_[0-9a-f]+\//,
           );
-          match(await Deno.readTextFile(`${x.path}/stdout.log`), /read 21 in \/tmp\/tunebox-/);
+          const out = await Deno.readTextFile(`${x.path}/stdout.log`);
+          const cwd = /read 21 in (\/tmp\/tunebox-\S+)/.exec(out)?.[1];
+          assert(cwd, out);
+          // The trial's temp folder on its node is gone once the trial ended.
+          equal(await Deno.stat(cwd!).then(() => true, () => false), false, `${cwd} is left`);
         }
         match(
           warnings.join("\n"),
