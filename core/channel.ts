@@ -21,6 +21,7 @@
  * @module
  */
 
+import { STAGING_DIR } from "./layout.ts";
 import {
   ChannelError,
   chunkPathProblem,
@@ -492,7 +493,7 @@ export async function driveTrial(
     if (typeof m === "string") return { broken: m };
     if (m.type === "file") {
       if (!stream) return { broken: "the trial sent a checkpoint file, but none was asked for" };
-      staged ??= join(stream.localDir, ".staging", `stream_${crypto.randomUUID()}`);
+      staged ??= join(stream.localDir, STAGING_DIR, `stream_${crypto.randomUUID()}`);
       stagedFiles.add(m.path);
       if (stagedFiles.size > MAX_STREAMED_FILES) {
         return { broken: `a checkpoint has more than ${MAX_STREAMED_FILES} files` };
@@ -518,7 +519,7 @@ export async function driveTrial(
       if (stream) {
         if (checkpointDir) {
           // An empty checkpoint folder sends no files: it is still a checkpoint.
-          staged ??= join(stream.localDir, ".staging", `stream_${crypto.randomUUID()}`);
+          staged ??= join(stream.localDir, STAGING_DIR, `stream_${crypto.randomUUID()}`);
           await Deno.mkdir(staged, { recursive: true });
           checkpointDir = staged;
         } else if (staged) await Deno.remove(staged, { recursive: true }).catch(() => {});

@@ -25,6 +25,7 @@ import type {
   TrialOutcome,
 } from "./plugin.ts";
 import { validateDecision } from "./plugin.ts";
+import { STAGING_DIR, WORK_DIR } from "./layout.ts";
 import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
 import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
 import { nonFiniteReplacer, printable } from "./protocol.ts";
@@ -980,10 +981,10 @@ class Runner {
     this.c.gate.release(t.id);
     // Checkpoint staging left by the trial (or by an exploit): never committed now. Listing the
     // folder first spares the common case (nothing staged) a failing remove.
-    if (t.materialized && hasEntry(t.workDir, ".staging")) {
-      await Deno.remove(join(t.workDir, ".staging"), { recursive: true }).catch(() => {});
+    if (t.materialized && hasEntry(t.workDir, STAGING_DIR)) {
+      await Deno.remove(join(t.workDir, STAGING_DIR), { recursive: true }).catch(() => {});
     }
-    if (t.staged) await Deno.remove(join(t.dir, ".staging"), { recursive: true }).catch(() => {});
+    if (t.staged) await Deno.remove(join(t.dir, STAGING_DIR), { recursive: true }).catch(() => {});
     const action = t.action;
     t.action = undefined;
     const c = this.c;
@@ -1109,7 +1110,7 @@ class Runner {
     }
     this.materialize(t);
     const dst = join(t.dir, checkpointName(t.iteration));
-    const tmp = join(t.dir, `.staging/exploit_${Date.now()}`);
+    const tmp = join(t.dir, STAGING_DIR, `exploit_${Date.now()}`);
     t.staged = true;
     const skipped = await copyTree(donor.checkpoint, tmp);
     if (skipped) this.warn(`exploit: ${skipped} symlink(s) not copied from "${donor.id}"`);
@@ -1416,8 +1417,8 @@ function checkDecision(d: Decision, name: string, r: Runner): Decision {
   return d;
 }
 
-/** The trial's own folder inside its record folder: where it writes files and checkpoints. */
-export const WORK_DIR = "files";
+/** Re-exported from `layout.ts`, where the trial folder's names live. */
+export { WORK_DIR };
 
 function exists(path: string): boolean {
   try {

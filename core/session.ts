@@ -5,6 +5,7 @@
  * @module
  */
 
+import { STAGING_DIR } from "./layout.ts";
 import type { Config, JsonValue } from "./trial.ts";
 import {
   type CollectiveData,
@@ -302,7 +303,7 @@ export class TrialSession implements Session<Config> {
     let dir: string | undefined;
     const ck = options.checkpoint;
     if (typeof ck === "function") {
-      dir = `${this.trialDir}/.staging/ckpt_${Date.now()}_${++this.#staged}`;
+      dir = `${this.trialDir}/${STAGING_DIR}/ckpt_${Date.now()}_${++this.#staged}`;
       await Deno.mkdir(dir, { recursive: true });
       await ck(dir);
     } else if (typeof ck === "string") {

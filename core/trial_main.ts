@@ -22,6 +22,7 @@
  */
 
 // Only protocol.ts and session.ts: whatever a trial imports adds to every trial's start-up.
+import { STAGING_DIR } from "./layout.ts";
 import {
   lineSender,
   PROTOCOL_VERSION,
@@ -226,7 +227,7 @@ export async function boot(): Promise<BootedTrial> {
         if (stream && checkpointDir) {
           // The driver cannot see this folder: send its files first, then free the space.
           await sendFolder(checkpointDir, stream.chunkBytes, send);
-          if (checkpointDir.startsWith(`${start.trialDir}/.staging/`)) {
+          if (checkpointDir.startsWith(`${start.trialDir}/${STAGING_DIR}/`)) {
             await Deno.remove(checkpointDir, { recursive: true }).catch(() => {});
           }
         }

@@ -100,10 +100,20 @@ export default defineTrainable<SmokeConfig>(async (config, session) => {
       for (let r = 0; r < worldSize; r++) want += value(i, r);
       if (data[i] !== want) wrong++;
     }
-    // Every worker's device, gathered through the ring: slot r holds rank r's first device + 1.
-    const devices = new Float32Array(worldSize);
-    devices[rank] = Number.parseInt(cuda, 10) + 1 || 0;
-    await session.allreduce(devices, "sum");
+    // Every worker's CUDA_VISIBLE_DEVICES (an index or a GPU-<uuid>), gathered through the ring:
+    // slot r holds rank r's string as character codes, the other slots are zeros.
+    const width = 96;
+    const codes = new Float32Array(worldSize * width);
+    for (let i = 0; i < Math.min(cuda.length, width); i++) {
+      codes[rank * width + i] = cuda.charCodeAt(i);
+    }
+    await session.allreduce(codes, "sum");
+    const devices = Array.from(
+      { length: worldSize },
+      (_, r) =>
+        String.fromCharCode(...codes.subarray(r * width, (r + 1) * width).filter((c) => c > 0))
+          .replace(/^GPU-(\w{8})[\w-]*$/, "GPU-$1…"),
+    );
     const big = new Float32Array(config.floats ?? 25_000_000).fill(1);
     await session.allreduce(big, "sum"); // warm-up: buffers and TCP windows
     await session.barrier();
@@ -114,7 +124,7 @@ export default defineTrainable<SmokeConfig>(async (config, session) => {
     await session.report({
       wrong,
       world: worldSize,
-      devices: Array.from(devices, (d) => (d === 0 ? "-" : String(d - 1))).join(","),
+      devices: devices.join(" "),
       allreduce_s: seconds,
       gbps: (big.byteLength / 1e9) / seconds,
       score: 1,
