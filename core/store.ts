@@ -307,8 +307,10 @@ function pad(n: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkpointName } from "./store.ts";
- * console.log(checkpointName(4)); // "checkpoint_000004"
+ *
+ * assert.equal(checkpointName(4), "checkpoint_000004");
  * ```
  */
 export function checkpointName(iteration: number): string {
@@ -410,8 +412,10 @@ function csvCell(v: JsonValue | undefined): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toCsv } from "./store.ts";
- * console.log(toCsv([{ a: 1, b: "x,y" }])); // a,b\n1,"x,y"\n
+ *
+ * assert.equal(toCsv([{ a: 1, b: "x,y" }]), 'a,b\n1,"x,y"\n');
  * ```
  */
 export function toCsv(
@@ -637,11 +641,13 @@ export class EventLog {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { journalResults } from "./store.ts";
+ *
  * const byTrial = journalResults([
  *   { t: 0, trial: "a_00000", event: "result", result: { loss: 1, training_iteration: 1 } },
  * ]);
- * console.log(byTrial.get("a_00000")?.length); // 1
+ * assert.equal(byTrial.get("a_00000")?.length, 1);
  * ```
  */
 export function journalResults(events: readonly TrialEvent[]): Map<string, TrialResult[]> {

@@ -131,8 +131,11 @@ export type ConfigOf<S> = ValueOf<S>;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isDomain, uniform } from "../space.ts";
- * console.log(isDomain(uniform(0, 1)), isDomain(3)); // true false
+ *
+ * assert.equal(isDomain(uniform(0, 1)), true);
+ * assert.equal(isDomain(3), false);
  * ```
  */
 export function isDomain(value: unknown): value is Domain {

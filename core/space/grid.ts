@@ -20,8 +20,10 @@ export interface GridDimension {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { grid, gridDimensions } from "../space.ts";
- * console.log(gridDimensions({ a: grid([1, 2]), b: { c: grid(["x"]) } }).length); // 2
+ *
+ * assert.equal(gridDimensions({ a: grid([1, 2]), b: { c: grid(["x"]) } }).length, 2);
  * ```
  */
 export function gridDimensions(space: Space): GridDimension[] {
@@ -46,8 +48,10 @@ export function gridDimensions(space: Space): GridDimension[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { grid, gridSize } from "../space.ts";
- * console.log(gridSize({ a: grid([1, 2]), b: grid([1, 2, 3]) })); // 6
+ *
+ * assert.equal(gridSize({ a: grid([1, 2]), b: grid([1, 2, 3]) }), 6);
  * ```
  */
 export function gridSize(space: Space): number {
@@ -59,9 +63,11 @@ export function gridSize(space: Space): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { grid, gridPoint } from "../space.ts";
+ *
  * const space = { a: grid([1, 2]), b: grid(["x", "y"]) };
- * console.log(gridPoint(space, 1)); // Map { "a" => 2, "b" => "x" }
+ * assert.deepEqual(gridPoint(space, 1), new Map<string, unknown>([["a", 2], ["b", "x"]]));
  * ```
  */
 export function gridPoint(space: Space, index: number): Map<string, unknown> {

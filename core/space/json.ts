@@ -30,8 +30,12 @@ import { isPlainObject } from "./walk.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loguniform, spaceToJson } from "../space.ts";
- * console.log(spaceToJson({ lr: loguniform(1e-4, 1e-1) }));
+ *
+ * assert.deepEqual(spaceToJson({ lr: loguniform(1e-4, 1e-1) }), {
+ *   lr: { type: "loguniform", min: 1e-4, max: 1e-1 },
+ * });
  * ```
  */
 export function spaceToJson(space: Space): JsonValue {
@@ -112,9 +116,11 @@ export const DOMAIN_TYPES: readonly string[] = Object.keys(SPEC_KEYS);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SpaceSpecError } from "../space.ts";
+ *
  * const e = new SpaceSpecError("bad", ["lr", "min"]);
- * console.log(e.path); // ["lr", "min"]
+ * assert.deepEqual(e.path, ["lr", "min"]);
  * ```
  */
 export class SpaceSpecError extends TypeError {

@@ -61,8 +61,10 @@ export function sampleValue(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { quantize } from "../space.ts";
- * console.log(quantize(0.3049, 0.01, 0, 1)); // 0.3
+ *
+ * assert.equal(quantize(0.3049, 0.01, 0, 1), 0.3);
  * ```
  */
 export function quantize(x: number, q: number, min: number, max: number): number {

@@ -31,9 +31,11 @@ export interface ParamInfo {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { choice, parameters, uniform } from "../space.ts";
+ *
  * const ps = parameters({ opt: choice([{ lr: uniform(0, 1) }, { wd: uniform(0, 1) }]) });
- * console.log(ps.map((p) => p.key)); // ["opt", "opt/0/lr", "opt/1/wd"]
+ * assert.deepEqual(ps.map((p) => p.key), ["opt", "opt/0/lr", "opt/1/wd"]);
  * ```
  */
 export function parameters(space: Space): ParamInfo[] {
@@ -69,8 +71,11 @@ export function parameters(space: Space): ParamInfo[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hasDomains, uniform } from "../space.ts";
- * console.log(hasDomains({ a: { b: uniform(0, 1) } }), hasDomains({ a: 1 })); // true false
+ *
+ * assert.equal(hasDomains({ a: { b: uniform(0, 1) } }), true);
+ * assert.equal(hasDomains({ a: 1 }), false);
  * ```
  */
 export function hasDomains(node: unknown): boolean {
@@ -120,8 +125,11 @@ export function validateSpace(space: unknown): asserts space is Space {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isPlainObject } from "../space.ts";
- * console.log(isPlainObject({}), isPlainObject([])); // true false
+ *
+ * assert.equal(isPlainObject({}), true);
+ * assert.equal(isPlainObject([]), false);
  * ```
  */
 export function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -122,6 +122,8 @@ export function subprocessExecutor(
     assign(b: Binding): void;
     discard(): void;
   } | undefined;
+  /** Warmed processes killed unassigned: close() waits for them, so none outlives the run. */
+  const discarded = new Set<Promise<unknown>>();
 
   return {
     name: "subprocess",
@@ -216,6 +218,8 @@ export function subprocessExecutor(
         discard() {
           refuse(new Error("never assigned"));
           handle.kill();
+          const exited = handle.exited.catch(() => {}).finally(() => discarded.delete(exited));
+          discarded.add(exited);
         },
       };
     },
@@ -229,8 +233,8 @@ export function subprocessExecutor(
         const w = warmed;
         warmed = undefined;
         w.discard();
-        await w.handle.exited;
       }
+      await Promise.all(discarded);
       if (privateRoot) await Deno.remove(privateRoot, { recursive: true }).catch(() => {});
     },
   };
