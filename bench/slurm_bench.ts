@@ -31,6 +31,8 @@ if (why) {
   Deno.exit(0);
 }
 
+// Runs on an idle machine finish within one second: default names (train_<time>) would clash.
+let runs = 0;
 const dir = await Deno.makeTempDir({ prefix: "tunebox_slurm_bench_" });
 const trainable = `${dir}/train.ts`;
 const trainableFast = `${dir}/fast.ts`;
@@ -66,6 +68,7 @@ async function timeline(label: string, executor: Executor): Promise<void> {
     metric: "loss",
     mode: "min",
     storage: dir,
+    name: `run${++runs}`,
     maxConcurrent: 1,
     executor,
     callbacks: [{
@@ -119,6 +122,7 @@ async function many(label: string, executor: Executor): Promise<void> {
     metric: "loss",
     mode: "min",
     storage: dir,
+    name: `run${++runs}`,
     maxConcurrent: CONCURRENT,
     executor,
     callbacks: [probe.callback],
@@ -142,6 +146,7 @@ async function rate(label: string, executor: Executor, n: number): Promise<void>
     metric: "loss",
     mode: "min",
     storage: dir,
+    name: `run${++runs}`,
     executor,
     callbacks: [{
       name: "rate",
