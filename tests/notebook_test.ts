@@ -30,7 +30,26 @@ def counting(msg, cell, cell_index):
     counts[key][t] = counts[key].get(t, 0) + 1
     return original(msg, cell, cell_index)
 client.process_message = counting
+# Deno's kernel publishes a cell's outputs from more than one task, and under load its last ones
+# (an execute_result) can come after the cell's idle status, where nbclient stops listening.
+# Keep taking this cell's messages for a moment after idle, as a frontend that stays open would.
+from queue import Empty
+from nbclient.util import ensure_async
+poll = client._async_poll_output_msg
+late = {"n": 0}
+async def poll_then_late(parent_msg_id, cell, cell_index):
+    await poll(parent_msg_id, cell, cell_index)
+    while True:
+        try:
+            msg = await ensure_async(client.kc.iopub_channel.get_msg(timeout=0.5))
+        except Empty:
+            return
+        if msg["parent_header"].get("msg_id") == parent_msg_id and msg["msg_type"] != "status":
+            late["n"] += 1
+            client.process_message(msg, cell, cell_index)
+client._async_poll_output_msg = poll_then_late
 client.execute()
+print(f"late messages: {late['n']}", file=sys.stderr)
 nbformat.write(nb, out)
 with open(out + ".messages.json", "w") as f:
     json.dump(counts, f)
