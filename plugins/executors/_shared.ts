@@ -104,3 +104,55 @@ export function registryEnv(): Record<string, string> {
   }
   return out;
 }
+
+/** The cap on each of a trial's `stdout.log` and `stderr.log` unless an executor is told otherwise. */
+export const DEFAULT_MAX_LOG_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Copies a trial's output stream into its log file, up to `maxBytes` (then one line saying so,
+ * and the rest is drained unwritten, so the trial never blocks on a full pipe). `tail` keeps the
+ * last 4 KiB as text, for error messages.
+ */
+export async function pipeToFile(
+  stream: ReadableStream<Uint8Array>,
+  path: string,
+  maxBytes: number,
+  tail?: { text: string },
+): Promise<void> {
+  const file = await Deno.open(path, { append: true, create: true });
+  const dec = new TextDecoder();
+  let written = (await file.stat()).size;
+  let full = written >= maxBytes;
+  try {
+    for await (const chunk of stream) {
+      if (tail) tail.text = (tail.text + dec.decode(chunk, { stream: true })).slice(-4096);
+      if (full) continue; // keep draining, so the trial never blocks on a full pipe
+      const room = maxBytes - written;
+      const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+      await writeAll(file, part);
+      written += part.length;
+      if (written >= maxBytes) {
+        full = true;
+        await writeAll(
+          file,
+          new TextEncoder().encode(
+            `\n[tunebox: this log reached its cap of ${maxBytes} bytes (maxLogBytes); ` +
+              `later output was dropped]\n`,
+          ),
+        );
+      }
+    }
+  } finally {
+    file.close();
+  }
+}
+
+async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await file.write(data.subarray(off));
+}
+
+/** Single-quotes a word for sh (what it contains stays literal). */
+export function shq(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}

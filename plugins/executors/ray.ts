@@ -7,7 +7,7 @@
  * @module
  */
 
-import { merge, settle, trialConfig, writeTrialEntry } from "./_shared.ts";
+import { merge, settle, shq, trialConfig, writeTrialEntry } from "./_shared.ts";
 import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
 import { dirname, join } from "../../core/_path.ts";
 import type {
@@ -938,9 +938,4 @@ async function stderrOf(dir: string): Promise<string> {
   } catch {
     return "";
   }
-}
-
-/** Single-quotes for sh. */
-function shq(s: string): string {
-  return `'${s.replaceAll("'", `'\\''`)}'`;
 }

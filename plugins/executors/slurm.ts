@@ -7,7 +7,16 @@
  * @module
  */
 
-import { merge, registryEnv, settle, trialConfig, writeTrialEntry } from "./_shared.ts";
+import {
+  DEFAULT_MAX_LOG_BYTES,
+  merge,
+  pipeToFile,
+  registryEnv,
+  settle,
+  shq,
+  trialConfig,
+  writeTrialEntry,
+} from "./_shared.ts";
 import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
 import { dirname, join } from "../../core/_path.ts";
 import type {
@@ -548,8 +557,8 @@ export function slurmExecutor(
           throw e instanceof Deno.errors.NotFound ? notInstalled("srun") : e;
         }
         const logs = Promise.all([
-          pipeToFile(srun.stdout, join(job.dir, "stdout.log")),
-          pipeToFile(srun.stderr, join(job.dir, "stderr.log"), stderrTail),
+          pipeToFile(srun.stdout, join(job.dir, "stdout.log"), DEFAULT_MAX_LOG_BYTES),
+          pipeToFile(srun.stderr, join(job.dir, "stderr.log"), DEFAULT_MAX_LOG_BYTES, stderrTail),
         ]);
         const st = await srun.status;
         await logs.catch(() => {});
@@ -823,27 +832,5 @@ async function stderrOf(dir: string, piped: string): Promise<string> {
     }
   } catch {
     return "";
-  }
-}
-
-function shq(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
-}
-
-async function pipeToFile(
-  stream: ReadableStream<Uint8Array>,
-  path: string,
-  tail?: { text: string },
-): Promise<void> {
-  const file = await Deno.open(path, { append: true, create: true });
-  const dec = new TextDecoder();
-  try {
-    for await (const chunk of stream) {
-      if (tail) tail.text = (tail.text + dec.decode(chunk, { stream: true })).slice(-4096);
-      let off = 0;
-      while (off < chunk.length) off += await file.write(chunk.subarray(off));
-    }
-  } finally {
-    file.close();
   }
 }

@@ -4,7 +4,16 @@
  * @module
  */
 
-import { exists, merge, registryEnv, settle, trialConfig, writeTrialEntry } from "./_shared.ts";
+import {
+  DEFAULT_MAX_LOG_BYTES,
+  exists,
+  merge,
+  pipeToFile,
+  registryEnv,
+  settle,
+  trialConfig,
+  writeTrialEntry,
+} from "./_shared.ts";
 import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
 import { dirname, join } from "../../core/_path.ts";
 import type {
@@ -102,7 +111,7 @@ export function subprocessExecutor(
   const moduleUrl = resolveModule(trainable);
   const graceMs = options.graceMs ?? 5000;
   const killAfterMs = options.killAfterMs ?? 2000;
-  const maxLogBytes = options.maxLogBytes ?? 64 * 1024 * 1024;
+  const maxLogBytes = options.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES;
   let privateRoot = "",
     entry = "",
     configFile: string | undefined,
@@ -580,45 +589,6 @@ function killGroup(pid: number, signal: Deno.Signal): void {
   try {
     Deno.kill(-pid, signal);
   } catch { /* the group is gone */ }
-}
-
-async function pipeToFile(
-  stream: ReadableStream<Uint8Array>,
-  path: string,
-  maxBytes: number,
-  tail?: { text: string },
-): Promise<void> {
-  const file = await Deno.open(path, { append: true, create: true });
-  const dec = new TextDecoder();
-  let written = (await file.stat()).size;
-  let full = written >= maxBytes;
-  try {
-    for await (const chunk of stream) {
-      if (tail) tail.text = (tail.text + dec.decode(chunk, { stream: true })).slice(-4096);
-      if (full) continue; // keep draining, so the trial never blocks on a full pipe
-      const room = maxBytes - written;
-      const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-      await writeAll(file, part);
-      written += part.length;
-      if (written >= maxBytes) {
-        full = true;
-        await writeAll(
-          file,
-          new TextEncoder().encode(
-            `\n[tunebox: this log reached its cap of ${maxBytes} bytes (maxLogBytes); ` +
-              `later output was dropped]\n`,
-          ),
-        );
-      }
-    }
-  } finally {
-    file.close();
-  }
-}
-
-async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await file.write(data.subarray(off));
 }
 
 /** Removes what Deno stored for an origin (`localStorage`, Cache API) under DENO_DIR. */
