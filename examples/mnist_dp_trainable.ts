@@ -6,30 +6,11 @@
  * others only train. Every worker restores from rank 0's checkpoint.
  */
 import { defineTrainable } from "../trainable.ts";
-import { dataParallel, loadTfjs, restoreModel, saveModel } from "../plugins/backends/tfjs.ts";
-import { loadMnist, mnistTensors } from "../plugins/backends/mnist.ts";
-import type { MnistConfig } from "./mnist_trainable.ts";
+import { dataParallel, saveModel } from "../plugins/backends/tfjs.ts";
+import { type MnistConfig, prepareMnist } from "./mnist_trainable.ts";
 
 export default defineTrainable<MnistConfig>(async (config, session) => {
-  const { tf } = await loadTfjs({ session });
-  const data = await loadMnist({
-    train: config.train_size,
-    validation: 1000,
-    test: 0,
-    cacheDir: config.data_dir,
-  });
-  const train = mnistTensors(tf, data.train);
-  const val = mnistTensors(tf, data.validation);
-  let model = await restoreModel(session);
-  if (!model) {
-    model = tf.sequential({
-      layers: [
-        tf.layers.dense({ inputShape: [784], units: config.layer_1, activation: "relu" }),
-        tf.layers.dense({ units: config.layer_2, activation: "relu" }),
-        tf.layers.dense({ units: 10, activation: "softmax" }),
-      ],
-    });
-  }
+  const { tf, data, train, val, model } = await prepareMnist(config, session);
   model.compile({ optimizer: "sgd", loss: "categoricalCrossentropy", metrics: ["accuracy"] });
   const dp = dataParallel(model, { optimizer: tf.train.adam(config.lr), session });
   await dp.sync(); // rank 0's weights everywhere (fresh models differ by their random init)
@@ -53,7 +34,7 @@ export default defineTrainable<MnistConfig>(async (config, session) => {
         .map((t) => t.dataSync()[0]);
     await session.report(
       { val_loss: valLoss, val_acc: valAcc, loss: loss / steps, workers: session.worldSize },
-      { checkpoint: (dir) => saveModel(model!, dir, { includeOptimizer: false }) },
+      { checkpoint: (dir) => saveModel(model, dir, { includeOptimizer: false }) },
     );
   }
 });

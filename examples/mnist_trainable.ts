@@ -6,7 +6,7 @@
  * Runs inside a sandboxed trial: it reads the shared data folder the experiment declares
  * (`sandbox.read`) and writes only its own trial folder.
  */
-import { defineTrainable } from "../trainable.ts";
+import { defineTrainable, type Session } from "../trainable.ts";
 import { loadTfjs, restoreModel, tuneCallback } from "../plugins/backends/tfjs.ts";
 import { loadMnist, mnistTensors } from "../plugins/backends/mnist.ts";
 
@@ -22,7 +22,11 @@ export interface MnistConfig {
   data_dir?: string;
 }
 
-export default defineTrainable<MnistConfig>(async (config, session) => {
+/**
+ * Loads TensorFlow.js and the digits, and the model: the trial's checkpoint if it has one, else
+ * a fresh 784-layer_1-layer_2-10 classifier (not compiled). Shared with `mnist_dp_trainable.ts`.
+ */
+export async function prepareMnist(config: MnistConfig, session: Session<MnistConfig>) {
   const { tf } = await loadTfjs({ session });
   const data = await loadMnist({
     train: config.train_size,
@@ -32,16 +36,19 @@ export default defineTrainable<MnistConfig>(async (config, session) => {
   });
   const train = mnistTensors(tf, data.train);
   const val = mnistTensors(tf, data.validation);
-  let model = await restoreModel(session);
-  if (!model) {
-    model = tf.sequential({
+  const model = await restoreModel(session) ??
+    tf.sequential({
       layers: [
         tf.layers.dense({ inputShape: [784], units: config.layer_1, activation: "relu" }),
         tf.layers.dense({ units: config.layer_2, activation: "relu" }),
         tf.layers.dense({ units: 10, activation: "softmax" }),
       ],
     });
-  }
+  return { tf, data, train, val, model };
+}
+
+export default defineTrainable<MnistConfig>(async (config, session) => {
+  const { tf, train, val, model } = await prepareMnist(config, session);
   // PBT may change the learning rate of a restored model: compile with this trial's config.
   model.compile({
     optimizer: tf.train.adam(config.lr),
