@@ -53,6 +53,7 @@ import { inprocessExecutor } from "../plugins/executors/inprocess.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
 import { findPluginFactory } from "./plugin_table.ts";
+import { SAVED_AS_IS, TUNER_OPTION_NAMES } from "./option_table.ts";
 
 /** The options of a {@linkcode Tuner}. */
 export interface TunerOptions<S extends Space = Space> {
@@ -151,34 +152,7 @@ export interface RestoreOptions {
   readonly stop?: StopCriteria;
 }
 
-const OPTION_KEYS = [
-  "trainable",
-  "space",
-  "metric",
-  "mode",
-  "numSamples",
-  "maxConcurrent",
-  "resources",
-  "gpus",
-  "stop",
-  "timeBudgetMs",
-  "maxFailures",
-  "trialTimeoutMs",
-  "checkpoint",
-  "sandbox",
-  "scheduler",
-  "searcher",
-  "callbacks",
-  "reporter",
-  "storage",
-  "name",
-  "seed",
-  "executor",
-  "backend",
-  "denoConfig",
-  "callbackDrainMs",
-  "allowRemoteTrainable",
-];
+const OPTION_KEYS = TUNER_OPTION_NAMES;
 
 /**
  * Runs a hyperparameter search: samples configs from a space, runs a trial per config, and
@@ -500,20 +474,7 @@ async function backendFromSpec(
 
 function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<Space>> {
   const out: Record<string, unknown> = {};
-  for (
-    const k of [
-      "maxConcurrent",
-      "resources",
-      "gpus",
-      "timeBudgetMs",
-      "maxFailures",
-      "trialTimeoutMs",
-      "checkpoint",
-      "sandbox",
-      "denoConfig",
-      "allowRemoteTrainable",
-    ]
-  ) {
+  for (const k of SAVED_AS_IS) {
     if (saved[k] !== undefined && saved[k] !== null) out[k] = saved[k];
   }
   return out as Partial<TunerOptions<Space>>;
@@ -552,20 +513,7 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
     numSamples: o.numSamples ?? 1,
     seed,
   };
-  for (
-    const k of [
-      "maxConcurrent",
-      "resources",
-      "gpus",
-      "timeBudgetMs",
-      "maxFailures",
-      "trialTimeoutMs",
-      "checkpoint",
-      "sandbox",
-      "denoConfig",
-      "allowRemoteTrainable",
-    ] as const
-  ) {
+  for (const k of SAVED_AS_IS as readonly (keyof TunerOptions<Space>)[]) {
     if (o[k] !== undefined) out[k] = o[k] as JsonValue;
   }
   const spec = (p: unknown) => (p as { spec?: JsonValue } | undefined)?.spec;
