@@ -18,17 +18,12 @@ import {
 import type { Document, Node as YamlNode } from "yaml";
 import { ConfigError } from "../core/errors.ts";
 import { fromRayShape, isRayShape } from "./_ray_shape.ts";
-import {
-  checkPluginShape,
-  lookupPlugin,
-  pluginNames,
-  type PluginRole,
-  resolveModule,
-} from "../core/plugin.ts";
+import { checkPluginShape, type PluginRole, resolveModule } from "../core/plugin.ts";
 import type { Callback, Scheduler, Searcher } from "../core/plugin.ts";
 import type { Stopper } from "../core/runner.ts";
 import { type Space, spaceFromJson, SpaceSpecError, suggest } from "../core/space.ts";
 import { isOptionError } from "../core/options.ts";
+import { findPluginFactory, knownPluginNames } from "./plugin_table.ts";
 import type { TunerOptions } from "./tuner.ts";
 import { Tuner } from "./tuner.ts";
 import type { TableReporterOptions } from "../plugins/reporters/table.ts";
@@ -587,9 +582,9 @@ async function loadPlugin<T>(
     options = (s.options ?? {}) as Record<string, unknown>;
   } else if (typeof s.name === "string") {
     label = s.name;
-    factory = lookupPlugin(role, s.name);
+    factory = await findPluginFactory(role, s.name);
     if (!factory) {
-      const names = pluginNames(role);
+      const names = knownPluginNames(role);
       err(
         `Unknown ${what} "${s.name}"${suggest(s.name, names)}; known: ${
           names.join(", ") || "none"

@@ -14,7 +14,7 @@ import type {
   Scheduler,
   Searcher,
 } from "../core/plugin.ts";
-import { checkPluginShape, lookupPlugin, resolveModule } from "../core/plugin.ts";
+import { checkPluginShape, type PluginFactory, resolveModule } from "../core/plugin.ts";
 import type { Config, JsonValue, Mode, TrialResources, TrialResult } from "../core/trial.ts";
 import {
   type ConfigOf,
@@ -52,8 +52,7 @@ import { subprocessExecutor } from "../plugins/executors/subprocess.ts";
 import { inprocessExecutor } from "../plugins/executors/inprocess.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
-// Registers the stoppers by name, so that a saved stopper is made again on resume.
-import "../plugins/stoppers/mod.ts";
+import { findPluginFactory } from "./plugin_table.ts";
 
 /** The options of a {@linkcode Tuner}. */
 export interface TunerOptions<S extends Space = Space> {
@@ -188,12 +187,6 @@ const OPTION_KEYS = [
   "callbackDrainMs",
   "allowRemoteTrainable",
 ];
-
-/** The modules that register the built-in plugins of a role, loaded when a name is needed. */
-const BUILTIN_FAMILIES: Record<"scheduler" | "searcher", () => Promise<unknown>> = {
-  scheduler: () => import("../plugins/schedulers/mod.ts"),
-  searcher: () => import("../plugins/searchers/mod.ts"),
-};
 
 /**
  * Runs a hyperparameter search: samples configs from a space, runs a trial per config, and
@@ -374,11 +367,12 @@ export class Tuner<S extends Space = Space> {
       );
     }
     const space = options.space ?? spaceFromJson(record.space);
-    // Built-in plugins register their names when their family module loads: load the families
-    // the saved specs need, so that restoring needs no side-effect imports.
+    // The factories of the saved specs, found by name (tuner/plugin_table.ts loads a built-in's
+    // module on demand, so restoring needs no imports first).
+    const factories: Partial<Record<"scheduler" | "searcher", PluginFactory<unknown>>> = {};
     for (const role of ["scheduler", "searcher"] as const) {
       const name = (saved[role] as { name?: unknown } | null | undefined)?.name;
-      if (typeof name === "string" && !lookupPlugin(role, name)) await BUILTIN_FAMILIES[role]();
+      if (typeof name === "string") factories[role] = await findPluginFactory(role, name);
     }
     const plugin = <T>(
       role: "scheduler" | "searcher",
@@ -393,7 +387,7 @@ export class Tuner<S extends Space = Space> {
         | null
         | undefined;
       if (spec && typeof spec === "object" && spec.name) {
-        const factory = lookupPlugin(role, spec.name);
+        const factory = factories[role];
         if (factory) return factory(spec.options ?? {}) as T;
       }
       if (savedName === defaultName) return make();
@@ -465,7 +459,7 @@ export class Tuner<S extends Space = Space> {
         ...(s.resources ? { resources: s.resources } : {}),
       });
     }
-    const stop = options.stop ?? restoreStop(saved.stop, dir);
+    const stop = options.stop ?? await restoreStop(saved.stop, dir);
     const o: TunerOptions<Space> = {
       trainable: trainable as TunerOptions<Space>["trainable"],
       space,
@@ -539,7 +533,10 @@ function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<
 }
 
 /** The saved `stop`: criteria as they are, a stopper's spec made again by its registered name. */
-function restoreStop(saved: JsonValue | undefined, dir: string): StopCriteria | undefined {
+async function restoreStop(
+  saved: JsonValue | undefined,
+  dir: string,
+): Promise<StopCriteria | undefined> {
   if (saved === undefined || saved === null) return undefined;
   const again = (what: string) =>
     new TuneError(
@@ -550,8 +547,10 @@ function restoreStop(saved: JsonValue | undefined, dir: string): StopCriteria | 
   if (typeof saved !== "object" || Array.isArray(saved)) return undefined;
   const spec = saved as { name?: JsonValue; options?: JsonValue };
   if (typeof spec.name !== "string") return saved as { readonly [key: string]: number };
-  const factory = lookupPlugin("stopper", spec.name);
-  if (!factory) throw again(`the stopper "${spec.name}" (import its module first)`);
+  const factory = await findPluginFactory("stopper", spec.name);
+  if (!factory) {
+    throw again(`the stopper "${spec.name}" (register its name with registerPlugin first)`);
+  }
   const options = spec.options && typeof spec.options === "object" ? spec.options : {};
   return factory(options as Record<string, unknown>) as StopCriteria;
 }
