@@ -231,6 +231,7 @@ export async function boot(): Promise<BootedTrial> {
       iteration: start.iteration,
       checkpoint: start.checkpoint,
       trialDir: start.trialDir,
+      ...(start.resources ? { resources: start.resources } : {}),
     },
     {
       async send(metrics, checkpointDir) {
