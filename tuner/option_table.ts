@@ -60,6 +60,7 @@ export const TUNER_OPTIONS: {
     savedAsIs: true,
   },
   gpus: { file: "gpus", holds: "a count of GPUs to use", number: true, savedAsIs: true },
+  cpus: { file: "cpus", holds: "a number of CPUs all trials share", number: true, savedAsIs: true },
   stop: {
     file: "stop",
     holds: "{ key: value } criteria, a stopper { name: ..., <options> }, or a list of them",
