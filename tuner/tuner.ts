@@ -4,7 +4,7 @@
  * @module
  */
 
-import { basename, join, resolve } from "./_path.ts";
+import { basename, join, resolve } from "../core/_path.ts";
 import type {
   Backend,
   Callback,
@@ -13,9 +13,9 @@ import type {
   SandboxPolicy,
   Scheduler,
   Searcher,
-} from "./plugin.ts";
-import { checkPluginShape, lookupPlugin, resolveModule } from "./plugin.ts";
-import type { Config, JsonValue, Mode, TrialResult } from "./trial.ts";
+} from "../core/plugin.ts";
+import { checkPluginShape, type PluginFactory, resolveModule } from "../core/plugin.ts";
+import type { Config, JsonValue, Mode, TrialResult } from "../core/trial.ts";
 import {
   type ConfigOf,
   gridSize,
@@ -23,8 +23,8 @@ import {
   spaceFromJson,
   suggest,
   validateSpace,
-} from "./space.ts";
-import type { TrainableFn } from "./session.ts";
+} from "../core/space.ts";
+import type { TrainableFn } from "../core/session.ts";
 import {
   type CheckpointOptions,
   type ResourceGate,
@@ -32,10 +32,10 @@ import {
   runExperiment,
   type RunnerConfig,
   type StopCriteria,
-} from "./runner.ts";
-import { ResultGrid, type TrialInfo } from "./results.ts";
-import { TuneError } from "./errors.ts";
-import { OptionError, OptionRangeError } from "./options.ts";
+} from "../core/runner.ts";
+import { ResultGrid, type TrialInfo } from "../core/results.ts";
+import { TuneError } from "../core/errors.ts";
+import { OptionError, OptionRangeError } from "../core/options.ts";
 import {
   foldTrialEvents,
   journalResults,
@@ -44,16 +44,15 @@ import {
   readExperiment,
   readResults,
   readTrialEvents,
-} from "./store.ts";
-import { type Device, discoverGpus, ResourcePool } from "./resources.ts";
+} from "../core/store.ts";
+import { type Device, discoverGpus, ResourcePool } from "../core/resources.ts";
 import { fifoScheduler } from "../plugins/schedulers/fifo.ts";
 import { randomSearcher } from "../plugins/searchers/random.ts";
 import { subprocessExecutor } from "../plugins/executors/subprocess.ts";
 import { inprocessExecutor } from "../plugins/executors/inprocess.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
-// Registers the stoppers by name, so that a saved stopper is made again on resume.
-import "../plugins/stoppers/mod.ts";
+import { findPluginFactory } from "./plugin_table.ts";
 
 /** The options of a {@linkcode Tuner}. */
 export interface TunerOptions<S extends Space = Space> {
@@ -190,12 +189,6 @@ const OPTION_KEYS = [
   "trialFolders",
 ];
 
-/** The modules that register the built-in plugins of a role, loaded when a name is needed. */
-const BUILTIN_FAMILIES: Record<"scheduler" | "searcher", () => Promise<unknown>> = {
-  scheduler: () => import("../plugins/schedulers/mod.ts"),
-  searcher: () => import("../plugins/searchers/mod.ts"),
-};
-
 /**
  * Runs a hyperparameter search: samples configs from a space, runs a trial per config, and
  * returns a {@linkcode ResultGrid}.
@@ -203,7 +196,7 @@ const BUILTIN_FAMILIES: Record<"scheduler" | "searcher", () => Promise<unknown>>
  * @example
  * ```ts ignore
  * import { Tuner } from "./tuner.ts";
- * import { uniform } from "./space.ts";
+ * import { uniform } from "../core/space.ts";
  * const results = await new Tuner({
  *   trainable: async (config, session) => {
  *     await session.report({ score: -((config.x - 2) ** 2) });
@@ -373,11 +366,12 @@ export class Tuner<S extends Space = Space> {
       );
     }
     const space = options.space ?? spaceFromJson(record.space);
-    // Built-in plugins register their names when their family module loads: load the families
-    // the saved specs need, so that restoring needs no side-effect imports.
+    // The factories of the saved specs, found by name (tuner/plugin_table.ts loads a built-in's
+    // module on demand, so restoring needs no imports first).
+    const factories: Partial<Record<"scheduler" | "searcher", PluginFactory<unknown>>> = {};
     for (const role of ["scheduler", "searcher"] as const) {
       const name = (saved[role] as { name?: unknown } | null | undefined)?.name;
-      if (typeof name === "string" && !lookupPlugin(role, name)) await BUILTIN_FAMILIES[role]();
+      if (typeof name === "string") factories[role] = await findPluginFactory(role, name);
     }
     const plugin = <T>(
       role: "scheduler" | "searcher",
@@ -392,7 +386,7 @@ export class Tuner<S extends Space = Space> {
         | null
         | undefined;
       if (spec && typeof spec === "object" && spec.name) {
-        const factory = lookupPlugin(role, spec.name);
+        const factory = factories[role];
         if (factory) return factory(spec.options ?? {}) as T;
       }
       if (savedName === defaultName) return make();
@@ -468,7 +462,7 @@ export class Tuner<S extends Space = Space> {
         ...(s.reason ? { reason: s.reason } : {}),
       });
     }
-    const stop = options.stop ?? restoreStop(saved.stop, dir);
+    const stop = options.stop ?? await restoreStop(saved.stop, dir);
     const o: TunerOptions<Space> = {
       trainable: trainable as TunerOptions<Space>["trainable"],
       space,
@@ -542,7 +536,10 @@ function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<
 }
 
 /** The saved `stop`: criteria as they are, a stopper's spec made again by its registered name. */
-function restoreStop(saved: JsonValue | undefined, dir: string): StopCriteria | undefined {
+async function restoreStop(
+  saved: JsonValue | undefined,
+  dir: string,
+): Promise<StopCriteria | undefined> {
   if (saved === undefined || saved === null) return undefined;
   const again = (what: string) =>
     new TuneError(
@@ -553,8 +550,10 @@ function restoreStop(saved: JsonValue | undefined, dir: string): StopCriteria | 
   if (typeof saved !== "object" || Array.isArray(saved)) return undefined;
   const spec = saved as { name?: JsonValue; options?: JsonValue };
   if (typeof spec.name !== "string") return saved as { readonly [key: string]: number };
-  const factory = lookupPlugin("stopper", spec.name);
-  if (!factory) throw again(`the stopper "${spec.name}" (import its module first)`);
+  const factory = await findPluginFactory("stopper", spec.name);
+  if (!factory) {
+    throw again(`the stopper "${spec.name}" (register its name with registerPlugin first)`);
+  }
   const options = spec.options && typeof spec.options === "object" ? spec.options : {};
   return factory(options as Record<string, unknown>) as StopCriteria;
 }
