@@ -74,6 +74,8 @@ export type DriverMessage =
     readonly iteration: number;
     readonly checkpoint?: string;
     readonly trialDir: string;
+    /** The CPUs and GPUs the trial holds (per worker): `session.resources`. @default 1 CPU, 0 GPU */
+    readonly resources?: { readonly cpu: number; readonly gpu: number };
     /** Set for a worker of a multi-worker trial: its rank and its ring neighbours. */
     readonly group?: GroupInfo;
     /**

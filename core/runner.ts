@@ -26,7 +26,15 @@ import type {
 } from "./plugin.ts";
 import { validateDecision } from "./plugin.ts";
 import { STAGING_DIR, WORK_DIR } from "./layout.ts";
-import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
+import type {
+  Config,
+  JsonValue,
+  Mode,
+  TrialResources,
+  TrialResult,
+  TrialSnapshot,
+  TrialStatus,
+} from "./trial.ts";
 import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
 import { nonFiniteReplacer, printable } from "./protocol.ts";
 import type { Space } from "./space.ts";
@@ -46,14 +54,22 @@ import {
   writeParams,
 } from "./store.ts";
 
-/** Decides whether another trial may start, and gives it its devices' environment. */
+/**
+ * Decides whether another trial may start, and gives it its devices' environment. A request is
+ * what the whole trial holds (its workers together); without one, the experiment's `resources`.
+ */
 export interface ResourceGate {
-  /** Whether one more trial fits now. */
-  canStart(): boolean;
+  /** Whether one more trial (of `request`, or of the experiment's size) fits now. */
+  canStart(request?: TrialResources): boolean;
   /** Takes the resources of one trial; returns the environment to set for it. */
-  acquire(trialId: string): Record<string, string>;
+  acquire(trialId: string, request?: TrialResources): Record<string, string>;
   /** Gives a trial's resources back. */
   release(trialId: string): void;
+  /**
+   * Throws a `RangeError` saying what exists when `request` could never fit, however many
+   * trials end. @default no check
+   */
+  check?(request: TrialResources): void;
 }
 
 /**
@@ -70,7 +86,7 @@ export interface ResourceGate {
 export function concurrencyGate(n: number): ResourceGate {
   const held = new Set<string>();
   return {
-    canStart: () => held.size < n,
+    canStart: (_request?: TrialResources) => held.size < n,
     acquire(id) {
       held.add(id);
       return {};
@@ -130,6 +146,8 @@ export interface RestoredTrial {
   readonly failures: number;
   /** Error message or stop reason. */
   readonly reason?: string;
+  /** The CPUs and GPUs a resource-changing scheduler last gave it, if any. */
+  readonly resources?: TrialResources;
 }
 
 /** Everything the runner needs; the Tuner fills it from its options. */
@@ -162,6 +180,11 @@ export interface RunnerConfig {
   readonly memoryMb?: number;
   /** What each trial asks for (`resources`), handed to the executor with every job. */
   readonly resources?: Resources;
+  /**
+   * The CPUs and GPUs all trials share (what the gate hands out), told to the scheduler with
+   * `resources` as `SchedulerContext.resources`; without it the scheduler is told nothing.
+   */
+  readonly totalResources?: TrialResources;
   readonly savedOptions: { readonly [key: string]: JsonValue };
   readonly createdAt: string;
   readonly restored?: {
@@ -191,6 +214,8 @@ type Action =
   | { kind: "stop"; reason: string; outcome: "completed" | "stopped" }
   | { kind: "pause" }
   | { kind: "exploit"; from: string; config: Config }
+  /** Restart from the checkpoint just committed with these resources. */
+  | { kind: "reallocate"; resources: Resources }
   | { kind: "timeout" }
   | { kind: "interrupt" }
   /** The driver could not handle what the trial sent: it fails alone. */
@@ -231,6 +256,8 @@ interface TrialState {
   priority: boolean;
   warned: Set<string>;
   env: Record<string, string>;
+  /** What it holds when it runs: the experiment's `resources`, or what a reallocation gave it. */
+  resources: Resources;
 }
 
 type LoopEvent =
@@ -340,10 +367,29 @@ class Runner {
       numSamples: c.numSamples,
     };
     this.plugin(c.searcher.name, "setup", () => c.searcher.setup?.(ctx));
+    const resources = c.totalResources
+      ? {
+        resources: {
+          total: { ...c.totalResources },
+          trial: {
+            cpu: c.resources?.cpu ?? 1,
+            gpu: c.resources?.gpu ?? 0,
+            ...(c.resources?.workers !== undefined ? { workers: c.resources.workers } : {}),
+          },
+        },
+      }
+      : {};
     this.plugin(
       c.scheduler.name,
       "setup",
-      () => c.scheduler.setup?.({ metric: c.metric, mode: c.mode, ...multi, seed: c.seed }),
+      () =>
+        c.scheduler.setup?.({
+          metric: c.metric,
+          mode: c.mode,
+          ...multi,
+          seed: c.seed,
+          ...resources,
+        }),
     );
     if (c.restored) this.restore(c.restored);
     await this.save(true, "running");
@@ -468,6 +514,7 @@ class Runner {
         priority: t.status === "running",
         warned: new Set(),
         env: {},
+        resources: t.resources ? { ...this.c.resources, ...t.resources } : { ...this.c.resources },
         materialized: !this.c.executor.lazyTrialDir || exists(join(this.c.dir, t.id)),
       };
       this.trials.set(t.id, state);
@@ -544,6 +591,15 @@ class Runner {
           pick = runnable.find((t) => t.status === "paused") ?? runnable[0];
         }
       }
+      if (!this.c.gate.canStart(demand(pick.resources))) {
+        // A trial given more resources waits for others to end; nothing else starts before it.
+        if (this.running > 0) return;
+        this.fatal = new TuneError(
+          `trial "${pick.id}" holds ${show(pick.resources)}, which does not fit even with no ` +
+            `trial running`,
+        );
+        return;
+      }
       this.startTrial(pick);
       this.applyStops();
     }
@@ -606,6 +662,7 @@ class Runner {
       priority: false,
       warned: new Set(),
       env: {},
+      resources: { ...c.resources },
       materialized: !lazy,
     };
     this.trials.set(id, t);
@@ -618,7 +675,7 @@ class Runner {
   }
 
   startTrial(t: TrialState): void {
-    const alloc = this.c.gate.acquire(t.id);
+    const alloc = this.c.gate.acquire(t.id, demand(t.resources));
     const resumed = t.iteration > 0 || t.failures > 0 || t.status === "paused" || !!t.checkpoint;
     this.setStatus(t, "running");
     t.priority = false;
@@ -650,7 +707,9 @@ class Runner {
         sandbox: this.c.sandbox,
         env: alloc,
         ...(this.c.memoryMb !== undefined ? { memoryMb: this.c.memoryMb } : {}),
-        ...(this.c.resources ? { resources: this.c.resources } : {}),
+        ...(this.c.resources || t.resources.cpu !== undefined || t.resources.gpu !== undefined
+          ? { resources: t.resources }
+          : {}),
       },
       {
         report: (raw) =>
@@ -815,6 +874,9 @@ class Runner {
         () => c.scheduler.onReport(this.snap(t), recorded),
       );
       if (d !== undefined) decision = checkDecision(d, c.scheduler.name, this);
+      if (decision.kind === "reallocate") {
+        decision = this.reallocation(t, decision, !!checkpointPath);
+      }
     }
     this.plugin(c.searcher.name, "onReport", () => c.searcher.onReport?.(t.id, recorded));
     if (checkpointPath) {
@@ -850,6 +912,12 @@ class Runner {
       case "exploit":
         t.action = { kind: "exploit", from: decision.from, config: decision.config };
         break;
+      case "reallocate":
+        t.action = {
+          kind: "reallocate",
+          resources: { ...t.resources, cpu: decision.resources.cpu, gpu: decision.resources.gpu },
+        };
+        break;
     }
     if (this.stopAllRequested && !this.stopping) {
       // A stopper's stopAll(): end the other running trials too and start no new one.
@@ -863,6 +931,44 @@ class Runner {
     }
     await this.save(false);
     return "stop";
+  }
+
+  /**
+   * A scheduler's `reallocate` as it will be applied: checked against what exists (a request
+   * that can never fit ends the experiment with the scheduler named), and turned into
+   * `continue` when it changes nothing or when this report carried no checkpoint to restart from.
+   */
+  reallocation(
+    t: TrialState,
+    d: Extract<Decision, { kind: "reallocate" }>,
+    checkpointed: boolean,
+  ): Decision {
+    const cur = current(t.resources);
+    if (d.resources.cpu === cur.cpu && d.resources.gpu === cur.gpu) return { kind: "continue" };
+    const next = { ...t.resources, cpu: d.resources.cpu, gpu: d.resources.gpu };
+    try {
+      this.c.gate.check?.(demand(next));
+    } catch (e) {
+      this.fatal ??= new PluginError(
+        this.c.scheduler.name,
+        "onReport",
+        new RangeError(
+          `it gave trial "${t.id}" ${show(next)}, which can never fit: ${errorMessage(e)}`,
+        ),
+      );
+      return { kind: "continue" };
+    }
+    if (!checkpointed) {
+      this.warnOnce(
+        t,
+        "reallocate",
+        `trial "${t.id}" is not given ${show(next)} (it holds ${show(t.resources)}): a trial ` +
+          `changes resources by restarting from a checkpoint, and this report carried none; ` +
+          `pass \`checkpoint\` to session.report (it is reallocated at a report that has one)`,
+      );
+      return { kind: "continue" };
+    }
+    return d;
   }
 
   stopCriterion(t: TrialState, r: TrialResult): string | undefined {
@@ -1010,6 +1116,26 @@ class Runner {
       this.setStatus(t, "paused");
       this.log.append({ trial: t.id, event: "paused" });
       this.emit("onTrialEnd", { trial: this.snap(t), outcome: "paused" });
+      return;
+    }
+    if (action?.kind === "reallocate") {
+      const before = show(t.resources);
+      t.resources = action.resources;
+      this.setStatus(t, "paused");
+      this.log.append({
+        trial: t.id,
+        event: "resources",
+        resources: current(t.resources),
+        reason: `${before} -> ${show(t.resources)}`,
+      });
+      this.log.append({ trial: t.id, event: "paused" });
+      this.emit("onTrialEnd", {
+        trial: this.snap(t),
+        outcome: "paused",
+        reason: `restarting with ${show(t.resources)} (was ${before})`,
+      });
+      // It restarts first, from the checkpoint of the report that decided it.
+      t.priority = true;
       return;
     }
     if (action?.kind === "exploit") {
@@ -1296,6 +1422,7 @@ class Runner {
       ...(t.error ? { error: t.error } : {}),
       ...(t.reason ? { reason: t.reason } : {}),
       ...(t.node ? { node: t.node } : {}),
+      resources: Object.freeze(current(t.resources)),
     });
   }
 
@@ -1406,6 +1533,24 @@ export const AUTO_KEYS: ReadonlySet<string> = new Set([
 /** The keys a user reported (not the ones the runner fills in), for messages. */
 function userKeys(flat: Readonly<Record<string, JsonValue>>): string {
   return Object.keys(flat).filter((k) => !AUTO_KEYS.has(k)).join(", ") || "nothing";
+}
+
+/** The CPUs and GPUs per worker a trial holds, defaults filled in. */
+function current(r: Resources): TrialResources {
+  return { cpu: r.cpu ?? 1, gpu: r.gpu ?? 0 };
+}
+
+/** What a trial holds in all: its resources times its workers. */
+function demand(r: Resources): TrialResources {
+  const w = r.workers ?? 1;
+  return { cpu: (r.cpu ?? 1) * w, gpu: (r.gpu ?? 0) * w };
+}
+
+/** Resources for messages: `cpu=2, gpu=0` (per worker, with the workers). */
+function show(r: Resources): string {
+  const c = current(r);
+  const w = r.workers && r.workers > 1 ? ` per worker x ${r.workers} workers` : "";
+  return `cpu=${c.cpu}, gpu=${c.gpu}${w}`;
 }
 
 function checkDecision(d: Decision, name: string, r: Runner): Decision {

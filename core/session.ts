@@ -6,7 +6,7 @@
  */
 
 import { STAGING_DIR } from "./layout.ts";
-import type { Config, JsonValue } from "./trial.ts";
+import type { Config, JsonValue, TrialResources } from "./trial.ts";
 import {
   type CollectiveData,
   type Collectives,
@@ -55,6 +55,13 @@ export interface Session<C = Config> {
   readonly trialDir: string;
   /** Aborted when the driver asks the trial to stop. */
   readonly signal: AbortSignal;
+  /**
+   * The CPUs and GPUs this run of the trial holds (per worker), frozen: the experiment's
+   * `resources`, or what a resource-changing scheduler gave it (it restarts the trial from its
+   * checkpoint with the new amounts, so the value never changes during a run). Size thread
+   * pools and batch sizes from it.
+   */
+  readonly resources: TrialResources;
   /**
    * Reports metrics (and optionally a checkpoint) and waits for the driver's answer. When a
    * scheduler or a stop criterion ends the trial, the returned promise rejects with
@@ -184,6 +191,8 @@ export interface SessionInit {
   readonly checkpoint?: string;
   /** Trial folder. */
   readonly trialDir: string;
+  /** The CPUs and GPUs it holds. @default { cpu: 1, gpu: 0 } */
+  readonly resources?: { readonly cpu?: number; readonly gpu?: number };
 }
 
 /**
@@ -198,6 +207,7 @@ export interface SessionInit {
  * );
  * await s.report({ loss: 1 });
  * console.log(s.iteration); // 1
+ * console.log(s.resources); // { cpu: 1, gpu: 0 }
  * ```
  */
 export class TrialSession implements Session<Config> {
@@ -205,6 +215,7 @@ export class TrialSession implements Session<Config> {
   readonly config: Config;
   readonly checkpoint: string | undefined;
   readonly trialDir: string;
+  readonly resources: TrialResources;
   readonly #controller = new AbortController();
   readonly #sink: ReportSink;
   readonly #group: Collectives;
@@ -223,6 +234,10 @@ export class TrialSession implements Session<Config> {
     this.#iteration = init.iteration;
     this.checkpoint = init.checkpoint;
     this.trialDir = init.trialDir;
+    this.resources = Object.freeze({
+      cpu: init.resources?.cpu ?? 1,
+      gpu: init.resources?.gpu ?? 0,
+    });
     this.#sink = sink;
   }
 

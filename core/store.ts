@@ -69,13 +69,16 @@ export interface TrialEvent {
     | "terminated"
     | "error"
     | "retry"
-    | "result";
+    | "result"
+    | "resources";
   /** The report (`result`). */
   readonly result?: Readonly<Record<string, JsonValue>>;
   /** The config (`created`, `config`). */
   readonly config?: Config;
   /** The error or stop reason. */
   readonly reason?: string;
+  /** `resources`: the CPUs and GPUs (per worker) a resource-changing scheduler gave the trial. */
+  readonly resources?: { readonly cpu: number; readonly gpu: number };
   /** `config` after an exploit: the trial whose checkpoint and config were taken. */
   readonly donor?: string;
   /** How a trial ended (`terminated`, `error`): completed, stopped (pruned) or error. */
@@ -96,6 +99,8 @@ export interface StoredTrial {
   readonly failures: number;
   /** Its configs in order: the one it was created with, then every `config` event. */
   readonly changes: readonly ConfigChange[];
+  /** The CPUs and GPUs of its last `resources` event (a resource-changing scheduler), if any. */
+  readonly resources?: { readonly cpu: number; readonly gpu: number };
 }
 
 /** A config a trial ran with, from `trials.jsonl`. */
@@ -254,6 +259,7 @@ export function foldTrialEvents(events: readonly TrialEvent[]): StoredTrial[] {
       reason?: string;
       failures: number;
       changes: ConfigChange[];
+      resources?: { readonly cpu: number; readonly gpu: number };
     }
   >();
   for (const e of events) {
@@ -280,6 +286,11 @@ export function foldTrialEvents(events: readonly TrialEvent[]): StoredTrial[] {
           const donor = e.donor ?? /^exploit (\S+)/.exec(e.reason ?? "")?.[1];
           t.changes.push({ t: e.t, config: e.config, ...(donor ? { donor } : {}) });
         }
+        break;
+      case "resources":
+        if (
+          e.resources && typeof e.resources.cpu === "number" && typeof e.resources.gpu === "number"
+        ) t.resources = { cpu: e.resources.cpu, gpu: e.resources.gpu };
         break;
       case "retry":
         t.failures++;

@@ -15,7 +15,7 @@ import type {
   Searcher,
 } from "../core/plugin.ts";
 import { checkPluginShape, type PluginFactory, resolveModule } from "../core/plugin.ts";
-import type { Config, JsonValue, Mode, TrialResult } from "../core/trial.ts";
+import type { Config, JsonValue, Mode, TrialResources, TrialResult } from "../core/trial.ts";
 import {
   type ConfigOf,
   gridSize,
@@ -79,6 +79,13 @@ export interface TunerOptions<S extends Space = Space> {
   readonly resources?: Resources;
   /** GPUs to use instead of discovery (`nvidia-smi -L`, or `TUNEBOX_GPUS`): devices, or a count. */
   readonly gpus?: readonly Device[] | number;
+  /**
+   * CPUs all trials share (Ray's `ray.init(num_cpus=...)`): trials start while their
+   * `resources.cpu` fit, and a resource-changing scheduler hands out what is left. @default this
+   * machine's CPUs (`navigator.hardwareConcurrency`); with a cluster executor, what its
+   * `capacity` allows times `resources.cpu`
+   */
+  readonly cpus?: number;
   /** Stop a trial when any criterion is reached (`{ training_iteration: 10 }`), or when the function says so. */
   readonly stop?: StopCriteria;
   /** Stop the whole experiment after this long. */
@@ -168,6 +175,7 @@ const OPTION_KEYS = [
   "maxConcurrent",
   "resources",
   "gpus",
+  "cpus",
   "stop",
   "timeBudgetMs",
   "maxFailures",
@@ -266,12 +274,14 @@ export class Tuner<S extends Space = Space> {
       );
     }
     // An executor that places trials itself (a cluster) says how many fit; else this machine.
-    const gate = executor.capacity
-      ? countingGate(
+    const { gate, total: totalResources } = executor.capacity
+      ? clusterGate(
         o.maxConcurrent ?? executor.capacity({ ...o.resources, ...resources }),
-        clusterEnv(o.backend, resources.gpu),
+        resources,
+        o.cpus,
+        o.backend,
       )
-      : await makeGate(resources, o.maxConcurrent, o.gpus, o.backend);
+      : await makeGate(resources, o.maxConcurrent, o.gpus, o.backend, o.cpus);
     const { metrics, modes } = objectivesOf(o);
     const multi = metrics.length > 1 ? { metrics, modes } : {};
     const reporter = o.reporter === undefined
@@ -293,6 +303,7 @@ export class Tuner<S extends Space = Space> {
       callbacks: [...(reporter ? [reporter] : []), ...(o.callbacks ?? [])],
       executor,
       gate,
+      totalResources,
       ...(o.stop ? { stop: o.stop } : {}),
       ...(o.timeBudgetMs !== undefined ? { timeBudgetMs: o.timeBudgetMs } : {}),
       ...(o.trialTimeoutMs !== undefined ? { trialTimeoutMs: o.trialTimeoutMs } : {}),
@@ -460,6 +471,7 @@ export class Tuner<S extends Space = Space> {
         history,
         failures: s.failures,
         ...(s.reason ? { reason: s.reason } : {}),
+        ...(s.resources ? { resources: s.resources } : {}),
       });
     }
     const stop = options.stop ?? await restoreStop(saved.stop, dir);
@@ -520,6 +532,7 @@ function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<
       "maxConcurrent",
       "resources",
       "gpus",
+      "cpus",
       "timeBudgetMs",
       "maxFailures",
       "trialTimeoutMs",
@@ -573,6 +586,7 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
       "maxConcurrent",
       "resources",
       "gpus",
+      "cpus",
       "timeBudgetMs",
       "maxFailures",
       "trialTimeoutMs",
@@ -641,29 +655,35 @@ async function prepareFolder(storage: string, dir: string): Promise<void> {
   }
 }
 
+/** A gate and the CPUs and GPUs it shares out. */
+interface Gate {
+  readonly gate: ResourceGate;
+  readonly total: TrialResources;
+}
+
+/** The gate of this machine: CPUs and devices packed by a {@linkcode ResourcePool}. */
 async function makeGate(
-  req: { cpu: number; gpu: number },
+  req: TrialResources,
   maxConcurrent: number | undefined,
   gpus: readonly Device[] | number | undefined,
   backend?: Backend,
-): Promise<ResourceGate> {
+  cpus?: number,
+): Promise<Gate> {
   const devices = await discoverGpus(gpus !== undefined ? { gpus } : {});
-  const pool = new ResourcePool({
-    cpus: Math.max(navigator.hardwareConcurrency || 1, req.cpu),
-    gpus: devices,
-  });
+  const total = cpus ?? Math.max(navigator.hardwareConcurrency || 1, req.cpu);
+  const pool = new ResourcePool({ cpus: total, gpus: devices });
   pool.check(req);
   const limit = maxConcurrent ?? Math.max(1, pool.maxConcurrent(req));
   let running = 0;
-  return {
-    canStart() {
+  const gate: ResourceGate = {
+    canStart(r = req) {
       if (running >= limit) return false;
-      const probe = pool.tryAcquire("\u0000probe", req);
+      const probe = pool.tryAcquire("\u0000probe", r);
       if (probe) pool.release("\u0000probe");
       return !!probe;
     },
-    acquire(id) {
-      const a = pool.tryAcquire(id, req);
+    acquire(id, r = req) {
+      const a = pool.tryAcquire(id, r);
       if (!a) throw new TuneError(`No resources left for trial "${id}"`);
       running++;
       if (!backend) return { ...a.env };
@@ -673,7 +693,9 @@ async function makeGate(
     release(id) {
       if (pool.release(id)) running--;
     },
+    check: (r) => pool.check(r),
   };
+  return { gate, total: { cpu: total, gpu: devices.length } };
 }
 
 /** A backend's environment, its errors named. */
@@ -723,20 +745,51 @@ function joinPolicies(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
   return out;
 }
 
-/** A gate that only counts: the executor's cluster decides where trials run. */
-function countingGate(limit: number, env: Record<string, string> = {}): ResourceGate {
-  const running = new Set<string>();
+/**
+ * The gate of a cluster executor: the cluster decides where trials run; this counts them (at most
+ * `limit`) and sums what they hold against the experiment's total, `cpus` or `limit` trials of
+ * `req`, so that a trial given more resources leaves room for fewer others.
+ */
+function clusterGate(
+  limit: number,
+  req: TrialResources,
+  cpus: number | undefined,
+  backend: Backend | undefined,
+): Gate {
   const max = Math.max(1, Math.floor(limit));
-  return {
-    canStart: () => running.size < max,
-    acquire(id) {
-      running.add(id);
-      return { ...env };
+  // Counted in 1/10000 units, as the pool does, so that sums of fractions compare exactly.
+  const u = (x: number) => Math.round(x * 10_000);
+  const total = { cpu: cpus ?? max * req.cpu, gpu: max * req.gpu };
+  const held = new Map<string, TrialResources>();
+  let cpu = 0, gpu = 0;
+  const fits = (r: TrialResources) =>
+    held.size < max && u(cpu) + u(r.cpu) <= u(total.cpu) && u(gpu) + u(r.gpu) <= u(total.gpu);
+  const gate: ResourceGate = {
+    canStart: (r = req) => fits(r),
+    acquire(id, r = req) {
+      held.set(id, r);
+      cpu += r.cpu;
+      gpu += r.gpu;
+      return clusterEnv(backend, r.gpu);
     },
     release(id) {
-      running.delete(id);
+      const r = held.get(id);
+      if (!r) return;
+      held.delete(id);
+      cpu -= r.cpu;
+      gpu -= r.gpu;
+    },
+    check(r) {
+      if (u(r.cpu) > u(total.cpu) || u(r.gpu) > u(total.gpu)) {
+        throw new RangeError(
+          `a trial asks for cpu=${r.cpu}, gpu=${r.gpu} but the experiment has cpu=${total.cpu}, ` +
+            `gpu=${total.gpu} on the cluster (the "cpus" option, or maxConcurrent/capacity ` +
+            `times resources)`,
+        );
+      }
     },
   };
+  return { gate, total };
 }
 
 /**
@@ -865,6 +918,12 @@ function validateOptions(o: TunerOptions<Space>): void {
       `"numSamples: -1" runs forever with the random searcher: set "timeBudgetMs" too`,
       OptionRangeError,
     );
+  }
+  if (
+    o.cpus !== undefined &&
+    (typeof o.cpus !== "number" || !Number.isFinite(o.cpus) || o.cpus <= 0)
+  ) {
+    fail("cpus", `"cpus" must be a number of CPUs > 0, got ${String(o.cpus)}`, OptionRangeError);
   }
   if (o.maxConcurrent !== undefined && !isPositiveInt(o.maxConcurrent)) {
     fail(

@@ -37,6 +37,7 @@ export function inprocessExecutor<C = Config>(fn: TrainableFn<C>): Executor {
           iteration: job.iteration,
           ...(job.checkpoint ? { checkpoint: job.checkpoint } : {}),
           trialDir: job.workDir,
+          ...(job.resources ? { resources: job.resources } : {}),
         },
         {
           send: (metrics, checkpointDir) =>
