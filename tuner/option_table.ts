@@ -116,6 +116,7 @@ export const TUNER_OPTIONS: {
     holds: "true to run an http(s) trainable",
     savedAsIs: true,
   },
+  trialFolders: { savedAsIs: true },
 };
 
 const entries = Object.entries(TUNER_OPTIONS) as [string, TunerOptionEntry][];
