@@ -424,6 +424,11 @@ export interface TrialListener {
   report(report: RawReport): Promise<Ack>;
   /** Where the trial runs, once a cluster executor knows (a node name; shown in the live table). */
   placed?(node: string): void;
+  /**
+   * A lazy executor's trial is about to use its folder (`session.trialDir`): the runner writes
+   * the trial's folder and records now, and from then on writes its reports there too.
+   */
+  needsDir?(): void;
 }
 
 /** A running trial. */
@@ -461,10 +466,11 @@ export interface Executor {
    */
   capacity?(resources: Resources): number;
   /**
-   * True when a trial needs no folder to start (it runs in the driver's process and creates
-   * `workDir` itself if it uses it). The runner then writes the trial's own records
-   * (`params.json`, `result.jsonl`, `progress.csv`) when it checkpoints or ends, and only the
-   * experiment's journal before each acknowledgement. @default false
+   * True when a trial needs no folder to start (it runs in the driver's process and calls
+   * {@linkcode TrialListener.needsDir} before it uses `workDir`). The runner then records its
+   * reports in the experiment's journal only, and writes the trial's own folder and records
+   * (`params.json`, `result.jsonl`, `progress.csv`) only when it needs them: a checkpoint, an
+   * exploit, `needsDir`, an error, or `trialFolders: "end"`. @default false
    */
   readonly lazyTrialDir?: boolean;
   /**

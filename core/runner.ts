@@ -201,6 +201,13 @@ export interface RunnerConfig {
   readonly handleSignals?: boolean;
   /** How long the end of the experiment waits for busy callbacks. @default 60000 */
   readonly callbackDrainMs?: number;
+  /**
+   * When the folders of trials a lazy executor runs (in-process) are written: `"lazy"`, only
+   * when a trial needs its folder (a checkpoint, an exploit, `session.trialDir`, an error), the
+   * journal being the record of the rest; `"end"`, also every other one, in one batched pass
+   * before the experiment returns. @default "lazy"
+   */
+  readonly trialFolders?: "lazy" | "end";
 }
 
 type Action =
@@ -318,10 +325,6 @@ class Runner {
   readonly chains = new Map<Callback, Promise<void>>();
   readonly failedHooks = new Set<string>();
   log!: EventLog;
-  /** In-process trials that ended before their records were written, oldest first. */
-  unwritten: TrialState[] = [];
-  /** The background writes of those records. */
-  writing: Promise<void> = Promise.resolve();
   /** The trial whose process the executor started ahead (a warm start), until it starts. */
   warmId: string | undefined;
   /** A trial not created yet whose folder was made for its warm start. */
@@ -460,7 +463,7 @@ class Runner {
       interrupted: this.interrupted || this.budgetExhausted,
     });
     await this.flushCallbacks();
-    await this.writeRecords(true);
+    if (this.c.trialFolders === "end") await this.writeFolders();
     await this.save(true, this.fatal ? "failed" : this.interrupted ? "interrupted" : "finished");
     this.log.close();
     return {
@@ -715,6 +718,10 @@ class Runner {
           ),
         placed: (node) => {
           if (t.handle === handle || t.handle === undefined) t.node = printable(node.slice(0, 64));
+        },
+        needsDir: () => {
+          this.materialize(t);
+          Deno.mkdirSync(t.workDir, { recursive: true });
         },
       },
     );
@@ -1176,9 +1183,12 @@ class Runner {
     }
     const stack = exit.kind === "error" && exit.stack ? `\n\n${exit.stack}` : "";
     t.errorText = `${full}${stack}\n`;
+    // A failed trial's folder is written now, whatever the executor: its error.txt (with the
+    // stack) is what people look for.
     if (t.materialized) {
       await Deno.writeTextFile(join(t.dir, "error.txt"), t.errorText).catch(() => {});
-    }
+    } else await this.writeFolder(t);
+    t.errorText = undefined;
     t.error = full;
     this.warn(`trial "${t.id}" failed: ${full}`);
     if (fatal) {
@@ -1196,10 +1206,6 @@ class Runner {
     reason?: string,
   ): Promise<void> {
     this.setStatus(t, status);
-    if (!t.materialized) {
-      this.unwritten.push(t);
-      if (this.unwritten.length >= 64) this.writeRecords(false);
-    }
     if (reason && status === "terminated") t.reason = reason;
     this.log.append({ trial: t.id, event: status, outcome, ...(reason ? { reason } : {}) });
     this.notifyComplete(t, status === "error", outcome === "stopped");
@@ -1376,36 +1382,30 @@ class Runner {
     if (t.status === "running") t.writer = ResultWriter.open(t.dir, true);
   }
 
-  /**
-   * Writes the records of in-process trials that ended, in the background (at most 16 trials'
-   * files at once); `all` (at the end) also writes those of trials that never ended, and waits.
-   */
-  writeRecords(all: boolean): Promise<void> {
-    const batch = this.unwritten;
-    this.unwritten = [];
-    if (all) {
-      const queued = new Set(batch);
-      for (const t of this.order) if (!t.materialized && !queued.has(t)) batch.push(t);
+  /** Writes the folder and records of a trial that is not running (lazy executors only). */
+  async writeFolder(t: TrialState): Promise<void> {
+    if (t.materialized) return;
+    t.materialized = true;
+    try {
+      await materializeTrial(t.dir, t.config, t.history, t.errorText);
+    } catch (e) {
+      this.warnOnce(
+        t,
+        "records",
+        `trial "${t.id}": its records were not written: ${errorMessage(e)}`,
+      );
     }
-    for (const t of batch) t.materialized = true;
-    const write = async (t: TrialState) => {
-      try {
-        await materializeTrial(t.dir, t.config, t.history, t.errorText);
-      } catch (e) {
-        this.warnOnce(
-          t,
-          "records",
-          `trial "${t.id}": its records were not written: ${errorMessage(e)}`,
-        );
-      }
-    };
-    const run = async () => {
-      for (let i = 0; i < batch.length; i += 16) {
-        await Promise.all(batch.slice(i, i + 16).map(write));
-      }
-    };
-    this.writing = this.writing.then(run);
-    return all ? this.writing : Promise.resolve();
+  }
+
+  /**
+   * Writes every folder not written yet (`trialFolders: "end"`), 16 at a time: the journal
+   * already holds their records, so this is a derived view, written once.
+   */
+  async writeFolders(): Promise<void> {
+    const batch = this.order.filter((t) => !t.materialized);
+    for (let i = 0; i < batch.length; i += 16) {
+      await Promise.all(batch.slice(i, i + 16).map((t) => this.writeFolder(t)));
+    }
   }
 
   // ------------------------------------------------------------------ helpers

@@ -122,6 +122,14 @@ export interface TunerOptions<S extends Space = Space> {
   readonly backend?: Backend;
   /** How long the end of an experiment waits for slow callbacks (loggers). @default 60000 */
   readonly callbackDrainMs?: number;
+  /**
+   * When in-process trials get their folders (`params.json`, `result.jsonl`, `progress.csv`):
+   * `"lazy"`, only when a trial needs one (a checkpoint, an exploit, `session.trialDir`, an
+   * error), the rest living in the journal `trials.jsonl` (which `ResultGrid.load`, the report
+   * and resume read); `"end"`, every trial's, in one pass before `fit()` returns. Sandboxed
+   * trials always have theirs. @default "lazy"
+   */
+  readonly trialFolders?: "lazy" | "end";
   /** The deno.json sandboxed trials run with, or false for none. @default the nearest above the trainable */
   readonly denoConfig?: string | false;
   /**
@@ -186,6 +194,7 @@ const OPTION_KEYS = [
   "denoConfig",
   "callbackDrainMs",
   "allowRemoteTrainable",
+  "trialFolders",
 ];
 
 /**
@@ -299,6 +308,7 @@ export class Tuner<S extends Space = Space> {
       ...(o.timeBudgetMs !== undefined ? { timeBudgetMs: o.timeBudgetMs } : {}),
       ...(o.trialTimeoutMs !== undefined ? { trialTimeoutMs: o.trialTimeoutMs } : {}),
       ...(o.callbackDrainMs !== undefined ? { callbackDrainMs: o.callbackDrainMs } : {}),
+      ...(o.trialFolders ? { trialFolders: o.trialFolders } : {}),
       maxFailures: o.maxFailures ?? 0,
       checkpoint: o.checkpoint ?? {},
       sandbox: o.backend ? joinPolicies(o.backend.permissions(), o.sandbox ?? {}) : o.sandbox ?? {},
@@ -429,8 +439,13 @@ export class Tuner<S extends Space = Space> {
       const file = await readResults(tdir);
       const logged = journal.get(s.id) ?? [];
       const history = logged.length > file.length ? logged : file;
-      // Records a killed driver had only in its journal (in-process trials): written now.
-      if (logged.length > file.length || !(await exists(join(tdir, "params.json")))) {
+      // A folder a killed driver had begun to write (an in-process trial's, behind the
+      // journal) is completed now; an in-process trial without one keeps its records in the
+      // journal alone (written at the end with trialFolders: "end").
+      if (
+        (logged.length > file.length || !(await exists(join(tdir, "params.json")))) &&
+        await exists(tdir)
+      ) {
         await materializeTrial(tdir, s.config, history);
       }
       const lastIter = history.at(-1)?.training_iteration ?? 0;
@@ -525,6 +540,7 @@ function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<
       "sandbox",
       "denoConfig",
       "allowRemoteTrainable",
+      "trialFolders",
     ]
   ) {
     if (saved[k] !== undefined && saved[k] !== null) out[k] = saved[k];
@@ -578,6 +594,7 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
       "sandbox",
       "denoConfig",
       "allowRemoteTrainable",
+      "trialFolders",
     ] as const
   ) {
     if (o[k] !== undefined) out[k] = o[k] as JsonValue;
@@ -966,6 +983,12 @@ function validateOptions(o: TunerOptions<Space>): void {
     if (v !== undefined && !(typeof v === "number" && v > 0)) {
       fail(k, `"${k}" must be a number of milliseconds > 0, got ${v}`, OptionRangeError);
     }
+  }
+  if (o.trialFolders !== undefined && o.trialFolders !== "lazy" && o.trialFolders !== "end") {
+    fail(
+      "trialFolders",
+      `"trialFolders" must be "lazy" or "end", got ${JSON.stringify(o.trialFolders)}`,
+    );
   }
   if (o.maxFailures !== undefined && !(Number.isInteger(o.maxFailures) && o.maxFailures >= -1)) {
     fail(
