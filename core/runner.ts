@@ -36,7 +36,7 @@ import type {
   TrialStatus,
 } from "./trial.ts";
 import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
-import { nonFiniteReplacer, printable } from "./protocol.ts";
+import { printable, toJson } from "./protocol.ts";
 import type { Space } from "./space.ts";
 import { spaceToJson } from "./space.ts";
 import {
@@ -344,9 +344,14 @@ class Runner {
   lastSave = 0;
   warnedMissingMetric = false;
   warn: (m: string) => void;
+  /** The objectives (`metrics`, or the one `metric`). */
+  readonly objectives: readonly string[];
+  dateSecond = NaN;
+  dateText = "";
 
   constructor(c: RunnerConfig) {
     this.c = c;
+    this.objectives = c.metrics ?? [c.metric];
     // Messages carry what trials sent (metric names, error texts): no terminal control codes.
     const warn = c.warn ?? ((m: string) => console.warn(`tunebox: ${m}`));
     this.warn = (m) => warn(printable(m));
@@ -741,7 +746,7 @@ class Runner {
         this.c.trialTimeoutMs,
       );
     }
-    this.emit("onTrialStart", { trial: this.snap(t), resumed });
+    if (this.wants("onTrialStart")) this.emit("onTrialStart", { trial: this.snap(t), resumed });
   }
 
   // ------------------------------------------------------------------ events
@@ -833,7 +838,7 @@ class Runner {
       time_this_iter_s: Math.max(0, elapsed - t.runTimeS),
       time_total_s: timeTotal,
       timestamp: Math.floor(now / 1000),
-      date: isoLocal(now),
+      date: this.localDate(now),
       trial_id: t.id,
       iterations_since_restore: t.runIterations + 1,
       time_since_restore: elapsed,
@@ -882,7 +887,9 @@ class Runner {
     if (checkpointPath) {
       this.emit("onCheckpoint", { trial: this.snap(t), path: checkpointPath, iteration });
     }
-    this.emit("onReport", { trial: this.snap(t), result: recorded, decision });
+    if (this.wants("onReport")) {
+      this.emit("onReport", { trial: this.snap(t), result: recorded, decision });
+    }
     this.applyStops();
     if (this.fatal) {
       this.stopping = true;
@@ -1005,10 +1012,13 @@ class Runner {
   }
 
   checkMetric(t: TrialState, r: TrialResult): void {
-    const flat = flatten(r);
-    for (const metric of this.c.metrics ?? [this.c.metric]) {
-      const v = flat[metric];
+    // A metric at the top level is read as is; a nested one ("a/b") needs the flat view.
+    let flat: Record<string, JsonValue> | undefined;
+    for (const metric of this.objectives) {
+      const direct = r[metric];
+      const v = typeof direct === "number" ? direct : (flat ??= flatten(r))[metric];
       if (v === undefined) {
+        flat ??= flatten(r);
         if (!this.warnedMissingMetric) {
           this.warnedMissingMetric = true;
           this.warn(
@@ -1210,7 +1220,9 @@ class Runner {
     this.log.append({ trial: t.id, event: status, outcome, ...(reason ? { reason } : {}) });
     this.notifyComplete(t, status === "error", outcome === "stopped");
     this.applyStops();
-    this.emit("onTrialEnd", { trial: this.snap(t), outcome, ...(reason ? { reason } : {}) });
+    if (this.wants("onTrialEnd")) {
+      this.emit("onTrialEnd", { trial: this.snap(t), outcome, ...(reason ? { reason } : {}) });
+    }
     await this.save(false);
   }
 
@@ -1374,7 +1386,7 @@ class Runner {
     const enc = new TextEncoder();
     Deno.writeFileSync(
       join(t.dir, "result.jsonl"),
-      enc.encode(t.history.map((r) => JSON.stringify(r, nonFiniteReplacer) + "\n").join("")),
+      enc.encode(t.history.map((r) => toJson(r) + "\n").join("")),
     );
     Deno.writeFileSync(join(t.dir, "progress.csv"), new Uint8Array());
     t.materialized = true;
@@ -1439,6 +1451,21 @@ class Runner {
     if (t.warned.has(key)) return;
     t.warned.add(key);
     this.warn(message);
+  }
+
+  /** `date` of a result: the local time to the second, made once a second. */
+  localDate(ms: number): string {
+    const second = Math.floor(ms / 1000);
+    if (second !== this.dateSecond) {
+      this.dateSecond = second;
+      this.dateText = isoLocal(ms);
+    }
+    return this.dateText;
+  }
+
+  /** Whether a callback has this hook (the event is then worth making). */
+  wants(hook: Exclude<keyof Callback, "name">): boolean {
+    return this.c.callbacks.some((cb) => typeof cb[hook] === "function");
   }
 
   emit<K extends Exclude<keyof Callback, "name">>(
