@@ -77,7 +77,7 @@ export {
   type ReduceOp,
   type RingAddress,
 } from "./core/collectives.ts";
-export { type RestoreOptions, Tuner, type TunerOptions } from "./core/tuner.ts";
+export { type RestoreOptions, Tuner, type TunerOptions } from "./tuner/tuner.ts";
 export { resolveModule } from "./core/plugin.ts";
 export { type BestScope, ResultGrid, type TrialInfo } from "./core/results.ts";
 export {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { basename, join, resolve } from "./_path.ts";
+import { basename, join, resolve } from "../core/_path.ts";
 import type {
   Backend,
   Callback,
@@ -13,9 +13,9 @@ import type {
   SandboxPolicy,
   Scheduler,
   Searcher,
-} from "./plugin.ts";
-import { checkPluginShape, lookupPlugin, resolveModule } from "./plugin.ts";
-import type { Config, JsonValue, Mode, TrialResult } from "./trial.ts";
+} from "../core/plugin.ts";
+import { checkPluginShape, lookupPlugin, resolveModule } from "../core/plugin.ts";
+import type { Config, JsonValue, Mode, TrialResult } from "../core/trial.ts";
 import {
   type ConfigOf,
   gridSize,
@@ -23,8 +23,8 @@ import {
   spaceFromJson,
   suggest,
   validateSpace,
-} from "./space.ts";
-import type { TrainableFn } from "./session.ts";
+} from "../core/space.ts";
+import type { TrainableFn } from "../core/session.ts";
 import {
   type CheckpointOptions,
   type ResourceGate,
@@ -32,10 +32,10 @@ import {
   runExperiment,
   type RunnerConfig,
   type StopCriteria,
-} from "./runner.ts";
-import { ResultGrid, type TrialInfo } from "./results.ts";
-import { TuneError } from "./errors.ts";
-import { OptionError, OptionRangeError } from "./options.ts";
+} from "../core/runner.ts";
+import { ResultGrid, type TrialInfo } from "../core/results.ts";
+import { TuneError } from "../core/errors.ts";
+import { OptionError, OptionRangeError } from "../core/options.ts";
 import {
   foldTrialEvents,
   journalResults,
@@ -44,8 +44,8 @@ import {
   readExperiment,
   readResults,
   readTrialEvents,
-} from "./store.ts";
-import { type Device, discoverGpus, ResourcePool } from "./resources.ts";
+} from "../core/store.ts";
+import { type Device, discoverGpus, ResourcePool } from "../core/resources.ts";
 import { fifoScheduler } from "../plugins/schedulers/fifo.ts";
 import { randomSearcher } from "../plugins/searchers/random.ts";
 import { subprocessExecutor } from "../plugins/executors/subprocess.ts";
@@ -194,7 +194,7 @@ const BUILTIN_FAMILIES: Record<"scheduler" | "searcher", () => Promise<unknown>>
  * @example
  * ```ts ignore
  * import { Tuner } from "./tuner.ts";
- * import { uniform } from "./space.ts";
+ * import { uniform } from "../core/space.ts";
  * const results = await new Tuner({
  *   trainable: async (config, session) => {
  *     await session.report({ score: -((config.x - 2) ** 2) });

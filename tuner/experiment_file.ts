@@ -5,7 +5,7 @@
  * @module
  */
 
-import { dirname, isAbsolute, resolve } from "./_path.ts";
+import { dirname, isAbsolute, resolve } from "../core/_path.ts";
 import {
   isMap,
   isPair,
@@ -16,7 +16,7 @@ import {
   visit,
 } from "yaml";
 import type { Document, Node as YamlNode } from "yaml";
-import { ConfigError } from "./errors.ts";
+import { ConfigError } from "../core/errors.ts";
 import { fromRayShape, isRayShape } from "./_ray_shape.ts";
 import {
   checkPluginShape,
@@ -24,11 +24,11 @@ import {
   pluginNames,
   type PluginRole,
   resolveModule,
-} from "./plugin.ts";
-import type { Callback, Scheduler, Searcher } from "./plugin.ts";
-import type { Stopper } from "./runner.ts";
-import { type Space, spaceFromJson, SpaceSpecError, suggest } from "./space.ts";
-import { isOptionError } from "./options.ts";
+} from "../core/plugin.ts";
+import type { Callback, Scheduler, Searcher } from "../core/plugin.ts";
+import type { Stopper } from "../core/runner.ts";
+import { type Space, spaceFromJson, SpaceSpecError, suggest } from "../core/space.ts";
+import { isOptionError } from "../core/options.ts";
 import type { TunerOptions } from "./tuner.ts";
 import { Tuner } from "./tuner.ts";
 import type { TableReporterOptions } from "../plugins/reporters/table.ts";
@@ -142,7 +142,7 @@ export interface LoadOptions {
  * @throws {ConfigError} with file, line and column for every mistake.
  * @example
  * ```ts ignore
- * import { loadExperimentFile } from "./config.ts";
+ * import { loadExperimentFile } from "./experiment_file.ts";
  * const { options } = await loadExperimentFile("experiment.yaml", { set: ["num_samples=4"] });
  * ```
  */
@@ -167,7 +167,7 @@ export async function loadExperimentFile(
  * @throws {ConfigError} with file, line and column for every mistake.
  * @example
  * ```ts ignore
- * import { parseExperiment } from "./config.ts";
+ * import { parseExperiment } from "./experiment_file.ts";
  * const options = await parseExperiment("metric: loss\nmode: min\n...", "exp.yaml");
  * ```
  */
