@@ -421,3 +421,55 @@ Deno.test("end to end (subprocess): trials see session.resources.cpu grow as oth
   assert.equal(changes.length, restarts);
   for (const e of changes) assert.ok(e.resources && e.resources.cpu > 1);
 });
+
+Deno.test("resume (CLI, Ctrl-C): a grown trial restarts with the resources the journal recorded", async () => {
+  const storage = await tempStorage();
+  const yaml = fixture("resources.yaml").pathname;
+  const cli = new URL("../../cli.ts", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cli, "run", yaml, "--storage", storage, "--name", "rc"],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const dir = `${storage}/rc`;
+  // Interrupt once the long trial runs with 2 CPUs and has reported with them.
+  let long = "";
+  for (let i = 0; i < 600 && !long; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    for (const e of await Array.fromAsync(Deno.readDir(dir)).catch(() => [])) {
+      if (!e.isDirectory) continue;
+      const lines = (await Deno.readTextFile(`${dir}/${e.name}/result.jsonl`).catch(() => ""))
+        .trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+      if (lines.some((l) => l.cpu === 2 && l.iterations_since_restore >= 2)) long = e.name;
+    }
+  }
+  assert.ok(long, "the long trial grew to 2 CPUs");
+  child.kill("SIGINT");
+  const out = await child.output();
+  assert.equal(out.code, 130, new TextDecoder().decode(out.stderr));
+  const before = (await readTrialEvents(dir)).filter((e) => e.event === "resources");
+  assert.deepStrictEqual(before.map((e) => [e.trial, e.resources]), [[long, res(2)]]);
+
+  const resumed = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cli, "resume", dir],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(resumed.code, 0, new TextDecoder().decode(resumed.stderr));
+  const lines = (await Deno.readTextFile(`${dir}/${long}/result.jsonl`)).trim().split("\n")
+    .map((l) => JSON.parse(l));
+  const last = lines.at(-1);
+  assert.equal(last.training_iteration, 40);
+  // Every run after the reallocation, the resumed one included, held 2 CPUs.
+  const grownAt = lines.findIndex((l) => l.cpu === 2);
+  assert.ok(
+    lines.slice(grownAt).every((l) => l.cpu === 2),
+    JSON.stringify(lines.map((l) => l.cpu)),
+  );
+  const restarts = lines.filter((l, i) => i > grownAt && l.iterations_since_restore === 1);
+  assert.ok(restarts.length >= 1, "the resumed run started again from a checkpoint");
+  // The sum is right at every iteration that was kept: each run restored its checkpoint.
+  for (const l of lines) assert.equal(l.sum, l.training_iteration * (l.training_iteration + 1) / 2);
+  // No new reallocation: it already held everything.
+  assert.equal((await readTrialEvents(dir)).filter((e) => e.event === "resources").length, 1);
+});
