@@ -473,3 +473,43 @@ Deno.test("resume (CLI, Ctrl-C): a grown trial restarts with the resources the j
   // No new reallocation: it already held everything.
   assert.equal((await readTrialEvents(dir)).filter((e) => e.event === "resources").length, 1);
 });
+
+Deno.test("a cluster executor (one with capacity) gets each trial's current resources at every start", async () => {
+  const { inprocessExecutor } = await import("../../plugins/executors/inprocess.ts");
+  type Cfg = { iters: number };
+  const inner = inprocessExecutor<Cfg>(async (c, s) => {
+    for (let i = s.iteration; i < c.iters; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      await s.report({ loss: i, cpu: s.resources.cpu }, { checkpoint: () => {} });
+    }
+  });
+  const starts: [string, number | undefined][] = [];
+  const executor = {
+    name: "fake-cluster",
+    lazyTrialDir: true,
+    // What the cluster holds: 3 trials of 1 CPU.
+    capacity: () => 3,
+    start(job: Parameters<typeof inner.start>[0], listener: Parameters<typeof inner.start>[1]) {
+      starts.push([job.trialId, job.resources?.cpu]);
+      return inner.start(job, listener);
+    },
+  };
+  const r = await new Tuner({
+    trainable: (() => {}) as never,
+    executor,
+    space: { iters: grid([1, 2, 40]) },
+    metric: "loss",
+    mode: "min",
+    resources: { cpu: 1 },
+    scheduler: resourceChangingScheduler(),
+    storage: await tempStorage(),
+    reporter: false,
+  }).fit();
+  const long = r.trials.find((t) => t.config.iters === 40)!;
+  const mine = starts.filter(([id]) => id === long.id).map(([, cpu]) => cpu);
+  // It starts with 1 CPU, is given more as the others end (3 in all), each at a new start.
+  assert.equal(mine[0], 1);
+  assert.equal(mine.at(-1), 3, JSON.stringify(starts));
+  const seen = r.history(long.id).map((x) => x.cpu);
+  assert.deepStrictEqual([...new Set(seen)], mine, "session.resources followed every start");
+});
