@@ -53,6 +53,7 @@ import { inprocessExecutor } from "../plugins/executors/inprocess.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
 import { findPluginFactory } from "./plugin_table.ts";
+import { SAVED_AS_IS, TUNER_OPTION_NAMES } from "./option_table.ts";
 
 /** The options of a {@linkcode Tuner}. */
 export interface TunerOptions<S extends Space = Space> {
@@ -166,36 +167,7 @@ export interface RestoreOptions {
   readonly stop?: StopCriteria;
 }
 
-const OPTION_KEYS = [
-  "trainable",
-  "space",
-  "metric",
-  "mode",
-  "numSamples",
-  "maxConcurrent",
-  "resources",
-  "gpus",
-  "cpus",
-  "stop",
-  "timeBudgetMs",
-  "maxFailures",
-  "trialTimeoutMs",
-  "checkpoint",
-  "sandbox",
-  "scheduler",
-  "searcher",
-  "callbacks",
-  "reporter",
-  "storage",
-  "name",
-  "seed",
-  "executor",
-  "backend",
-  "denoConfig",
-  "callbackDrainMs",
-  "allowRemoteTrainable",
-  "trialFolders",
-];
+const OPTION_KEYS = TUNER_OPTION_NAMES;
 
 /**
  * Runs a hyperparameter search: samples configs from a space, runs a trial per config, and
@@ -527,22 +499,7 @@ async function backendFromSpec(
 
 function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<Space>> {
   const out: Record<string, unknown> = {};
-  for (
-    const k of [
-      "maxConcurrent",
-      "resources",
-      "gpus",
-      "cpus",
-      "timeBudgetMs",
-      "maxFailures",
-      "trialTimeoutMs",
-      "checkpoint",
-      "sandbox",
-      "denoConfig",
-      "allowRemoteTrainable",
-      "trialFolders",
-    ]
-  ) {
+  for (const k of SAVED_AS_IS) {
     if (saved[k] !== undefined && saved[k] !== null) out[k] = saved[k];
   }
   return out as Partial<TunerOptions<Space>>;
@@ -581,22 +538,7 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
     numSamples: o.numSamples ?? 1,
     seed,
   };
-  for (
-    const k of [
-      "maxConcurrent",
-      "resources",
-      "gpus",
-      "cpus",
-      "timeBudgetMs",
-      "maxFailures",
-      "trialTimeoutMs",
-      "checkpoint",
-      "sandbox",
-      "denoConfig",
-      "allowRemoteTrainable",
-      "trialFolders",
-    ] as const
-  ) {
+  for (const k of SAVED_AS_IS as readonly (keyof TunerOptions<Space>)[]) {
     if (o[k] !== undefined) out[k] = o[k] as JsonValue;
   }
   const spec = (p: unknown) => (p as { spec?: JsonValue } | undefined)?.spec;
