@@ -65,6 +65,7 @@ const EXECUTOR_KEYS: Record<string, string[]> = {
     "probe",
     "pending_timeout_ms",
     "check_placement",
+    "collective_timeout_ms",
     "driver_host",
     "driver_port",
     "heartbeat_ms",
