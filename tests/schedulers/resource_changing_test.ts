@@ -540,3 +540,37 @@ Deno.test("the runner: a fractional GPU grown by whole GPUs is a clear error, no
     /resource_changing.*trial "\w+": gpu is 1.5, but GPUs above 1 must be a whole number.*trials of a fractional GPU \(0.5\) cannot grow by whole GPUs/s,
   );
 });
+
+Deno.test("end to end (subprocess): a GPU trial grows by whole devices and gets them in CUDA_VISIBLE_DEVICES", async () => {
+  const { hostileTrainable } = await import("../sandbox/_hostile.ts");
+  const train = await hostileTrainable(`
+    for (let i = session.iteration; i < config.iters; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      await session.report(
+        { loss: i, gpu: session.resources.gpu, cuda: Deno.env.get("CUDA_VISIBLE_DEVICES") ?? "unset" },
+        { checkpoint: (d: string) => Deno.writeTextFile(d + "/i", String(i)) },
+      );
+    }
+  `);
+  const r = await new Tuner({
+    trainable: train,
+    space: { iters: grid([1, 10]) },
+    metric: "loss",
+    mode: "min",
+    cpus: 2,
+    gpus: 2,
+    resources: { cpu: 1, gpu: 1 },
+    scheduler: resourceChangingScheduler(),
+    storage: await tempStorage(),
+    reporter: false,
+  }).fit();
+  const long = r.trials.find((t) => t.config.iters === 10)!;
+  const h = r.history(long.id);
+  assert.equal(long.status, "terminated", long.error);
+  assert.equal(h[0].gpu, 1);
+  assert.equal(String(h[0].cuda).split(",").length, 1);
+  // Grown to both GPUs once the short trial ended (its CPUs stay at the base: GPU steps only).
+  const last = h.at(-1)!;
+  assert.equal(last.gpu, 2, JSON.stringify(h.map((x) => [x.gpu, x.cuda])));
+  assert.deepStrictEqual(String(last.cuda).split(",").sort(), ["0", "1"]);
+});
