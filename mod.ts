@@ -7,6 +7,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { choice, loguniform, Tuner } from "./mod.ts";
  *
  * const results = await new Tuner({
@@ -24,7 +25,12 @@
  *   reporter: false,
  *   storage: await Deno.makeTempDir(),
  * }).fit();
- * console.log(results.best().config);
+ * const best = results.best();
+ * assert.equal(results.trials.length, 8);
+ * const { lr, batch } = best.config as { lr: number; batch: number };
+ * assert.ok(lr >= 1e-4 && lr <= 1e-1);
+ * assert.ok([32, 64, 128].includes(batch));
+ * assert.equal(best.score, Math.min(...results.trials.map((t) => Number(t.metrics?.loss))));
  * ```
  *
  * @module
@@ -77,7 +83,7 @@ export {
   type ReduceOp,
   type RingAddress,
 } from "./core/collectives.ts";
-export { type RestoreOptions, Tuner, type TunerOptions } from "./core/tuner.ts";
+export { type RestoreOptions, Tuner, type TunerOptions } from "./tuner/tuner.ts";
 export { resolveModule } from "./core/plugin.ts";
 export { type BestScope, ResultGrid, type TrialInfo } from "./core/results.ts";
 export {
@@ -126,6 +132,7 @@ export type {
   Config,
   JsonValue,
   Mode,
+  TrialResources,
   TrialResult,
   TrialSnapshot,
   TrialStatus,

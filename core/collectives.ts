@@ -44,6 +44,12 @@ export interface GroupInfo {
   /** The trial run's ring token: a connection without it is refused. */
   readonly token: string;
   /**
+   * Network permissions (`host:port`) this worker was granted only to form its ring, where its
+   * neighbours' places were not known when it started (a Slurm step's tasks): once the ring is
+   * formed, the worker revokes all of them but its next neighbour's, before the trainable loads.
+   */
+  readonly revokeAfterRing?: readonly string[];
+  /**
    * How long a collective may wait for the others (forming the ring waits at least 2 minutes).
    * @default 1800000
    */
@@ -86,8 +92,9 @@ export interface Collectives {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CollectiveError } from "./collectives.ts";
- * console.log(new CollectiveError("x").name); // "CollectiveError"
+ * assert.equal(new CollectiveError("x").name, "CollectiveError");
  * ```
  */
 export class CollectiveError extends Error {
@@ -105,10 +112,12 @@ export class CollectiveError extends Error {
  * @returns collectives for a world of one.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { soloCollectives } from "./collectives.ts";
  * const c = soloCollectives();
  * const x = await c.allreduce(new Float32Array([1, 2]), "mean");
- * console.log(x[1], c.worldSize); // 2 1
+ * assert.equal(x[1], 2);
+ * assert.equal(c.worldSize, 1);
  * ```
  */
 export function soloCollectives(): Collectives {

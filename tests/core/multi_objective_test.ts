@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok as assert, rejects, throws } from "#assert";
 import { ResultGrid, Tuner, uniform } from "../../mod.ts";
-import { parseExperiment } from "../../core/config.ts";
+import { parseExperiment } from "../../tuner/experiment_file.ts";
 import { ConfigError } from "../../mod.ts";
 import { dominates } from "../../core/pareto.ts";
 import { ashaScheduler } from "../../plugins/schedulers/mod.ts";

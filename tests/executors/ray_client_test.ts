@@ -3,7 +3,7 @@
 import { equal, match, throws } from "#assert";
 import { rayErrorLine, type RayNode, unplaceable } from "../../plugins/executors/_ray_client.ts";
 import { rayExecutor } from "../../plugins/executors/ray.ts";
-import { parseExperiment } from "../../core/config.ts";
+import { parseExperiment } from "../../tuner/experiment_file.ts";
 import { ConfigError } from "../../core/errors.ts";
 
 // Bodies as Ray 2.52's dashboard answers them (captured from the test cluster).

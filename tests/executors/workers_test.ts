@@ -3,7 +3,7 @@
 import { equal, match, ok as assert, rejects } from "#assert";
 import { grid, TuneError, Tuner } from "../../mod.ts";
 import { ashaScheduler } from "../../plugins/schedulers/mod.ts";
-import { parseExperiment } from "../../core/config.ts";
+import { parseExperiment } from "../../tuner/experiment_file.ts";
 import { ConfigError } from "../../core/errors.ts";
 import { subprocessExecutor } from "../../plugins/executors/subprocess.ts";
 import { byConfig, captureWarnings, fixture, tempStorage } from "../_helpers.ts";

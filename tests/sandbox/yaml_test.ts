@@ -1,7 +1,7 @@
 // The experiment file is code the driver runs (plugins by module URL), but a malformed or
 // hostile one must still fail with `tunebox: file:line:col: ...`, never a stack trace.
 import { equal, match, ok as assert } from "#assert";
-import { parseExperiment } from "../../core/config.ts";
+import { parseExperiment } from "../../tuner/experiment_file.ts";
 import { ConfigError } from "../../mod.ts";
 
 const HEAD = "trainable: ./train.ts\nmetric: loss\nmode: min\nspace: { x: 1 }\n";

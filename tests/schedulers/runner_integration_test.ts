@@ -2,7 +2,7 @@
 import { equal, ok as assert } from "#assert";
 import { grid, loguniform, type Session, Tuner, uniform } from "../../mod.ts";
 import { ashaScheduler, hyperbandScheduler, pbtScheduler } from "../../plugins/schedulers/mod.ts";
-import { parseExperiment } from "../../core/config.ts";
+import { parseExperiment } from "../../tuner/experiment_file.ts";
 import { tempStorage } from "../_helpers.ts";
 
 type Cfg = { q: number; lr?: number };

@@ -3,7 +3,7 @@ import { choice, randint, type Space, uniform } from "../../core/space.ts";
 import type { Config } from "../../core/trial.ts";
 import type { Searcher } from "../../core/plugin.ts";
 import { lookupPlugin } from "../../core/plugin.ts";
-import { parseExperiment } from "../../core/config.ts";
+import { parseExperiment } from "../../tuner/experiment_file.ts";
 import { ConfigError } from "../../mod.ts";
 import { gpSearcher, randomSearcher } from "../../plugins/searchers/mod.ts";
 import { fitGp, GaussianProcess, matern52, matern52Grad } from "../../plugins/searchers/gp/_gp.ts";

@@ -2,7 +2,7 @@
 // errors at their file:line:col, and the stopper made again on resume.
 import assert from "#assert";
 import { join } from "node:path";
-import { parseExperiment } from "../../core/config.ts";
+import { parseExperiment } from "../../tuner/experiment_file.ts";
 import { ConfigError, type Session, Tuner, uniform } from "../../mod.ts";
 import type { JsonValue, TrialResult } from "../../core/trial.ts";
 import type { Stopper } from "../../core/runner.ts";

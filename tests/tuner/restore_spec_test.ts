@@ -2,7 +2,7 @@
 // again by name, and it loads their family itself: no side-effect import is needed.
 
 import assert from "#assert";
-import { Tuner } from "../../core/tuner.ts";
+import { Tuner } from "../../tuner/tuner.ts";
 import { uniform } from "../../core/space.ts";
 import { recordSpec } from "../../core/plugin.ts";
 import { ashaScheduler } from "../../plugins/schedulers/asha.ts";
@@ -52,7 +52,7 @@ Deno.test("Tuner.restore loads the built-in families itself (a fresh process tha
     reporter: false,
   }).fit();
   const script = `
-    import { Tuner } from ${JSON.stringify(new URL("../../core/tuner.ts", import.meta.url).href)};
+    import { Tuner } from ${JSON.stringify(new URL("../../tuner/tuner.ts", import.meta.url).href)};
     const t = await Tuner.restore(${JSON.stringify(`${storage}/fresh`)}, { trainable: () => {} });
     console.log(t.options.scheduler.name, t.options.searcher.name);
   `;

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { suggest } from "./space.ts";
+import { suggest } from "../core/space.ts";
 
 type Path = (string | number)[];
 

@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok as assert, rejects } from "#assert";
-import { parseExperiment } from "../../core/config.ts";
+import { parseExperiment } from "../../tuner/experiment_file.ts";
 import { ConfigError } from "../../mod.ts";
 import "../../plugins/searchers/mod.ts";
 

@@ -1,7 +1,7 @@
 // itwinai's Ray-shaped experiment files (train_loop_config, tune_config, run_config,
 // scaling_config) read by the CLI beside Tunebox's own shape.
 import { deepEqual, equal, ok as assert } from "#assert";
-import { parseExperiment } from "../../core/config.ts";
+import { parseExperiment } from "../../tuner/experiment_file.ts";
 import { ConfigError } from "../../mod.ts";
 import "../../plugins/searchers/mod.ts";
 import "../../plugins/schedulers/mod.ts";
