@@ -179,6 +179,7 @@ const OPTION_KEYS = TUNER_OPTION_NAMES;
  *
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { Tuner } from "./tuner.ts";
  * import { uniform } from "../core/space.ts";
  * const results = await new Tuner({
@@ -190,7 +191,7 @@ const OPTION_KEYS = TUNER_OPTION_NAMES;
  *   mode: "max",
  *   numSamples: 20,
  * }).fit();
- * console.log(results.best().config);
+ * assert.ok(Math.abs(results.best().config.x - 2) < 5);
  * ```
  */
 export class Tuner<S extends Space = Space> {

@@ -22,9 +22,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ashaScheduler } from "./mod.ts";
  * const scheduler = ashaScheduler({ maxT: 10, gracePeriod: 1, reductionFactor: 2 });
- * console.log(scheduler.name); // "asha"
+ * assert.equal(scheduler.name, "asha");
  * ```
  *
  * @module
@@ -136,12 +137,13 @@ export type {
  *   a {@linkcode SpaceSpecError} whose `path` starts with `hyperparamMutations` for a bad mutation.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { schedulerFromOptions } from "./mod.ts";
  * const s = schedulerFromOptions("pbt", {
  *   perturbationInterval: 5,
  *   hyperparamMutations: { lr: { type: "loguniform", min: 1e-4, max: 0.1 }, batch: [32, 64] },
  * });
- * console.log(s.name); // "pbt"
+ * assert.equal(s.name, "pbt");
  * ```
  */
 export function schedulerFromOptions(name: string, options: Record<string, unknown>): Scheduler {
