@@ -288,20 +288,6 @@ Deno.test("resource_changing from YAML options: a base by name, Ray's keys, a sp
   );
 });
 
-Deno.test("Ray's scheduler names are accepted", () => {
-  for (
-    const [ray, ours] of [
-      ["async_hyperband", "asha"],
-      ["asynchyperband", "asha"],
-      ["median_stopping_rule", "median_stopping"],
-      ["medianstopping", "median_stopping"],
-      ["hb_bohb", "hyperband"],
-    ]
-  ) {
-    assert.equal(schedulerFromOptions(ray, {}).name, ours, ray);
-  }
-});
-
 Deno.test("simulate: trials grow as others end and restart from their checkpoint", () => {
   const r = simulate(resourceChangingScheduler(), CURVE_TRAINABLE, {
     configs: contractConfigs(5),
