@@ -74,6 +74,8 @@ const OPTION_KEYS = [
  * - Each suggestion is a fresh sample of the current generation, so any number of trials may
  *   run at once; a generation is updated from the first λ results that come back for it, and
  *   results of older generations only inform the TPE.
+ * - Hansen's (2016) default weights: the best half moves the mean, the worst half gets negative
+ *   weights in the covariance update (active CMA), as the `cmaes` library behind Optuna's.
  * - IPOP restarts on convergence (step size or objective range below tolerance, or an
  *   ill-conditioned covariance), each with twice the population.
  * - Choices, parameters inside a branch and normals are proposed by a univariate TPE given
