@@ -424,6 +424,11 @@ export interface TrialListener {
   report(report: RawReport): Promise<Ack>;
   /** Where the trial runs, once a cluster executor knows (a node name; shown in the live table). */
   placed?(node: string): void;
+  /**
+   * A lazy executor's trial is about to use its folder (`session.trialDir`): the runner writes
+   * the trial's folder and records now, and from then on writes its reports there too.
+   */
+  needsDir?(): void;
 }
 
 /** A running trial. */
@@ -461,10 +466,11 @@ export interface Executor {
    */
   capacity?(resources: Resources): number;
   /**
-   * True when a trial needs no folder to start (it runs in the driver's process and creates
-   * `workDir` itself if it uses it). The runner then writes the trial's own records
-   * (`params.json`, `result.jsonl`, `progress.csv`) when it checkpoints or ends, and only the
-   * experiment's journal before each acknowledgement. @default false
+   * True when a trial needs no folder to start (it runs in the driver's process and calls
+   * {@linkcode TrialListener.needsDir} before it uses `workDir`). The runner then records its
+   * reports in the experiment's journal only, and writes the trial's own folder and records
+   * (`params.json`, `result.jsonl`, `progress.csv`) only when it needs them: a checkpoint, an
+   * exploit, `needsDir`, an error, or `trialFolders: "end"`. @default false
    */
   readonly lazyTrialDir?: boolean;
   /**
@@ -556,8 +562,9 @@ export function recordSpec<T extends object>(name: string, options: unknown, plu
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lookupPlugin } from "./plugin.ts";
- * console.log(lookupPlugin("scheduler", "nope")); // undefined
+ * assert.equal(lookupPlugin("scheduler", "nope"), undefined);
  * ```
  */
 export function lookupPlugin(role: PluginRole, name: string): PluginFactory<unknown> | undefined {
@@ -569,8 +576,10 @@ export function lookupPlugin(role: PluginRole, name: string): PluginFactory<unkn
  *
  * @example
  * ```ts
- * import { pluginNames } from "./plugin.ts";
- * console.log(pluginNames("scheduler"));
+ * import assert from "node:assert/strict";
+ * import { pluginNames, registerPlugin } from "./plugin.ts";
+ * registerPlugin("scheduler", "my_fifo", () => ({ name: "my_fifo", onReport: () => ({ kind: "continue" }) }));
+ * assert.ok(pluginNames("scheduler").includes("my_fifo"));
  * ```
  */
 export function pluginNames(role: PluginRole): string[] {
@@ -583,8 +592,10 @@ export function pluginNames(role: PluginRole): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkPluginShape } from "./plugin.ts";
- * console.log(checkPluginShape("searcher", { name: "x" })); // says suggest is missing
+ * assert.match(checkPluginShape("searcher", { name: "x" })!, /suggest/);
+ * assert.equal(checkPluginShape("searcher", { name: "x", suggest: () => "done" }), undefined);
  * ```
  */
 export function checkPluginShape(role: PluginRole, value: unknown): string | undefined {
@@ -794,8 +805,9 @@ export type { Config, JsonValue, Mode, TrialResources, TrialResult, TrialSnapsho
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveModule } from "./plugin.ts";
- * console.log(resolveModule("./train.ts", "/exp/experiment.yaml")); // file:///exp/train.ts
+ * assert.equal(resolveModule("./train.ts", "/exp/experiment.yaml"), "file:///exp/train.ts");
  * ```
  */
 export function resolveModule(path: string | URL, baseFile?: string): string {

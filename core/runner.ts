@@ -36,7 +36,7 @@ import type {
   TrialStatus,
 } from "./trial.ts";
 import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
-import { nonFiniteReplacer, printable } from "./protocol.ts";
+import { printable, toJson } from "./protocol.ts";
 import type { Space } from "./space.ts";
 import { spaceToJson } from "./space.ts";
 import {
@@ -201,6 +201,13 @@ export interface RunnerConfig {
   readonly handleSignals?: boolean;
   /** How long the end of the experiment waits for busy callbacks. @default 60000 */
   readonly callbackDrainMs?: number;
+  /**
+   * When the folders of trials a lazy executor runs (in-process) are written: `"lazy"`, only
+   * when a trial needs its folder (a checkpoint, an exploit, `session.trialDir`, an error), the
+   * journal being the record of the rest; `"end"`, also every other one, in one batched pass
+   * before the experiment returns. @default "lazy"
+   */
+  readonly trialFolders?: "lazy" | "end";
 }
 
 type Action =
@@ -318,10 +325,6 @@ class Runner {
   readonly chains = new Map<Callback, Promise<void>>();
   readonly failedHooks = new Set<string>();
   log!: EventLog;
-  /** In-process trials that ended before their records were written, oldest first. */
-  unwritten: TrialState[] = [];
-  /** The background writes of those records. */
-  writing: Promise<void> = Promise.resolve();
   /** The trial whose process the executor started ahead (a warm start), until it starts. */
   warmId: string | undefined;
   /** A trial not created yet whose folder was made for its warm start. */
@@ -341,9 +344,14 @@ class Runner {
   lastSave = 0;
   warnedMissingMetric = false;
   warn: (m: string) => void;
+  /** The objectives (`metrics`, or the one `metric`). */
+  readonly objectives: readonly string[];
+  dateSecond = NaN;
+  dateText = "";
 
   constructor(c: RunnerConfig) {
     this.c = c;
+    this.objectives = c.metrics ?? [c.metric];
     // Messages carry what trials sent (metric names, error texts): no terminal control codes.
     const warn = c.warn ?? ((m: string) => console.warn(`tunebox: ${m}`));
     this.warn = (m) => warn(printable(m));
@@ -460,7 +468,7 @@ class Runner {
       interrupted: this.interrupted || this.budgetExhausted,
     });
     await this.flushCallbacks();
-    await this.writeRecords(true);
+    if (this.c.trialFolders === "end") await this.writeFolders();
     await this.save(true, this.fatal ? "failed" : this.interrupted ? "interrupted" : "finished");
     this.log.close();
     return {
@@ -716,6 +724,10 @@ class Runner {
         placed: (node) => {
           if (t.handle === handle || t.handle === undefined) t.node = printable(node.slice(0, 64));
         },
+        needsDir: () => {
+          this.materialize(t);
+          Deno.mkdirSync(t.workDir, { recursive: true });
+        },
       },
     );
     t.handle = handle;
@@ -734,7 +746,7 @@ class Runner {
         this.c.trialTimeoutMs,
       );
     }
-    this.emit("onTrialStart", { trial: this.snap(t), resumed });
+    if (this.wants("onTrialStart")) this.emit("onTrialStart", { trial: this.snap(t), resumed });
   }
 
   // ------------------------------------------------------------------ events
@@ -826,7 +838,7 @@ class Runner {
       time_this_iter_s: Math.max(0, elapsed - t.runTimeS),
       time_total_s: timeTotal,
       timestamp: Math.floor(now / 1000),
-      date: isoLocal(now),
+      date: this.localDate(now),
       trial_id: t.id,
       iterations_since_restore: t.runIterations + 1,
       time_since_restore: elapsed,
@@ -875,7 +887,9 @@ class Runner {
     if (checkpointPath) {
       this.emit("onCheckpoint", { trial: this.snap(t), path: checkpointPath, iteration });
     }
-    this.emit("onReport", { trial: this.snap(t), result: recorded, decision });
+    if (this.wants("onReport")) {
+      this.emit("onReport", { trial: this.snap(t), result: recorded, decision });
+    }
     this.applyStops();
     if (this.fatal) {
       this.stopping = true;
@@ -998,10 +1012,13 @@ class Runner {
   }
 
   checkMetric(t: TrialState, r: TrialResult): void {
-    const flat = flatten(r);
-    for (const metric of this.c.metrics ?? [this.c.metric]) {
-      const v = flat[metric];
+    // A metric at the top level is read as is; a nested one ("a/b") needs the flat view.
+    let flat: Record<string, JsonValue> | undefined;
+    for (const metric of this.objectives) {
+      const direct = r[metric];
+      const v = typeof direct === "number" ? direct : (flat ??= flatten(r))[metric];
       if (v === undefined) {
+        flat ??= flatten(r);
         if (!this.warnedMissingMetric) {
           this.warnedMissingMetric = true;
           this.warn(
@@ -1176,9 +1193,12 @@ class Runner {
     }
     const stack = exit.kind === "error" && exit.stack ? `\n\n${exit.stack}` : "";
     t.errorText = `${full}${stack}\n`;
+    // A failed trial's folder is written now, whatever the executor: its error.txt (with the
+    // stack) is what people look for.
     if (t.materialized) {
       await Deno.writeTextFile(join(t.dir, "error.txt"), t.errorText).catch(() => {});
-    }
+    } else await this.writeFolder(t);
+    t.errorText = undefined;
     t.error = full;
     this.warn(`trial "${t.id}" failed: ${full}`);
     if (fatal) {
@@ -1196,15 +1216,13 @@ class Runner {
     reason?: string,
   ): Promise<void> {
     this.setStatus(t, status);
-    if (!t.materialized) {
-      this.unwritten.push(t);
-      if (this.unwritten.length >= 64) this.writeRecords(false);
-    }
     if (reason && status === "terminated") t.reason = reason;
     this.log.append({ trial: t.id, event: status, outcome, ...(reason ? { reason } : {}) });
     this.notifyComplete(t, status === "error", outcome === "stopped");
     this.applyStops();
-    this.emit("onTrialEnd", { trial: this.snap(t), outcome, ...(reason ? { reason } : {}) });
+    if (this.wants("onTrialEnd")) {
+      this.emit("onTrialEnd", { trial: this.snap(t), outcome, ...(reason ? { reason } : {}) });
+    }
     await this.save(false);
   }
 
@@ -1368,7 +1386,7 @@ class Runner {
     const enc = new TextEncoder();
     Deno.writeFileSync(
       join(t.dir, "result.jsonl"),
-      enc.encode(t.history.map((r) => JSON.stringify(r, nonFiniteReplacer) + "\n").join("")),
+      enc.encode(t.history.map((r) => toJson(r) + "\n").join("")),
     );
     Deno.writeFileSync(join(t.dir, "progress.csv"), new Uint8Array());
     t.materialized = true;
@@ -1376,36 +1394,30 @@ class Runner {
     if (t.status === "running") t.writer = ResultWriter.open(t.dir, true);
   }
 
-  /**
-   * Writes the records of in-process trials that ended, in the background (at most 16 trials'
-   * files at once); `all` (at the end) also writes those of trials that never ended, and waits.
-   */
-  writeRecords(all: boolean): Promise<void> {
-    const batch = this.unwritten;
-    this.unwritten = [];
-    if (all) {
-      const queued = new Set(batch);
-      for (const t of this.order) if (!t.materialized && !queued.has(t)) batch.push(t);
+  /** Writes the folder and records of a trial that is not running (lazy executors only). */
+  async writeFolder(t: TrialState): Promise<void> {
+    if (t.materialized) return;
+    t.materialized = true;
+    try {
+      await materializeTrial(t.dir, t.config, t.history, t.errorText);
+    } catch (e) {
+      this.warnOnce(
+        t,
+        "records",
+        `trial "${t.id}": its records were not written: ${errorMessage(e)}`,
+      );
     }
-    for (const t of batch) t.materialized = true;
-    const write = async (t: TrialState) => {
-      try {
-        await materializeTrial(t.dir, t.config, t.history, t.errorText);
-      } catch (e) {
-        this.warnOnce(
-          t,
-          "records",
-          `trial "${t.id}": its records were not written: ${errorMessage(e)}`,
-        );
-      }
-    };
-    const run = async () => {
-      for (let i = 0; i < batch.length; i += 16) {
-        await Promise.all(batch.slice(i, i + 16).map(write));
-      }
-    };
-    this.writing = this.writing.then(run);
-    return all ? this.writing : Promise.resolve();
+  }
+
+  /**
+   * Writes every folder not written yet (`trialFolders: "end"`), 16 at a time: the journal
+   * already holds their records, so this is a derived view, written once.
+   */
+  async writeFolders(): Promise<void> {
+    const batch = this.order.filter((t) => !t.materialized);
+    for (let i = 0; i < batch.length; i += 16) {
+      await Promise.all(batch.slice(i, i + 16).map((t) => this.writeFolder(t)));
+    }
   }
 
   // ------------------------------------------------------------------ helpers
@@ -1439,6 +1451,21 @@ class Runner {
     if (t.warned.has(key)) return;
     t.warned.add(key);
     this.warn(message);
+  }
+
+  /** `date` of a result: the local time to the second, made once a second. */
+  localDate(ms: number): string {
+    const second = Math.floor(ms / 1000);
+    if (second !== this.dateSecond) {
+      this.dateSecond = second;
+      this.dateText = isoLocal(ms);
+    }
+    return this.dateText;
+  }
+
+  /** Whether a callback has this hook (the event is then worth making). */
+  wants(hook: Exclude<keyof Callback, "name">): boolean {
+    return this.c.callbacks.some((cb) => typeof cb[hook] === "function");
   }
 
   emit<K extends Exclude<keyof Callback, "name">>(

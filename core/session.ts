@@ -141,8 +141,9 @@ export function defineTrainable<C = Config>(fn: TrainableFn<C>): Trainable<C> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defineTrainable, trainableFn } from "./session.ts";
- * console.log(typeof trainableFn(defineTrainable(() => {}))); // "function"
+ * assert.equal(typeof trainableFn(defineTrainable(() => {})), "function");
  * ```
  */
 export function trainableFn(value: unknown): TrainableFn<Config> | undefined {
@@ -158,8 +159,9 @@ export function trainableFn(value: unknown): TrainableFn<Config> | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TrialStopped } from "./session.ts";
- * console.log(new TrialStopped().name); // "TrialStopped"
+ * assert.equal(new TrialStopped().name, "TrialStopped");
  * ```
  */
 export class TrialStopped extends Error {
@@ -200,14 +202,15 @@ export interface SessionInit {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TrialSession } from "./session.ts";
  * const s = new TrialSession(
  *   { trialId: "t", config: {}, iteration: 0, trialDir: "." },
  *   { send: () => Promise.resolve("continue") },
  * );
  * await s.report({ loss: 1 });
- * console.log(s.iteration); // 1
- * console.log(s.resources); // { cpu: 1, gpu: 0 }
+ * assert.equal(s.iteration, 1);
+ * assert.deepEqual(s.resources, { cpu: 1, gpu: 0 });
  * ```
  */
 export class TrialSession implements Session<Config> {
@@ -343,21 +346,30 @@ function checkMetrics(metrics: Record<string, unknown>): Record<string, JsonValu
       `report: metrics must be an object like { loss: 0.1 }, got ${JSON.stringify(metrics)}`,
     );
   }
-  const check = (v: unknown, path: string): void => {
-    if (v === null || typeof v === "string" || typeof v === "boolean" || typeof v === "number") {
-      return;
+  // Plain numbers, strings, booleans and null (the usual report) need no walk.
+  for (const k in metrics) {
+    if (!Object.hasOwn(metrics, k)) continue;
+    const v = metrics[k];
+    const type = typeof v;
+    if (v !== null && type !== "number" && type !== "string" && type !== "boolean") {
+      checkValue(v, k);
     }
-    if (Array.isArray(v)) return v.forEach((x, i) => check(x, `${path}[${i}]`));
-    if (typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
-      for (const [k, x] of Object.entries(v as object)) check(x, `${path}.${k}`);
-      return;
-    }
-    const what = typeof v === "object" ? (v as object).constructor?.name ?? "object" : typeof v;
-    throw new TypeError(
-      `report: metric "${path}" is a ${what}, not a JSON value; report plain numbers ` +
-        `(e.g. \`await t.data()\` or \`.dataSync()[0]\` for a tensor)`,
-    );
-  };
-  for (const [k, v] of Object.entries(metrics)) check(v, k);
+  }
   return metrics as Record<string, JsonValue>;
+}
+
+function checkValue(v: unknown, path: string): void {
+  if (v === null || typeof v === "string" || typeof v === "boolean" || typeof v === "number") {
+    return;
+  }
+  if (Array.isArray(v)) return v.forEach((x, i) => checkValue(x, `${path}[${i}]`));
+  if (typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+    for (const [k, x] of Object.entries(v as object)) checkValue(x, `${path}.${k}`);
+    return;
+  }
+  const what = typeof v === "object" ? (v as object).constructor?.name ?? "object" : typeof v;
+  throw new TypeError(
+    `report: metric "${path}" is a ${what}, not a JSON value; report plain numbers ` +
+      `(e.g. \`await t.data()\` or \`.dataSync()[0]\` for a tensor)`,
+  );
 }

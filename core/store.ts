@@ -9,7 +9,7 @@
  */
 
 import { join } from "./_path.ts";
-import { nonFiniteReplacer, reviveMetrics } from "./protocol.ts";
+import { nonFiniteReplacer, reviveMetrics, toJson } from "./protocol.ts";
 import type { Config, JsonValue, TrialResult, TrialStatus } from "./trial.ts";
 import { TuneError } from "./errors.ts";
 
@@ -504,7 +504,7 @@ export class ResultWriter {
 
   /** Appends one result to both files. */
   append(result: TrialResult): void {
-    writeAllSync(this.#jsonl, this.#enc.encode(JSON.stringify(result, nonFiniteReplacer) + "\n"));
+    writeAllSync(this.#jsonl, this.#enc.encode(toJson(result) + "\n"));
     const flat = flatten(result);
     this.#rows.push(flat);
     if (!this.#header) {
@@ -609,8 +609,14 @@ export class EventLog {
   /** Queues an event; it is written with the others of this event-loop turn. */
   append(event: Omit<TrialEvent, "t">): void {
     this.count++;
-    this.#lines.push(JSON.stringify({ t: Date.now() / 1000, ...event }, nonFiniteReplacer));
-    this.#timer ??= setTimeout(() => this.flush(), 0);
+    this.#lines.push(toJson({ t: Date.now() / 1000, ...event }));
+    // At the latest at the end of this macrotask. An owner that flushes at the end of each turn
+    // of its own (the runner's loop, whose in-process trials can run many turns within one
+    // macrotask) leaves this timer armed: one timer per macrotask, not one per turn.
+    this.#timer ??= setTimeout(() => {
+      this.#timer = undefined;
+      this.flush();
+    }, 0);
   }
 
   /** Resolves once everything queued so far is written (rejects when the write failed). */
@@ -621,8 +627,6 @@ export class EventLog {
 
   /** Writes what is queued now, in one write. */
   flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
     if (!this.#lines.length) return;
     const text = this.#lines.join("\n") + "\n";
     this.#lines = [];
@@ -640,6 +644,8 @@ export class EventLog {
   /** Writes what is queued and closes the file. */
   close(): void {
     this.flush();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     try {
       this.#file.close();
     } catch { /* closed */ }
@@ -721,7 +727,7 @@ export async function materializeTrial(
   await put("params.json", JSON.stringify(sortKeys(config), null, 2) + "\n");
   await put(
     "result.jsonl",
-    history.map((r) => JSON.stringify(r, nonFiniteReplacer) + "\n").join(""),
+    history.map((r) => toJson(r) + "\n").join(""),
   );
   await put("progress.csv", history.length ? toCsv(history.map((r) => flatten(r))) : "");
   if (error !== undefined) await put("error.txt", error);

@@ -24,6 +24,7 @@ import type { Stopper } from "../core/runner.ts";
 import { type Space, spaceFromJson, SpaceSpecError, suggest } from "../core/space.ts";
 import { isOptionError } from "../core/options.ts";
 import { findPluginFactory, knownPluginNames } from "./plugin_table.ts";
+import { FILE_KEYS, FILE_NUMBERS, fileKey } from "./option_table.ts";
 import type { TunerOptions } from "./tuner.ts";
 import { Tuner } from "./tuner.ts";
 import type { TableReporterOptions } from "../plugins/reporters/table.ts";
@@ -34,35 +35,7 @@ import { combinedStopper, type StopperPart } from "../plugins/stoppers/mod.ts";
 type Path = (string | number)[];
 
 /** The top-level keys of an experiment file, and what each holds. */
-const TOP_KEYS: Record<string, string> = {
-  name: "a folder name",
-  trainable: "the path of the trainable module",
-  metric: "the metric to optimise, or a list of metrics (multi-objective)",
-  mode: "min or max, or a list of them (one per metric)",
-  num_samples: "a positive integer or -1",
-  max_concurrent: "a positive integer",
-  resources: "{ workers, cpu, gpu, memory_mb, custom }",
-  gpus: "a count of GPUs to use",
-  cpus: "a number of CPUs all trials share",
-  stop: "{ key: value } criteria, a stopper { name: ..., <options> }, or a list of them",
-  time_budget_s: "seconds",
-  time_budget_ms: "milliseconds",
-  max_failures: "an integer",
-  trial_timeout_s: "seconds",
-  trial_timeout_ms: "milliseconds",
-  checkpoint: "{ num_to_keep, score_attribute, score_order }",
-  sandbox: "{ read, write, net, env, sys, ffi, unstable }",
-  scheduler: "{ name: ..., options } or { module: ./file.ts, options }",
-  searcher: "{ name: ..., options } or { module: ./file.ts, options }",
-  loggers: "a list of { name: ... } or { module: ... }",
-  reporter: "{ parameter_columns, metric_columns, max_rows } or false",
-  storage: "a folder",
-  seed: "a number",
-  space: "the search space",
-  deno_config: "the deno.json trials run with, or false",
-  executor: "{ name: subprocess | slurm | ray, ... } (where trials run)",
-  allow_remote_trainable: "true to run an http(s) trainable",
-};
+const TOP_KEYS = FILE_KEYS;
 
 /** The keys an `executor:` mapping may hold, by executor name. */
 const EXECUTOR_KEYS: Record<string, string[]> = {
@@ -92,6 +65,7 @@ const EXECUTOR_KEYS: Record<string, string[]> = {
     "probe",
     "pending_timeout_ms",
     "check_placement",
+    "collective_timeout_ms",
     "driver_host",
     "driver_port",
     "heartbeat_ms",
@@ -318,21 +292,9 @@ export async function parseExperiment(
     metric,
     mode,
   };
-  const map: [string, string, (v: number) => number][] = [
-    ["num_samples", "numSamples", (v) => v],
-    ["max_concurrent", "maxConcurrent", (v) => v],
-    ["max_failures", "maxFailures", (v) => v],
-    ["seed", "seed", (v) => v],
-    ["gpus", "gpus", (v) => v],
-    ["cpus", "cpus", (v) => v],
-    ["time_budget_ms", "timeBudgetMs", (v) => v],
-    ["time_budget_s", "timeBudgetMs", (v) => v * 1000],
-    ["trial_timeout_ms", "trialTimeoutMs", (v) => v],
-    ["trial_timeout_s", "trialTimeoutMs", (v) => v * 1000],
-  ];
-  for (const [k, opt, f] of map) {
+  for (const [k, opt, factor] of FILE_NUMBERS) {
     const v = num(k);
-    if (v !== undefined) out[opt] = f(v);
+    if (v !== undefined) out[opt] = v * factor;
   }
   const name = str("name");
   if (name) out.name = name;
@@ -649,13 +611,7 @@ function camelKeys(o: Record<string, unknown>): Record<string, unknown> {
 }
 
 function snake(k: string): string {
-  const special: Record<string, string> = {
-    timeBudgetMs: "time_budget_ms",
-    trialTimeoutMs: "trial_timeout_ms",
-    callbacks: "loggers",
-    denoConfig: "deno_config",
-  };
-  return special[k] ?? k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  return fileKey(k);
 }
 
 function getIn(o: unknown, path: Path): unknown {

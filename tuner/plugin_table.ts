@@ -67,6 +67,13 @@ const BUILTINS: Readonly<Record<PluginRole, Readonly<Record<string, Importer>>>>
     pbt: scheduler("pbt"),
     pb2: scheduler("pb2"),
     pbt_replay: scheduler("pbt_replay"),
+    resource_changing: scheduler("resource_changing"),
+    // Ray Tune's names (`tune.create_scheduler`).
+    async_hyperband: scheduler("async_hyperband"),
+    asynchyperband: scheduler("asynchyperband"),
+    median_stopping_rule: scheduler("median_stopping_rule"),
+    medianstopping: scheduler("medianstopping"),
+    hb_bohb: scheduler("hb_bohb"),
   },
   searcher: {
     random: searcher("random"),

@@ -53,6 +53,7 @@ import { inprocessExecutor } from "../plugins/executors/inprocess.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
 import { findPluginFactory } from "./plugin_table.ts";
+import { SAVED_AS_IS, TUNER_OPTION_NAMES } from "./option_table.ts";
 
 /** The options of a {@linkcode Tuner}. */
 export interface TunerOptions<S extends Space = Space> {
@@ -77,7 +78,11 @@ export interface TunerOptions<S extends Space = Space> {
   readonly maxConcurrent?: number;
   /** What each trial needs. @default { cpu: 1, gpu: 0 } */
   readonly resources?: Resources;
-  /** GPUs to use instead of discovery (`nvidia-smi -L`, or `TUNEBOX_GPUS`): devices, or a count. */
+  /**
+   * GPUs to use instead of discovery (`nvidia-smi -L`, or `TUNEBOX_GPUS`): devices, or a count.
+   * With a cluster executor, the GPUs all trials share there. @default discovered; with a cluster
+   * executor, what its `capacity` allows times `resources.gpu`
+   */
   readonly gpus?: readonly Device[] | number;
   /**
    * CPUs all trials share (Ray's `ray.init(num_cpus=...)`): trials start while their
@@ -122,6 +127,14 @@ export interface TunerOptions<S extends Space = Space> {
   readonly backend?: Backend;
   /** How long the end of an experiment waits for slow callbacks (loggers). @default 60000 */
   readonly callbackDrainMs?: number;
+  /**
+   * When in-process trials get their folders (`params.json`, `result.jsonl`, `progress.csv`):
+   * `"lazy"`, only when a trial needs one (a checkpoint, an exploit, `session.trialDir`, an
+   * error), the rest living in the journal `trials.jsonl` (which `ResultGrid.load`, the report
+   * and resume read); `"end"`, every trial's, in one pass before `fit()` returns. Sandboxed
+   * trials always have theirs. @default "lazy"
+   */
+  readonly trialFolders?: "lazy" | "end";
   /** The deno.json sandboxed trials run with, or false for none. @default the nearest above the trainable */
   readonly denoConfig?: string | false;
   /**
@@ -158,35 +171,7 @@ export interface RestoreOptions {
   readonly stop?: StopCriteria;
 }
 
-const OPTION_KEYS = [
-  "trainable",
-  "space",
-  "metric",
-  "mode",
-  "numSamples",
-  "maxConcurrent",
-  "resources",
-  "gpus",
-  "cpus",
-  "stop",
-  "timeBudgetMs",
-  "maxFailures",
-  "trialTimeoutMs",
-  "checkpoint",
-  "sandbox",
-  "scheduler",
-  "searcher",
-  "callbacks",
-  "reporter",
-  "storage",
-  "name",
-  "seed",
-  "executor",
-  "backend",
-  "denoConfig",
-  "callbackDrainMs",
-  "allowRemoteTrainable",
-];
+const OPTION_KEYS = TUNER_OPTION_NAMES;
 
 /**
  * Runs a hyperparameter search: samples configs from a space, runs a trial per config, and
@@ -194,6 +179,7 @@ const OPTION_KEYS = [
  *
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { Tuner } from "./tuner.ts";
  * import { uniform } from "../core/space.ts";
  * const results = await new Tuner({
@@ -205,7 +191,7 @@ const OPTION_KEYS = [
  *   mode: "max",
  *   numSamples: 20,
  * }).fit();
- * console.log(results.best().config);
+ * assert.ok(Math.abs(results.best().config.x - 2) < 5);
  * ```
  */
 export class Tuner<S extends Space = Space> {
@@ -269,7 +255,7 @@ export class Tuner<S extends Space = Space> {
       ? clusterGate(
         o.maxConcurrent ?? executor.capacity({ ...o.resources, ...resources }),
         resources,
-        o.cpus,
+        { cpu: o.cpus, gpu: typeof o.gpus === "number" ? o.gpus : o.gpus?.length },
         o.backend,
       )
       : await makeGate(resources, o.maxConcurrent, o.gpus, o.backend, o.cpus);
@@ -299,6 +285,7 @@ export class Tuner<S extends Space = Space> {
       ...(o.timeBudgetMs !== undefined ? { timeBudgetMs: o.timeBudgetMs } : {}),
       ...(o.trialTimeoutMs !== undefined ? { trialTimeoutMs: o.trialTimeoutMs } : {}),
       ...(o.callbackDrainMs !== undefined ? { callbackDrainMs: o.callbackDrainMs } : {}),
+      ...(o.trialFolders ? { trialFolders: o.trialFolders } : {}),
       maxFailures: o.maxFailures ?? 0,
       checkpoint: o.checkpoint ?? {},
       sandbox: o.backend ? joinPolicies(o.backend.permissions(), o.sandbox ?? {}) : o.sandbox ?? {},
@@ -429,8 +416,13 @@ export class Tuner<S extends Space = Space> {
       const file = await readResults(tdir);
       const logged = journal.get(s.id) ?? [];
       const history = logged.length > file.length ? logged : file;
-      // Records a killed driver had only in its journal (in-process trials): written now.
-      if (logged.length > file.length || !(await exists(join(tdir, "params.json")))) {
+      // A folder a killed driver had begun to write (an in-process trial's, behind the
+      // journal) is completed now; an in-process trial without one keeps its records in the
+      // journal alone (written at the end with trialFolders: "end").
+      if (
+        (logged.length > file.length || !(await exists(join(tdir, "params.json")))) &&
+        await exists(tdir)
+      ) {
         await materializeTrial(tdir, s.config, history);
       }
       const lastIter = history.at(-1)?.training_iteration ?? 0;
@@ -512,21 +504,7 @@ async function backendFromSpec(
 
 function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<Space>> {
   const out: Record<string, unknown> = {};
-  for (
-    const k of [
-      "maxConcurrent",
-      "resources",
-      "gpus",
-      "cpus",
-      "timeBudgetMs",
-      "maxFailures",
-      "trialTimeoutMs",
-      "checkpoint",
-      "sandbox",
-      "denoConfig",
-      "allowRemoteTrainable",
-    ]
-  ) {
+  for (const k of SAVED_AS_IS) {
     if (saved[k] !== undefined && saved[k] !== null) out[k] = saved[k];
   }
   return out as Partial<TunerOptions<Space>>;
@@ -565,21 +543,7 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
     numSamples: o.numSamples ?? 1,
     seed,
   };
-  for (
-    const k of [
-      "maxConcurrent",
-      "resources",
-      "gpus",
-      "cpus",
-      "timeBudgetMs",
-      "maxFailures",
-      "trialTimeoutMs",
-      "checkpoint",
-      "sandbox",
-      "denoConfig",
-      "allowRemoteTrainable",
-    ] as const
-  ) {
+  for (const k of SAVED_AS_IS as readonly (keyof TunerOptions<Space>)[]) {
     if (o[k] !== undefined) out[k] = o[k] as JsonValue;
   }
   const spec = (p: unknown) => (p as { spec?: JsonValue } | undefined)?.spec;
@@ -730,19 +694,19 @@ function joinPolicies(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
 
 /**
  * The gate of a cluster executor: the cluster decides where trials run; this counts them (at most
- * `limit`) and sums what they hold against the experiment's total, `cpus` or `limit` trials of
- * `req`, so that a trial given more resources leaves room for fewer others.
+ * `limit`) and sums what they hold against the experiment's total (`cpus` and `gpus`, or `limit` trials of
+ * `req`), so that a trial given more resources leaves room for fewer others.
  */
 function clusterGate(
   limit: number,
   req: TrialResources,
-  cpus: number | undefined,
+  given: { readonly cpu?: number; readonly gpu?: number },
   backend: Backend | undefined,
 ): Gate {
   const max = Math.max(1, Math.floor(limit));
   // Counted in 1/10000 units, as the pool does, so that sums of fractions compare exactly.
   const u = (x: number) => Math.round(x * 10_000);
-  const total = { cpu: cpus ?? max * req.cpu, gpu: max * req.gpu };
+  const total = { cpu: given.cpu ?? max * req.cpu, gpu: given.gpu ?? max * req.gpu };
   const held = new Map<string, TrialResources>();
   let cpu = 0, gpu = 0;
   const fits = (r: TrialResources) =>
@@ -766,7 +730,7 @@ function clusterGate(
       if (u(r.cpu) > u(total.cpu) || u(r.gpu) > u(total.gpu)) {
         throw new RangeError(
           `a trial asks for cpu=${r.cpu}, gpu=${r.gpu} but the experiment has cpu=${total.cpu}, ` +
-            `gpu=${total.gpu} on the cluster (the "cpus" option, or maxConcurrent/capacity ` +
+            `gpu=${total.gpu} on the cluster (the "cpus" and "gpus" options, or maxConcurrent/capacity ` +
             `times resources)`,
         );
       }
@@ -966,6 +930,12 @@ function validateOptions(o: TunerOptions<Space>): void {
     if (v !== undefined && !(typeof v === "number" && v > 0)) {
       fail(k, `"${k}" must be a number of milliseconds > 0, got ${v}`, OptionRangeError);
     }
+  }
+  if (o.trialFolders !== undefined && o.trialFolders !== "lazy" && o.trialFolders !== "end") {
+    fail(
+      "trialFolders",
+      `"trialFolders" must be "lazy" or "end", got ${JSON.stringify(o.trialFolders)}`,
+    );
   }
   if (o.maxFailures !== undefined && !(Number.isInteger(o.maxFailures) && o.maxFailures >= -1)) {
     fail(

@@ -85,10 +85,11 @@ export class RayApiError extends TuneError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rayErrorLine } from "./_ray_client.ts";
  * const body = 'Traceback (most recent call last):\n  File "x.py", line 1\n' +
  *   "ValueError: Job with submission_id a already exists.\n.";
- * console.log(rayErrorLine(body)); // "Job with submission_id a already exists."
+ * assert.equal(rayErrorLine(body), "Job with submission_id a already exists.");
  * ```
  */
 export function rayErrorLine(body: string): string {
@@ -337,6 +338,40 @@ export function rayJobsClient(address: string, token?: string): RayJobsClient {
 /** Whether a job state is final. */
 export function isFinal(status: string): boolean {
   return status === "STOPPED" || status === "SUCCEEDED" || status === "FAILED";
+}
+
+/**
+ * How many jobs asking for `need` the alive nodes can hold at once when nothing else runs:
+ * per node the fewest copies of any resource asked for, summed over the nodes. A trial of N
+ * workers (N jobs of `need` each) can only ever start when this is at least N.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "#assert";
+ * import { fitsAtOnce } from "./_ray_client.ts";
+ * const nodes = [
+ *   { ip: "10.0.0.2", nodeId: "a", alive: true, resources: { CPU: 4, GPU: 1 } },
+ *   { ip: "10.0.0.3", nodeId: "b", alive: true, resources: { CPU: 4 } },
+ * ];
+ * equal(fitsAtOnce({ CPU: 3 }, nodes), 2);
+ * equal(fitsAtOnce({ CPU: 1, GPU: 1 }, nodes), 1);
+ * ```
+ */
+export function fitsAtOnce(
+  need: Readonly<Record<string, number>>,
+  nodes: readonly RayNode[],
+): number {
+  let n = 0;
+  for (const node of nodes) {
+    if (!node.alive) continue;
+    let here = Infinity;
+    for (const [k, v] of Object.entries(need)) {
+      if (v > 0) here = Math.min(here, Math.floor((node.resources[k] ?? 0) / v + 1e-9));
+    }
+    // A job asking for nothing fits any number of times; count it as many as asked for.
+    n += here === Infinity ? 1e9 : here;
+  }
+  return n;
 }
 
 /**

@@ -17,11 +17,12 @@ import type { Config } from "../../core/trial.ts";
  * @returns the executor.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { inprocessExecutor } from "./inprocess.ts";
  * const executor = inprocessExecutor(async (config, session) => {
  *   await session.report({ score: Number(config.x) });
  * });
- * console.log(executor.name); // "inprocess"
+ * assert.equal(executor.name, "inprocess");
  * ```
  */
 export function inprocessExecutor<C = Config>(fn: TrainableFn<C>): Executor {
@@ -49,11 +50,14 @@ export function inprocessExecutor<C = Config>(fn: TrainableFn<C>): Executor {
         },
       );
       // The runner creates no folder for an in-process trial: the first look at
-      // session.trialDir does (the runner writes the trial's records there at its end).
+      // session.trialDir has it written (the trial's records with it).
       let made = false;
       Object.defineProperty(session, "trialDir", {
         get(): string {
-          if (!made) Deno.mkdirSync(job.workDir, { recursive: true });
+          if (!made) {
+            if (listener.needsDir) listener.needsDir();
+            else Deno.mkdirSync(job.workDir, { recursive: true });
+          }
           made = true;
           return job.workDir;
         },

@@ -35,7 +35,9 @@ import {
   type RemoteChannel,
 } from "../../core/remote/channel.ts";
 import { TuneError } from "../../core/errors.ts";
+import type { GroupInfo } from "../../core/collectives.ts";
 import {
+  fitsAtOnce,
   isFinal,
   RayApiError,
   rayErrorLine,
@@ -133,6 +135,27 @@ export interface RayExecutorOptions {
   readonly channel?: Omit<ChannelLimits, "onRefuse">;
   /** Where warnings go (refused connections, stopped leftovers). @default console.warn */
   readonly log?: (message: string) => void;
+  /**
+   * How long a collective of a multi-worker trial (`session.allreduce`, ...) may wait for the
+   * other workers before it fails the trial: what catches a worker that hangs without dying
+   * (one whose job ends fails the trial at once). @default 1800000 (30 minutes, as PyTorch's)
+   */
+  readonly collectiveTimeoutMs?: number;
+}
+
+/** A worker of a multi-worker trial, as {@linkcode rayExecutor}'s group gives it to its job. */
+interface RayWorker {
+  readonly rank: number;
+  readonly workers: number;
+  /**
+   * Its ring permissions (its own port and its next neighbour's, on every node's address), once
+   * the cluster was checked for room for the whole group; rejects when there is none.
+   */
+  readonly net: Promise<readonly string[]>;
+  /** Waits for every worker to run; its place in the ring, or undefined when the group ends first. */
+  gate(node: string): Promise<GroupInfo | undefined>;
+  /** How many of the trial's workers Ray has placed so far. */
+  placed(): number;
 }
 
 const JOBS_FILE = ".ray_jobs";
@@ -145,6 +168,12 @@ const JOB_PREFIX = "tunebox-";
  * trial sees it), `custom` → `entrypoint_resources`, `memoryMb` → `entrypoint_memory`. The
  * trial is started through `env -i` with only the sandbox's variables (Ray's jobs inherit the
  * `ray start` environment, tokens included) and stdin `/dev/null`.
+ *
+ * A trial of several workers (`resources: { workers: N, cpu, gpu, custom }`, all per worker) is
+ * N jobs that Ray places wherever each fits; the workers wait, connected to the driver, until all
+ * of them run, then form their collectives' ring over their nodes' addresses. The first worker
+ * to fail (or to stay PENDING past `pendingTimeoutMs`) fails the trial and the others' jobs are
+ * stopped.
  *
  * @param trainable the trainable module (URL or path); its default export is run.
  * @param options the cluster's address and token, where Deno comes from, storage, timing.
@@ -195,6 +224,16 @@ export function rayExecutor(
   const pollMs = options.pollMs ?? 1000;
   const pendingTimeoutMs = options.pendingTimeoutMs ?? 600_000;
   const checkpointMaxBytes = options.checkpointMaxBytes ?? 1 << 30;
+  if (
+    options.collectiveTimeoutMs !== undefined &&
+    !(Number.isFinite(options.collectiveTimeoutMs) && options.collectiveTimeoutMs > 0)
+  ) {
+    throw new RangeError(
+      `rayExecutor: collectiveTimeoutMs must be a number of ms > 0, got ${
+        JSON.stringify(options.collectiveTimeoutMs)
+      }`,
+    );
+  }
   if (!(Number.isSafeInteger(checkpointMaxBytes) && checkpointMaxBytes > 0)) {
     throw new RangeError(
       `rayExecutor: checkpointMaxBytes must be a whole number of bytes > 0, got ${
@@ -223,6 +262,8 @@ export function rayExecutor(
   let poller: ReturnType<typeof setInterval> | undefined;
   let polling = false;
   const expId = crypto.randomUUID().slice(0, 8);
+  /** Ring ports of this driver's live multi-worker trials (no two groups share one). */
+  const ringPortsInUse = new Set<number>();
 
   function poll(): void {
     poller ??= setInterval(async () => {
@@ -272,8 +313,10 @@ export function rayExecutor(
 
   const executor = {
     name: "ray",
-    capacity(): number {
-      return options.maxJobs ?? 64;
+    // A trial of N workers is N jobs, placed by Ray wherever each fits.
+    multiWorker: true,
+    capacity(resources: Resources): number {
+      return Math.max(1, Math.floor((options.maxJobs ?? 64) / (resources.workers ?? 1)));
     },
     async prepare({ experimentDir: dir, sandbox }) {
       experimentDir = dir;
@@ -368,6 +411,8 @@ export function rayExecutor(
       if (!prepared || !channel) {
         throw new TuneError("rayExecutor: prepare() must run before start()");
       }
+      const workers = job.resources?.workers ?? 1;
+      if (workers > 1) return startGroup(channel, job, listener, workers);
       return startTrial(channel, job, listener, ++runs);
     },
     async close() {
@@ -537,6 +582,8 @@ export function rayExecutor(
     ch: RemoteChannel,
     token: string,
     trialDir: string,
+    worker?: RayWorker,
+    ringNet: readonly string[] = [],
   ): string {
     const policy = merge(options.sandbox ?? {}, job.sandbox);
     const passEnv: Record<string, string> = {};
@@ -553,6 +600,9 @@ export function rayExecutor(
       "TUNEBOX_MODULE",
       "DENO_DIR",
       "CUDA_VISIBLE_DEVICES",
+      // A worker of a multi-worker trial says its rank in its hello (trial_main also asks for
+      // Slurm's node name then, unset here).
+      ...(worker ? ["TUNEBOX_RANK", "SLURMD_NODENAME"] : []),
       ...Object.keys(jobEnv),
     ];
     const memoryMb = job.resources?.memoryMb ?? job.memoryMb;
@@ -571,7 +621,7 @@ export function rayExecutor(
         ...(configFile ? { configFile: here(configFile) } : {}),
         nodeModules,
         envNames,
-        policy: { ...policy, net: [ch.netPermission, ...(policy.net ?? [])] },
+        policy: { ...policy, net: [ch.netPermission, ...ringNet, ...(policy.net ?? [])] },
         location: `http://${job.trialId.replace(/[^a-zA-Z0-9-]/g, "-")}-${run}.trial.invalid`,
       }),
       ...(v8.length ? [`--v8-flags=${v8.join(",")}`] : []),
@@ -582,6 +632,7 @@ export function rayExecutor(
       ...passEnv,
       ...jobEnv,
       ...ch.trialEnv(job.trialId, token),
+      ...(worker ? { TUNEBOX_RANK_VAR: "TUNEBOX_RANK", TUNEBOX_RANK: String(worker.rank) } : {}),
       DENO_DIR: here(denoDir),
       NO_COLOR: "1",
       PATH: "/usr/local/bin:/usr/bin:/bin",
@@ -589,8 +640,9 @@ export function rayExecutor(
     };
     const q = (s: string) => shq(s).replaceAll(W, `'"$W"'`);
     const assigns = Object.entries(env).map(([k, v]) => q(`${k}=${v}`));
+    const sfx = logSuffix(worker);
     const out = shared
-      ? `>>${shq(join(job.dir, "stdout.log"))} 2>>${shq(join(job.dir, "stderr.log"))}`
+      ? `>>${shq(join(job.dir, `stdout${sfx}.log`))} 2>>${shq(join(job.dir, `stderr${sfx}.log`))}`
       : "";
     return [
       denoLookup(),
@@ -616,15 +668,235 @@ export function rayExecutor(
     ].join("; ");
   }
 
+  /**
+   * How a trial whose process ended without an outcome failed, in words: from Ray's record of its
+   * job (or, pooled, the exit of its process in a launcher's job) and its output's last lines.
+   */
+  function failure(
+    end: RayJobInfo | undefined,
+    tail: string,
+    at: { jobId: string; node: string; connected: boolean; verdict?: string },
+  ): TrialExit {
+    const { jobId, node } = at;
+    const lines = tail.trim().split("\n").filter((l) => !/^\d{4}-\d\d-\d\d .*(INFO|DEBUG)/.test(l))
+      .slice(-8).join("\n");
+    const unreachable = /tunebox: cannot reach the driver at (\S+): (.*)/.exec(tail);
+    if (unreachable) {
+      return {
+        kind: "error",
+        message: `the trial could not reach the driver at ${unreachable[1]} (${
+          unreachable[2]
+        }): driverHost must be an address every Ray node reaches`,
+        fatal: true,
+      };
+    }
+    if (/tunebox: deno is not on the PATH|is not an executable on Ray node/.test(tail)) {
+      return { kind: "error", message: tail.trim().split("\n").pop()!, fatal: true };
+    }
+    if (
+      end?.error_type === "RUNTIME_ENV_SETUP_FAILED" || /runtime.env/i.test(end?.error_type ?? "")
+    ) {
+      return {
+        kind: "error",
+        message: `Ray could not set up the job's runtime_env: ${rayErrorLine(end?.message ?? "")}`,
+        fatal: true,
+      };
+    }
+    if (shared && !at.connected && /Module not found|No such file|can't cd/.test(tail)) {
+      return {
+        kind: "error",
+        message:
+          `the experiment folder ${experimentDir} is not visible on Ray node ${
+            node || "?"
+          }: storage must be shared by every node (or set sharedStorage: false); last lines:\n` +
+          lines,
+        fatal: true,
+      };
+    }
+    const denial = parseDenial(lines);
+    const verdict = at.verdict ??
+      (!end
+        ? `Ray lost job ${jobId}`
+        : `Ray job ${jobId} ended ${end.status}${
+          end.driver_exit_code != null ? ` (exit code ${end.driver_exit_code})` : ""
+        }${node ? ` on node ${node}` : ""}`);
+    return {
+      kind: "error",
+      message: verdict + (lines ? `; last lines of the trial's output:\n${lines}` : ""),
+      ...(denial ? { violation: denial } : {}),
+    };
+  }
+
+  /**
+   * A trial of `workers` Ray jobs, one per worker, each asking for the per-worker resources and
+   * placed by Ray wherever it fits (on one node or several). Each worker connects to the driver
+   * and waits there, not in a collective, until every worker's job runs; then each learns its
+   * ring: its node's address with a port of its own to listen on, and the next rank's to connect
+   * to. Its sandbox may reach the driver and those ring ports only (on the cluster's nodes' addresses,
+   * as where Ray puts a job is known only once it runs). Rank 0 speaks for the trial; ranks above 0 write only
+   * `rank_<r>/` in the trial's folder. The first worker to fail, or to stay PENDING past
+   * `pendingTimeoutMs`, fails the trial, and the other workers' jobs are stopped.
+   */
+  function startGroup(
+    ch: RemoteChannel,
+    job: TrialJob,
+    trialListener: TrialListener,
+    workers: number,
+  ): TrialHandle {
+    const ports = ringPorts(workers);
+    const ringToken = crypto.randomUUID();
+    const nodes: string[] = [];
+    let arrived = 0;
+    let failure: TrialExit | undefined;
+    // Set once rank 0 is done or the trial is being stopped: the other workers then lose their
+    // ring as rank 0 leaves, and what they say about it no longer matters.
+    let finishing = false;
+    let release!: (go: boolean) => void;
+    const everyone = new Promise<boolean>((r) => release = r);
+    const perWorker = need(job);
+    const net = (async () => {
+      const cluster = await clusterNodes();
+      if (options.checkPlacement ?? true) {
+        const why = unplaceable(perWorker, cluster);
+        const most = fitsAtOnce(perWorker, cluster);
+        if (why || most < workers) {
+          throw new TuneError(
+            `Ray cannot place the ${workers} workers of trial ${job.trialId} on ${address}: ${
+              why ?? `each asks for ${JSON.stringify(perWorker)}, and the alive nodes hold at ` +
+                  `most ${most} such jobs at once`
+            }. Ask for fewer workers or less per worker (resources: { workers, cpu, gpu, ` +
+              `custom }), add nodes, or set checkPlacement: false for an autoscaling cluster`,
+          );
+        }
+      }
+      // Each node's address as Ray names it in its `node:<ip>` resource: the address its jobs
+      // report (the summary's `ip` may be another of the machine's addresses).
+      const addrs = [
+        ...new Set(
+          cluster.filter((n) => n.alive).flatMap((n) => {
+            const named = Object.keys(n.resources).filter((k) =>
+              k.startsWith("node:") && !k.startsWith("node:__")
+            ).map((k) => k.slice(5));
+            return named.length ? named : [n.ip];
+          }),
+        ),
+      ].map((ip) => ip.includes(":") ? `[${ip}]` : ip);
+      return (rank: number) =>
+        addrs.flatMap((a) => [`${a}:${ports[rank]}`, `${a}:${ports[(rank + 1) % workers]}`]);
+    })();
+    net.catch(() => {});
+    const handles: TrialHandle[] = [];
+    const stopOthers = (except: number, grace: number): void => {
+      handles.forEach((h, r) => r !== except && h.stop(grace).catch(() => {}));
+    };
+    const finish = () => {
+      finishing = true;
+      release(false);
+    };
+    for (let rank = 0; rank < workers; rank++) {
+      const workDir = rank === 0 ? job.workDir : join(job.workDir, `rank_${rank}`);
+      if (rank > 0) Deno.mkdirSync(workDir, { recursive: true });
+      const worker: RayWorker = {
+        rank,
+        workers,
+        net: net.then((f) => f(rank)),
+        placed: () => arrived,
+        async gate(node) {
+          nodes[rank] = node;
+          if (++arrived === workers) {
+            release(true);
+            trialListener.placed?.(nodes.join(","));
+          }
+          if (!await everyone || finishing) return undefined;
+          const next = (rank + 1) % workers;
+          return {
+            rank,
+            localRank: nodes.slice(0, rank).filter((n) => n === node).length,
+            worldSize: workers,
+            listen: { hostname: node, port: ports[rank] },
+            next: { hostname: nodes[next], port: ports[next] },
+            token: ringToken,
+            ...(options.collectiveTimeoutMs ? { timeoutMs: options.collectiveTimeoutMs } : {}),
+          };
+        },
+      };
+      const listener: TrialListener = rank === 0
+        ? {
+          async report(r) {
+            const ack = await trialListener.report(r);
+            if (ack === "stop") {
+              finish();
+              stopOthers(0, graceMs);
+            }
+            return ack;
+          },
+        }
+        : {
+          // Accepted so that every rank can run the same loop, not recorded: rank 0's are the
+          // trial's. A checkpoint a rank above 0 writes is thrown away.
+          async report(r) {
+            if (r.checkpointDir && r.checkpointDir.startsWith(workDir + "/")) {
+              await Deno.remove(r.checkpointDir, { recursive: true }).catch(() => {});
+            }
+            return finishing ? "stop" : "continue";
+          },
+        };
+      const h = startTrial(ch, { ...job, workDir }, listener, ++runs, worker);
+      handles.push(h);
+      h.exited.then((exit) => {
+        if (exit.kind === "error" && !failure && !finishing) {
+          failure = { ...exit, message: `worker rank ${rank} of ${workers}: ${exit.message}` };
+          finish();
+          stopOthers(rank, 0);
+        } else if (rank === 0) {
+          // Rank 0 ended the trial: the others get the grace to finish too, then are stopped.
+          finish();
+          stopOthers(0, exit.kind === "done" ? graceMs : 0);
+        }
+      });
+    }
+    const exited = Promise.all(handles.map((h) => h.exited)).then(([first]) => failure ?? first);
+    exited.finally(() => ports.forEach((p) => ringPortsInUse.delete(p))).catch(() => {});
+    return {
+      exited,
+      async stop(grace = graceMs) {
+        finish();
+        await Promise.all(handles.map((h) => h.stop(grace)));
+        await exited;
+      },
+    };
+  }
+
+  /**
+   * `workers` consecutive ports for a trial's ring, from a random base below Linux's ephemeral
+   * range, none used by another live group of this driver. A port some other program holds on
+   * a node fails that trial (its worker cannot listen), which then retries under maxFailures.
+   */
+  function ringPorts(workers: number): number[] {
+    for (;;) {
+      const base = 20000 + Math.floor(Math.random() * (12000 - workers));
+      const ports = Array.from({ length: workers }, (_, r) => base + r);
+      if (ports.some((p) => ringPortsInUse.has(p))) continue;
+      ports.forEach((p) => ringPortsInUse.add(p));
+      return ports;
+    }
+  }
+
   function startTrial(
     ch: RemoteChannel,
     job: TrialJob,
     listener: TrialListener,
     run: number,
+    worker?: RayWorker,
   ): TrialHandle {
     const token = crypto.randomUUID();
-    const connected = ch.server.expect(job.trialId, token);
-    const jobId = `${JOB_PREFIX}${expId}-${job.trialId.replace(/[^\w-]/g, "_")}-${run}`;
+    // A worker of a multi-worker trial says `<trial id>@<rank>` in its hello.
+    const chId = worker ? `${job.trialId}@${worker.rank}` : job.trialId;
+    const connected = ch.server.expect(chId, token);
+    const jobId = `${JOB_PREFIX}${expId}-${job.trialId.replace(/[^\w-]/g, "_")}${
+      worker ? `-w${worker.rank}` : ""
+    }-${run}`;
+    const sfx = logSuffix(worker);
     let stopRequested = false;
     let silent = false;
     let submitted = false;
@@ -632,7 +904,9 @@ export function rayExecutor(
     let node = "";
     let lastInfo: RayJobInfo | undefined;
     let resolveEnded!: (v: RayJobInfo | undefined) => void;
+    let over = false;
     const ended = new Promise<RayJobInfo | undefined>((r) => resolveEnded = r);
+    ended.then(() => over = true);
     let launchError: TuneError | undefined;
     let fatal = false;
     let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined;
@@ -641,7 +915,13 @@ export function rayExecutor(
     const trialDir = shared ? job.workDir : `/tmp/tunebox-${expId}/${jobId}`;
 
     const launch = (async () => {
-      if (options.checkPlacement ?? true) {
+      let ringNet: readonly string[] = [];
+      if (worker) {
+        ringNet = await worker.net.catch((e) => {
+          fatal = true;
+          throw e;
+        });
+      } else if (options.checkPlacement ?? true) {
         const why = unplaceable(need(job), await clusterNodes());
         if (why) {
           fatal = true;
@@ -655,7 +935,7 @@ export function rayExecutor(
       await Deno.writeTextFile(join(experimentDir, JOBS_FILE), `${jobId}\n`, { append: true });
       await ray.submit({
         submission_id: jobId,
-        entrypoint: entrypoint(job, run, ch, token, trialDir),
+        entrypoint: entrypoint(job, run, ch, token, trialDir, worker, ringNet),
         ...rayResources(job),
         ...(Object.keys(runtimeEnv).length ? { runtime_env: runtimeEnv } : {}),
         metadata: { tunebox_trial: job.trialId, tunebox_experiment: experimentDir },
@@ -677,7 +957,12 @@ export function rayExecutor(
             `Ray did not place trial ${job.trialId}'s job ${jobId} within ${pendingTimeoutMs} ms ` +
               `(it asks for ${JSON.stringify(need(job))}; Ray says: ${
                 rayErrorLine(info.message ?? "")
-              }): the cluster is busy or lacks those resources; raise pendingTimeoutMs or ` +
+              })${
+                worker
+                  ? `; ${worker.placed()} of the trial's ${worker.workers} workers were placed ` +
+                    `and waited for it`
+                  : ""
+              }: the cluster is busy or lacks those resources; raise pendingTimeoutMs or ` +
               `ask for less`,
           );
           abandon();
@@ -707,7 +992,7 @@ export function rayExecutor(
         streamedChars += text.length;
         recent = (recent + text).slice(-4096);
         writing = writing.then(() =>
-          Deno.writeTextFile(join(job.dir, "stdout.log"), text, { append: true })
+          Deno.writeTextFile(join(job.dir, `stdout${sfx}.log`), text, { append: true })
         ).catch(() => {});
       });
     }
@@ -717,12 +1002,12 @@ export function rayExecutor(
       if (node) return;
       const m = /^https?:\/\/\[?([^\]/]+?)\]?:\d+/.exec(info.driver_agent_http_address ?? "");
       node = m?.[1] ?? info.driver_node_id?.slice(0, 12) ?? "";
-      if (node) listener.placed?.(node);
+      if (node && !worker) listener.placed?.(node);
     }
 
     /** Gives the job up before it ran: stop it, refuse its token, delete it once it ends. */
     function abandon(): void {
-      ch.server.forget(job.trialId);
+      ch.server.forget(chId);
       live.delete(jobId);
       zombies.add(jobId);
       ray.stop(jobId).catch(() => {});
@@ -744,14 +1029,26 @@ export function rayExecutor(
         silent = true;
         cancel();
       });
-      if (shared) return await driveTrial(connection, job, listener);
+      let group: GroupInfo | undefined;
+      if (worker) {
+        // Its node's address is where it listens: asked of Ray until known (it runs by now).
+        while (!node && !over) {
+          const info = await settle(ray.get(jobId), 5000);
+          if (info) learnNode(info);
+          if (!node) await new Promise((r) => setTimeout(r, pollMs));
+        }
+        // Waits here, connected but not started (never in a collective), for the others.
+        group = node ? await worker.gate(node) : undefined;
+        if (!group) return {};
+      }
+      if (shared) return await driveTrial(connection, job, listener, undefined, group);
       // The trial's folder is on its node: checkpoints come back over the channel into the
       // driver's trial folder, and one to restore goes out the same way.
       return await driveTrial(connection, { ...job, workDir: trialDir }, listener, {
         localDir: job.workDir,
         maxBytes: checkpointMaxBytes,
         ...(options.channel?.maxLineBytes ? { maxLineBytes: options.channel.maxLineBytes } : {}),
-      });
+      }, group);
     })();
     converse.catch(() => {});
 
@@ -782,7 +1079,7 @@ export function rayExecutor(
         connection?.close();
         talk ??= await settle(converse, 5000);
         clearTimeout(stopTimer);
-        ch.server.forget(job.trialId);
+        ch.server.forget(chId);
         const tail = await tailOf(end);
         await reap();
         if (launchError) return { kind: "error", message: launchError.message, fatal };
@@ -801,10 +1098,10 @@ export function rayExecutor(
               `network may be down) and its Ray job was stopped`,
           };
         }
-        return failure(end, tail);
+        return failure(end, tail, { jobId, node, connected: !!connection });
       }
       clearTimeout(stopTimer);
-      ch.server.forget(job.trialId);
+      ch.server.forget(chId);
       // The job ends by itself; make sure it does, then (its log fetched without shared
       // storage) delete its record.
       const done = settle(ended, 15_000).then(async (v) => {
@@ -822,7 +1119,7 @@ export function rayExecutor(
     /** The job's log into the trial's stdout.log (without shared storage), and its tail. */
     async function tailOf(end: RayJobInfo | undefined): Promise<string> {
       if (!submitted) return "";
-      if (shared) return await stderrOf(job.dir);
+      if (shared) return await stderrOf(job.dir, sfx);
       if (follower) {
         // Ray closes the stream once the job has ended and all of its log was sent.
         const whole = await settle(follower.ended, 5000);
@@ -834,7 +1131,7 @@ export function rayExecutor(
       const logs = await ray.logs(jobId).catch(() => "");
       const rest = logs.slice(streamedChars);
       if (rest && end) {
-        await Deno.writeTextFile(join(job.dir, "stdout.log"), rest, { append: true })
+        await Deno.writeTextFile(join(job.dir, `stdout${sfx}.log`), rest, { append: true })
           .catch(() => {});
       }
       return logs.slice(-4096);
@@ -850,59 +1147,6 @@ export function rayExecutor(
         zombies.add(jobId);
         poll();
       }
-    }
-
-    function failure(end: RayJobInfo | undefined, tail: string): TrialExit {
-      const lines = tail.trim().split("\n").filter((l) =>
-        !/^\d{4}-\d\d-\d\d .*(INFO|DEBUG)/.test(l)
-      )
-        .slice(-8).join("\n");
-      const unreachable = /tunebox: cannot reach the driver at (\S+): (.*)/.exec(tail);
-      if (unreachable) {
-        return {
-          kind: "error",
-          message: `the trial could not reach the driver at ${unreachable[1]} (${
-            unreachable[2]
-          }): driverHost must be an address every Ray node reaches`,
-          fatal: true,
-        };
-      }
-      if (/tunebox: deno is not on the PATH|is not an executable on Ray node/.test(tail)) {
-        return { kind: "error", message: tail.trim().split("\n").pop()!, fatal: true };
-      }
-      if (
-        end?.error_type === "RUNTIME_ENV_SETUP_FAILED" || /runtime.env/i.test(end?.error_type ?? "")
-      ) {
-        return {
-          kind: "error",
-          message: `Ray could not set up the job's runtime_env: ${
-            rayErrorLine(end?.message ?? "")
-          }`,
-          fatal: true,
-        };
-      }
-      if (shared && !connection && /Module not found|No such file|can't cd/.test(tail)) {
-        return {
-          kind: "error",
-          message:
-            `the experiment folder ${experimentDir} is not visible on Ray node ${
-              node || "?"
-            }: storage must be shared by every node (or set sharedStorage: false); last lines:\n` +
-            lines,
-          fatal: true,
-        };
-      }
-      const denial = parseDenial(lines);
-      const verdict = !end
-        ? `Ray lost job ${jobId}`
-        : `Ray job ${jobId} ended ${end.status}${
-          end.driver_exit_code != null ? ` (exit code ${end.driver_exit_code})` : ""
-        }${node ? ` on node ${node}` : ""}`;
-      return {
-        kind: "error",
-        message: verdict + (lines ? `; last lines of the trial's output:\n${lines}` : ""),
-        ...(denial ? { violation: denial } : {}),
-      };
     }
 
     return {
@@ -923,9 +1167,14 @@ export function rayExecutor(
   }
 }
 
-async function stderrOf(dir: string): Promise<string> {
+/** The suffix of a worker's log files: none for rank 0, `_rank<r>` for the others (as locally). */
+function logSuffix(worker: { readonly rank: number } | undefined): string {
+  return worker && worker.rank > 0 ? `_rank${worker.rank}` : "";
+}
+
+async function stderrOf(dir: string, suffix = ""): Promise<string> {
   try {
-    const f = await Deno.open(join(dir, "stderr.log"));
+    const f = await Deno.open(join(dir, `stderr${suffix}.log`));
     try {
       const size = (await f.stat()).size;
       await f.seek(Math.max(0, size - 4096), Deno.SeekMode.Start);

@@ -10,7 +10,7 @@ import { rayExecutor, type RayExecutorOptions } from "../../plugins/executors/ra
 import { rayJobsClient } from "../../plugins/executors/_ray_client.ts";
 import { peerPython, type RayCluster, rayMissing, startRayCluster } from "../peers/ray_cluster.ts";
 import { hostileTrainable } from "../sandbox/_hostile.ts";
-import { tempStorage } from "../_helpers.ts";
+import { byConfig, captureWarnings, tempStorage } from "../_helpers.ts";
 import { tfjsBackend } from "../../plugins/backends/tfjs/permissions.ts";
 import { writeMnistCache } from "../../plugins/backends/mnist.ts";
 import { dirname } from "node:path";
@@ -555,6 +555,173 @@ Deno.test({
             .filter((e) => e.name.startsWith("checkpoint_"));
           equal(cks.length, x.iterations, "every epoch checkpointed the model");
         }
+      },
+    );
+
+    await step(
+      "a trial of 2 workers is 2 Ray jobs: on both nodes, on 2 GPUs of one node, exact all-reduce, a failing worker named",
+      async () => {
+        const train = await hostileTrainable(`
+        const data = new Float32Array(100_001).fill(session.rank + 1);
+        await session.allreduce(data, "sum");
+        if (config.fail && session.rank === 1) throw new Error("rank one gives up");
+        // The sandbox grants the driver and the ring's ports only: Ray's dashboard is refused.
+        let denied = "no";
+        try { (await Deno.connect({ hostname: "127.0.0.1", port: ${
+          Number(new URL(c.address).port)
+        } })).close(); }
+        catch (e) { denied = (e as Error).name; }
+        const cuda = new Float32Array(2);
+        cuda[session.rank] = Number(Deno.env.get("CUDA_VISIBLE_DEVICES") || -1);
+        await session.allreduce(cuda);
+        if (session.rank > 0) await Deno.writeTextFile(session.trialDir + "/ran", "1");
+        await session.report({ sum: data[100_000], first: data[0], world: session.worldSize,
+          denied, local: session.localRank, cuda: [...cuda].join(",") });
+      `);
+        const run = async (resources: Record<string, unknown>, fail: boolean[]) => {
+          const lines: string[] = [];
+          const storage = await tempStorage();
+          const r = await new Tuner({
+            trainable: train,
+            space: { fail: grid(fail) },
+            metric: "sum",
+            mode: "max",
+            storage,
+            maxConcurrent: 1,
+            resources,
+            executor: executor(c, train),
+            reporter: tableReporter({ write: (s: string) => lines.push(s), live: false }),
+          }).fit();
+          return { r, table: lines.join("") };
+        };
+        // 3 CPUs per worker on 4-CPU nodes: Ray puts the two jobs on different nodes.
+        const spread = await run({ workers: 2, cpu: 3 }, [false, true]);
+        const t = byConfig(spread.r, "fail").get(false)!;
+        equal(t.status, "terminated", t.error);
+        equal(t.metrics?.sum, 3);
+        equal(t.metrics?.first, 3);
+        equal(t.metrics?.world, 2);
+        equal(t.metrics?.local, 0);
+        match(String(t.metrics?.denied), /NotCapable|PermissionDenied/);
+        match(
+          spread.table,
+          new RegExp(`${t.id}\\s+\\S+\\s+127\\.0\\.0\\.(2,127\\.0\\.0\\.3|3,127\\.0\\.0\\.2)`),
+        );
+        equal(spread.r.history(t.id).length, 1, "rank 1's report is not recorded");
+        equal(await Deno.readTextFile(`${t.path}/files/rank_1/ran`), "1");
+        assert(await Deno.stat(`${t.path}/stdout_rank1.log`).then(() => true, () => false));
+        const bad = byConfig(spread.r, "fail").get(true)!;
+        equal(bad.status, "error");
+        match(bad.error!, /worker rank 1 of 2: Error: rank one gives up/);
+        // One GPU each on the node with two: Ray gives each worker's job its own device.
+        const gpus = await run({ workers: 2, cpu: 1, gpu: 1, custom: { node2: 1 } }, [false]);
+        const g = gpus.r.trials[0];
+        equal(g.status, "terminated", g.error);
+        equal(String(g.metrics?.cuda).split(",").sort().join(","), "0,1");
+        equal(g.metrics?.local, 0);
+        match(gpus.table, new RegExp(`${g.id}\\s+\\S+\\s+127\\.0\\.0\\.3,127\\.0\\.0\\.3`));
+        await until("every job to end", async () => (await liveJobs(c)).length === 0, 120_000, c);
+      },
+    );
+
+    await step(
+      "2-worker trials: no room for both is refused at once, a PENDING worker times out, ASHA stops both jobs, a killed worker fails over",
+      async () => {
+        const train = new URL("../fixtures/workers.ts", import.meta.url).pathname;
+        const base = {
+          trainable: train,
+          metric: "loss",
+          mode: "min" as const,
+          reporter: false as const,
+        };
+        // node2 has 100 of "node2": one worker asking 60 fits, two never do at once.
+        const none = await new Tuner({
+          ...base,
+          space: { behavior: "steps", n: 1, x: 1, iters: 1 },
+          storage: await tempStorage(),
+          resources: { workers: 2, cpu: 1, custom: { node2: 60 } },
+          executor: executor(c, train),
+        }).fit().then(() => undefined, (e) => e as Error);
+        match(
+          none?.message ?? "",
+          /Ray cannot place the 2 workers of trial .*"node2":60.*hold at most 1 such jobs at once/,
+        );
+        // Without the check, one worker is placed and waits; the other stays PENDING until
+        // pendingTimeoutMs, which fails the trial and stops the placed one's job.
+        const pending = await new Tuner({
+          ...base,
+          space: { behavior: "steps", n: 1, x: 1, iters: 1 },
+          storage: await tempStorage(),
+          resources: { workers: 2, cpu: 1, custom: { node2: 60 } },
+          executor: executor(c, train, { checkPlacement: false, pendingTimeoutMs: 8000 }),
+        }).fit();
+        equal(pending.trials[0].status, "error");
+        match(
+          pending.trials[0].error!,
+          /worker rank [01] of 2: Ray did not place .*"node2":60.*1 of the trial's 2 workers were placed/s,
+        );
+        await until(
+          "the placed worker's job to end",
+          async () => (await liveJobs(c)).length === 0,
+          120_000,
+          c,
+        );
+        // ASHA stops trials of 2 workers: both jobs of each stopped trial end.
+        const storage = await tempStorage();
+        const asha = await new Tuner({
+          ...base,
+          space: { behavior: "steps", n: 1, x: grid([1, 2, 3, 4]), iters: 6 },
+          storage,
+          scheduler: ashaScheduler({ maxT: 6, gracePeriod: 1, reductionFactor: 2 }),
+          maxConcurrent: 2,
+          resources: { workers: 2, cpu: 1 },
+          executor: executor(c, train),
+        }).fit();
+        const stopped = asha.trials.filter((x) => x.iterations < 6);
+        assert(stopped.length >= 1, `ASHA stopped ${stopped.length} trials`);
+        for (const x of asha.trials) equal(x.status, "terminated", x.error);
+        await until("every job to end", async () => (await liveJobs(c)).length === 0, 120_000, c);
+        for (const x of stopped) {
+          const far = Number(await Deno.readTextFile(`${x.path}/files/rank_1/progress`));
+          assert(far < 6, `rank 1 of stopped trial ${x.id} ran on to ${far}`);
+        }
+        // A worker killed with SIGKILL in the middle of all-reducing fails the trial at once;
+        // the retry resumes from rank 0's checkpoint.
+        const kstore = await tempStorage();
+        const killer = (async () => {
+          for (;;) {
+            const names = await Array.fromAsync(Deno.readDir(`${kstore}/kill`)).catch(() => []);
+            for (const e of names) {
+              const pid = await Deno.readTextFile(`${kstore}/kill/${e.name}/files/rank_1/pid`)
+                .catch(() => "");
+              if (pid) return Deno.kill(Number(pid), "SIGKILL");
+            }
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        })();
+        const { value: killed, warnings } = await captureWarnings(() =>
+          new Tuner({
+            ...base,
+            space: { behavior: "kill", n: 200_000, x: 0, iters: 4 },
+            storage: kstore,
+            name: "kill",
+            maxFailures: 1,
+            trialTimeoutMs: 300_000,
+            resources: { workers: 2, cpu: 1 },
+            executor: executor(c, train),
+          }).fit()
+        );
+        await killer;
+        const k = killed.trials[0];
+        equal(k.status, "terminated", k.error);
+        const history = killed.history(k.id);
+        equal(history.map((r) => r.training_iteration).join(), "1,2,3,4");
+        equal(history[2].restored_from, 1);
+        match(
+          warnings.join("\n"),
+          /worker rank [01] of 2: .*(exit code 137|FAILED|rank 1 left the ring|left the ring)/s,
+        );
+        await until("every job to end", async () => (await liveJobs(c)).length === 0, 120_000, c);
       },
     );
 
