@@ -254,7 +254,8 @@ interface TrialState {
   /** A checkpoint was staged in this trial's folder (so `.staging` may need cleaning). */
   staged?: boolean;
   priority: boolean;
-  warned: Set<string>;
+  /** Keys of the warnings given about it (made at the first). */
+  warned?: Set<string>;
   env: Record<string, string>;
   /** What it holds when it runs: the experiment's `resources`, or what a reallocation gave it. */
   resources: Resources;
@@ -517,7 +518,6 @@ class Runner {
         runIterations: 0,
         runTimeS: 0,
         priority: t.status === "running",
-        warned: new Set(),
         env: {},
         resources: t.resources ? { ...this.c.resources, ...t.resources } : { ...this.c.resources },
         materialized: !this.c.executor.lazyTrialDir || exists(join(this.c.dir, t.id)),
@@ -665,7 +665,6 @@ class Runner {
       runIterations: 0,
       runTimeS: 0,
       priority: false,
-      warned: new Set(),
       env: {},
       resources: { ...c.resources },
       materialized: !lazy,
@@ -1448,6 +1447,7 @@ class Runner {
   }
 
   warnOnce(t: TrialState, key: string, message: string): void {
+    t.warned ??= new Set();
     if (t.warned.has(key)) return;
     t.warned.add(key);
     this.warn(message);
