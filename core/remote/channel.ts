@@ -75,8 +75,9 @@ export const REMOTE_ENV_NAMES: readonly string[] = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultDriverHost } from "./channel.ts";
- * console.log(typeof defaultDriverHost()); // "string"
+ * assert.equal(typeof defaultDriverHost(), "string");
  * ```
  */
 export function defaultDriverHost(): string {
