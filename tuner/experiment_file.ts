@@ -97,6 +97,7 @@ const EXECUTOR_KEYS: Record<string, string[]> = {
     "pending_timeout_ms",
     "check_placement",
     "collective_timeout_ms",
+    "trials_per_job",
     "driver_host",
     "driver_port",
     "heartbeat_ms",

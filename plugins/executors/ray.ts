@@ -20,7 +20,7 @@ import type {
   TrialListener,
 } from "../../core/plugin.ts";
 import { resolveModule } from "../../core/plugin.ts";
-import { PROTOCOL_VERSION } from "../../core/protocol.ts";
+import { type DriverMessage, PROTOCOL_VERSION } from "../../core/protocol.ts";
 import { type ChannelLimits, type Conversation, driveTrial } from "../../core/channel.ts";
 import {
   checkModuleGraph,
@@ -50,6 +50,7 @@ import {
   unplaceable,
 } from "./_ray_client.ts";
 import { IMPORT_MAP, shipPackage } from "./_ray_package.ts";
+import { type LauncherEnded, launcherEnded } from "./_ray_launcher.ts";
 
 export { rayErrorLine } from "./_ray_client.ts";
 
@@ -136,11 +137,57 @@ export interface RayExecutorOptions {
   /** Where warnings go (refused connections, stopped leftovers). @default console.warn */
   readonly log?: (message: string) => void;
   /**
+   * How many trials one Ray job may run, one after another (as Ray Tune's `reuse_actors` reuses
+   * an actor): a job whose trial ended runs the next trial that asks for the same resources,
+   * instead of Ray starting a new job, with its Python supervisor (seconds each), per trial. Such
+   * a job runs Tunebox's launcher, which gets each trial's command over the authenticated channel
+   * and starts it as a process of its own with exactly that trial's sandbox flags and variables
+   * (never reusing a trial's process). A job with no trial to run for 2 s ends. Needs
+   * `sharedStorage: true`; trials of several workers get a job per worker, as without it.
+   * @default 1 (a job per trial)
+   */
+  readonly trialsPerJob?: number;
+  /**
    * How long a collective of a multi-worker trial (`session.allreduce`, ...) may wait for the
    * other workers before it fails the trial: what catches a worker that hangs without dying
    * (one whose job ends fails the trial at once). @default 1800000 (30 minutes, as PyTorch's)
    */
   readonly collectiveTimeoutMs?: number;
+}
+
+/** A pooled Ray job (`trialsPerJob > 1`) running Tunebox's launcher. */
+interface Launcher {
+  readonly jobId: string;
+  /** The id its launcher says in its hello. */
+  readonly chId: string;
+  /** The resources (and runtime_env) it holds: only trials asking for the same run in it. */
+  readonly key: string;
+  node: string;
+  /** Trials given to it so far (the one it runs and one waiting included). */
+  served: number;
+  /** A trial holds it. */
+  busy: boolean;
+  /** Its trial said it is done; its process is exiting. */
+  finishing: boolean;
+  /** A trial waits to run after the current one. */
+  reserved: boolean;
+  wake?: () => void;
+  /** It takes no more trials. */
+  retired: boolean;
+  /** Its launcher left or its job ended. */
+  dead: boolean;
+  readonly submittedAt: number;
+  submitted?: Promise<void>;
+  launchError?: unknown;
+  info?: RayJobInfo;
+  /** Its log, fetched when it ended without connecting. */
+  logs: string;
+  conn?: ReturnType<RemoteChannel["keepAlive"]>;
+  connected: Promise<boolean>;
+  readonly ended: Promise<RayJobInfo | undefined>;
+  /** Per run id, what to call when the launcher says that trial's process ended. */
+  readonly exits: Map<string, (e: LauncherEnded | undefined) => void>;
+  idleTimer?: ReturnType<typeof setTimeout>;
 }
 
 /** A worker of a multi-worker trial, as {@linkcode rayExecutor}'s group gives it to its job. */
@@ -241,6 +288,20 @@ export function rayExecutor(
       }`,
     );
   }
+  const trialsPerJob = options.trialsPerJob ?? 1;
+  if (!(Number.isSafeInteger(trialsPerJob) && trialsPerJob >= 1)) {
+    throw new RangeError(
+      `rayExecutor: trialsPerJob must be a whole number of trials >= 1, got ${
+        JSON.stringify(options.trialsPerJob)
+      }`,
+    );
+  }
+  if (trialsPerJob > 1 && !shared) {
+    throw new TypeError(
+      `rayExecutor: trialsPerJob > 1 needs sharedStorage: true (a pooled job's trials write ` +
+        `their logs and checkpoints on storage every node sees)`,
+    );
+  }
   const log = options.log ?? ((m: string) => console.warn(`tunebox: ${m}`));
   const ray: RayJobsClient = rayJobsClient(address, token);
 
@@ -262,6 +323,11 @@ export function rayExecutor(
   let poller: ReturnType<typeof setInterval> | undefined;
   let polling = false;
   const expId = crypto.randomUUID().slice(0, 8);
+  /** Pooled jobs (trialsPerJob > 1) that may take another trial. */
+  const launchers = new Set<Launcher>();
+  let pools = 0;
+  let closing = false;
+  const launcherUrl = new URL("./_ray_launcher.ts", import.meta.url).href;
   /** Ring ports of this driver's live multi-worker trials (no two groups share one). */
   const ringPortsInUse = new Set<number>();
 
@@ -337,6 +403,7 @@ export function rayExecutor(
           ...(policy.unstable ?? []).map((u) => `--unstable-${u}`),
           entry,
           moduleUrl,
+          ...(trialsPerJob > 1 ? [launcherUrl] : []),
         ],
         env: { NO_COLOR: "1", DENO_DIR: denoDir },
         stdout: "piped",
@@ -413,9 +480,12 @@ export function rayExecutor(
       }
       const workers = job.resources?.workers ?? 1;
       if (workers > 1) return startGroup(channel, job, listener, workers);
+      if (trialsPerJob > 1) return startPooledTrial(channel, job, listener, ++runs);
       return startTrial(channel, job, listener, ++runs);
     },
     async close() {
+      closing = true;
+      for (const l of [...launchers]) if (!l.busy) retire(l);
       // Trials that said done still have jobs ending (Ray's supervisor exits after them), and
       // jobs stopped while PENDING usually get placed as soon as the last trials free their
       // resources: keep polling (and refusing their tokens) and delete each once it ends.
@@ -724,6 +794,411 @@ export function rayExecutor(
       kind: "error",
       message: verdict + (lines ? `; last lines of the trial's output:\n${lines}` : ""),
       ...(denial ? { violation: denial } : {}),
+    };
+  }
+
+  /** The node a running job is on, from Ray's record of it. */
+  function nodeOf(info: RayJobInfo): string {
+    const m = /^https?:\/\/\[?([^\]/]+?)\]?:\d+/.exec(info.driver_agent_http_address ?? "");
+    return m?.[1] ?? info.driver_node_id?.slice(0, 12) ?? "";
+  }
+
+  /** The job's entrypoint for a pooled job: Tunebox's launcher, connected to the driver. */
+  function launcherEntrypoint(ch: RemoteChannel, id: string, token: string): string {
+    // Not `env -i`: the launcher is Tunebox's own code, and the trials' commands it runs need
+    // what Ray gives the job (PATH to Deno, CUDA_VISIBLE_DEVICES); each of them starts its trial
+    // through `env -i` with only that trial's variables.
+    const env = { ...ch.trialEnv(id, token), DENO_DIR: denoDir, NO_COLOR: "1" };
+    return [
+      denoLookup(),
+      [
+        "exec env",
+        ...Object.entries(env).map(([k, v]) => shq(`${k}=${v}`)),
+        `"$D" run --no-config --no-lock --no-prompt --cached-only`,
+        shq(`--allow-net=${ch.netPermission}`),
+        "--allow-run=/bin/sh --allow-env",
+        shq(launcherUrl),
+        "</dev/null",
+      ].join(" "),
+    ].join("; ");
+  }
+
+  /** A new pooled job for trials asking for `job`'s resources (submitted in the background). */
+  function newLauncher(ch: RemoteChannel, job: TrialJob, key: string): Launcher {
+    const jobId = `${JOB_PREFIX}${expId}-pool-${++pools}`;
+    const token = crypto.randomUUID();
+    const chId = `launcher@${jobId}`;
+    const expected = ch.server.expect(chId, token);
+    let resolveEnded!: (v: RayJobInfo | undefined) => void;
+    const ended = new Promise<RayJobInfo | undefined>((r) => resolveEnded = r);
+    const l: Launcher = {
+      jobId,
+      chId,
+      key,
+      node: "",
+      served: 0,
+      busy: false,
+      finishing: false,
+      reserved: false,
+      retired: false,
+      dead: false,
+      submittedAt: Date.now(),
+      exits: new Map(),
+      ended,
+      logs: "",
+      connected: Promise.resolve(false),
+    };
+    launchers.add(l);
+    const submitted = (async () => {
+      if (options.checkPlacement ?? true) {
+        const why = unplaceable(need(job), await clusterNodes());
+        if (why) {
+          throw Object.assign(
+            new TuneError(
+              `Ray cannot place trial ${job.trialId} on any node of ${address}: ${why}. ` +
+                `Ask for resources a node has (resources: { cpu, gpu, custom }), add such a ` +
+                `node, or set checkPlacement: false for an autoscaling cluster`,
+            ),
+            { fatal: true },
+          );
+        }
+      }
+      await Deno.writeTextFile(join(experimentDir, JOBS_FILE), `${jobId}\n`, { append: true });
+      await ray.submit({
+        submission_id: jobId,
+        entrypoint: launcherEntrypoint(ch, chId, token),
+        ...rayResources(job),
+        ...(Object.keys(runtimeEnv).length ? { runtime_env: runtimeEnv } : {}),
+        metadata: { tunebox_pool: jobId, tunebox_experiment: experimentDir },
+      });
+      live.set(jobId, (info) => {
+        if (info) l.info = info;
+        if (info?.status === "RUNNING" && !l.node) l.node = nodeOf(info);
+        if (!info || isFinal(info.status)) {
+          live.delete(jobId);
+          resolveEnded(info);
+        }
+      });
+      poll();
+    })();
+    l.submitted = submitted;
+    submitted.catch((e) => {
+      l.launchError = e;
+      resolveEnded(undefined);
+    });
+    // Once it ended: its log (for a launcher that never connected, to say why), then its record.
+    const reaped = ended.then(async (info) => {
+      l.dead = true;
+      launchers.delete(l);
+      ch.server.forget(chId);
+      for (const f of l.exits.values()) f(undefined);
+      if (!info) return;
+      if (!l.conn) l.logs = await ray.logs(jobId).catch(() => "");
+      await ray.delete(jobId).catch(() => {});
+    });
+    finishing.add(reaped);
+    reaped.finally(() => finishing.delete(reaped));
+    l.connected = (async () => {
+      const c = await Promise.race([expected, ended.then(() => undefined)]);
+      if (!c || l.dead) return false;
+      const conn = ch.keepAlive(c, () => {
+        log(`the launcher of Ray job ${jobId} went silent; stopping the job`);
+        ray.stop(jobId).catch(() => {});
+      });
+      l.conn = conn;
+      // Its node, for the live table (the poller may not have seen it running yet).
+      if (!l.node) {
+        const info = await settle(ray.get(jobId), 2000);
+        if (info) l.node = nodeOf(info);
+      }
+      (async () => {
+        try {
+          for (;;) {
+            const r = await conn.messages.next();
+            if (r.done) break;
+            const e = launcherEnded(r.value);
+            if (e) l.exits.get(e.id)?.(e);
+          }
+        } catch { /* the connection broke */ }
+        // The launcher left: its trials' processes died with it; its job ends.
+        l.dead = true;
+        launchers.delete(l);
+        for (const f of l.exits.values()) f(undefined);
+        if (!isFinal(l.info?.status ?? "PENDING")) ray.stop(jobId).catch(() => {});
+      })();
+      return true;
+    })();
+    return l;
+  }
+
+  /** A pooled job for `job`: an idle one asking for the same, one whose trial is ending, or a new one. */
+  function acquire(ch: RemoteChannel, job: TrialJob): { l: Launcher; turn?: Promise<void> } {
+    const key = JSON.stringify([rayResources(job), runtimeEnv]);
+    for (const l of launchers) {
+      if (l.key !== key || l.retired || l.dead || l.served >= trialsPerJob) continue;
+      if (!l.busy) {
+        clearTimeout(l.idleTimer);
+        l.busy = true;
+        l.served++;
+        return { l };
+      }
+      if (l.finishing && !l.reserved) {
+        // Its trial said it is done and its process is exiting: take the job after it.
+        l.reserved = true;
+        l.served++;
+        return { l, turn: new Promise<void>((r) => l.wake = r) };
+      }
+    }
+    const l = newLauncher(ch, job, key);
+    l.busy = true;
+    l.served = 1;
+    return { l };
+  }
+
+  /** The trial holding `l` is over (its process ended, or it never ran): the next one, or idle. */
+  function vacate(l: Launcher): void {
+    l.busy = false;
+    l.finishing = false;
+    if (l.retired || l.dead) return;
+    if (l.reserved) {
+      l.reserved = false;
+      l.busy = true;
+      const wake = l.wake;
+      l.wake = undefined;
+      wake?.();
+      return;
+    }
+    if (l.served >= trialsPerJob || closing) return retire(l);
+    clearTimeout(l.idleTimer);
+    l.idleTimer = setTimeout(() => retire(l), Math.max(2000, 2 * pollMs));
+  }
+
+  /** No more trials for `l`: its launcher is told to exit (or, not connected, its job given up). */
+  function retire(l: Launcher): void {
+    if (l.retired) return;
+    l.retired = true;
+    clearTimeout(l.idleTimer);
+    launchers.delete(l);
+    l.wake?.();
+    if (l.conn) {
+      l.conn.send({ type: "exit" } as unknown as DriverMessage);
+      return;
+    }
+    // Never connected (PENDING, or starting): refuse its token, stop it, delete it once it ends.
+    channel?.server.forget(l.chId);
+    if (live.delete(l.jobId)) {
+      zombies.add(l.jobId);
+      ray.stop(l.jobId).catch(() => {});
+      poll();
+    }
+  }
+
+  /**
+   * A trial run by a pooled job (`trialsPerJob > 1`): the job's launcher starts the trial's
+   * command, the very one a job of its own would run, and says when its process ended. Stopping
+   * escalates from the trial's `stop` message to SIGTERM and SIGKILL on the trial's process
+   * group, sent by the launcher; the job lives on for the next trial.
+   */
+  function startPooledTrial(
+    ch: RemoteChannel,
+    job: TrialJob,
+    listener: TrialListener,
+    run: number,
+  ): TrialHandle {
+    const token = crypto.randomUUID();
+    const connected = ch.server.expect(job.trialId, token);
+    const assign = `${job.trialId}-${run}`;
+    let l: Launcher | undefined;
+    let ran = false;
+    let stopRequested = false;
+    let silent = false;
+    let fatal = false;
+    let launchError: string | undefined;
+    let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined;
+    let resolveEnded!: (v: LauncherEnded | undefined) => void;
+    const ended = new Promise<LauncherEnded | undefined>((r) => resolveEnded = r);
+    let onStop!: () => void;
+    const stopping = new Promise<"stop">((r) => onStop = () => r("stop"));
+
+    const launch = (async () => {
+      for (let attempt = 0;; attempt++) {
+        const a = acquire(ch, job);
+        l = a.l;
+        if (a.turn && await Promise.race([a.turn, stopping]) === "stop") {
+          if (l.reserved) {
+            l.reserved = false;
+            l.served--;
+          } else vacate(l);
+          return;
+        }
+        if (stopRequested) return vacate(l);
+        const left = pendingTimeoutMs - (Date.now() - l.submittedAt);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const ok = await Promise.race([
+          l.connected,
+          stopping,
+          new Promise<"late">((r) => timer = setTimeout(() => r("late"), Math.max(0, left))),
+        ]);
+        clearTimeout(timer);
+        if (ok === "stop") {
+          // A job made for this trial and not running yet is given up; a running one kept.
+          if (!l.conn) retire(l);
+          else vacate(l);
+          return;
+        }
+        if (ok === "late") {
+          launchError = `Ray did not place trial ${job.trialId}'s job ${l.jobId} within ` +
+            `${pendingTimeoutMs} ms (it asks for ${JSON.stringify(need(job))}; Ray says: ${
+              rayErrorLine(l.info?.message ?? "")
+            }): the cluster is busy or lacks those resources; raise pendingTimeoutMs or ask ` +
+            `for less`;
+          retire(l);
+          return;
+        }
+        if (ok && !l.dead) break;
+        // The job ended before its launcher ran a trial: say why (once), or try a fresh job
+        // when the one reused has just gone.
+        if (l.served > 1 && attempt < 2) continue;
+        await l.submitted?.catch(() => {});
+        if (l.launchError) {
+          const e = l.launchError as Error & { fatal?: boolean; status?: number };
+          launchError = e.message;
+          fatal = !!e.fatal || e instanceof RayApiError && [400, 401, 403].includes(e.status!);
+          return;
+        }
+        await l.ended;
+        const f = failure(l.info, l.logs, { jobId: l.jobId, node: l.node, connected: false });
+        launchError = (f as { message?: string }).message ?? `Ray job ${l.jobId} ended`;
+        fatal = !!(f as { fatal?: boolean }).fatal;
+        return;
+      }
+      l.exits.set(assign, (e) => resolveEnded(e));
+      await l.conn!.send(
+        {
+          type: "run",
+          id: assign,
+          script: entrypoint(job, run, ch, token, job.workDir),
+        } as unknown as DriverMessage,
+      );
+      ran = true;
+      if (l.node) listener.placed?.(l.node);
+    })().catch((e) => {
+      launchError = String((e as Error)?.message ?? e);
+      if (l) vacate(l);
+    }).finally(() => {
+      if (!ran) resolveEnded(undefined);
+    });
+    ended.then((e) => {
+      if (l && ran) {
+        l.exits.delete(assign);
+        if (e) vacate(l);
+      }
+    });
+
+    const converse = (async (): Promise<Conversation> => {
+      const first = await Promise.race([connected, ended.then(() => undefined)]);
+      if (!first) return {};
+      connection = ch.keepAlive(first, () => {
+        silent = true;
+        kill("SIGKILL");
+      });
+      const talk = await driveTrial(connection, job, listener);
+      // Its process is ending: the next trial asking for the same may queue for this job.
+      if (talk.outcome && l) l.finishing = true;
+      return talk;
+    })();
+    converse.catch(() => {});
+
+    const kill = (signal: "SIGTERM" | "SIGKILL") => {
+      if (ran) l?.conn?.send({ type: "kill", id: assign, signal } as unknown as DriverMessage);
+    };
+    let termTimer: ReturnType<typeof setTimeout> | undefined;
+    let killTimer: ReturnType<typeof setTimeout> | undefined;
+    let deadline = Infinity;
+    const escalate = (grace: number) => {
+      const at = Date.now() + Math.max(0, grace);
+      if (at >= deadline) return;
+      deadline = at;
+      clearTimeout(termTimer);
+      clearTimeout(killTimer);
+      termTimer = setTimeout(() => {
+        kill("SIGTERM");
+        killTimer = setTimeout(() => kill("SIGKILL"), 2000);
+      }, Math.max(0, grace));
+    };
+    const clearTimers = () => {
+      clearTimeout(termTimer);
+      clearTimeout(killTimer);
+    };
+
+    const exited = (async (): Promise<TrialExit> => {
+      await launch;
+      const talkOrEnd = await Promise.race([
+        converse.then((c) => ({ talk: c })),
+        ended.then(() => undefined),
+      ]);
+      let talk = talkOrEnd?.talk;
+      if (talk?.broken) kill("SIGKILL");
+      if (!talk?.outcome || talk.broken) {
+        const end = await ended;
+        connection?.close();
+        talk ??= await settle(converse, 5000);
+        clearTimers();
+        ch.server.forget(job.trialId);
+        if (launchError) return { kind: "error", message: launchError, fatal };
+        if (talk?.broken) {
+          return {
+            kind: "error",
+            message: `the trial broke the protocol and was killed: ${talk.broken}`,
+          };
+        }
+        if (talk?.outcome) return talk.outcome;
+        if (stopRequested) return { kind: "stopped" };
+        if (silent) {
+          return {
+            kind: "error",
+            message: `the trial went silent for ${ch.heartbeatMs} ms (no heartbeat: its node or ` +
+              `network may be down) and its process was killed`,
+          };
+        }
+        const where = l?.node ? ` on node ${l.node}` : "";
+        return failure(
+          end
+            ? { submission_id: l!.jobId, status: end.code === 0 ? "SUCCEEDED" : "FAILED" }
+            : l?.info,
+          await stderrOf(job.dir),
+          {
+            jobId: l?.jobId ?? "",
+            node: l?.node ?? "",
+            connected: !!connection,
+            verdict: end
+              ? `the trial's process in Ray job ${
+                l!.jobId
+              }${where} ended with exit code ${end.code}${end.signal ? ` (${end.signal})` : ""}`
+              : `Ray job ${l?.jobId} running the trial ended ${
+                l?.info?.status ?? "(lost)"
+              }${where}`,
+          },
+        );
+      }
+      clearTimers();
+      ch.server.forget(job.trialId);
+      // The process ends by itself; make sure it does (the job then takes the next trial).
+      settle(ended, 15_000).then((v) => {
+        if (!v) kill("SIGKILL");
+      });
+      return talk.outcome;
+    })();
+
+    return {
+      exited,
+      async stop(grace = graceMs) {
+        stopRequested = true;
+        onStop();
+        connection?.send({ v: PROTOCOL_VERSION, type: "stop" });
+        escalate(grace);
+        await exited;
+      },
     };
   }
 
