@@ -126,6 +126,7 @@ export type {
   Config,
   JsonValue,
   Mode,
+  TrialResources,
   TrialResult,
   TrialSnapshot,
   TrialStatus,

@@ -31,11 +31,6 @@ import { readExperiment } from "../core/store.ts";
 import { reportCommand } from "../plugins/reporters/html.ts";
 import { dashboardCommand } from "../plugins/reporters/dashboard.ts";
 import { backendCommand } from "../plugins/backends/tfjs/setup.ts";
-// Importing the plugin families registers their names for YAML files.
-import "../plugins/searchers/mod.ts";
-import "../plugins/schedulers/mod.ts";
-import "../plugins/loggers/tensorboard/mod.ts";
-import "../plugins/loggers/mlflow.ts";
 
 /** The version of the package this CLI belongs to (deno.json's `version`). */
 export const VERSION: string = "0.1.0";

@@ -465,6 +465,7 @@ export async function driveTrial(
     iteration: job.iteration,
     ...(job.checkpoint ? { checkpoint: restoreDir ?? job.checkpoint } : {}),
     trialDir: job.workDir,
+    resources: { cpu: job.resources?.cpu ?? 1, gpu: job.resources?.gpu ?? 0 },
     ...(stream ? { streamCheckpoints: { chunkBytes } } : {}),
     ...(group ? { group } : {}),
   });

@@ -44,6 +44,12 @@ export interface GroupInfo {
   /** The trial run's ring token: a connection without it is refused. */
   readonly token: string;
   /**
+   * Network permissions (`host:port`) this worker was granted only to form its ring, where its
+   * neighbours' places were not known when it started (a Slurm step's tasks): once the ring is
+   * formed, the worker revokes all of them but its next neighbour's, before the trainable loads.
+   */
+  readonly revokeAfterRing?: readonly string[];
+  /**
    * How long a collective may wait for the others (forming the ring waits at least 2 minutes).
    * @default 1800000
    */

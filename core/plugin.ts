@@ -9,7 +9,15 @@
  * @module
  */
 
-import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
+import type {
+  Config,
+  JsonValue,
+  Mode,
+  TrialResources,
+  TrialResult,
+  TrialSnapshot,
+  TrialStatus,
+} from "./trial.ts";
 import { resolve } from "./_path.ts";
 import type { Space } from "./space.ts";
 import type { Device } from "./resources.ts";
@@ -85,9 +93,24 @@ export interface SchedulerContext {
   readonly metrics?: readonly string[];
   /** The mode of each of `metrics`, in order. */
   readonly modes?: readonly Mode[];
+  /**
+   * What the experiment may hand out: `total`, the CPUs and GPUs all trials share (the Tuner's
+   * `cpus` and `gpus`, by default this machine's, or what a cluster executor holds), and `trial`,
+   * what each trial asks for (`resources`, the base a resource-changing scheduler starts from).
+   * The runner always gives it; a scheduler tested on its own may not get it.
+   */
+  readonly resources?: {
+    readonly total: TrialResources;
+    readonly trial: TrialResources & { readonly workers?: number };
+  };
 }
 
-/** What a scheduler decides for a trial that just reported. */
+/**
+ * What a scheduler decides for a trial that just reported. `reallocate` (a resource-changing
+ * scheduler) pauses the trial at the checkpoint of this report and restarts it from there with
+ * new CPUs and GPUs (per worker); a report without a checkpoint is not reallocated (the trial
+ * continues, with a warning).
+ */
 export type Decision =
   | { readonly kind: "continue" }
   | {
@@ -97,7 +120,8 @@ export type Decision =
     readonly completed?: boolean;
   }
   | { readonly kind: "pause" }
-  | { readonly kind: "exploit"; readonly from: string; readonly config: Config };
+  | { readonly kind: "exploit"; readonly from: string; readonly config: Config }
+  | { readonly kind: "reallocate"; readonly resources: TrialResources };
 
 /** A scheduler's wish to end a trial that is not the one reporting (e.g. a paused loser). */
 export interface StopRequest {
@@ -353,7 +377,11 @@ export interface TrialJob {
   readonly env: Readonly<Record<string, string>>;
   /** The trial's memory cap in MiB (`resources.memoryMb`), if any. */
   readonly memoryMb?: number;
-  /** What the experiment asks for each trial (`resources`): a cluster executor requests it. */
+  /**
+   * What this trial holds: the experiment's `resources`, with the `cpu` and `gpu` a
+   * resource-changing scheduler gave it. A cluster executor requests it; the trial sees its
+   * `cpu` and `gpu` as `session.resources`.
+   */
   readonly resources?: Resources;
 }
 
@@ -396,6 +424,11 @@ export interface TrialListener {
   report(report: RawReport): Promise<Ack>;
   /** Where the trial runs, once a cluster executor knows (a node name; shown in the live table). */
   placed?(node: string): void;
+  /**
+   * A lazy executor's trial is about to use its folder (`session.trialDir`): the runner writes
+   * the trial's folder and records now, and from then on writes its reports there too.
+   */
+  needsDir?(): void;
 }
 
 /** A running trial. */
@@ -433,10 +466,11 @@ export interface Executor {
    */
   capacity?(resources: Resources): number;
   /**
-   * True when a trial needs no folder to start (it runs in the driver's process and creates
-   * `workDir` itself if it uses it). The runner then writes the trial's own records
-   * (`params.json`, `result.jsonl`, `progress.csv`) when it checkpoints or ends, and only the
-   * experiment's journal before each acknowledgement. @default false
+   * True when a trial needs no folder to start (it runs in the driver's process and calls
+   * {@linkcode TrialListener.needsDir} before it uses `workDir`). The runner then records its
+   * reports in the experiment's journal only, and writes the trial's own folder and records
+   * (`params.json`, `result.jsonl`, `progress.csv`) only when it needs them: a checkpoint, an
+   * exploit, `needsDir`, an error, or `trialFolders: "end"`. @default false
    */
   readonly lazyTrialDir?: boolean;
   /**
@@ -639,7 +673,7 @@ export function validateDecision(
   d: unknown,
   trials?: { has(id: string): boolean },
 ): string | undefined {
-  const kinds = ["continue", "stop", "pause", "exploit"];
+  const kinds = ["continue", "stop", "pause", "exploit", "reallocate"];
   const x = d as Record<string, unknown>;
   if (typeof d !== "object" || d === null || !kinds.includes(x.kind as string)) {
     let shown: string;
@@ -648,7 +682,7 @@ export function validateDecision(
     } catch {
       shown = String(d);
     }
-    return `it returned ${shown}, not a Decision ({ kind: "continue" | "stop" | "pause" | "exploit" })`;
+    return `it returned ${shown}, not a Decision ({ kind: "continue" | "stop" | "pause" | "exploit" | "reallocate" })`;
   }
   if (x.kind === "stop") {
     if (typeof x.reason !== "string" || !x.reason) {
@@ -669,6 +703,53 @@ export function validateDecision(
     }
     if (!isPlainJson(c, 0)) return "an exploit config must be plain JSON";
   }
+  if (x.kind === "reallocate") return resourcesProblem(x.resources, "a reallocate decision");
+  return undefined;
+}
+
+/**
+ * What is wrong with the CPUs and GPUs a trial is given (a `reallocate` decision, an allocation
+ * function's answer), or undefined. The amounts must be finite and >= 0, not both 0, and GPUs
+ * above 1 whole (a trial shares one device or takes whole devices); whether they fit the
+ * experiment is the runner's check.
+ *
+ * @param r The resources, `{ cpu, gpu }`.
+ * @param what What gave them, for the message.
+ * @returns The problem, or undefined.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { resourcesProblem } from "./plugin.ts";
+ *
+ * assert.equal(resourcesProblem({ cpu: 2, gpu: 0.5 }, "x"), undefined);
+ * assert.match(resourcesProblem({ cpu: -1, gpu: 0 }, "x")!, /cpu must be a finite number >= 0/);
+ * assert.match(resourcesProblem({ cpu: 1, gpu: 1.5 }, "x")!, /whole number/);
+ * ```
+ */
+export function resourcesProblem(r: unknown, what: string): string | undefined {
+  if (!r || typeof r !== "object" || Array.isArray(r)) {
+    return `${what} needs resources: { cpu, gpu }, got ${JSON.stringify(r) ?? String(r)}`;
+  }
+  const o = r as Record<string, unknown>;
+  const extra = Object.keys(o).filter((k) => k !== "cpu" && k !== "gpu");
+  if (extra.length) {
+    return `${what}: only cpu and gpu can be changed, not ${extra.map((k) => `"${k}"`).join(", ")}`;
+  }
+  for (const k of ["cpu", "gpu"] as const) {
+    const v = o[k];
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+      return `${what}: ${k} must be a finite number >= 0, got ${
+        typeof v === "string" ? JSON.stringify(v) : String(v)
+      }`;
+    }
+  }
+  const cpu = o.cpu as number, gpu = o.gpu as number;
+  if (gpu > 1 && !Number.isInteger(gpu)) {
+    return `${what}: gpu is ${gpu}, but GPUs above 1 must be a whole number (a trial shares one ` +
+      `device or takes whole devices)`;
+  }
+  if (cpu === 0 && gpu === 0) return `${what} gives the trial no cpu and no gpu`;
   return undefined;
 }
 
@@ -711,7 +792,7 @@ export function requireSingleObjective(
 }
 
 /** Re-exported so plugin authors import everything from one module. */
-export type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus };
+export type { Config, JsonValue, Mode, TrialResources, TrialResult, TrialSnapshot, TrialStatus };
 
 /**
  * The module URL of a trainable or plugin given as a URL, a `file:`/`npm:`/`jsr:` specifier, or a

@@ -74,6 +74,8 @@ export type DriverMessage =
     readonly iteration: number;
     readonly checkpoint?: string;
     readonly trialDir: string;
+    /** The CPUs and GPUs the trial holds (per worker): `session.resources`. @default 1 CPU, 0 GPU */
+    readonly resources?: { readonly cpu: number; readonly gpu: number };
     /** Set for a worker of a multi-worker trial: its rank and its ring neighbours. */
     readonly group?: GroupInfo;
     /**
@@ -109,7 +111,7 @@ export type DriverMessage =
  * ```
  */
 export function encodeLine(message: unknown): string {
-  return JSON.stringify(message, nonFiniteReplacer) + "\n";
+  return toJson(message) + "\n";
 }
 
 /**
@@ -124,6 +126,26 @@ export function encodeLine(message: unknown): string {
 export function nonFiniteReplacer(_key: string, value: unknown): unknown {
   if (typeof value === "number" && !Number.isFinite(value)) return String(value);
   return value;
+}
+
+/**
+ * `JSON.stringify` with NaN and ±Infinity kept as strings (as {@linkcode nonFiniteReplacer}
+ * does), at the cost of a plain `JSON.stringify` when there are none: the replacer, a call per
+ * key, runs only when the plain text has a `null` that may stand for one.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { toJson } from "./protocol.ts";
+ *
+ * assert.equal(toJson({ loss: 0.5, tag: null }), '{"loss":0.5,"tag":null}');
+ * assert.equal(toJson({ loss: NaN, best: -Infinity }), '{"loss":"NaN","best":"-Infinity"}');
+ * ```
+ */
+export function toJson(value: unknown): string {
+  const plain: string | undefined = JSON.stringify(value);
+  if (plain === undefined) return String(plain);
+  return plain.includes("null") ? JSON.stringify(value, nonFiniteReplacer) : plain;
 }
 
 /** The default longest message line: 1 MiB (a report's size cap). */

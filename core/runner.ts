@@ -26,9 +26,17 @@ import type {
 } from "./plugin.ts";
 import { validateDecision } from "./plugin.ts";
 import { STAGING_DIR, WORK_DIR } from "./layout.ts";
-import type { Config, JsonValue, Mode, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
+import type {
+  Config,
+  JsonValue,
+  Mode,
+  TrialResources,
+  TrialResult,
+  TrialSnapshot,
+  TrialStatus,
+} from "./trial.ts";
 import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
-import { nonFiniteReplacer, printable } from "./protocol.ts";
+import { printable, toJson } from "./protocol.ts";
 import type { Space } from "./space.ts";
 import { spaceToJson } from "./space.ts";
 import {
@@ -46,14 +54,22 @@ import {
   writeParams,
 } from "./store.ts";
 
-/** Decides whether another trial may start, and gives it its devices' environment. */
+/**
+ * Decides whether another trial may start, and gives it its devices' environment. A request is
+ * what the whole trial holds (its workers together); without one, the experiment's `resources`.
+ */
 export interface ResourceGate {
-  /** Whether one more trial fits now. */
-  canStart(): boolean;
+  /** Whether one more trial (of `request`, or of the experiment's size) fits now. */
+  canStart(request?: TrialResources): boolean;
   /** Takes the resources of one trial; returns the environment to set for it. */
-  acquire(trialId: string): Record<string, string>;
+  acquire(trialId: string, request?: TrialResources): Record<string, string>;
   /** Gives a trial's resources back. */
   release(trialId: string): void;
+  /**
+   * Throws a `RangeError` saying what exists when `request` could never fit, however many
+   * trials end. @default no check
+   */
+  check?(request: TrialResources): void;
 }
 
 /**
@@ -70,7 +86,7 @@ export interface ResourceGate {
 export function concurrencyGate(n: number): ResourceGate {
   const held = new Set<string>();
   return {
-    canStart: () => held.size < n,
+    canStart: (_request?: TrialResources) => held.size < n,
     acquire(id) {
       held.add(id);
       return {};
@@ -130,6 +146,8 @@ export interface RestoredTrial {
   readonly failures: number;
   /** Error message or stop reason. */
   readonly reason?: string;
+  /** The CPUs and GPUs a resource-changing scheduler last gave it, if any. */
+  readonly resources?: TrialResources;
 }
 
 /** Everything the runner needs; the Tuner fills it from its options. */
@@ -162,6 +180,11 @@ export interface RunnerConfig {
   readonly memoryMb?: number;
   /** What each trial asks for (`resources`), handed to the executor with every job. */
   readonly resources?: Resources;
+  /**
+   * The CPUs and GPUs all trials share (what the gate hands out), told to the scheduler with
+   * `resources` as `SchedulerContext.resources`; without it the scheduler is told nothing.
+   */
+  readonly totalResources?: TrialResources;
   readonly savedOptions: { readonly [key: string]: JsonValue };
   readonly createdAt: string;
   readonly restored?: {
@@ -178,12 +201,21 @@ export interface RunnerConfig {
   readonly handleSignals?: boolean;
   /** How long the end of the experiment waits for busy callbacks. @default 60000 */
   readonly callbackDrainMs?: number;
+  /**
+   * When the folders of trials a lazy executor runs (in-process) are written: `"lazy"`, only
+   * when a trial needs its folder (a checkpoint, an exploit, `session.trialDir`, an error), the
+   * journal being the record of the rest; `"end"`, also every other one, in one batched pass
+   * before the experiment returns. @default "lazy"
+   */
+  readonly trialFolders?: "lazy" | "end";
 }
 
 type Action =
   | { kind: "stop"; reason: string; outcome: "completed" | "stopped" }
   | { kind: "pause" }
   | { kind: "exploit"; from: string; config: Config }
+  /** Restart from the checkpoint just committed with these resources. */
+  | { kind: "reallocate"; resources: Resources }
   | { kind: "timeout" }
   | { kind: "interrupt" }
   /** The driver could not handle what the trial sent: it fails alone. */
@@ -224,6 +256,8 @@ interface TrialState {
   priority: boolean;
   warned: Set<string>;
   env: Record<string, string>;
+  /** What it holds when it runs: the experiment's `resources`, or what a reallocation gave it. */
+  resources: Resources;
 }
 
 type LoopEvent =
@@ -291,10 +325,6 @@ class Runner {
   readonly chains = new Map<Callback, Promise<void>>();
   readonly failedHooks = new Set<string>();
   log!: EventLog;
-  /** In-process trials that ended before their records were written, oldest first. */
-  unwritten: TrialState[] = [];
-  /** The background writes of those records. */
-  writing: Promise<void> = Promise.resolve();
   /** The trial whose process the executor started ahead (a warm start), until it starts. */
   warmId: string | undefined;
   /** A trial not created yet whose folder was made for its warm start. */
@@ -314,9 +344,14 @@ class Runner {
   lastSave = 0;
   warnedMissingMetric = false;
   warn: (m: string) => void;
+  /** The objectives (`metrics`, or the one `metric`). */
+  readonly objectives: readonly string[];
+  dateSecond = NaN;
+  dateText = "";
 
   constructor(c: RunnerConfig) {
     this.c = c;
+    this.objectives = c.metrics ?? [c.metric];
     // Messages carry what trials sent (metric names, error texts): no terminal control codes.
     const warn = c.warn ?? ((m: string) => console.warn(`tunebox: ${m}`));
     this.warn = (m) => warn(printable(m));
@@ -337,10 +372,29 @@ class Runner {
       numSamples: c.numSamples,
     };
     this.plugin(c.searcher.name, "setup", () => c.searcher.setup?.(ctx));
+    const resources = c.totalResources
+      ? {
+        resources: {
+          total: { ...c.totalResources },
+          trial: {
+            cpu: c.resources?.cpu ?? 1,
+            gpu: c.resources?.gpu ?? 0,
+            ...(c.resources?.workers !== undefined ? { workers: c.resources.workers } : {}),
+          },
+        },
+      }
+      : {};
     this.plugin(
       c.scheduler.name,
       "setup",
-      () => c.scheduler.setup?.({ metric: c.metric, mode: c.mode, ...multi, seed: c.seed }),
+      () =>
+        c.scheduler.setup?.({
+          metric: c.metric,
+          mode: c.mode,
+          ...multi,
+          seed: c.seed,
+          ...resources,
+        }),
     );
     if (c.restored) this.restore(c.restored);
     await this.save(true, "running");
@@ -414,7 +468,7 @@ class Runner {
       interrupted: this.interrupted || this.budgetExhausted,
     });
     await this.flushCallbacks();
-    await this.writeRecords(true);
+    if (this.c.trialFolders === "end") await this.writeFolders();
     await this.save(true, this.fatal ? "failed" : this.interrupted ? "interrupted" : "finished");
     this.log.close();
     return {
@@ -465,6 +519,7 @@ class Runner {
         priority: t.status === "running",
         warned: new Set(),
         env: {},
+        resources: t.resources ? { ...this.c.resources, ...t.resources } : { ...this.c.resources },
         materialized: !this.c.executor.lazyTrialDir || exists(join(this.c.dir, t.id)),
       };
       this.trials.set(t.id, state);
@@ -541,6 +596,15 @@ class Runner {
           pick = runnable.find((t) => t.status === "paused") ?? runnable[0];
         }
       }
+      if (!this.c.gate.canStart(demand(pick.resources))) {
+        // A trial given more resources waits for others to end; nothing else starts before it.
+        if (this.running > 0) return;
+        this.fatal = new TuneError(
+          `trial "${pick.id}" holds ${show(pick.resources)}, which does not fit even with no ` +
+            `trial running`,
+        );
+        return;
+      }
       this.startTrial(pick);
       this.applyStops();
     }
@@ -603,6 +667,7 @@ class Runner {
       priority: false,
       warned: new Set(),
       env: {},
+      resources: { ...c.resources },
       materialized: !lazy,
     };
     this.trials.set(id, t);
@@ -615,7 +680,7 @@ class Runner {
   }
 
   startTrial(t: TrialState): void {
-    const alloc = this.c.gate.acquire(t.id);
+    const alloc = this.c.gate.acquire(t.id, demand(t.resources));
     const resumed = t.iteration > 0 || t.failures > 0 || t.status === "paused" || !!t.checkpoint;
     this.setStatus(t, "running");
     t.priority = false;
@@ -647,7 +712,9 @@ class Runner {
         sandbox: this.c.sandbox,
         env: alloc,
         ...(this.c.memoryMb !== undefined ? { memoryMb: this.c.memoryMb } : {}),
-        ...(this.c.resources ? { resources: this.c.resources } : {}),
+        ...(this.c.resources || t.resources.cpu !== undefined || t.resources.gpu !== undefined
+          ? { resources: t.resources }
+          : {}),
       },
       {
         report: (raw) =>
@@ -656,6 +723,10 @@ class Runner {
           ),
         placed: (node) => {
           if (t.handle === handle || t.handle === undefined) t.node = printable(node.slice(0, 64));
+        },
+        needsDir: () => {
+          this.materialize(t);
+          Deno.mkdirSync(t.workDir, { recursive: true });
         },
       },
     );
@@ -675,7 +746,7 @@ class Runner {
         this.c.trialTimeoutMs,
       );
     }
-    this.emit("onTrialStart", { trial: this.snap(t), resumed });
+    if (this.wants("onTrialStart")) this.emit("onTrialStart", { trial: this.snap(t), resumed });
   }
 
   // ------------------------------------------------------------------ events
@@ -767,7 +838,7 @@ class Runner {
       time_this_iter_s: Math.max(0, elapsed - t.runTimeS),
       time_total_s: timeTotal,
       timestamp: Math.floor(now / 1000),
-      date: isoLocal(now),
+      date: this.localDate(now),
       trial_id: t.id,
       iterations_since_restore: t.runIterations + 1,
       time_since_restore: elapsed,
@@ -808,12 +879,17 @@ class Runner {
         () => c.scheduler.onReport(this.snap(t), recorded),
       );
       if (d !== undefined) decision = checkDecision(d, c.scheduler.name, this);
+      if (decision.kind === "reallocate") {
+        decision = this.reallocation(t, decision, !!checkpointPath);
+      }
     }
     this.plugin(c.searcher.name, "onReport", () => c.searcher.onReport?.(t.id, recorded));
     if (checkpointPath) {
       this.emit("onCheckpoint", { trial: this.snap(t), path: checkpointPath, iteration });
     }
-    this.emit("onReport", { trial: this.snap(t), result: recorded, decision });
+    if (this.wants("onReport")) {
+      this.emit("onReport", { trial: this.snap(t), result: recorded, decision });
+    }
     this.applyStops();
     if (this.fatal) {
       this.stopping = true;
@@ -843,6 +919,12 @@ class Runner {
       case "exploit":
         t.action = { kind: "exploit", from: decision.from, config: decision.config };
         break;
+      case "reallocate":
+        t.action = {
+          kind: "reallocate",
+          resources: { ...t.resources, cpu: decision.resources.cpu, gpu: decision.resources.gpu },
+        };
+        break;
     }
     if (this.stopAllRequested && !this.stopping) {
       // A stopper's stopAll(): end the other running trials too and start no new one.
@@ -856,6 +938,44 @@ class Runner {
     }
     await this.save(false);
     return "stop";
+  }
+
+  /**
+   * A scheduler's `reallocate` as it will be applied: checked against what exists (a request
+   * that can never fit ends the experiment with the scheduler named), and turned into
+   * `continue` when it changes nothing or when this report carried no checkpoint to restart from.
+   */
+  reallocation(
+    t: TrialState,
+    d: Extract<Decision, { kind: "reallocate" }>,
+    checkpointed: boolean,
+  ): Decision {
+    const cur = current(t.resources);
+    if (d.resources.cpu === cur.cpu && d.resources.gpu === cur.gpu) return { kind: "continue" };
+    const next = { ...t.resources, cpu: d.resources.cpu, gpu: d.resources.gpu };
+    try {
+      this.c.gate.check?.(demand(next));
+    } catch (e) {
+      this.fatal ??= new PluginError(
+        this.c.scheduler.name,
+        "onReport",
+        new RangeError(
+          `it gave trial "${t.id}" ${show(next)}, which can never fit: ${errorMessage(e)}`,
+        ),
+      );
+      return { kind: "continue" };
+    }
+    if (!checkpointed) {
+      this.warnOnce(
+        t,
+        "reallocate",
+        `trial "${t.id}" is not given ${show(next)} (it holds ${show(t.resources)}): a trial ` +
+          `changes resources by restarting from a checkpoint, and this report carried none; ` +
+          `pass \`checkpoint\` to session.report (it is reallocated at a report that has one)`,
+      );
+      return { kind: "continue" };
+    }
+    return d;
   }
 
   stopCriterion(t: TrialState, r: TrialResult): string | undefined {
@@ -892,10 +1012,13 @@ class Runner {
   }
 
   checkMetric(t: TrialState, r: TrialResult): void {
-    const flat = flatten(r);
-    for (const metric of this.c.metrics ?? [this.c.metric]) {
-      const v = flat[metric];
+    // A metric at the top level is read as is; a nested one ("a/b") needs the flat view.
+    let flat: Record<string, JsonValue> | undefined;
+    for (const metric of this.objectives) {
+      const direct = r[metric];
+      const v = typeof direct === "number" ? direct : (flat ??= flatten(r))[metric];
       if (v === undefined) {
+        flat ??= flatten(r);
         if (!this.warnedMissingMetric) {
           this.warnedMissingMetric = true;
           this.warn(
@@ -1005,6 +1128,26 @@ class Runner {
       this.emit("onTrialEnd", { trial: this.snap(t), outcome: "paused" });
       return;
     }
+    if (action?.kind === "reallocate") {
+      const before = show(t.resources);
+      t.resources = action.resources;
+      this.setStatus(t, "paused");
+      this.log.append({
+        trial: t.id,
+        event: "resources",
+        resources: current(t.resources),
+        reason: `${before} -> ${show(t.resources)}`,
+      });
+      this.log.append({ trial: t.id, event: "paused" });
+      this.emit("onTrialEnd", {
+        trial: this.snap(t),
+        outcome: "paused",
+        reason: `restarting with ${show(t.resources)} (was ${before})`,
+      });
+      // It restarts first, from the checkpoint of the report that decided it.
+      t.priority = true;
+      return;
+    }
     if (action?.kind === "exploit") {
       this.setStatus(t, "paused");
       if (!(await this.cloneInto(t, action.from, action.config, "onReport"))) return;
@@ -1050,9 +1193,12 @@ class Runner {
     }
     const stack = exit.kind === "error" && exit.stack ? `\n\n${exit.stack}` : "";
     t.errorText = `${full}${stack}\n`;
+    // A failed trial's folder is written now, whatever the executor: its error.txt (with the
+    // stack) is what people look for.
     if (t.materialized) {
       await Deno.writeTextFile(join(t.dir, "error.txt"), t.errorText).catch(() => {});
-    }
+    } else await this.writeFolder(t);
+    t.errorText = undefined;
     t.error = full;
     this.warn(`trial "${t.id}" failed: ${full}`);
     if (fatal) {
@@ -1070,15 +1216,13 @@ class Runner {
     reason?: string,
   ): Promise<void> {
     this.setStatus(t, status);
-    if (!t.materialized) {
-      this.unwritten.push(t);
-      if (this.unwritten.length >= 64) this.writeRecords(false);
-    }
     if (reason && status === "terminated") t.reason = reason;
     this.log.append({ trial: t.id, event: status, outcome, ...(reason ? { reason } : {}) });
     this.notifyComplete(t, status === "error", outcome === "stopped");
     this.applyStops();
-    this.emit("onTrialEnd", { trial: this.snap(t), outcome, ...(reason ? { reason } : {}) });
+    if (this.wants("onTrialEnd")) {
+      this.emit("onTrialEnd", { trial: this.snap(t), outcome, ...(reason ? { reason } : {}) });
+    }
     await this.save(false);
   }
 
@@ -1242,7 +1386,7 @@ class Runner {
     const enc = new TextEncoder();
     Deno.writeFileSync(
       join(t.dir, "result.jsonl"),
-      enc.encode(t.history.map((r) => JSON.stringify(r, nonFiniteReplacer) + "\n").join("")),
+      enc.encode(t.history.map((r) => toJson(r) + "\n").join("")),
     );
     Deno.writeFileSync(join(t.dir, "progress.csv"), new Uint8Array());
     t.materialized = true;
@@ -1250,36 +1394,30 @@ class Runner {
     if (t.status === "running") t.writer = ResultWriter.open(t.dir, true);
   }
 
-  /**
-   * Writes the records of in-process trials that ended, in the background (at most 16 trials'
-   * files at once); `all` (at the end) also writes those of trials that never ended, and waits.
-   */
-  writeRecords(all: boolean): Promise<void> {
-    const batch = this.unwritten;
-    this.unwritten = [];
-    if (all) {
-      const queued = new Set(batch);
-      for (const t of this.order) if (!t.materialized && !queued.has(t)) batch.push(t);
+  /** Writes the folder and records of a trial that is not running (lazy executors only). */
+  async writeFolder(t: TrialState): Promise<void> {
+    if (t.materialized) return;
+    t.materialized = true;
+    try {
+      await materializeTrial(t.dir, t.config, t.history, t.errorText);
+    } catch (e) {
+      this.warnOnce(
+        t,
+        "records",
+        `trial "${t.id}": its records were not written: ${errorMessage(e)}`,
+      );
     }
-    for (const t of batch) t.materialized = true;
-    const write = async (t: TrialState) => {
-      try {
-        await materializeTrial(t.dir, t.config, t.history, t.errorText);
-      } catch (e) {
-        this.warnOnce(
-          t,
-          "records",
-          `trial "${t.id}": its records were not written: ${errorMessage(e)}`,
-        );
-      }
-    };
-    const run = async () => {
-      for (let i = 0; i < batch.length; i += 16) {
-        await Promise.all(batch.slice(i, i + 16).map(write));
-      }
-    };
-    this.writing = this.writing.then(run);
-    return all ? this.writing : Promise.resolve();
+  }
+
+  /**
+   * Writes every folder not written yet (`trialFolders: "end"`), 16 at a time: the journal
+   * already holds their records, so this is a derived view, written once.
+   */
+  async writeFolders(): Promise<void> {
+    const batch = this.order.filter((t) => !t.materialized);
+    for (let i = 0; i < batch.length; i += 16) {
+      await Promise.all(batch.slice(i, i + 16).map((t) => this.writeFolder(t)));
+    }
   }
 
   // ------------------------------------------------------------------ helpers
@@ -1296,6 +1434,7 @@ class Runner {
       ...(t.error ? { error: t.error } : {}),
       ...(t.reason ? { reason: t.reason } : {}),
       ...(t.node ? { node: t.node } : {}),
+      resources: Object.freeze(current(t.resources)),
     });
   }
 
@@ -1312,6 +1451,21 @@ class Runner {
     if (t.warned.has(key)) return;
     t.warned.add(key);
     this.warn(message);
+  }
+
+  /** `date` of a result: the local time to the second, made once a second. */
+  localDate(ms: number): string {
+    const second = Math.floor(ms / 1000);
+    if (second !== this.dateSecond) {
+      this.dateSecond = second;
+      this.dateText = isoLocal(ms);
+    }
+    return this.dateText;
+  }
+
+  /** Whether a callback has this hook (the event is then worth making). */
+  wants(hook: Exclude<keyof Callback, "name">): boolean {
+    return this.c.callbacks.some((cb) => typeof cb[hook] === "function");
   }
 
   emit<K extends Exclude<keyof Callback, "name">>(
@@ -1406,6 +1560,24 @@ export const AUTO_KEYS: ReadonlySet<string> = new Set([
 /** The keys a user reported (not the ones the runner fills in), for messages. */
 function userKeys(flat: Readonly<Record<string, JsonValue>>): string {
   return Object.keys(flat).filter((k) => !AUTO_KEYS.has(k)).join(", ") || "nothing";
+}
+
+/** The CPUs and GPUs per worker a trial holds, defaults filled in. */
+function current(r: Resources): TrialResources {
+  return { cpu: r.cpu ?? 1, gpu: r.gpu ?? 0 };
+}
+
+/** What a trial holds in all: its resources times its workers. */
+function demand(r: Resources): TrialResources {
+  const w = r.workers ?? 1;
+  return { cpu: (r.cpu ?? 1) * w, gpu: (r.gpu ?? 0) * w };
+}
+
+/** Resources for messages: `cpu=2, gpu=0` (per worker, with the workers). */
+function show(r: Resources): string {
+  const c = current(r);
+  const w = r.workers && r.workers > 1 ? ` per worker x ${r.workers} workers` : "";
+  return `cpu=${c.cpu}, gpu=${c.gpu}${w}`;
 }
 
 function checkDecision(d: Decision, name: string, r: Runner): Decision {

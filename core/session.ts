@@ -6,7 +6,7 @@
  */
 
 import { STAGING_DIR } from "./layout.ts";
-import type { Config, JsonValue } from "./trial.ts";
+import type { Config, JsonValue, TrialResources } from "./trial.ts";
 import {
   type CollectiveData,
   type Collectives,
@@ -55,6 +55,13 @@ export interface Session<C = Config> {
   readonly trialDir: string;
   /** Aborted when the driver asks the trial to stop. */
   readonly signal: AbortSignal;
+  /**
+   * The CPUs and GPUs this run of the trial holds (per worker), frozen: the experiment's
+   * `resources`, or what a resource-changing scheduler gave it (it restarts the trial from its
+   * checkpoint with the new amounts, so the value never changes during a run). Size thread
+   * pools and batch sizes from it.
+   */
+  readonly resources: TrialResources;
   /**
    * Reports metrics (and optionally a checkpoint) and waits for the driver's answer. When a
    * scheduler or a stop criterion ends the trial, the returned promise rejects with
@@ -184,6 +191,8 @@ export interface SessionInit {
   readonly checkpoint?: string;
   /** Trial folder. */
   readonly trialDir: string;
+  /** The CPUs and GPUs it holds. @default { cpu: 1, gpu: 0 } */
+  readonly resources?: { readonly cpu?: number; readonly gpu?: number };
 }
 
 /**
@@ -198,6 +207,7 @@ export interface SessionInit {
  * );
  * await s.report({ loss: 1 });
  * console.log(s.iteration); // 1
+ * console.log(s.resources); // { cpu: 1, gpu: 0 }
  * ```
  */
 export class TrialSession implements Session<Config> {
@@ -205,6 +215,7 @@ export class TrialSession implements Session<Config> {
   readonly config: Config;
   readonly checkpoint: string | undefined;
   readonly trialDir: string;
+  readonly resources: TrialResources;
   readonly #controller = new AbortController();
   readonly #sink: ReportSink;
   readonly #group: Collectives;
@@ -223,6 +234,10 @@ export class TrialSession implements Session<Config> {
     this.#iteration = init.iteration;
     this.checkpoint = init.checkpoint;
     this.trialDir = init.trialDir;
+    this.resources = Object.freeze({
+      cpu: init.resources?.cpu ?? 1,
+      gpu: init.resources?.gpu ?? 0,
+    });
     this.#sink = sink;
   }
 
@@ -328,21 +343,30 @@ function checkMetrics(metrics: Record<string, unknown>): Record<string, JsonValu
       `report: metrics must be an object like { loss: 0.1 }, got ${JSON.stringify(metrics)}`,
     );
   }
-  const check = (v: unknown, path: string): void => {
-    if (v === null || typeof v === "string" || typeof v === "boolean" || typeof v === "number") {
-      return;
+  // Plain numbers, strings, booleans and null (the usual report) need no walk.
+  for (const k in metrics) {
+    if (!Object.hasOwn(metrics, k)) continue;
+    const v = metrics[k];
+    const type = typeof v;
+    if (v !== null && type !== "number" && type !== "string" && type !== "boolean") {
+      checkValue(v, k);
     }
-    if (Array.isArray(v)) return v.forEach((x, i) => check(x, `${path}[${i}]`));
-    if (typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
-      for (const [k, x] of Object.entries(v as object)) check(x, `${path}.${k}`);
-      return;
-    }
-    const what = typeof v === "object" ? (v as object).constructor?.name ?? "object" : typeof v;
-    throw new TypeError(
-      `report: metric "${path}" is a ${what}, not a JSON value; report plain numbers ` +
-        `(e.g. \`await t.data()\` or \`.dataSync()[0]\` for a tensor)`,
-    );
-  };
-  for (const [k, v] of Object.entries(metrics)) check(v, k);
+  }
   return metrics as Record<string, JsonValue>;
+}
+
+function checkValue(v: unknown, path: string): void {
+  if (v === null || typeof v === "string" || typeof v === "boolean" || typeof v === "number") {
+    return;
+  }
+  if (Array.isArray(v)) return v.forEach((x, i) => checkValue(x, `${path}[${i}]`));
+  if (typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+    for (const [k, x] of Object.entries(v as object)) checkValue(x, `${path}.${k}`);
+    return;
+  }
+  const what = typeof v === "object" ? (v as object).constructor?.name ?? "object" : typeof v;
+  throw new TypeError(
+    `report: metric "${path}" is a ${what}, not a JSON value; report plain numbers ` +
+      `(e.g. \`await t.data()\` or \`.dataSync()[0]\` for a tensor)`,
+  );
 }

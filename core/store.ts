@@ -9,7 +9,7 @@
  */
 
 import { join } from "./_path.ts";
-import { nonFiniteReplacer, reviveMetrics } from "./protocol.ts";
+import { nonFiniteReplacer, reviveMetrics, toJson } from "./protocol.ts";
 import type { Config, JsonValue, TrialResult, TrialStatus } from "./trial.ts";
 import { TuneError } from "./errors.ts";
 
@@ -69,13 +69,16 @@ export interface TrialEvent {
     | "terminated"
     | "error"
     | "retry"
-    | "result";
+    | "result"
+    | "resources";
   /** The report (`result`). */
   readonly result?: Readonly<Record<string, JsonValue>>;
   /** The config (`created`, `config`). */
   readonly config?: Config;
   /** The error or stop reason. */
   readonly reason?: string;
+  /** `resources`: the CPUs and GPUs (per worker) a resource-changing scheduler gave the trial. */
+  readonly resources?: { readonly cpu: number; readonly gpu: number };
   /** `config` after an exploit: the trial whose checkpoint and config were taken. */
   readonly donor?: string;
   /** How a trial ended (`terminated`, `error`): completed, stopped (pruned) or error. */
@@ -96,6 +99,8 @@ export interface StoredTrial {
   readonly failures: number;
   /** Its configs in order: the one it was created with, then every `config` event. */
   readonly changes: readonly ConfigChange[];
+  /** The CPUs and GPUs of its last `resources` event (a resource-changing scheduler), if any. */
+  readonly resources?: { readonly cpu: number; readonly gpu: number };
 }
 
 /** A config a trial ran with, from `trials.jsonl`. */
@@ -254,6 +259,7 @@ export function foldTrialEvents(events: readonly TrialEvent[]): StoredTrial[] {
       reason?: string;
       failures: number;
       changes: ConfigChange[];
+      resources?: { readonly cpu: number; readonly gpu: number };
     }
   >();
   for (const e of events) {
@@ -280,6 +286,11 @@ export function foldTrialEvents(events: readonly TrialEvent[]): StoredTrial[] {
           const donor = e.donor ?? /^exploit (\S+)/.exec(e.reason ?? "")?.[1];
           t.changes.push({ t: e.t, config: e.config, ...(donor ? { donor } : {}) });
         }
+        break;
+      case "resources":
+        if (
+          e.resources && typeof e.resources.cpu === "number" && typeof e.resources.gpu === "number"
+        ) t.resources = { cpu: e.resources.cpu, gpu: e.resources.gpu };
         break;
       case "retry":
         t.failures++;
@@ -493,7 +504,7 @@ export class ResultWriter {
 
   /** Appends one result to both files. */
   append(result: TrialResult): void {
-    writeAllSync(this.#jsonl, this.#enc.encode(JSON.stringify(result, nonFiniteReplacer) + "\n"));
+    writeAllSync(this.#jsonl, this.#enc.encode(toJson(result) + "\n"));
     const flat = flatten(result);
     this.#rows.push(flat);
     if (!this.#header) {
@@ -598,8 +609,14 @@ export class EventLog {
   /** Queues an event; it is written with the others of this event-loop turn. */
   append(event: Omit<TrialEvent, "t">): void {
     this.count++;
-    this.#lines.push(JSON.stringify({ t: Date.now() / 1000, ...event }, nonFiniteReplacer));
-    this.#timer ??= setTimeout(() => this.flush(), 0);
+    this.#lines.push(toJson({ t: Date.now() / 1000, ...event }));
+    // At the latest at the end of this macrotask. An owner that flushes at the end of each turn
+    // of its own (the runner's loop, whose in-process trials can run many turns within one
+    // macrotask) leaves this timer armed: one timer per macrotask, not one per turn.
+    this.#timer ??= setTimeout(() => {
+      this.#timer = undefined;
+      this.flush();
+    }, 0);
   }
 
   /** Resolves once everything queued so far is written (rejects when the write failed). */
@@ -610,8 +627,6 @@ export class EventLog {
 
   /** Writes what is queued now, in one write. */
   flush(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
     if (!this.#lines.length) return;
     const text = this.#lines.join("\n") + "\n";
     this.#lines = [];
@@ -629,6 +644,8 @@ export class EventLog {
   /** Writes what is queued and closes the file. */
   close(): void {
     this.flush();
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     try {
       this.#file.close();
     } catch { /* closed */ }
@@ -710,7 +727,7 @@ export async function materializeTrial(
   await put("params.json", JSON.stringify(sortKeys(config), null, 2) + "\n");
   await put(
     "result.jsonl",
-    history.map((r) => JSON.stringify(r, nonFiniteReplacer) + "\n").join(""),
+    history.map((r) => toJson(r) + "\n").join(""),
   );
   await put("progress.csv", history.length ? toCsv(history.map((r) => flatten(r))) : "");
   if (error !== undefined) await put("error.txt", error);

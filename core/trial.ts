@@ -41,6 +41,17 @@ export interface TrialResult {
   readonly trial_id: string;
 }
 
+/**
+ * The CPUs and GPUs one trial holds (per worker, for a trial of several workers): what
+ * `session.resources` shows the trainable, and what a resource-changing scheduler changes.
+ */
+export interface TrialResources {
+  /** CPUs (may be fractional). */
+  readonly cpu: number;
+  /** GPUs (a fraction of one device, or a whole number of devices). */
+  readonly gpu: number;
+}
+
 /** What schedulers, searchers and callbacks see of a trial: a frozen copy. */
 export interface TrialSnapshot {
   /** The trial id, e.g. `a2b9e_00003`. */
@@ -63,4 +74,9 @@ export interface TrialSnapshot {
   readonly reason?: string;
   /** The node it runs (or last ran) on, when a cluster executor placed it (e.g. Slurm's `n1`). */
   readonly node?: string;
+  /**
+   * The CPUs and GPUs it holds (or will hold when it next starts): the experiment's `resources`
+   * until a resource-changing scheduler gives it others. Absent where nothing counts resources.
+   */
+  readonly resources?: TrialResources;
 }

@@ -167,7 +167,9 @@ export async function boot(): Promise<BootedTrial> {
   // The trainable module loads while the driver has not assigned this process yet (a warm
   // start: the process was started ahead for this trial) or while the start message travels.
   // A computed specifier: Deno checks read permission for the whole imported graph.
-  const preloaded = moduleUrl ? import(String(moduleUrl)) : undefined;
+  // Not for a remote worker: its network permission narrows once its ring is formed, before
+  // any of the trainable's code may run.
+  const preloaded = moduleUrl && !rankVar ? import(String(moduleUrl)) : undefined;
   preloaded?.catch(() => {}); // reported by run()
   const start = await started;
   if (start.v !== PROTOCOL_VERSION) {
@@ -203,6 +205,14 @@ export async function boot(): Promise<BootedTrial> {
   if (start.group && start.group.worldSize > 1) {
     try {
       group = await connectRing(start.group);
+      // Granted to reach a neighbour placed anywhere: narrowed to the one it reached.
+      const { next, revokeAfterRing } = start.group;
+      const keep = next.hostname.includes(":") ? `[${next.hostname}]` : next.hostname;
+      for (const host of revokeAfterRing ?? []) {
+        if (host !== `${keep}:${next.port}`) {
+          await Deno.permissions.revoke({ name: "net", host });
+        }
+      }
     } catch (e) {
       const err = e as Error;
       await send({
@@ -221,6 +231,7 @@ export async function boot(): Promise<BootedTrial> {
       iteration: start.iteration,
       checkpoint: start.checkpoint,
       trialDir: start.trialDir,
+      ...(start.resources ? { resources: start.resources } : {}),
     },
     {
       async send(metrics, checkpointDir) {

@@ -6,16 +6,22 @@
  * at once.
  *
  * Smaller or bigger: NUM_SAMPLES=2 EPOCHS=2 WORKERS=4 deno task example:data-parallel
+ * On Slurm (inside `salloc`, or an sbatch script): EXECUTOR=slurm [DRIVER_HOST=<address the nodes
+ * reach>] — each trial is then one step of 2 tasks, placed by Slurm across the nodes.
  */
-import { Tuner } from "../mod.ts";
+import { slurmExecutor, Tuner } from "../mod.ts";
 import { ashaScheduler } from "../plugins/schedulers/mod.ts";
 import { backendsUsed, mnistSetup, mnistSpace, mnistTable } from "./mnist_setup.ts";
 
 const setup = await mnistSetup({ epochs: 6, trainSize: 4000, numSamples: 4 });
 const workers = Number(Deno.env.get("WORKERS") ?? 2);
+const trainable = new URL("./mnist_dp_trainable.ts", import.meta.url);
+const driverHost = Deno.env.get("DRIVER_HOST");
+const onSlurm = Deno.env.get("EXECUTOR") === "slurm";
 
 const results = await new Tuner({
-  trainable: new URL("./mnist_dp_trainable.ts", import.meta.url),
+  trainable,
+  ...(onSlurm ? { executor: slurmExecutor(trainable, driverHost ? { driverHost } : {}) } : {}),
   space: mnistSpace(setup),
   metric: "val_loss",
   mode: "min",

@@ -5,7 +5,8 @@
  * It drives the scheduler through whole experiments with {@linkcode simulate}, a small
  * deterministic runner loop that applies decisions the way Tunebox's runner does (pause keeps
  * the checkpoint and frees the slot, exploit copies the donor's checkpoint and config, stop
- * requests end other trials), with checkpoints held in memory. It checks that decisions are
+ * requests end other trials, reallocate restarts a trial from the checkpoint of its report with
+ * new CPUs), with checkpoints held in memory and each trial's CPUs counted against the total. It checks that decisions are
  * well formed, that the experiment always finishes (no trial left waiting forever), that the
  * same seed gives the same decisions, that snapshot/restore in the middle of an experiment
  * gives the very same decisions afterwards, and that unknown trial ids and results without
@@ -26,6 +27,7 @@ import type {
   Config,
   JsonValue,
   Mode,
+  TrialResources,
   TrialResult,
   TrialSnapshot,
   TrialStatus,
@@ -63,6 +65,11 @@ export interface SimOptions {
   readonly seed?: number;
   /** Trials running at once. @default 2 */
   readonly concurrency?: number;
+  /**
+   * CPUs all trials share (each trial starts with 1), told to the scheduler as
+   * `SchedulerContext.resources`. @default `concurrency`
+   */
+  readonly cpus?: number;
   /** A checkpoint every this many iterations; 0 for none. @default 1 */
   readonly checkpointEvery?: number;
   /** Seconds one iteration takes, per config (drives `time_total_s` and the event order). */
@@ -115,6 +122,10 @@ export interface SimTrial<S> {
   readonly results: TrialResult[];
   /** Every config it ran with and from which iteration on. */
   readonly configs: { readonly from: number; readonly config: Config }[];
+  /** The CPUs and GPUs it holds (1 CPU until a `reallocate`). */
+  resources: TrialResources;
+  /** Every allocation it ran with and from which iteration on. */
+  readonly allocations: { readonly from: number; readonly resources: TrialResources }[];
   /** Why it was stopped, if it was. */
   reason?: string;
   /** Model state while running. */
@@ -160,6 +171,7 @@ export function simulate<S>(
   const metric = options.metric ?? "loss", mode = options.mode ?? "min";
   const seed = options.seed ?? 0;
   const concurrency = options.concurrency ?? 2;
+  const cpus = options.cpus ?? concurrency;
   const every = options.checkpointEvery ?? 1;
   const dir = options.dir ?? Deno.makeTempDirSync({ prefix: "tunebox_sim_" });
   const exp = `sim${seed}`;
@@ -171,7 +183,12 @@ export function simulate<S>(
   let iterations = 0, calls = 0, fallbacks = 0, reports = 0;
   let now = 0;
   let twin: Scheduler | undefined;
-  const ctx = { metric, mode, seed };
+  const ctx = {
+    metric,
+    mode,
+    seed,
+    resources: { total: { cpu: cpus, gpu: 0 }, trial: { cpu: 1, gpu: 0 } },
+  };
 
   // Calls a hook on the scheduler and, once the twin exists, on the twin: both must agree.
   const call = <T>(hook: string, fn: (s: Scheduler) => T): T => {
@@ -207,6 +224,7 @@ export function simulate<S>(
       dir: `${dir}/${t.id}`,
       ...(t.results.length ? { lastResult: t.results.at(-1)! } : {}),
       ...(t.checkpoint ? { checkpoint: `${dir}/${t.id}/${t.checkpoint.path}` } : {}),
+      resources: Object.freeze({ ...t.resources }),
     });
 
   const create = (): SimTrial<S> => {
@@ -220,6 +238,8 @@ export function simulate<S>(
       timeTotalS: 0,
       results: [],
       configs: [{ from: 0, config: options.configs[index] }],
+      resources: { cpu: 1, gpu: 0 },
+      allocations: [{ from: 0, resources: { cpu: 1, gpu: 0 } }],
       priority: false,
       started: false,
       due: 0,
@@ -287,6 +307,7 @@ export function simulate<S>(
   };
 
   const running = () => trials.filter((t) => t.status === "running");
+  const usedCpu = () => running().reduce((sum, t) => sum + t.resources.cpu, 0);
 
   const fill = (held = 0): void => {
     for (;;) {
@@ -331,6 +352,13 @@ export function simulate<S>(
           pick = left.find((t) => t.status === "paused") ?? left[0];
         }
       }
+      // A trial given more CPUs waits until they are free, as in the runner.
+      if (usedCpu() + held + pick.resources.cpu > cpus + 1e-9) {
+        if (running().length || held) return;
+        assert.fail(
+          `trial ${pick.id} holds ${pick.resources.cpu} CPUs, more than the ${cpus} that exist`,
+        );
+      }
       start(pick);
     }
   };
@@ -344,7 +372,8 @@ export function simulate<S>(
     reports++;
     const dt = options.secondsPerIteration?.(t.config, t.index) ?? 10;
     t.timeTotalS += dt;
-    if (every > 0 && t.iteration % every === 0) {
+    const checkpointed = every > 0 && t.iteration % every === 0;
+    if (checkpointed) {
       t.checkpoint = {
         path: `checkpoint_${String(t.iteration).padStart(6, "0")}`,
         iteration: t.iteration,
@@ -358,6 +387,7 @@ export function simulate<S>(
       time_this_iter_s: dt,
       timestamp: Math.floor(now),
       trial_id: t.id,
+      ...(checkpointed ? { checkpoint_dir_name: t.checkpoint!.path } : {}),
     });
     t.results.push(result);
     const d = call("onReport", (s) => s.onReport(snap(t), result));
@@ -385,6 +415,23 @@ export function simulate<S>(
         t.priority = true;
         return;
       }
+      case "reallocate":
+        ok(
+          d.resources.cpu <= cpus && d.resources.gpu === 0,
+          `reallocate gave ${JSON.stringify(d.resources)}; the experiment has ${cpus} CPUs, no GPU`,
+        );
+        // Restarted from the checkpoint of this report only; without one it goes on.
+        if (!checkpointed) {
+          if (t.iteration >= trainable.iterations) finish(t, "terminated");
+          else t.due = now + dt;
+          return;
+        }
+        t.resources = { cpu: d.resources.cpu, gpu: d.resources.gpu };
+        t.allocations.push({ from: t.iteration, resources: { ...t.resources } });
+        t.status = "paused";
+        t.state = undefined;
+        t.priority = true;
+        return;
     }
   };
 
@@ -458,6 +505,9 @@ export function contractConfigs(n: number, seed = 0): Config[] {
     epochs: 30,
   }));
 }
+
+/** The resources the contract's lone scheduler calls are set up with: 3 CPUs, 1 per trial. */
+const CONTRACT_RESOURCES = { total: { cpu: 3, gpu: 0 }, trial: { cpu: 1, gpu: 0 } };
 
 /** Options of {@linkcode schedulerContract}. */
 export interface SchedulerContractOptions {
@@ -546,7 +596,7 @@ export function schedulerContract(
 
   Deno.test(`schedulerContract(${name}): unknown trial ids do not crash it`, () => {
     const s = factory();
-    s.setup?.({ metric: "loss", mode: "min", seed: 1 });
+    s.setup?.({ metric: "loss", mode: "min", seed: 1, resources: CONTRACT_RESOURCES });
     const dir = Deno.makeTempDirSync({ prefix: "tunebox_contract_" });
     try {
       const ghost: TrialSnapshot = {
@@ -581,7 +631,7 @@ export function schedulerContract(
     `schedulerContract(${name}): a result without the metric is ignored or rejected by name`,
     () => {
       const s = factory();
-      s.setup?.({ metric: "val_loss", mode: "min", seed: 1 });
+      s.setup?.({ metric: "val_loss", mode: "min", seed: 1, resources: CONTRACT_RESOURCES });
       const trial: TrialSnapshot = {
         id: "t_00000",
         status: "running",
@@ -610,7 +660,7 @@ export function schedulerContract(
   Deno.test(`schedulerContract(${name}): restore rejects a state it did not write`, () => {
     const s = factory();
     if (!s.restore) return;
-    s.setup?.({ metric: "loss", mode: "min", seed: 1 });
+    s.setup?.({ metric: "loss", mode: "min", seed: 1, resources: CONTRACT_RESOURCES });
     for (const bad of [null, "garbage", 42, { kind: "someone-else", version: 1 }]) {
       assert.throws(() => s.restore!(bad as JsonValue), TypeError);
     }

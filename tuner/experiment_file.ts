@@ -18,17 +18,13 @@ import {
 import type { Document, Node as YamlNode } from "yaml";
 import { ConfigError } from "../core/errors.ts";
 import { fromRayShape, isRayShape } from "./_ray_shape.ts";
-import {
-  checkPluginShape,
-  lookupPlugin,
-  pluginNames,
-  type PluginRole,
-  resolveModule,
-} from "../core/plugin.ts";
+import { checkPluginShape, type PluginRole, resolveModule } from "../core/plugin.ts";
 import type { Callback, Scheduler, Searcher } from "../core/plugin.ts";
 import type { Stopper } from "../core/runner.ts";
 import { type Space, spaceFromJson, SpaceSpecError, suggest } from "../core/space.ts";
 import { isOptionError } from "../core/options.ts";
+import { findPluginFactory, knownPluginNames } from "./plugin_table.ts";
+import { FILE_KEYS, FILE_NUMBERS, fileKey } from "./option_table.ts";
 import type { TunerOptions } from "./tuner.ts";
 import { Tuner } from "./tuner.ts";
 import type { TableReporterOptions } from "../plugins/reporters/table.ts";
@@ -39,34 +35,7 @@ import { combinedStopper, type StopperPart } from "../plugins/stoppers/mod.ts";
 type Path = (string | number)[];
 
 /** The top-level keys of an experiment file, and what each holds. */
-const TOP_KEYS: Record<string, string> = {
-  name: "a folder name",
-  trainable: "the path of the trainable module",
-  metric: "the metric to optimise, or a list of metrics (multi-objective)",
-  mode: "min or max, or a list of them (one per metric)",
-  num_samples: "a positive integer or -1",
-  max_concurrent: "a positive integer",
-  resources: "{ workers, cpu, gpu, memory_mb, custom }",
-  gpus: "a count of GPUs to use",
-  stop: "{ key: value } criteria, a stopper { name: ..., <options> }, or a list of them",
-  time_budget_s: "seconds",
-  time_budget_ms: "milliseconds",
-  max_failures: "an integer",
-  trial_timeout_s: "seconds",
-  trial_timeout_ms: "milliseconds",
-  checkpoint: "{ num_to_keep, score_attribute, score_order }",
-  sandbox: "{ read, write, net, env, sys, ffi, unstable }",
-  scheduler: "{ name: ..., options } or { module: ./file.ts, options }",
-  searcher: "{ name: ..., options } or { module: ./file.ts, options }",
-  loggers: "a list of { name: ... } or { module: ... }",
-  reporter: "{ parameter_columns, metric_columns, max_rows } or false",
-  storage: "a folder",
-  seed: "a number",
-  space: "the search space",
-  deno_config: "the deno.json trials run with, or false",
-  executor: "{ name: subprocess | slurm | ray, ... } (where trials run)",
-  allow_remote_trainable: "true to run an http(s) trainable",
-};
+const TOP_KEYS = FILE_KEYS;
 
 /** The keys an `executor:` mapping may hold, by executor name. */
 const EXECUTOR_KEYS: Record<string, string[]> = {
@@ -324,20 +293,9 @@ export async function parseExperiment(
     metric,
     mode,
   };
-  const map: [string, string, (v: number) => number][] = [
-    ["num_samples", "numSamples", (v) => v],
-    ["max_concurrent", "maxConcurrent", (v) => v],
-    ["max_failures", "maxFailures", (v) => v],
-    ["seed", "seed", (v) => v],
-    ["gpus", "gpus", (v) => v],
-    ["time_budget_ms", "timeBudgetMs", (v) => v],
-    ["time_budget_s", "timeBudgetMs", (v) => v * 1000],
-    ["trial_timeout_ms", "trialTimeoutMs", (v) => v],
-    ["trial_timeout_s", "trialTimeoutMs", (v) => v * 1000],
-  ];
-  for (const [k, opt, f] of map) {
+  for (const [k, opt, factor] of FILE_NUMBERS) {
     const v = num(k);
-    if (v !== undefined) out[opt] = f(v);
+    if (v !== undefined) out[opt] = v * factor;
   }
   const name = str("name");
   if (name) out.name = name;
@@ -587,9 +545,9 @@ async function loadPlugin<T>(
     options = (s.options ?? {}) as Record<string, unknown>;
   } else if (typeof s.name === "string") {
     label = s.name;
-    factory = lookupPlugin(role, s.name);
+    factory = await findPluginFactory(role, s.name);
     if (!factory) {
-      const names = pluginNames(role);
+      const names = knownPluginNames(role);
       err(
         `Unknown ${what} "${s.name}"${suggest(s.name, names)}; known: ${
           names.join(", ") || "none"
@@ -654,13 +612,7 @@ function camelKeys(o: Record<string, unknown>): Record<string, unknown> {
 }
 
 function snake(k: string): string {
-  const special: Record<string, string> = {
-    timeBudgetMs: "time_budget_ms",
-    trialTimeoutMs: "trial_timeout_ms",
-    callbacks: "loggers",
-    denoConfig: "deno_config",
-  };
-  return special[k] ?? k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  return fileKey(k);
 }
 
 function getIn(o: unknown, path: Path): unknown {

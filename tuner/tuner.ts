@@ -14,8 +14,8 @@ import type {
   Scheduler,
   Searcher,
 } from "../core/plugin.ts";
-import { checkPluginShape, lookupPlugin, resolveModule } from "../core/plugin.ts";
-import type { Config, JsonValue, Mode, TrialResult } from "../core/trial.ts";
+import { checkPluginShape, type PluginFactory, resolveModule } from "../core/plugin.ts";
+import type { Config, JsonValue, Mode, TrialResources, TrialResult } from "../core/trial.ts";
 import {
   type ConfigOf,
   gridSize,
@@ -52,8 +52,8 @@ import { subprocessExecutor } from "../plugins/executors/subprocess.ts";
 import { inprocessExecutor } from "../plugins/executors/inprocess.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
-// Registers the stoppers by name, so that a saved stopper is made again on resume.
-import "../plugins/stoppers/mod.ts";
+import { findPluginFactory } from "./plugin_table.ts";
+import { SAVED_AS_IS, TUNER_OPTION_NAMES } from "./option_table.ts";
 
 /** The options of a {@linkcode Tuner}. */
 export interface TunerOptions<S extends Space = Space> {
@@ -80,6 +80,13 @@ export interface TunerOptions<S extends Space = Space> {
   readonly resources?: Resources;
   /** GPUs to use instead of discovery (`nvidia-smi -L`, or `TUNEBOX_GPUS`): devices, or a count. */
   readonly gpus?: readonly Device[] | number;
+  /**
+   * CPUs all trials share (Ray's `ray.init(num_cpus=...)`): trials start while their
+   * `resources.cpu` fit, and a resource-changing scheduler hands out what is left. @default this
+   * machine's CPUs (`navigator.hardwareConcurrency`); with a cluster executor, what its
+   * `capacity` allows times `resources.cpu`
+   */
+  readonly cpus?: number;
   /** Stop a trial when any criterion is reached (`{ training_iteration: 10 }`), or when the function says so. */
   readonly stop?: StopCriteria;
   /** Stop the whole experiment after this long. */
@@ -116,6 +123,14 @@ export interface TunerOptions<S extends Space = Space> {
   readonly backend?: Backend;
   /** How long the end of an experiment waits for slow callbacks (loggers). @default 60000 */
   readonly callbackDrainMs?: number;
+  /**
+   * When in-process trials get their folders (`params.json`, `result.jsonl`, `progress.csv`):
+   * `"lazy"`, only when a trial needs one (a checkpoint, an exploit, `session.trialDir`, an
+   * error), the rest living in the journal `trials.jsonl` (which `ResultGrid.load`, the report
+   * and resume read); `"end"`, every trial's, in one pass before `fit()` returns. Sandboxed
+   * trials always have theirs. @default "lazy"
+   */
+  readonly trialFolders?: "lazy" | "end";
   /** The deno.json sandboxed trials run with, or false for none. @default the nearest above the trainable */
   readonly denoConfig?: string | false;
   /**
@@ -152,40 +167,7 @@ export interface RestoreOptions {
   readonly stop?: StopCriteria;
 }
 
-const OPTION_KEYS = [
-  "trainable",
-  "space",
-  "metric",
-  "mode",
-  "numSamples",
-  "maxConcurrent",
-  "resources",
-  "gpus",
-  "stop",
-  "timeBudgetMs",
-  "maxFailures",
-  "trialTimeoutMs",
-  "checkpoint",
-  "sandbox",
-  "scheduler",
-  "searcher",
-  "callbacks",
-  "reporter",
-  "storage",
-  "name",
-  "seed",
-  "executor",
-  "backend",
-  "denoConfig",
-  "callbackDrainMs",
-  "allowRemoteTrainable",
-];
-
-/** The modules that register the built-in plugins of a role, loaded when a name is needed. */
-const BUILTIN_FAMILIES: Record<"scheduler" | "searcher", () => Promise<unknown>> = {
-  scheduler: () => import("../plugins/schedulers/mod.ts"),
-  searcher: () => import("../plugins/searchers/mod.ts"),
-};
+const OPTION_KEYS = TUNER_OPTION_NAMES;
 
 /**
  * Runs a hyperparameter search: samples configs from a space, runs a trial per config, and
@@ -264,12 +246,14 @@ export class Tuner<S extends Space = Space> {
       );
     }
     // An executor that places trials itself (a cluster) says how many fit; else this machine.
-    const gate = executor.capacity
-      ? countingGate(
+    const { gate, total: totalResources } = executor.capacity
+      ? clusterGate(
         o.maxConcurrent ?? executor.capacity({ ...o.resources, ...resources }),
-        clusterEnv(o.backend, resources.gpu),
+        resources,
+        o.cpus,
+        o.backend,
       )
-      : await makeGate(resources, o.maxConcurrent, o.gpus, o.backend);
+      : await makeGate(resources, o.maxConcurrent, o.gpus, o.backend, o.cpus);
     const { metrics, modes } = objectivesOf(o);
     const multi = metrics.length > 1 ? { metrics, modes } : {};
     const reporter = o.reporter === undefined
@@ -291,10 +275,12 @@ export class Tuner<S extends Space = Space> {
       callbacks: [...(reporter ? [reporter] : []), ...(o.callbacks ?? [])],
       executor,
       gate,
+      totalResources,
       ...(o.stop ? { stop: o.stop } : {}),
       ...(o.timeBudgetMs !== undefined ? { timeBudgetMs: o.timeBudgetMs } : {}),
       ...(o.trialTimeoutMs !== undefined ? { trialTimeoutMs: o.trialTimeoutMs } : {}),
       ...(o.callbackDrainMs !== undefined ? { callbackDrainMs: o.callbackDrainMs } : {}),
+      ...(o.trialFolders ? { trialFolders: o.trialFolders } : {}),
       maxFailures: o.maxFailures ?? 0,
       checkpoint: o.checkpoint ?? {},
       sandbox: o.backend ? joinPolicies(o.backend.permissions(), o.sandbox ?? {}) : o.sandbox ?? {},
@@ -363,11 +349,12 @@ export class Tuner<S extends Space = Space> {
       );
     }
     const space = options.space ?? spaceFromJson(record.space);
-    // Built-in plugins register their names when their family module loads: load the families
-    // the saved specs need, so that restoring needs no side-effect imports.
+    // The factories of the saved specs, found by name (tuner/plugin_table.ts loads a built-in's
+    // module on demand, so restoring needs no imports first).
+    const factories: Partial<Record<"scheduler" | "searcher", PluginFactory<unknown>>> = {};
     for (const role of ["scheduler", "searcher"] as const) {
       const name = (saved[role] as { name?: unknown } | null | undefined)?.name;
-      if (typeof name === "string" && !lookupPlugin(role, name)) await BUILTIN_FAMILIES[role]();
+      if (typeof name === "string") factories[role] = await findPluginFactory(role, name);
     }
     const plugin = <T>(
       role: "scheduler" | "searcher",
@@ -382,7 +369,7 @@ export class Tuner<S extends Space = Space> {
         | null
         | undefined;
       if (spec && typeof spec === "object" && spec.name) {
-        const factory = lookupPlugin(role, spec.name);
+        const factory = factories[role];
         if (factory) return factory(spec.options ?? {}) as T;
       }
       if (savedName === defaultName) return make();
@@ -424,8 +411,13 @@ export class Tuner<S extends Space = Space> {
       const file = await readResults(tdir);
       const logged = journal.get(s.id) ?? [];
       const history = logged.length > file.length ? logged : file;
-      // Records a killed driver had only in its journal (in-process trials): written now.
-      if (logged.length > file.length || !(await exists(join(tdir, "params.json")))) {
+      // A folder a killed driver had begun to write (an in-process trial's, behind the
+      // journal) is completed now; an in-process trial without one keeps its records in the
+      // journal alone (written at the end with trialFolders: "end").
+      if (
+        (logged.length > file.length || !(await exists(join(tdir, "params.json")))) &&
+        await exists(tdir)
+      ) {
         await materializeTrial(tdir, s.config, history);
       }
       const lastIter = history.at(-1)?.training_iteration ?? 0;
@@ -451,9 +443,10 @@ export class Tuner<S extends Space = Space> {
         history,
         failures: s.failures,
         ...(s.reason ? { reason: s.reason } : {}),
+        ...(s.resources ? { resources: s.resources } : {}),
       });
     }
-    const stop = options.stop ?? restoreStop(saved.stop, dir);
+    const stop = options.stop ?? await restoreStop(saved.stop, dir);
     const o: TunerOptions<Space> = {
       trainable: trainable as TunerOptions<Space>["trainable"],
       space,
@@ -506,27 +499,17 @@ async function backendFromSpec(
 
 function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<Space>> {
   const out: Record<string, unknown> = {};
-  for (
-    const k of [
-      "maxConcurrent",
-      "resources",
-      "gpus",
-      "timeBudgetMs",
-      "maxFailures",
-      "trialTimeoutMs",
-      "checkpoint",
-      "sandbox",
-      "denoConfig",
-      "allowRemoteTrainable",
-    ]
-  ) {
+  for (const k of SAVED_AS_IS) {
     if (saved[k] !== undefined && saved[k] !== null) out[k] = saved[k];
   }
   return out as Partial<TunerOptions<Space>>;
 }
 
 /** The saved `stop`: criteria as they are, a stopper's spec made again by its registered name. */
-function restoreStop(saved: JsonValue | undefined, dir: string): StopCriteria | undefined {
+async function restoreStop(
+  saved: JsonValue | undefined,
+  dir: string,
+): Promise<StopCriteria | undefined> {
   if (saved === undefined || saved === null) return undefined;
   const again = (what: string) =>
     new TuneError(
@@ -537,8 +520,10 @@ function restoreStop(saved: JsonValue | undefined, dir: string): StopCriteria | 
   if (typeof saved !== "object" || Array.isArray(saved)) return undefined;
   const spec = saved as { name?: JsonValue; options?: JsonValue };
   if (typeof spec.name !== "string") return saved as { readonly [key: string]: number };
-  const factory = lookupPlugin("stopper", spec.name);
-  if (!factory) throw again(`the stopper "${spec.name}" (import its module first)`);
+  const factory = await findPluginFactory("stopper", spec.name);
+  if (!factory) {
+    throw again(`the stopper "${spec.name}" (register its name with registerPlugin first)`);
+  }
   const options = spec.options && typeof spec.options === "object" ? spec.options : {};
   return factory(options as Record<string, unknown>) as StopCriteria;
 }
@@ -553,20 +538,7 @@ function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, Json
     numSamples: o.numSamples ?? 1,
     seed,
   };
-  for (
-    const k of [
-      "maxConcurrent",
-      "resources",
-      "gpus",
-      "timeBudgetMs",
-      "maxFailures",
-      "trialTimeoutMs",
-      "checkpoint",
-      "sandbox",
-      "denoConfig",
-      "allowRemoteTrainable",
-    ] as const
-  ) {
+  for (const k of SAVED_AS_IS as readonly (keyof TunerOptions<Space>)[]) {
     if (o[k] !== undefined) out[k] = o[k] as JsonValue;
   }
   const spec = (p: unknown) => (p as { spec?: JsonValue } | undefined)?.spec;
@@ -625,29 +597,35 @@ async function prepareFolder(storage: string, dir: string): Promise<void> {
   }
 }
 
+/** A gate and the CPUs and GPUs it shares out. */
+interface Gate {
+  readonly gate: ResourceGate;
+  readonly total: TrialResources;
+}
+
+/** The gate of this machine: CPUs and devices packed by a {@linkcode ResourcePool}. */
 async function makeGate(
-  req: { cpu: number; gpu: number },
+  req: TrialResources,
   maxConcurrent: number | undefined,
   gpus: readonly Device[] | number | undefined,
   backend?: Backend,
-): Promise<ResourceGate> {
+  cpus?: number,
+): Promise<Gate> {
   const devices = await discoverGpus(gpus !== undefined ? { gpus } : {});
-  const pool = new ResourcePool({
-    cpus: Math.max(navigator.hardwareConcurrency || 1, req.cpu),
-    gpus: devices,
-  });
+  const total = cpus ?? Math.max(navigator.hardwareConcurrency || 1, req.cpu);
+  const pool = new ResourcePool({ cpus: total, gpus: devices });
   pool.check(req);
   const limit = maxConcurrent ?? Math.max(1, pool.maxConcurrent(req));
   let running = 0;
-  return {
-    canStart() {
+  const gate: ResourceGate = {
+    canStart(r = req) {
       if (running >= limit) return false;
-      const probe = pool.tryAcquire("\u0000probe", req);
+      const probe = pool.tryAcquire("\u0000probe", r);
       if (probe) pool.release("\u0000probe");
       return !!probe;
     },
-    acquire(id) {
-      const a = pool.tryAcquire(id, req);
+    acquire(id, r = req) {
+      const a = pool.tryAcquire(id, r);
       if (!a) throw new TuneError(`No resources left for trial "${id}"`);
       running++;
       if (!backend) return { ...a.env };
@@ -657,7 +635,9 @@ async function makeGate(
     release(id) {
       if (pool.release(id)) running--;
     },
+    check: (r) => pool.check(r),
   };
+  return { gate, total: { cpu: total, gpu: devices.length } };
 }
 
 /** A backend's environment, its errors named. */
@@ -707,20 +687,51 @@ function joinPolicies(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
   return out;
 }
 
-/** A gate that only counts: the executor's cluster decides where trials run. */
-function countingGate(limit: number, env: Record<string, string> = {}): ResourceGate {
-  const running = new Set<string>();
+/**
+ * The gate of a cluster executor: the cluster decides where trials run; this counts them (at most
+ * `limit`) and sums what they hold against the experiment's total, `cpus` or `limit` trials of
+ * `req`, so that a trial given more resources leaves room for fewer others.
+ */
+function clusterGate(
+  limit: number,
+  req: TrialResources,
+  cpus: number | undefined,
+  backend: Backend | undefined,
+): Gate {
   const max = Math.max(1, Math.floor(limit));
-  return {
-    canStart: () => running.size < max,
-    acquire(id) {
-      running.add(id);
-      return { ...env };
+  // Counted in 1/10000 units, as the pool does, so that sums of fractions compare exactly.
+  const u = (x: number) => Math.round(x * 10_000);
+  const total = { cpu: cpus ?? max * req.cpu, gpu: max * req.gpu };
+  const held = new Map<string, TrialResources>();
+  let cpu = 0, gpu = 0;
+  const fits = (r: TrialResources) =>
+    held.size < max && u(cpu) + u(r.cpu) <= u(total.cpu) && u(gpu) + u(r.gpu) <= u(total.gpu);
+  const gate: ResourceGate = {
+    canStart: (r = req) => fits(r),
+    acquire(id, r = req) {
+      held.set(id, r);
+      cpu += r.cpu;
+      gpu += r.gpu;
+      return clusterEnv(backend, r.gpu);
     },
     release(id) {
-      running.delete(id);
+      const r = held.get(id);
+      if (!r) return;
+      held.delete(id);
+      cpu -= r.cpu;
+      gpu -= r.gpu;
+    },
+    check(r) {
+      if (u(r.cpu) > u(total.cpu) || u(r.gpu) > u(total.gpu)) {
+        throw new RangeError(
+          `a trial asks for cpu=${r.cpu}, gpu=${r.gpu} but the experiment has cpu=${total.cpu}, ` +
+            `gpu=${total.gpu} on the cluster (the "cpus" option, or maxConcurrent/capacity ` +
+            `times resources)`,
+        );
+      }
     },
   };
+  return { gate, total };
 }
 
 /**
@@ -850,6 +861,12 @@ function validateOptions(o: TunerOptions<Space>): void {
       OptionRangeError,
     );
   }
+  if (
+    o.cpus !== undefined &&
+    (typeof o.cpus !== "number" || !Number.isFinite(o.cpus) || o.cpus <= 0)
+  ) {
+    fail("cpus", `"cpus" must be a number of CPUs > 0, got ${String(o.cpus)}`, OptionRangeError);
+  }
   if (o.maxConcurrent !== undefined && !isPositiveInt(o.maxConcurrent)) {
     fail(
       "maxConcurrent",
@@ -908,6 +925,12 @@ function validateOptions(o: TunerOptions<Space>): void {
     if (v !== undefined && !(typeof v === "number" && v > 0)) {
       fail(k, `"${k}" must be a number of milliseconds > 0, got ${v}`, OptionRangeError);
     }
+  }
+  if (o.trialFolders !== undefined && o.trialFolders !== "lazy" && o.trialFolders !== "end") {
+    fail(
+      "trialFolders",
+      `"trialFolders" must be "lazy" or "end", got ${JSON.stringify(o.trialFolders)}`,
+    );
   }
   if (o.maxFailures !== undefined && !(Number.isInteger(o.maxFailures) && o.maxFailures >= -1)) {
     fail(

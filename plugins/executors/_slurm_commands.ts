@@ -26,14 +26,16 @@ export interface SlurmOptions {
   readonly extraArgs?: readonly string[];
 }
 
-/** One trial's resources, in Slurm's units. */
+/** One trial's resources, in Slurm's units (per worker when it has several). */
 export interface SlurmResources {
-  /** CPUs per trial (`-c`), a whole number. */
+  /** CPUs per trial or worker (`-c`), a whole number. */
   readonly cpu: number;
-  /** Memory per trial in MB (`--mem`). */
+  /** Memory per trial in MB (`--mem`); per worker `--mem-per-cpu` (its share per CPU). */
   readonly memoryMb?: number;
-  /** GPUs per trial (`--gres=gpu:<n>`), a whole number. */
+  /** GPUs per trial (`--gres=gpu:<n>`) or per worker (`--gpus-per-task=<n>`), a whole number. */
   readonly gpu?: number;
+  /** Workers of the trial (tasks of its step or batch job). @default 1 */
+  readonly workers?: number;
 }
 
 /** The output of a finished command. */
@@ -91,7 +93,8 @@ export function notInstalled(cmd: string): TuneError {
 }
 
 /**
- * `-c`, `--mem`, `--gres` and the placement flags for one trial.
+ * `-c`, `--mem`, `--gres` and the placement flags for one trial (for a trial of several
+ * workers: `-c`, `--mem-per-cpu` and `--gpus-per-task` per task).
  *
  * @throws {TuneError} on a fractional GPU or CPU request (Slurm allocates whole ones).
  */
@@ -109,8 +112,17 @@ export function resourceArgs(r: SlurmResources, s: SlurmOptions): string[] {
     );
   }
   const args = [`--cpus-per-task=${r.cpu}`];
-  if (r.memoryMb !== undefined) args.push(`--mem=${Math.ceil(r.memoryMb)}M`);
-  if (gpu > 0) args.push(`--gres=gpu:${gpu}`);
+  // --mem and --gres count per node, and the workers of a trial may share a node or spread:
+  // per worker, memory goes per CPU and GPUs per task.
+  const perTask = (r.workers ?? 1) > 1;
+  if (r.memoryMb !== undefined) {
+    args.push(
+      perTask
+        ? `--mem-per-cpu=${Math.ceil(r.memoryMb / r.cpu)}M`
+        : `--mem=${Math.ceil(r.memoryMb)}M`,
+    );
+  }
+  if (gpu > 0) args.push(perTask ? `--gpus-per-task=${gpu}` : `--gres=gpu:${gpu}`);
   if (s.partition) args.push(`--partition=${s.partition}`);
   if (s.account) args.push(`--account=${s.account}`);
   if (s.qos) args.push(`--qos=${s.qos}`);

@@ -37,6 +37,7 @@ export function inprocessExecutor<C = Config>(fn: TrainableFn<C>): Executor {
           iteration: job.iteration,
           ...(job.checkpoint ? { checkpoint: job.checkpoint } : {}),
           trialDir: job.workDir,
+          ...(job.resources ? { resources: job.resources } : {}),
         },
         {
           send: (metrics, checkpointDir) =>
@@ -48,11 +49,14 @@ export function inprocessExecutor<C = Config>(fn: TrainableFn<C>): Executor {
         },
       );
       // The runner creates no folder for an in-process trial: the first look at
-      // session.trialDir does (the runner writes the trial's records there at its end).
+      // session.trialDir has it written (the trial's records with it).
       let made = false;
       Object.defineProperty(session, "trialDir", {
         get(): string {
-          if (!made) Deno.mkdirSync(job.workDir, { recursive: true });
+          if (!made) {
+            if (listener.needsDir) listener.needsDir();
+            else Deno.mkdirSync(job.workDir, { recursive: true });
+          }
           made = true;
           return job.workDir;
         },

@@ -98,6 +98,12 @@ export interface SlurmExecutorOptions {
    * it must be on storage every node sees. @default `<experiment folder>/.deno_dir`
    */
   readonly denoDir?: string;
+  /**
+   * The first TCP port of a multi-worker trial's ring: rank r listens on `ringPorts + r` on its
+   * node (open these between compute nodes where a firewall is in the way).
+   * @default a random port in 20000–49999 for each run of a trial
+   */
+  readonly ringPorts?: number;
   /** Extra permissions for every trial (merged with each job's). */
   readonly sandbox?: SandboxPolicy;
   /** The `deno.json` trials resolve imports with, or `false`. @default the nearest above the trainable */
@@ -156,6 +162,7 @@ export function slurmExecutor(
   let readRoots: string[] = [];
   let prepared = false;
   let setpriv: string[] = [];
+  let srunPath = "srun";
   let runs = 0;
   let firstTrial = true;
   const live = new Map<string, BatchWatch>();
@@ -193,19 +200,15 @@ export function slurmExecutor(
 
   return {
     name: "slurm",
-    // Several workers per trial are the tasks of one step (srun -n N); a batch job per trial
-    // runs one.
-    multiWorker: mode === "step",
+    // Several workers per trial are the tasks of one step (srun -n N), or of one batch job
+    // whose script runs them as one step.
+    multiWorker: true,
     capacity(resources: Resources): number {
-      if ((resources.workers ?? 1) > 1 && (resources.gpu ?? 0) > 0) {
-        // --gres counts per node, and the tasks of a step may share nodes or spread: not yet.
-        throw new TuneError(
-          `resources.workers is ${resources.workers} with GPUs: the Slurm executor does not yet ` +
-            `place GPUs per worker (--gpus-per-task); run GPU workers with the local executor`,
-        );
-      }
       // Refuses what Slurm cannot express (fractional GPUs or CPUs) before any trial starts.
-      resourceArgs({ cpu: resources.cpu ?? 1, gpu: resources.gpu ?? 0 }, options.slurm ?? {});
+      resourceArgs(
+        { cpu: resources.cpu ?? 1, gpu: resources.gpu ?? 0, workers: resources.workers ?? 1 },
+        options.slurm ?? {},
+      );
       if (options.maxJobs !== undefined) return options.maxJobs;
       if (mode === "sbatch") return 32;
       const cpus = allocationCpus(cmdEnv.SLURM_JOB_CPUS_PER_NODE);
@@ -214,6 +217,8 @@ export function slurmExecutor(
     async prepare({ experimentDir: dir, sandbox }) {
       experimentDir = dir;
       await requireSlurm(mode, cmdEnv);
+      // A batch job of several workers runs them with the srun of the driver's installation.
+      srunPath = await onPath("srun", cmdEnv.PATH) ?? "srun";
       // A step dies with its srun; srun dies with the driver (even one killed with SIGKILL).
       if (mode === "step") setpriv = await pdeathsig();
       const policy = merge(options.sandbox ?? {}, sandbox ?? {});
@@ -247,10 +252,13 @@ export function slurmExecutor(
         );
       }
       const tunebox = tuneboxRoot();
+      const packages = configFile && nodeModules ? join(dirname(configFile), "node_modules") : "";
+      // A linked node_modules is read where it really is (Deno resolves packages through it).
+      const realPackages = packages ? await Deno.realPath(packages).catch(() => packages) : "";
       readRoots = [
         ...(moduleUrl.startsWith("file:") ? [dirname(fromFileUrl(moduleUrl))] : []),
         ...(tunebox ? [tunebox] : []),
-        ...(configFile && nodeModules ? [join(dirname(configFile), "node_modules")] : []),
+        ...new Set([packages, realPackages].filter(Boolean)),
         join(denoDir, "npm"),
       ];
       await checkModuleGraph(moduleUrl, {
@@ -343,7 +351,11 @@ export function slurmExecutor(
       "TUNEBOX_MODULE",
       "DENO_DIR",
       "SLURMD_NODENAME",
+      // The GPUs Slurm gave the step (or task), and the batch job's.
       "CUDA_VISIBLE_DEVICES",
+      "GPU_DEVICE_ORDINAL",
+      "SLURM_STEP_GPUS",
+      "SLURM_JOB_GPUS",
       ...(ring ? ["SLURM_PROCID"] : []),
       ...Object.keys(jobEnv),
     ];
@@ -393,6 +405,7 @@ export function slurmExecutor(
           cpu: r.cpu ?? 1,
           ...(r.memoryMb ?? job.memoryMb ? { memoryMb: r.memoryMb ?? job.memoryMb } : {}),
           ...(r.gpu ? { gpu: r.gpu } : {}),
+          workers,
         },
         options.slurm ?? {},
       ),
@@ -428,15 +441,15 @@ export function slurmExecutor(
     job: TrialJob,
     listener: TrialListener,
     workers: number,
+    ringNet: { base: number; grants: readonly string[] },
   ): Promise<Conversation> {
     const addrs = await nodeAddresses();
     const unknown = nodes.find((n) => !addrs[n]);
     if (unknown !== undefined) {
       return { broken: `a worker is on node "${unknown}", which scontrol does not list` };
     }
-    // Ports from a random base: a clash fails the ring, hence the trial, which then retries.
-    const base = 20000 + Math.floor(Math.random() * 30000);
-    const ring = conns.map((_, r) => ({ hostname: addrs[nodes[r]], port: base + r }));
+    const ring = conns.map((_, r) => ({ hostname: addrs[nodes[r]], port: ringNet.base + r }));
+    listener.placed?.([...new Set(nodes)].join(","));
     const token = crypto.randomUUID();
     let stopping = false;
     const talks = conns.map((c, r) => {
@@ -447,6 +460,9 @@ export function slurmExecutor(
         listen: ring[r],
         next: ring[(r + 1) % workers],
         token,
+        // Granted for every node (the placement was not known at launch): the worker keeps
+        // its next neighbour's once the ring is formed, before the trainable loads.
+        revokeAfterRing: ringNet.grants,
       };
       const workDir = r === 0 ? job.workDir : join(job.workDir, `rank_${r}`);
       if (r > 0) Deno.mkdirSync(workDir, { recursive: true });
@@ -512,14 +528,25 @@ export function slurmExecutor(
     );
     let launchError: TuneError | undefined;
     let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined;
+    let ringNet: { base: number; grants: string[] } | undefined;
 
     (async () => {
-      const addrs = workers > 1 ? await nodeAddresses() : undefined;
+      if (workers > 1) {
+        // Each rank's port on whichever node it lands: every node's address at the ring's
+        // ports (never the driver's own channel). A port clash fails the ring, hence the
+        // trial, which then retries with other ports.
+        const addrs = [...new Set(Object.values(await nodeAddresses()))];
+        const base = options.ringPorts ?? 20000 + Math.floor(Math.random() * 30000);
+        const grants = addrs.flatMap((a) =>
+          Array.from({ length: workers }, (_, r) => `${a.includes(":") ? `[${a}]` : a}:${base + r}`)
+        ).filter((g) => g !== ch.netPermission);
+        ringNet = { base, grants };
+      }
       const { argv, env } = trialCommand(
         job,
         run,
         ch,
-        addrs ? { net: [...new Set(Object.values(addrs))] } : undefined,
+        ringNet ? { net: ringNet.grants } : undefined,
       );
       const exportFlag = exportArg({
         ...env,
@@ -564,8 +591,22 @@ export function slurmExecutor(
         await logs.catch(() => {});
         resolveEnded({ state: st.success ? "COMPLETED" : "FAILED", nodes: node, code: st.code });
       } else {
+        // Several workers: the batch job's tasks, started as one step by srun inside it
+        // (srun takes -c and the GPUs per task from its own flags, not from the job's).
+        const r = job.resources ?? {};
+        const launch = workers > 1
+          ? [
+            srunPath,
+            "--kill-on-bad-exit=1",
+            "--label",
+            `--ntasks=${workers}`,
+            `--cpus-per-task=${r.cpu ?? 1}`,
+            ...(r.gpu ? [`--gpus-per-task=${r.gpu}`] : []),
+            ...argv,
+          ]
+          : argv;
         const script = `#!/bin/sh\n# tunebox trial ${job.trialId}\nexec ${
-          argv.map(shq).join(" ")
+          launch.map(shq).join(" ")
         }\n`;
         jobId = await sbatch(
           [
@@ -607,7 +648,14 @@ export function slurmExecutor(
             cancel("KILL");
           }));
         }
-        return await driveGroup([connection, ...others], nodes, job, listener, workers);
+        return await driveGroup(
+          [connection, ...others],
+          nodes,
+          job,
+          listener,
+          workers,
+          ringNet!,
+        );
       }
       // Where it runs, for the live table and error messages (asked once it is surely running).
       whereIs(job.trialId, jobId).then((n) => {
@@ -774,6 +822,18 @@ export function slurmExecutor(
       },
     };
   }
+}
+
+/** The absolute path of `cmd` on `path` (a `PATH` value), or undefined. */
+async function onPath(cmd: string, path: string | undefined): Promise<string | undefined> {
+  for (const dir of (path ?? "").split(":")) {
+    if (!dir.startsWith("/")) continue;
+    try {
+      const st = await Deno.stat(join(dir, cmd));
+      if (st.isFile) return join(dir, cmd);
+    } catch { /* next */ }
+  }
+  return undefined;
 }
 
 /** `setpriv --pdeathsig SIGKILL --` where it works, else nothing. */

@@ -37,6 +37,8 @@ export function tuneboxClient(initial, opts) {
       /[&<>"']/g,
       (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c],
     );
+  // A trial's id, linked to its folder when it has one.
+  const link = (t) => t.link ? `<a href="${esc(t.link)}">${esc(t.id)}</a>` : esc(t.id);
   const fmt = (v) => {
     if (v === null || v === undefined || v === "") return "";
     if (typeof v !== "number") return String(v);
@@ -306,7 +308,7 @@ export function tuneboxClient(initial, opts) {
 <dt>Trials</dt><dd>${data.trials.length}${countText ? ` (${countText})` : ""}</dd>
 <dt>Best trial</dt><dd>${
       best
-        ? `<a href="${esc(best.link)}">${esc(best.id)}</a>: ${esc(e.metric)} = <b>${
+        ? `${link(best)}: ${esc(e.metric)} = <b>${
           fmt(best.best)
         }</b> at iteration ${best.bestIteration} — ${
           esc(
@@ -329,7 +331,7 @@ export function tuneboxClient(initial, opts) {
         key: "id",
         label: "Trial",
         get: (t) => t.id,
-        html: (t) => `<a href="${esc(t.link)}">${esc(t.id)}</a>`,
+        html: (t) => link(t),
       },
       {
         key: "status",

@@ -87,7 +87,7 @@ export interface ReportTrial {
   readonly iteration: number;
   /** `time_total_s` of its last report. */
   readonly time: number | null;
-  /** Link to its folder, relative to the page. */
+  /** Link to its folder, relative to the page; empty when it has none (an in-process trial that needed none). */
   readonly link: string;
   /** Multi-objective: each objective of its last report (null when missing or not finite). */
   readonly objectives?: readonly (number | null)[];
@@ -269,7 +269,8 @@ export class ReportLoader {
     // In-process trials' reports are in the journal before their own result.jsonl is written.
     const journal = journalResults(events?.rows ?? []);
     // Trial folders whose "created" event was lost (a torn trials.jsonl) are shown too.
-    for (const id of await this.#trialFolders()) {
+    const withFolder = new Set(await this.#trialFolders());
+    for (const id of withFolder) {
       if (folded.has(id)) continue;
       let config: Config = {};
       try {
@@ -366,7 +367,7 @@ export class ReportLoader {
         time: lastResult && typeof lastResult.time_total_s === "number"
           ? lastResult.time_total_s
           : null,
-        link: this.#options.trialLink?.(id, path) ?? `${id}/`,
+        link: !withFolder.has(id) ? "" : this.#options.trialLink?.(id, path) ?? `${id}/`,
         segments,
       });
     }

@@ -12,6 +12,10 @@
  * | {@linkcode pbtScheduler} | `pbt` | Population Based Training: exploit the best, explore their hyperparameters |
  * | {@linkcode pb2Scheduler} | `pb2` | PB2: PBT whose explore step is a GP bandit over `hyperparamBounds` |
  * | {@linkcode pbtReplay} | `pbt_replay` | replays the schedule PBT or PB2 found for one trial |
+ * | {@linkcode resourceChangingScheduler} | `resource_changing` | wraps a `base` scheduler and gives trials more CPUs/GPUs as others finish (restarts from a checkpoint) |
+ *
+ * Ray Tune's names are accepted too: `async_hyperband`/`asynchyperband` (ASHA),
+ * `median_stopping_rule`/`medianstopping`, `hb_bohb` (`hyperband_for_bohb`).
  *
  * Importing this module registers every scheduler under its YAML name, so an experiment file
  * can say `scheduler: { name: asha, max_t: 10, grace_period: 1 }`.
@@ -51,12 +55,21 @@ import {
   pb2Scheduler,
   type Pb2SchedulerOptions,
 } from "./pb2.ts";
+import {
+  type AllocationContext,
+  type AllocationFunction,
+  distributeResources,
+  type DistributeResourcesOptions,
+  resourceChangingScheduler,
+  type ResourceChangingSchedulerOptions,
+} from "./resource_changing.ts";
 import { checkOptions } from "./_common.ts";
 import type { Decision, SchedulerContext, StopRequest } from "../../core/plugin.ts";
 import type {
   Config,
   JsonValue,
   Mode,
+  TrialResources,
   TrialResult,
   TrialSnapshot,
   TrialStatus,
@@ -66,6 +79,7 @@ import type { Rng } from "../../core/random.ts";
 export {
   ashaMilestones,
   ashaScheduler,
+  distributeResources,
   fifoScheduler,
   hyperbandBrackets,
   hyperbandScheduler,
@@ -73,11 +87,15 @@ export {
   pb2Scheduler,
   pbtReplay,
   pbtScheduler,
+  resourceChangingScheduler,
 };
 export type {
+  AllocationContext,
+  AllocationFunction,
   AshaSchedulerOptions,
   Config,
   Decision,
+  DistributeResourcesOptions,
   ExploitRequest,
   HyperbandBracket,
   HyperbandSchedulerOptions,
@@ -91,10 +109,12 @@ export type {
   PbtReplayScheduler,
   PbtScheduler,
   PbtSchedulerOptions,
+  ResourceChangingSchedulerOptions,
   Rng,
   Scheduler,
   SchedulerContext,
   StopRequest,
+  TrialResources,
   TrialResult,
   TrialSnapshot,
   TrialStatus,
@@ -105,8 +125,11 @@ export type {
  * registry entries do. `hyperparamMutations` for PBT take the space syntax
  * (`{ type: loguniform, min: 1e-4, max: 0.1 }`, lists, nested objects).
  *
- * @param name the YAML name: `fifo`, `asha`, `hyperband`, `median_stopping`, `pbt`, `pb2`,
- *   `pbt_replay`.
+ * @param name the YAML name: `fifo`, `asha`, `hyperband`, `hyperband_for_bohb`,
+ *   `median_stopping`, `pbt`, `pb2`, `pbt_replay`, `resource_changing` (its `base` a scheduler
+ *   in the same form, `{ name, ...options }`; its `allocate` the options of
+ *   `distributeResources`), or one of Ray's names (`async_hyperband`, `median_stopping_rule`,
+ *   `hb_bohb`, ...).
  * @param options the options, camelCased.
  * @returns the scheduler.
  * @throws {TypeError} on an unknown name or option (with a "did you mean"), or a bad value;
@@ -122,7 +145,7 @@ export type {
  * ```
  */
 export function schedulerFromOptions(name: string, options: Record<string, unknown>): Scheduler {
-  switch (name) {
+  switch (RAY_NAMES[name] ?? name) {
     case "fifo":
       checkOptions("fifoScheduler", options, []);
       return fifoScheduler();
@@ -165,6 +188,8 @@ export function schedulerFromOptions(name: string, options: Record<string, unkno
       const o = checkOptions("pbtReplay", options, ["policyFile"]);
       return pbtReplay(o.policyFile as string);
     }
+    case "resource_changing":
+      return resourceChangingFromOptions(options);
   }
   throw new TypeError(
     `Unknown scheduler "${name}"${suggest(name, SCHEDULER_NAMES)}; expected one of ${
@@ -173,7 +198,16 @@ export function schedulerFromOptions(name: string, options: Record<string, unkno
   );
 }
 
-/** The YAML names of the built-in schedulers. */
+/** Ray Tune's scheduler names (`tune.create_scheduler`) that Tunebox spells otherwise. */
+const RAY_NAMES: Readonly<Record<string, string>> = {
+  async_hyperband: "asha",
+  asynchyperband: "asha",
+  median_stopping_rule: "median_stopping",
+  medianstopping: "median_stopping",
+  hb_bohb: "hyperband_for_bohb",
+};
+
+/** The YAML names of the built-in schedulers, Ray's names included. */
 export const SCHEDULER_NAMES: readonly string[] = [
   "fifo",
   "asha",
@@ -183,7 +217,83 @@ export const SCHEDULER_NAMES: readonly string[] = [
   "pbt",
   "pb2",
   "pbt_replay",
+  "resource_changing",
+  ...Object.keys(RAY_NAMES),
 ];
+
+/**
+ * `resource_changing` from YAML: `base` is a scheduler as YAML gives one (`{ name: asha, max_t:
+ * 10 }` or `{ name, options }`), `allocate` the options of `distributeResources` (Ray's keys and
+ * `CPU`/`GPU` accepted). Ray's `base_scheduler` is accepted for `base`.
+ */
+function resourceChangingFromOptions(options: Record<string, unknown>): Scheduler {
+  const FN = "resourceChangingScheduler";
+  const { baseScheduler, ...rest } = options;
+  const o = checkOptions(
+    FN,
+    baseScheduler !== undefined ? { base: baseScheduler, ...rest } : rest,
+    [
+      "base",
+      "allocate",
+    ],
+  );
+  let base: Scheduler | undefined;
+  if (o.base !== undefined) {
+    if (!isPlainObject(o.base) || typeof o.base.name !== "string") {
+      throw new TypeError(
+        `${FN}: "base" must be a scheduler { name: ..., <options> }, got ${JSON.stringify(o.base)}`,
+      );
+    }
+    const { name: baseName, options: nested, ...own } = o.base as Record<string, unknown>;
+    if ((RAY_NAMES[baseName as string] ?? baseName) === "resource_changing") {
+      throw new TypeError(`${FN}: "base" cannot be another resource_changing scheduler`);
+    }
+    const merged = { ...own, ...(isPlainObject(nested) ? nested : {}) };
+    try {
+      base = schedulerFromOptions(baseName as string, camel(merged));
+    } catch (e) {
+      if (e instanceof TypeError || e instanceof RangeError) {
+        const E = e instanceof RangeError ? RangeError : TypeError;
+        throw new E(`${FN}: "base": ${e.message}`, { cause: e });
+      }
+      throw e;
+    }
+  }
+  let allocate: AllocationFunction | undefined;
+  if (o.allocate !== undefined) {
+    if (!isPlainObject(o.allocate)) {
+      throw new TypeError(
+        `${FN}: "allocate" must be the options of distributeResources ({ increase_by, ` +
+          `increase_by_times, reserve_resources }), got ${JSON.stringify(o.allocate)}`,
+      );
+    }
+    const a = camel(o.allocate as Record<string, unknown>);
+    for (const k of ["increaseBy", "reserveResources"]) {
+      if (isPlainObject(a[k])) a[k] = lowerKeys(a[k] as Record<string, unknown>);
+    }
+    allocate = distributeResources(a as DistributeResourcesOptions);
+  }
+  const s = resourceChangingScheduler({
+    ...(base ? { base } : {}),
+    ...(allocate ? { allocate } : {}),
+  });
+  return s;
+}
+
+function camel(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(o).map((
+      [k, v],
+    ) => [k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()), v]),
+  );
+}
+
+/** Ray's `{"CPU": 1, "GPU": 1}` as `{ cpu: 1, gpu: 1 }`. */
+function lowerKeys(o: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(o).map(([k, v]) => [k === "CPU" || k === "GPU" ? k.toLowerCase() : k, v]),
+  );
+}
 
 for (const name of SCHEDULER_NAMES) {
   registerPlugin("scheduler", name, (options) => schedulerFromOptions(name, options));

@@ -25,7 +25,9 @@
  * @module
  */
 
-import { registerPlugin } from "../../core/plugin.ts";
+import { registerPlugin, type Searcher } from "../../core/plugin.ts";
+import { suggest } from "../../core/options.ts";
+import { bohbSearcher, type BohbSearcherOptions } from "./bohb.ts";
 import { randomSearcher, type RandomSearcherOptions } from "./random.ts";
 import { tpeSearcher, type TpeSearcherOptions } from "./tpe/mod.ts";
 import { gpSearcher, type GpSearcherOptions } from "./gp/mod.ts";
@@ -50,7 +52,6 @@ export type {
 } from "../../core/plugin.ts";
 export type { Space } from "../../core/space.ts";
 
-registerPlugin("searcher", "random", (options) => randomSearcher(options as RandomSearcherOptions));
 /** itwinai's `n_random_steps` as an alias of `initial_points`. */
 function randomStepsAlias(factory: string, options: Record<string, unknown>) {
   const { nRandomSteps, ...rest } = options;
@@ -65,18 +66,59 @@ function randomStepsAlias(factory: string, options: Record<string, unknown>) {
   return rest;
 }
 
-registerPlugin(
-  "searcher",
+/** The YAML names of the built-in searchers (`bayes` and `gp` are one searcher). */
+export const SEARCHER_NAMES: readonly string[] = [
+  "random",
   "tpe",
-  (options) => tpeSearcher(randomStepsAlias("tpeSearcher", options) as TpeSearcherOptions),
-);
-const gp = (options: Record<string, unknown>) =>
-  gpSearcher(randomStepsAlias("gpSearcher", options) as GpSearcherOptions);
-registerPlugin("searcher", "bayes", gp);
-registerPlugin("searcher", "gp", gp);
-registerPlugin(
-  "searcher",
+  "bayes",
+  "gp",
   "cmaes",
-  (options) => cmaesSearcher(options as CmaesSearcherOptions),
-);
-registerPlugin("searcher", "nsga2", (options) => nsga2Searcher(options as Nsga2SearcherOptions));
+  "nsga2",
+  "bohb",
+];
+
+/**
+ * Makes a built-in searcher from its YAML name and options (keys in camelCase), as a YAML file
+ * or `Tuner.restore` does.
+ *
+ * @param name One of {@linkcode SEARCHER_NAMES}.
+ * @param options The searcher's options.
+ * @returns The searcher.
+ * @throws {TypeError} for an unknown name or a wrong option.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { searcherFromOptions } from "./mod.ts";
+ * assert.equal(searcherFromOptions("tpe", { nRandomSteps: 4 }).name, "tpe");
+ * assert.throws(() => searcherFromOptions("tpee", {}), /did you mean "tpe"/);
+ * ```
+ */
+export function searcherFromOptions(name: string, options: Record<string, unknown>): Searcher {
+  switch (name) {
+    case "random":
+      return randomSearcher(options as RandomSearcherOptions);
+    case "tpe":
+      return tpeSearcher(randomStepsAlias("tpeSearcher", options) as TpeSearcherOptions);
+    case "bayes":
+    case "gp":
+      return gpSearcher(randomStepsAlias("gpSearcher", options) as GpSearcherOptions);
+    case "cmaes":
+      return cmaesSearcher(options as CmaesSearcherOptions);
+    case "nsga2":
+      return nsga2Searcher(options as Nsga2SearcherOptions);
+    case "bohb":
+      return bohbSearcher(options as BohbSearcherOptions);
+  }
+  throw new TypeError(
+    `Unknown searcher "${name}"${suggest(name, SEARCHER_NAMES)}; expected one of ${
+      SEARCHER_NAMES.join(", ")
+    }`,
+  );
+}
+
+// Kept so that `lookupPlugin("searcher", name)` finds the built-ins after this module is
+// imported; the YAML loader and `Tuner.restore` use tuner/plugin_table.ts instead.
+for (const name of SEARCHER_NAMES) {
+  registerPlugin("searcher", name, (options) => searcherFromOptions(name, options));
+}

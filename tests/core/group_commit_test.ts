@@ -11,10 +11,22 @@ async function ackedLines(path: string): Promise<string[]> {
   }
 }
 
-Deno.test("kill -9 of a driver running in-process trials loses no acknowledged report; load and resume see them all", async () => {
-  const storage = await tempStorage();
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs the driver fixture, kills it with SIGKILL after `hangAfter` acknowledged reports. */
+async function runAndKill(
+  storage: string,
+  hangAfter: number,
+  folders: "lazy" | "end",
+): Promise<string[][]> {
   const acks = `${storage}/acks.txt`;
-  const hangAfter = 120;
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -23,11 +35,12 @@ Deno.test("kill -9 of a driver running in-process trials loses no acknowledged r
       storage,
       acks,
       String(hangAfter),
+      folders,
     ],
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  // Every trainable stops after the 120th acknowledgement: wait for it, then kill outright.
+  // Every trainable stops after the last acknowledgement: wait for it, then kill outright.
   for (;;) {
     if ((await ackedLines(acks)).length >= hangAfter) break;
     const done = await Promise.race([child.status, new Promise((r) => setTimeout(r, 20))]);
@@ -41,43 +54,61 @@ Deno.test("kill -9 of a driver running in-process trials loses no acknowledged r
   await child.stderr.cancel();
   const acked = (await ackedLines(acks)).map((l) => l.split(" "));
   assert(acked.length >= hangAfter);
-  const dir = `${storage}/gc`;
+  return acked;
+}
 
-  const check = (grid: ResultGrid, when: string) => {
-    for (const [trial, iteration] of acked) {
-      const iters = grid.history(trial).map((r) => r.training_iteration);
-      assert(iters.includes(Number(iteration)), `${when}: ${trial} iteration ${iteration} lost`);
-    }
-  };
-  // Straight after the kill: what the journal holds counts, written to trial folders or not.
-  check(await ResultGrid.load(dir), "ResultGrid.load after kill -9");
-  const unwritten = new Set<string>();
-  for (const [trial] of acked) {
-    try {
-      await Deno.lstat(`${dir}/${trial}/result.jsonl`);
-    } catch {
-      unwritten.add(trial);
-    }
+function checkAcked(acked: string[][], grid: ResultGrid, when: string): void {
+  for (const [trial, iteration] of acked) {
+    const iters = grid.history(trial).map((r) => r.training_iteration);
+    assert(iters.includes(Number(iteration)), `${when}: ${trial} iteration ${iteration} lost`);
   }
-  assert(
-    unwritten.size > 0,
-    "some acknowledged reports were only in the journal (the case tested)",
-  );
+}
 
-  // Resume writes the missing records first, then runs the experiment to its end.
-  const grid = await (await Tuner.restore(dir, { trainable, reporter: false })).fit();
-  check(grid, "after resume");
-  equal(grid.trials.length, 200);
-  for (const t of grid.trials) equal(t.status, "terminated", `${t.id}: ${t.error}`);
-  check(await ResultGrid.load(dir), "ResultGrid.load after resume");
-  // Every trial folder now holds the same records a sandboxed trial's would.
-  for (const t of grid.trials) {
-    const lines = (await Deno.readTextFile(`${dir}/${t.id}/result.jsonl`)).trim().split("\n");
-    const iters = [...new Set(lines.map((l) => JSON.parse(l).training_iteration))].sort();
-    deepEqual(iters, [1, 2, 3], t.id);
-    const params = JSON.parse(await Deno.readTextFile(`${dir}/${t.id}/params.json`));
-    deepEqual(params, t.config);
-    const csv = (await Deno.readTextFile(`${dir}/${t.id}/progress.csv`)).trim().split("\n");
-    equal(csv.length, lines.length + 1, `${t.id}/progress.csv has a header and a row per report`);
-  }
-});
+/** The trial's folder holds the records a sandboxed trial's would: params, 3 reports, the CSV. */
+async function checkFolder(dir: string, id: string, config: unknown): Promise<void> {
+  const lines = (await Deno.readTextFile(`${dir}/${id}/result.jsonl`)).trim().split("\n");
+  const iters = [...new Set(lines.map((l) => JSON.parse(l).training_iteration))].sort();
+  deepEqual(iters, [1, 2, 3], id);
+  deepEqual(JSON.parse(await Deno.readTextFile(`${dir}/${id}/params.json`)), config);
+  const csv = (await Deno.readTextFile(`${dir}/${id}/progress.csv`)).trim().split("\n");
+  equal(csv.length, lines.length + 1, `${id}/progress.csv has a header and a row per report`);
+}
+
+for (const folders of ["lazy", "end"] as const) {
+  Deno.test(`kill -9 of a driver running in-process trials (trialFolders: "${folders}") loses no acknowledged report; load and resume see them all`, async () => {
+    const storage = await tempStorage();
+    const acked = await runAndKill(storage, 120, folders);
+    const dir = `${storage}/gc`;
+    // Straight after the kill: what the journal holds counts, written to trial folders or not.
+    checkAcked(acked, await ResultGrid.load(dir), "ResultGrid.load after kill -9");
+    const unwritten = new Set<string>(), written = new Set<string>();
+    for (const [trial] of acked) {
+      if (await exists(`${dir}/${trial}/result.jsonl`)) written.add(trial);
+      else unwritten.add(trial);
+    }
+    assert(unwritten.size > 0, "some acknowledged reports were only in the journal");
+    // The trials that checkpoint or use session.trialDir switched to their own files mid-run.
+    assert(written.size > 0, "some trials had their own folder before the kill");
+    for (const trial of written) {
+      const n = Number(trial.slice(-5)) % 3;
+      assert(n === 0 || n === 1, `${trial} has a folder but needed none`);
+    }
+
+    // Resume runs the experiment to its end.
+    const grid = await (await Tuner.restore(dir, { trainable, reporter: false })).fit();
+    checkAcked(acked, grid, "after resume");
+    equal(grid.trials.length, 200);
+    for (const t of grid.trials) equal(t.status, "terminated", `${t.id}: ${t.error}`);
+    checkAcked(acked, await ResultGrid.load(dir), "ResultGrid.load after resume");
+    for (const t of grid.trials) {
+      // A trial killed while it ran restarts (from its checkpoint, or the start): a history may
+      // repeat iterations, as a sandboxed trial's does.
+      const iters = new Set(grid.history(t.id).map((r) => r.training_iteration));
+      deepEqual([...iters].sort(), [1, 2, 3], t.id);
+      const n = Number(t.id.slice(-5)) % 3;
+      if (folders === "end" || n !== 2) await checkFolder(dir, t.id, t.config);
+      else equal(await exists(`${dir}/${t.id}`), false, `${t.id} needed no folder`);
+      if (n === 1) equal(await Deno.readTextFile(`${dir}/${t.id}/files/mine.txt`), "x");
+    }
+  });
+}

@@ -1,9 +1,9 @@
 // The Slurm executor against a real two-node Slurm cluster (tests/peers/slurm_cluster.ts): one
 // cluster for the whole file, stopped at the end even on failure. Each case runs real trials
 // through slurmExecutor and reads the outcome (trial status, error text, Slurm's own records).
-import { equal, match, ok as assert } from "#assert";
+import { deepEqual, equal, match, ok as assert } from "#assert";
 import { grid, Tuner } from "../../mod.ts";
-import { ashaScheduler } from "../../plugins/schedulers/mod.ts";
+import { ashaScheduler, resourceChangingScheduler } from "../../plugins/schedulers/mod.ts";
 import { slurmExecutor, type SlurmExecutorOptions } from "../../plugins/executors/slurm.ts";
 import { type SlurmCluster, slurmMissing, startSlurmCluster } from "../peers/slurm_cluster.ts";
 import { hostileTrainable } from "../sandbox/_hostile.ts";
@@ -547,6 +547,48 @@ Deno.test({
         }
         const saved = JSON.parse(await Deno.readTextFile(`${storage}/mnist-yaml/experiment.json`));
         equal(saved.options.executor.name, "slurm");
+      },
+    );
+
+    await t.step(
+      "resource_changing: a grown trial is submitted again with the new -c, from its checkpoint",
+      async () => {
+        const train = await hostileTrainable(`
+        let sum = 0;
+        if (session.checkpoint) {
+          sum = JSON.parse(await Deno.readTextFile(session.checkpoint + "/s.json")).sum;
+        }
+        for (let i = session.iteration; i < config.iters; i++) {
+          sum += i + 1;
+          await new Promise((r) => setTimeout(r, 200));
+          await session.report({ sum, cpu: session.resources.cpu }, {
+            checkpoint: (d: string) => Deno.writeTextFile(d + "/s.json", JSON.stringify({ sum })),
+          });
+        }
+      `);
+        const r = await new Tuner({
+          trainable: train,
+          space: { iters: grid([2, 14]) },
+          metric: "sum",
+          mode: "max",
+          storage: await tempStorage(),
+          cpus: 2,
+          scheduler: resourceChangingScheduler(),
+          executor: executor(train, env(c), { mode: "sbatch" }),
+          reporter: false,
+        }).fit();
+        const long = r.trials.find((x) => x.config.iters === 14)!;
+        for (const x of r.trials) equal(x.status, "terminated", x.error);
+        const h = r.history(long.id);
+        deepEqual(h.map((x) => x.training_iteration), Array.from({ length: 14 }, (_, i) => i + 1));
+        for (const x of h) equal(x.sum, x.training_iteration * (x.training_iteration + 1) / 2);
+        equal(h[0].cpu, 1);
+        equal(h.at(-1)!.cpu, 2, JSON.stringify(h.map((x) => x.cpu)));
+        // Slurm's own record of the trial's jobs: one with -c 1, then one with -c 2.
+        const jobs = (await c.run("scontrol", ["show", "job", "-o"])).out.split("\n")
+          .filter((l) => l.includes(`JobName=tunebox-${long.id} `));
+        const perTask = jobs.map((l) => Number(/CPUs\/Task=(\d+)/.exec(l)?.[1])).sort();
+        deepEqual(perTask, [1, 2], jobs.join("\n"));
       },
     );
   } finally {

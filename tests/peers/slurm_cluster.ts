@@ -7,13 +7,18 @@
  *
  * How it stays on loopback without systemd or cgroups:
  * - every daemon runs in its own UTS namespace (`unshare -u`) whose host name is its loopback
- *   address, and `CommunicationParameters=NoInAddrAny,NoCtldInAddrAny` makes it bind to that
- *   address only (nothing listens on 0.0.0.0);
+ *   address; `CommunicationParameters=NoCtldInAddrAny` binds slurmctld to its address, while
+ *   each slurmd listens on its own port (not `NoInAddrAny`: an `srun` inside a batch job would
+ *   then listen on its node's address alone, and its node's slurmd, seeing it come from
+ *   127.0.0.1, could not connect its I/O back);
  * - `ProctrackType=proctrack/linuxproc` and `TaskPlugin=task/none`: no cgroups needed;
  * - memory limits are enforced by polling (`JobAcctGatherParams=OverMemoryKill`, 1 s), so a
  *   step over `--mem` is killed with Slurm's own "exceeded memory limit" verdict;
  * - `SlurmdParameters=config_overrides`: each node declares 4 CPUs and 4000 MB whatever the
- *   machine has, and `EnforcePartLimits=ALL` makes impossible requests fail at submit time.
+ *   machine has, and `EnforcePartLimits=ALL` makes impossible requests fail at submit time;
+ * - two fake GPUs per node (GRES `gpu`, `gres.conf` naming links to `/dev/null` as devices:
+ *   Slurm wants character devices, and with task/none nothing opens them), so GPU requests are
+ *   scheduled and `CUDA_VISIBLE_DEVICES` set as on a GPU cluster.
  *
  * Needs root (the daemons run as root, `unshare -u` needs CAP_SYS_ADMIN) and the Debian packages
  * `slurmctld slurmd slurm-client munge` (`.ci/run` installs them). {@linkcode slurmMissing} says
@@ -34,6 +39,8 @@ export interface SlurmCluster {
   readonly cpusPerNode: number;
   /** Memory (MB) each node declares. */
   readonly memoryMbPerNode: number;
+  /** Fake GPUs each node declares (GRES `gpu`; links to /dev/null stand for the devices). */
+  readonly gpusPerNode: number;
   /** Runs a Slurm client command against this cluster and returns its output. */
   run(cmd: string, args: readonly string[]): Promise<{ code: number; out: string; err: string }>;
   /**
@@ -119,7 +126,7 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
   const children: Deno.ChildProcess[] = [];
   const conf = `${dir}/slurm.conf`;
   const env = { SLURM_CONF: conf };
-  const cpus = 4, mem = 4000;
+  const cpus = 4, mem = 4000, gpus = 2;
   const run = async (cmd: string, args: readonly string[]) => {
     const o = await new Deno.Command(cmd, {
       args: [...args],
@@ -222,7 +229,7 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
         "AuthType=auth/munge",
         "CredType=cred/munge",
         `AuthInfo=socket=${sock}`,
-        "CommunicationParameters=NoInAddrAny,NoCtldInAddrAny",
+        "CommunicationParameters=NoCtldInAddrAny",
         `StateSaveLocation=${dir}/state`,
         `SlurmdSpoolDir=${dir}/%n`,
         `SlurmctldPidFile=${dir}/slurmctld.pid`,
@@ -254,14 +261,27 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
         "InactiveLimit=0",
         "KillWait=2",
         "MinJobAge=300",
+        "GresTypes=gpu",
         "Waittime=0",
         `NodeName=n1 NodeHostname=n1 NodeAddr=127.0.0.2 Port=${p1} CPUs=${cpus} ` +
-        `RealMemory=${mem} Feature=one State=UNKNOWN`,
+        `RealMemory=${mem} Gres=gpu:${gpus} Feature=one State=UNKNOWN`,
         `NodeName=n2 NodeHostname=n2 NodeAddr=127.0.0.3 Port=${p2} CPUs=${cpus} ` +
-        `RealMemory=${mem} Feature=two State=UNKNOWN`,
+        `RealMemory=${mem} Gres=gpu:${gpus} Feature=two State=UNKNOWN`,
         "PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP",
         "",
       ].join("\n"),
+    );
+    // Fake GPUs: Slurm wants a character device per GPU, so each is a link to /dev/null (with
+    // task/none no device cgroup uses them); Slurm hands them out as GRES and sets
+    // CUDA_VISIBLE_DEVICES for each step or task.
+    await Deno.mkdir(`${dir}/dev`);
+    for (const n of ["n1", "n2"]) {
+      for (let i = 0; i < gpus; i++) await Deno.symlink("/dev/null", `${dir}/dev/${n}-nvidia${i}`);
+    }
+    await Deno.writeTextFile(
+      `${dir}/gres.conf`,
+      ["n1", "n2"].map((n) => `NodeName=${n} Name=gpu File=${dir}/dev/${n}-nvidia[0-${gpus - 1}]\n`)
+        .join(""),
     );
     // munged creates its socket asynchronously.
     await waitFor(
@@ -307,6 +327,7 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
     nodes: ["n1", "n2"],
     cpusPerNode: cpus,
     memoryMbPerNode: mem,
+    gpusPerNode: gpus,
     run,
     async allocate(args = ["-N2"]) {
       const { code, out, err } = await run("salloc", ["--no-shell", ...args]);

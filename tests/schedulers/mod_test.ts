@@ -17,13 +17,19 @@ Deno.test("importing ./schedulers registers every scheduler for YAML by name", (
   assert.equal((lookupPlugin("scheduler", "fifo")!({}) as Scheduler).name, "fifo");
   assert.deepStrictEqual([...SCHEDULER_NAMES].sort(), [
     "asha",
+    "async_hyperband",
+    "asynchyperband",
     "fifo",
+    "hb_bohb",
     "hyperband",
     "hyperband_for_bohb",
     "median_stopping",
+    "median_stopping_rule",
+    "medianstopping",
     "pb2",
     "pbt",
     "pbt_replay",
+    "resource_changing",
   ]);
 });
 

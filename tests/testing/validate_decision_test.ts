@@ -6,7 +6,7 @@ import { type Scheduler, Tuner } from "../../mod.ts";
 import { checkDecision, validateDecision } from "../../testing/mod.ts";
 import { tempStorage } from "../_helpers.ts";
 
-Deno.test("validateDecision accepts the four kinds and names what is wrong otherwise", () => {
+Deno.test("validateDecision accepts the five kinds and names what is wrong otherwise", () => {
   const trials = new Set(["t_00000"]);
   for (
     const d of [
@@ -15,6 +15,9 @@ Deno.test("validateDecision accepts the four kinds and names what is wrong other
       { kind: "stop", reason: "pruned" },
       { kind: "stop", reason: "done", completed: true },
       { kind: "exploit", from: "t_00000", config: { lr: 0.1, layers: [1, 2] } },
+      { kind: "reallocate", resources: { cpu: 2, gpu: 0 } },
+      { kind: "reallocate", resources: { cpu: 0.5, gpu: 0.25 } },
+      { kind: "reallocate", resources: { cpu: 1, gpu: 2 } },
     ]
   ) assert.equal(validateDecision(d, trials), undefined, JSON.stringify(d));
   const cases: [unknown, RegExp][] = [
@@ -27,6 +30,28 @@ Deno.test("validateDecision accepts the four kinds and names what is wrong other
     [{ kind: "exploit", from: "t_00000" }, /needs a config object/],
     [{ kind: "exploit", from: "t_00000", config: { lr: NaN } }, /must be plain JSON/],
     [{ kind: "exploit", from: "t_00000", config: { at: new Date(0) } }, /must be plain JSON/],
+    [{ kind: "reallocate" }, /a reallocate decision needs resources: \{ cpu, gpu \}/],
+    [
+      { kind: "reallocate", resources: { cpu: 2 } },
+      /gpu must be a finite number >= 0, got undefined/,
+    ],
+    [
+      { kind: "reallocate", resources: { cpu: -1, gpu: 0 } },
+      /cpu must be a finite number >= 0, got -1/,
+    ],
+    [
+      { kind: "reallocate", resources: { cpu: "2", gpu: 0 } },
+      /cpu must be a finite number >= 0, got "2"/,
+    ],
+    [
+      { kind: "reallocate", resources: { cpu: 1, gpu: 1.5 } },
+      /gpu is 1.5, but GPUs above 1 must be a whole number/,
+    ],
+    [{ kind: "reallocate", resources: { cpu: 0, gpu: 0 } }, /no cpu and no gpu/],
+    [
+      { kind: "reallocate", resources: { cpu: 1, gpu: 0, memoryMb: 5 } },
+      /only cpu and gpu can be changed, not "memoryMb"/,
+    ],
   ];
   for (const [d, message] of cases) assert.match(validateDecision(d, trials) ?? "", message);
 });

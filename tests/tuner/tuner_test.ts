@@ -130,6 +130,8 @@ Deno.test("results: best by last or all, history, CSV, and load from the folder"
     mode: "max",
     storage: await tempStorage(),
     reporter: false,
+    // The trial folders too (an in-process trial's are else only written when it needs one).
+    trialFolders: "end",
   }).fit();
   equal(r.best().config.x, 2);
   equal(r.best("acc", "max", "all").config.x, 1);
