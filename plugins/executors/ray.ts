@@ -1207,8 +1207,9 @@ export function rayExecutor(
    * placed by Ray wherever it fits (on one node or several). Each worker connects to the driver
    * and waits there, not in a collective, until every worker's job runs; then each learns its
    * ring: its node's address with a port of its own to listen on, and the next rank's to connect
-   * to. Its sandbox may reach the driver and those ring ports only (on the cluster's nodes' addresses,
-   * as where Ray puts a job is known only once it runs). Rank 0 speaks for the trial; ranks above 0 write only
+   * to. Its sandbox may reach the driver and those ring ports only (on the cluster's nodes'
+   * addresses, as where Ray puts a job is known only once it runs); once its ring is formed it
+   * revokes all of them but its next neighbour's. Rank 0 speaks for the trial; ranks above 0 write only
    * `rank_<r>/` in the trial's folder. The first worker to fail, or to stay PENDING past
    * `pendingTimeoutMs`, fails the trial, and the other workers' jobs are stopped.
    */
@@ -1271,12 +1272,14 @@ export function rayExecutor(
     for (let rank = 0; rank < workers; rank++) {
       const workDir = rank === 0 ? job.workDir : join(job.workDir, `rank_${rank}`);
       if (rank > 0) Deno.mkdirSync(workDir, { recursive: true });
+      const ringNet = net.then((f) => f(rank));
       const worker: RayWorker = {
         rank,
         workers,
-        net: net.then((f) => f(rank)),
+        net: ringNet,
         placed: () => arrived,
         async gate(node) {
+          const granted = await ringNet;
           nodes[rank] = node;
           if (++arrived === workers) {
             release(true);
@@ -1291,6 +1294,9 @@ export function rayExecutor(
             listen: { hostname: node, port: ports[rank] },
             next: { hostname: nodes[next], port: ports[next] },
             token: ringToken,
+            // Granted on every node (its place was not known): once its ring is formed, the
+            // worker keeps its next neighbour's alone, before the trainable loads.
+            revokeAfterRing: granted,
             ...(options.collectiveTimeoutMs ? { timeoutMs: options.collectiveTimeoutMs } : {}),
           };
         },
