@@ -222,6 +222,10 @@ const JOB_PREFIX = "tunebox-";
  * to fail (or to stay PENDING past `pendingTimeoutMs`) fails the trial and the others' jobs are
  * stopped.
  *
+ * Short trials can share jobs (`trialsPerJob`, as Ray Tune's `reuse_actors`): a job then runs
+ * Tunebox's launcher, which starts the trials it is given one after another, each as its own
+ * sandboxed process, so Ray's per-job supervisor is paid once per job instead of once per trial.
+ *
  * @param trainable the trainable module (URL or path); its default export is run.
  * @param options the cluster's address and token, where Deno comes from, storage, timing.
  * @returns the executor.
@@ -230,6 +234,7 @@ const JOB_PREFIX = "tunebox-";
  * import { rayExecutor } from "./ray.ts";
  * const executor = rayExecutor(new URL("./train.ts", import.meta.url), {
  *   address: "http://head:8265",
+ *   trialsPerJob: 8, // short trials: one Ray job runs up to 8 of them, one after another
  * });
  * ```
  */
