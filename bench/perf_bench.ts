@@ -16,6 +16,10 @@ interface Row {
   readonly name: string;
   readonly wallS: number;
   readonly peakMb: number;
+  /** CPU seconds of the driver process (user + system). */
+  readonly driverCpuS?: number;
+  /** CPU seconds of its trial processes that ended (user + system). */
+  readonly trialsCpuS?: number;
 }
 
 const here = new URL(".", import.meta.url).pathname;
@@ -25,6 +29,14 @@ const root = new URL("..", import.meta.url).pathname;
 function peakMb(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** CPU seconds of this process and of its ended children (Linux, `/proc/self/stat`). */
+function cpuS(): { self: number; children: number } {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+  // Fields 14-17 of proc(5) (utime, stime, cutime, cstime), from field 3 on here.
+  return { self: (f[11] + f[12]) / 100, children: (f[13] + f[14]) / 100 };
 }
 
 /** One row, run in this process (the child side). */
@@ -40,6 +52,7 @@ async function runRow(kind: string, trials: number, reports: number): Promise<Ro
     storage,
     reporter: false as const,
   };
+  const cpu0 = cpuS();
   const t0 = performance.now();
   if (kind === "inprocess") {
     await new Tuner({
@@ -56,7 +69,14 @@ async function runRow(kind: string, trials: number, reports: number): Promise<Ro
       .fit();
   }
   const wallS = (performance.now() - t0) / 1000;
-  const row = { name: `${kind} ${trials}x${reports}`, wallS, peakMb: peakMb() };
+  const cpu1 = cpuS();
+  const row = {
+    name: `${kind} ${trials}x${reports}`,
+    wallS,
+    peakMb: peakMb(),
+    driverCpuS: cpu1.self - cpu0.self,
+    trialsCpuS: cpu1.children - cpu0.children,
+  };
   await Deno.remove(storage, { recursive: true });
   return row;
 }

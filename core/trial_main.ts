@@ -290,8 +290,11 @@ export async function boot(): Promise<BootedTrial> {
 
 function watchStdin(exit: (code: number) => never): void {
   (async () => {
+    // Read directly, not through Deno.stdin.readable: the web streams that would load cost
+    // every trial process several ms of start-up (bench/perf_bench.ts).
+    const buf = new Uint8Array(64);
     try {
-      for await (const _ of Deno.stdin.readable) { /* the driver never writes */ }
+      while ((await Deno.stdin.read(buf)) !== null) { /* the driver never writes */ }
     } catch { /* closed */ }
     exit(1);
   })();

@@ -89,6 +89,12 @@ const u = (x: number): number => Math.round(x * UNIT);
  * as many steps as it takes, never below its base. Workers count: a trial of `w` workers holds
  * `w ×` its per-worker amounts.
  *
+ * Amounts it gives must still be ones a trial may hold: with a fractional GPU per trial
+ * (`gpu: 0.5`), whole-GPU steps give 1.5, which no trial may hold (it shares one device or takes
+ * whole ones), and the experiment stops with that error (Ray would leave such a trial waiting
+ * forever); give trials whole GPUs, or steps that keep them at or below 1 (`increaseBy: { gpu:
+ * 0.5 }, increaseByTimes: 1` from 0.5).
+ *
  * @param options see {@linkcode DistributeResourcesOptions}; defaults are Ray's.
  * @returns the allocation function.
  * @throws {TypeError} on an unknown option or a value of the wrong type.
@@ -312,7 +318,16 @@ export function resourceChangingScheduler(
     if (r === undefined || r === null) return undefined;
     const who = `${FN}: the allocation for trial "${t.id}"`;
     const problem = resourcesProblem(r, who);
-    if (problem) throw new TypeError(problem);
+    if (problem) {
+      const gpu = (r as { gpu?: unknown }).gpu;
+      const hint = typeof gpu === "number" && gpu > 1 && !Number.isInteger(gpu) &&
+          !Number.isInteger(perTrial.gpu)
+        ? `; trials of a fractional GPU (${perTrial.gpu}) cannot grow by whole GPUs: give ` +
+          `distributeResources an increaseBy and increaseByTimes that keep gpu <= 1, or whole ` +
+          `GPUs per trial`
+        : "";
+      throw new TypeError(problem + hint);
+    }
     const { cpu, gpu } = r as TrialResources;
     const w = perTrial.workers;
     const per = w > 1 ? ` (${w} workers of cpu=${cpu}, gpu=${gpu})` : "";

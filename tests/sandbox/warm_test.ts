@@ -1,6 +1,6 @@
 // Warm starts: a trial's process started ahead, with that trial's folder and permissions, serves
 // that trial only; one never assigned is killed, and its folder made ahead is removed.
-import { equal, notEqual, ok as assert } from "#assert";
+import { deepEqual, equal, notEqual, ok as assert } from "#assert";
 import { grid, Tuner } from "../../mod.ts";
 import type { Ack, RawReport, Searcher, WarmJob } from "../../mod.ts";
 import { subprocessExecutor } from "../../plugins/executors/subprocess.ts";
@@ -55,6 +55,12 @@ Deno.test("a warmed process loads the trainable before it is assigned, serves th
     const a = await place("w_00000");
     executor.warm!(a);
     const warm = await loaded(a.workDir);
+    // It leads a process group (and session) of its own: a stop signals the whole group.
+    const stat = Deno.readTextFileSync(`/proc/${warm.pid}/stat`);
+    const [pgrp, session] = stat.slice(stat.lastIndexOf(")") + 2).split(" ").slice(2, 4).map(
+      Number,
+    );
+    deepEqual([pgrp, session], [warm.pid, warm.pid], "the trial's own process group and session");
     const handedAt = Date.now();
     const ra = await run(a, 1);
     equal(ra.exit.kind, "done", JSON.stringify(ra.exit));

@@ -122,6 +122,12 @@ Deno.test("distributeResources follows Ray's DistributeResources (decision table
       res(2),
     ],
     ["iteration 0: no change (Ray)", {}, ctx([["a", 1]], res(8), res(1), 0), undefined],
+    [
+      "half GPUs in half steps, once: at most 1",
+      { increaseBy: { gpu: 0.5 }, increaseByTimes: 1 },
+      ctx([["a", 1, 0.5]], res(2, 2), res(1, 0.5)),
+      res(1, 1),
+    ],
   ];
   for (const [name, options, c, expected] of rows) {
     assert.deepStrictEqual(distributeResources(options)(c), expected, name);
@@ -512,4 +518,25 @@ Deno.test("a cluster executor (one with capacity) gets each trial's current reso
   assert.equal(mine.at(-1), 3, JSON.stringify(starts));
   const seen = r.history(long.id).map((x) => x.cpu);
   assert.deepStrictEqual([...new Set(seen)], mine, "session.resources followed every start");
+});
+
+Deno.test("the runner: a fractional GPU grown by whole GPUs is a clear error, not a trial that waits forever", async () => {
+  await assert.rejects(
+    async () =>
+      await new Tuner({
+        trainable: async (_c: { x: number }, s: Session<{ x: number }>) => {
+          await s.report({ loss: 1 }, { checkpoint: () => {} });
+        },
+        space: { x: choice([1]) },
+        metric: "loss",
+        mode: "min",
+        cpus: 2,
+        gpus: 2,
+        resources: { cpu: 1, gpu: 0.5 },
+        scheduler: resourceChangingScheduler(),
+        storage: await tempStorage(),
+        reporter: false,
+      }).fit(),
+    /resource_changing.*trial "\w+": gpu is 1.5, but GPUs above 1 must be a whole number.*trials of a fractional GPU \(0.5\) cannot grow by whole GPUs/s,
+  );
 });
