@@ -201,8 +201,10 @@ interface RayWorker {
   readonly net: Promise<readonly string[]>;
   /** Waits for every worker to run; its place in the ring, or undefined when the group ends first. */
   gate(node: string): Promise<GroupInfo | undefined>;
-  /** How many of the trial's workers Ray has placed so far. */
+  /** How many of the trial's workers Ray has placed (their jobs run) so far. */
   placed(): number;
+  /** Says that this worker's job runs (called once). */
+  running(): void;
 }
 
 const JOBS_FILE = ".ray_jobs";
@@ -1228,6 +1230,7 @@ export function rayExecutor(
     const ringToken = crypto.randomUUID();
     const nodes: string[] = [];
     let arrived = 0;
+    let runningJobs = 0;
     let failure: TrialExit | undefined;
     // Set once rank 0 is done or the trial is being stopped: the other workers then lose their
     // ring as rank 0 leaves, and what they say about it no longer matters.
@@ -1282,7 +1285,8 @@ export function rayExecutor(
         rank,
         workers,
         net: ringNet,
-        placed: () => arrived,
+        placed: () => runningJobs,
+        running: () => void runningJobs++,
         async gate(node) {
           const granted = await ringNet;
           nodes[rank] = node;
@@ -1431,6 +1435,7 @@ export function rayExecutor(
         if (info) lastInfo = info;
         if (info?.status === "RUNNING" && !running) {
           running = true;
+          worker?.running();
           learnNode(info);
         }
         if (!info || isFinal(info.status)) {
@@ -1504,6 +1509,7 @@ export function rayExecutor(
     const converse = (async (): Promise<Conversation> => {
       const first = await Promise.race([connected, ended.then(() => undefined)]);
       if (!first) return {};
+      if (!running) worker?.running();
       running = true;
       follow();
       // A short trial may end between two polls: learn its node now, for the live table.
