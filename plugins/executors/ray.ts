@@ -1529,8 +1529,11 @@ export function rayExecutor(
           if (info) learnNode(info);
           if (!node) await new Promise((r) => setTimeout(r, pollMs));
         }
-        // Waits here, connected but not started (never in a collective), for the others.
+        // Waits here, connected but not started (never in a collective), for the others; its
+        // heartbeats are read meanwhile, so its silence is still noticed (and not mistaken).
+        const release = holdOpen(connection);
         group = node ? await worker.gate(node) : undefined;
+        connection = release();
         if (!group) return {};
       }
       if (shared) return await driveTrial(connection, job, listener, undefined, group);
@@ -1657,6 +1660,51 @@ export function rayExecutor(
       },
     };
   }
+}
+
+/**
+ * Reads a connection's heartbeats while nothing else reads it (a worker waiting for the rest of
+ * its group), so that keep-alive sees them; returns the connection to hand on, which yields first
+ * whatever else came meanwhile (or a read still in flight).
+ */
+function holdOpen<C extends { readonly messages: AsyncIterator<unknown> }>(conn: C): () => C {
+  let pending: Promise<IteratorResult<unknown>> | undefined;
+  let released = false;
+  const early: IteratorResult<unknown>[] = [];
+  (async () => {
+    for (;;) {
+      pending = conn.messages.next();
+      const r = await pending.catch((): IteratorResult<unknown> => ({
+        done: true,
+        value: undefined,
+      }));
+      if (released) return; // the read was handed on
+      pending = undefined;
+      if (r.done || (r.value as { type?: unknown } | null)?.type !== "ping") {
+        early.push(r);
+        return;
+      }
+    }
+  })();
+  return () => {
+    released = true;
+    let handover = pending;
+    const messages: AsyncIterator<unknown> = {
+      next() {
+        if (early.length) return Promise.resolve(early.shift()!);
+        if (handover) {
+          const h = handover;
+          handover = undefined;
+          return h;
+        }
+        return conn.messages.next();
+      },
+      return(v?: unknown) {
+        return conn.messages.return?.(v) ?? Promise.resolve({ done: true, value: v });
+      },
+    };
+    return { ...conn, messages };
+  };
 }
 
 /** The suffix of a worker's log files: none for rank 0, `_rank<r>` for the others (as locally). */
