@@ -7,6 +7,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { choice, loguniform, Tuner } from "./mod.ts";
  *
  * const results = await new Tuner({
@@ -24,7 +25,12 @@
  *   reporter: false,
  *   storage: await Deno.makeTempDir(),
  * }).fit();
- * console.log(results.best().config);
+ * const best = results.best();
+ * assert.equal(results.trials.length, 8);
+ * const { lr, batch } = best.config as { lr: number; batch: number };
+ * assert.ok(lr >= 1e-4 && lr <= 1e-1);
+ * assert.ok([32, 64, 128].includes(batch));
+ * assert.equal(best.score, Math.min(...results.trials.map((t) => Number(t.metrics?.loss))));
  * ```
  *
  * @module

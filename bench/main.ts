@@ -79,6 +79,12 @@ await run("Schedulers on simulated learning curves; PB2 against PBT", deno, [
   "bench/schedulers_bench.ts",
   ...q,
 ]);
+await run("Resource-changing trials against FIFO (wall time)", deno, [
+  "run",
+  "-A",
+  "bench/resource_changing_bench.ts",
+  ...q,
+]);
 await run("PB2 against PBT on the MNIST trainable (4 and 2 trials)", deno, [
   "run",
   "-A",

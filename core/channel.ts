@@ -314,10 +314,11 @@ const MAX_TEXT = 8192;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkTrialMessage } from "./channel.ts";
- * console.log(typeof checkTrialMessage({ v: 1, type: "report", seq: 1, metrics: {}, elapsed: 0 }));
- * // "object"
- * console.log(checkTrialMessage({ v: 1, type: "report" })); // a string saying what is wrong
+ * const ok = { v: 1, type: "report", seq: 1, metrics: {}, elapsed: 0 };
+ * assert.equal(typeof checkTrialMessage(ok), "object");
+ * assert.equal(typeof checkTrialMessage({ v: 1, type: "report" }), "string"); // what is wrong
  * ```
  */
 export function checkTrialMessage(m: unknown): TrialMessage | string {

@@ -92,8 +92,9 @@ export interface Collectives {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CollectiveError } from "./collectives.ts";
- * console.log(new CollectiveError("x").name); // "CollectiveError"
+ * assert.equal(new CollectiveError("x").name, "CollectiveError");
  * ```
  */
 export class CollectiveError extends Error {
@@ -111,10 +112,12 @@ export class CollectiveError extends Error {
  * @returns collectives for a world of one.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { soloCollectives } from "./collectives.ts";
  * const c = soloCollectives();
  * const x = await c.allreduce(new Float32Array([1, 2]), "mean");
- * console.log(x[1], c.worldSize); // 2 1
+ * assert.equal(x[1], 2);
+ * assert.equal(c.worldSize, 1);
  * ```
  */
 export function soloCollectives(): Collectives {

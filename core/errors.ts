@@ -31,9 +31,10 @@ export class TuneError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TrialFailedError } from "./errors.ts";
  * const e = new TrialFailedError("a1b2c_00001", "Trial threw: boom");
- * console.log(e.trialId); // "a1b2c_00001"
+ * assert.equal(e.trialId, "a1b2c_00001");
  * ```
  */
 export class TrialFailedError extends TuneError {
@@ -54,9 +55,11 @@ export class TrialFailedError extends TuneError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SandboxViolation } from "./errors.ts";
  * const e = new SandboxViolation("t1", "read", "/etc/passwd", "Requires read access");
- * console.log(e.permission, e.target); // "read" "/etc/passwd"
+ * assert.equal(e.permission, "read");
+ * assert.equal(e.target, "/etc/passwd");
  * ```
  */
 export class SandboxViolation extends TrialFailedError {
@@ -88,9 +91,10 @@ export class SandboxViolation extends TrialFailedError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { PluginError } from "./errors.ts";
  * const e = new PluginError("asha", "onReport", new Error("boom"));
- * console.log(e.message); // Plugin "asha" failed in onReport: boom
+ * assert.equal(e.message, 'Plugin "asha" failed in onReport: boom');
  * ```
  */
 export class PluginError extends TuneError {
@@ -111,9 +115,10 @@ export class PluginError extends TuneError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ConfigError } from "./errors.ts";
  * const e = new ConfigError("Unknown key \"num_sample\"", "exp.yaml", 3, 1);
- * console.log(e.message); // exp.yaml:3:1: Unknown key "num_sample"
+ * assert.equal(e.message, 'exp.yaml:3:1: Unknown key "num_sample"');
  * ```
  */
 export class ConfigError extends TuneError {
@@ -137,9 +142,10 @@ export class ConfigError extends TuneError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BackendUnavailableError } from "./errors.ts";
  * const e = new BackendUnavailableError("tensorflow", "run `deno install --allow-scripts`");
- * console.log(e.hint);
+ * assert.equal(e.hint, "run `deno install --allow-scripts`");
  * ```
  */
 export class BackendUnavailableError extends TuneError {
@@ -160,8 +166,10 @@ export class BackendUnavailableError extends TuneError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { errorMessage } from "./errors.ts";
- * console.log(errorMessage(new Error("x")), errorMessage("y")); // "x" "y"
+ * assert.equal(errorMessage(new Error("x")), "x");
+ * assert.equal(errorMessage("y"), "y");
  * ```
  */
 export function errorMessage(e: unknown): string {

@@ -13,9 +13,10 @@ import type { Mode } from "./trial.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dominates } from "./pareto.ts";
- * console.log(dominates([1, 2], [1, 3])); // true
- * console.log(dominates([1, 2], [2, 1])); // false
+ * assert.equal(dominates([1, 2], [1, 3]), true);
+ * assert.equal(dominates([1, 2], [2, 1]), false);
  * ```
  */
 export function dominates(a: readonly number[], b: readonly number[]): boolean {
@@ -36,8 +37,9 @@ export function dominates(a: readonly number[], b: readonly number[]): boolean {
  * @returns the fronts, each a list of indices in increasing order.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nonDominatedSort } from "./pareto.ts";
- * console.log(nonDominatedSort([[1, 3], [2, 2], [2, 3], [3, 3]])); // [[0, 1], [2], [3]]
+ * assert.deepEqual(nonDominatedSort([[1, 3], [2, 2], [2, 3], [3, 3]]), [[0, 1], [2], [3]]);
  * ```
  */
 export function nonDominatedSort(
@@ -85,8 +87,9 @@ export function nonDominatedSort(
  * @returns the dominated volume (0 for no point).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hypervolume } from "./pareto.ts";
- * console.log(hypervolume([[1, 2], [2, 1]], [3, 3])); // 3
+ * assert.equal(hypervolume([[1, 2], [2, 1]], [3, 3]), 3);
  * ```
  */
 export function hypervolume(
@@ -152,8 +155,9 @@ function nonDominated(points: number[][]): number[][] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hypervolumeContributions } from "./pareto.ts";
- * console.log(hypervolumeContributions([[1, 2], [2, 1], [2, 2]], [3, 3])); // [1, 1, 0]
+ * assert.deepEqual(hypervolumeContributions([[1, 2], [2, 1], [2, 2]], [3, 3]), [1, 1, 0]);
  * ```
  */
 export function hypervolumeContributions(
@@ -173,8 +177,9 @@ export function hypervolumeContributions(
  * @returns indices into `points`, in the order they were picked.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hypervolumeSubset } from "./pareto.ts";
- * console.log(hypervolumeSubset([[0, 3], [1, 1], [3, 0]], 1, [4, 4])); // [1]
+ * assert.deepEqual(hypervolumeSubset([[0, 3], [1, 1], [3, 0]], 1, [4, 4]), [1]);
  * ```
  */
 export function hypervolumeSubset(
@@ -204,8 +209,9 @@ export function hypervolumeSubset(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { referencePoint } from "./pareto.ts";
- * console.log(referencePoint([[1, -2], [2, -4]])); // [2.2, -1.8]
+ * assert.deepEqual(referencePoint([[1, -2], [2, -4]]), [2.2, -1.8]);
  * ```
  */
 export function referencePoint(points: readonly (readonly number[])[]): number[] {
@@ -221,8 +227,9 @@ export function referencePoint(points: readonly (readonly number[])[]): number[]
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lossVector } from "./pareto.ts";
- * console.log(lossVector({ acc: 0.9, size: 12 }, ["acc", "size"], ["max", "min"])); // [-0.9, 12]
+ * assert.deepEqual(lossVector({ acc: 0.9, size: 12 }, ["acc", "size"], ["max", "min"]), [-0.9, 12]);
  * ```
  */
 export function lossVector(

@@ -474,10 +474,10 @@ export interface Executor {
    */
   readonly lazyTrialDir?: boolean;
   /**
-   * Starts the process of the trial the runner expects to start next, ahead of time (a warm
-   * start): the runner has made its folder, and the process gets that trial's permissions and
-   * waits for its assignment. `start` with that trial id (and the same `env`) then hands the
-   * trial to it; a warmed process is never used for another trial.
+   * Starts the process of a trial the runner expects to start soon, ahead of time (a warm
+   * start; the runner asks for the next two): the runner has made its folder, and the process
+   * gets that trial's permissions and waits for its assignment. `start` with that trial id (and
+   * the same `env`) then hands the trial to it; a warmed process is never used for another trial.
    */
   warm?(next: WarmJob): void;
   /** Kills the warmed process of `trialId` if `start` never took it. */
@@ -562,8 +562,9 @@ export function recordSpec<T extends object>(name: string, options: unknown, plu
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lookupPlugin } from "./plugin.ts";
- * console.log(lookupPlugin("scheduler", "nope")); // undefined
+ * assert.equal(lookupPlugin("scheduler", "nope"), undefined);
  * ```
  */
 export function lookupPlugin(role: PluginRole, name: string): PluginFactory<unknown> | undefined {
@@ -575,8 +576,10 @@ export function lookupPlugin(role: PluginRole, name: string): PluginFactory<unkn
  *
  * @example
  * ```ts
- * import { pluginNames } from "./plugin.ts";
- * console.log(pluginNames("scheduler"));
+ * import assert from "node:assert/strict";
+ * import { pluginNames, registerPlugin } from "./plugin.ts";
+ * registerPlugin("scheduler", "my_fifo", () => ({ name: "my_fifo", onReport: () => ({ kind: "continue" }) }));
+ * assert.ok(pluginNames("scheduler").includes("my_fifo"));
  * ```
  */
 export function pluginNames(role: PluginRole): string[] {
@@ -589,8 +592,10 @@ export function pluginNames(role: PluginRole): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkPluginShape } from "./plugin.ts";
- * console.log(checkPluginShape("searcher", { name: "x" })); // says suggest is missing
+ * assert.match(checkPluginShape("searcher", { name: "x" })!, /suggest/);
+ * assert.equal(checkPluginShape("searcher", { name: "x", suggest: () => "done" }), undefined);
  * ```
  */
 export function checkPluginShape(role: PluginRole, value: unknown): string | undefined {
@@ -800,8 +805,9 @@ export type { Config, JsonValue, Mode, TrialResources, TrialResult, TrialSnapsho
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveModule } from "./plugin.ts";
- * console.log(resolveModule("./train.ts", "/exp/experiment.yaml")); // file:///exp/train.ts
+ * assert.equal(resolveModule("./train.ts", "/exp/experiment.yaml"), "file:///exp/train.ts");
  * ```
  */
 export function resolveModule(path: string | URL, baseFile?: string): string {

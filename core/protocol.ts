@@ -106,8 +106,9 @@ export type DriverMessage =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeLine } from "./protocol.ts";
- * console.log(encodeLine({ x: NaN })); // {"x":"NaN"}\n
+ * assert.equal(encodeLine({ x: NaN }), '{"x":"NaN"}\n');
  * ```
  */
 export function encodeLine(message: unknown): string {
@@ -119,8 +120,9 @@ export function encodeLine(message: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nonFiniteReplacer } from "./protocol.ts";
- * console.log(JSON.stringify([Infinity], nonFiniteReplacer)); // ["Infinity"]
+ * assert.equal(JSON.stringify([Infinity], nonFiniteReplacer), '["Infinity"]');
  * ```
  */
 export function nonFiniteReplacer(_key: string, value: unknown): unknown {
@@ -179,9 +181,10 @@ export type LineSource =
  * @throws {ChannelError} on a line longer than `maxBytes` or one that is not JSON.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readBoundedLines } from "./protocol.ts";
  * const stream = ReadableStream.from([new TextEncoder().encode('{"a":1}\n{"a":2}\n')]);
- * for await (const m of readBoundedLines(stream, 1024)) console.log(m);
+ * assert.deepEqual(await Array.fromAsync(readBoundedLines(stream, 1024)), [{ a: 1 }, { a: 2 }]);
  * ```
  */
 export async function* readBoundedLines(
@@ -257,6 +260,7 @@ export type LineSink =
  * @returns `send(message)`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lineSender } from "./protocol.ts";
  * const chunks: string[] = [];
  * const send = lineSender({
@@ -264,7 +268,7 @@ export type LineSink =
  * });
  * send({ a: 1 });
  * await send({ a: 2 });
- * console.log(chunks); // [ '{"a":1}\n', '{"a":2}\n' ]
+ * assert.deepEqual(chunks, [ '{"a":1}\n', '{"a":2}\n' ]);
  * ```
  */
 export function lineSender(sink: LineSink): (message: unknown) => Promise<void> {
@@ -326,8 +330,9 @@ const NON_FINITE: Record<string, number> = { NaN: NaN, Infinity: Infinity, "-Inf
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reviveMetrics } from "./protocol.ts";
- * console.log(reviveMetrics({ loss: "NaN" }).loss); // NaN
+ * assert.ok(Number.isNaN(reviveMetrics({ loss: "NaN" }).loss));
  * ```
  */
 export function reviveMetrics(metrics: Record<string, JsonValue>): Record<string, JsonValue> {
@@ -346,8 +351,10 @@ export function reviveMetrics(metrics: Record<string, JsonValue>): Record<string
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { printable } from "./protocol.ts";
- * console.log(printable("loss\x1b]52;c;aGk=\x07")); // loss\x1b]52;c;aGk=\x07 (escaped, inert)
+ * // The escape sequence comes out as inert text.
+ * assert.equal(printable("loss\x1b]52;c;aGk=\x07"), "loss\\x1b]52;c;aGk=\\x07");
  * ```
  */
 export function printable(text: string): string {
@@ -372,9 +379,10 @@ const MAX_CHUNK_PATH = 1024;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { chunkPathProblem } from "./protocol.ts";
- * console.log(chunkPathProblem("weights/model.bin")); // undefined
- * console.log(chunkPathProblem("../x")); // a sentence saying why
+ * assert.equal(chunkPathProblem("weights/model.bin"), undefined);
+ * assert.match(chunkPathProblem("../x")!, /\.\./); // a sentence saying why
  * ```
  */
 export function chunkPathProblem(path: unknown): string | undefined {
@@ -403,11 +411,12 @@ export function chunkPathProblem(path: unknown): string | undefined {
  * @returns the files and bytes sent.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sendFolder } from "./protocol.ts";
  * const dir = await Deno.makeTempDir();
  * await Deno.writeTextFile(`${dir}/a.txt`, "hi");
  * const sent: unknown[] = [];
- * console.log(await sendFolder(dir, 1024, async (c) => { sent.push(c); })); // { files: 1, bytes: 2 }
+ * assert.deepEqual(await sendFolder(dir, 1024, async (c) => { sent.push(c); }), { files: 1, bytes: 2 });
  * ```
  */
 export async function sendFolder(
@@ -465,10 +474,11 @@ export async function sendFolder(
  * @throws {ChannelError} for a bad path, bad base64 or an offset that does not follow on.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeChunk } from "./protocol.ts";
  * const root = await Deno.makeTempDir();
  * await writeChunk(root, { v: 1, type: "file", path: "a/b.txt", offset: 0, data: btoa("hi") });
- * console.log(await Deno.readTextFile(`${root}/a/b.txt`)); // hi
+ * assert.equal(await Deno.readTextFile(`${root}/a/b.txt`), "hi");
  * ```
  */
 export async function writeChunk(root: string, chunk: FileChunk): Promise<number> {

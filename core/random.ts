@@ -10,9 +10,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Rng } from "./random.ts";
  * const a = new Rng(42), b = new Rng(42);
- * console.log(a.next() === b.next()); // true
+ * assert.equal(a.next() === b.next(), true);
  * ```
  */
 export class Rng {

@@ -79,11 +79,12 @@ const fromUnits = (u: number): number => u / UNIT;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ResourcePool } from "./resources.ts";
  * const pool = new ResourcePool({ cpus: 4, gpus: [{ index: 0, name: "GPU 0" }] });
  * const a = pool.tryAcquire("t1", { cpu: 1, gpu: 0.5 });
- * console.log(a?.env.CUDA_VISIBLE_DEVICES); // "0"
- * console.log(pool.maxConcurrent({ cpu: 1, gpu: 0.5 })); // 2
+ * assert.equal(a?.env.CUDA_VISIBLE_DEVICES, "0");
+ * assert.equal(pool.maxConcurrent({ cpu: 1, gpu: 0.5 }), 2);
  * pool.release("t1");
  * ```
  */
@@ -346,9 +347,10 @@ export interface DiscoverGpusOptions {
  * @throws {RangeError} when `gpus` or `TUNEBOX_GPUS` is malformed.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { discoverGpus } from "./resources.ts";
  * const devices = await discoverGpus({ gpus: 2 });
- * console.log(devices.map((d) => d.name)); // ["GPU 0", "GPU 1"]
+ * assert.deepEqual(devices.map((d) => d.name), ["GPU 0", "GPU 1"]);
  * ```
  */
 export async function discoverGpus(options: DiscoverGpusOptions = {}): Promise<Device[]> {
@@ -425,9 +427,10 @@ function simulated(n: number, what: string): Device[] {
  * @returns the visible devices.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { visibleDevices } from "./resources.ts";
  * const all = [{ index: 0, name: "A" }, { index: 1, name: "B" }];
- * console.log(visibleDevices(all, "1")); // [{ index: 1, name: "B" }]
+ * assert.deepEqual(visibleDevices(all, "1"), [{ index: 1, name: "B" }]);
  * ```
  */
 export function visibleDevices(
@@ -457,9 +460,10 @@ export function visibleDevices(
  * @returns the devices listed.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseNvidiaSmiList } from "./resources.ts";
  * const d = parseNvidiaSmiList("GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-5a1f)\n");
- * console.log(d); // [{ index: 0, name: "NVIDIA A100-SXM4-40GB", uuid: "GPU-5a1f" }]
+ * assert.deepEqual(d, [{ index: 0, name: "NVIDIA A100-SXM4-40GB", uuid: "GPU-5a1f" }]);
  * ```
  */
 export function parseNvidiaSmiList(text: string): Device[] {

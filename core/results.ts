@@ -52,9 +52,10 @@ export type BestScope = "last" | "all";
  *
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { ResultGrid } from "./results.ts";
  * const grid = await ResultGrid.load("tunebox_results/my-exp");
- * console.log(grid.best().config);
+ * assert.ok(grid.trials.includes(grid.best()));
  * ```
  */
 export class ResultGrid {
@@ -180,9 +181,10 @@ export class ResultGrid {
    * of the metrics, in order).
    * @example
    * ```ts ignore
+   * import assert from "node:assert/strict";
    * import { ResultGrid } from "./results.ts";
    * const grid = await ResultGrid.load("tunebox_results/my-exp");
-   * for (const t of grid.paretoFront()) console.log(t.id, t.objectives);
+   * for (const t of grid.paretoFront()) assert.equal(t.objectives.length, grid.metrics.length);
    * ```
    */
   paretoFront(

@@ -39,12 +39,13 @@ export interface SandboxContext {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sandboxFlags } from "./sandbox.ts";
  * const flags = sandboxFlags({
  *   trialDir: "/tmp/exp/t1/files", socketPath: "/tmp/s/1/c.sock", readRoots: [],
  *   envNames: ["TUNEBOX_TOKEN"], policy: { read: ["/data"] },
  * });
- * console.log(flags.includes("--allow-read=/tmp/exp/t1/files,/tmp/s/1/c.sock,/data")); // true
+ * assert.equal(flags.includes("--allow-read=/tmp/exp/t1/files,/tmp/s/1/c.sock,/data"), true);
  * ```
  */
 export function sandboxFlags(ctx: SandboxContext): string[] {
@@ -107,8 +108,9 @@ function unique(xs: readonly string[]): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tuneboxRoot } from "./sandbox.ts";
- * console.log(typeof tuneboxRoot()); // "string" in a checkout
+ * assert.equal(typeof tuneboxRoot(), "string"); // in a checkout
  * ```
  */
 export function tuneboxRoot(): string | undefined {
@@ -321,9 +323,12 @@ export interface Denial {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseDenial } from "./sandbox.ts";
- * console.log(parseDenial('NotCapable: Requires net access to "127.0.0.1:80", run again'));
- * // { permission: "net", target: "127.0.0.1:80" }
+ * assert.deepEqual(
+ *   parseDenial('NotCapable: Requires net access to "127.0.0.1:80", run again'),
+ *   { permission: "net", target: "127.0.0.1:80" },
+ * );
  * ```
  */
 export function parseDenial(text: string): Denial | undefined {

@@ -141,8 +141,9 @@ export function defineTrainable<C = Config>(fn: TrainableFn<C>): Trainable<C> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defineTrainable, trainableFn } from "./session.ts";
- * console.log(typeof trainableFn(defineTrainable(() => {}))); // "function"
+ * assert.equal(typeof trainableFn(defineTrainable(() => {})), "function");
  * ```
  */
 export function trainableFn(value: unknown): TrainableFn<Config> | undefined {
@@ -158,8 +159,9 @@ export function trainableFn(value: unknown): TrainableFn<Config> | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TrialStopped } from "./session.ts";
- * console.log(new TrialStopped().name); // "TrialStopped"
+ * assert.equal(new TrialStopped().name, "TrialStopped");
  * ```
  */
 export class TrialStopped extends Error {
@@ -200,14 +202,15 @@ export interface SessionInit {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TrialSession } from "./session.ts";
  * const s = new TrialSession(
  *   { trialId: "t", config: {}, iteration: 0, trialDir: "." },
  *   { send: () => Promise.resolve("continue") },
  * );
  * await s.report({ loss: 1 });
- * console.log(s.iteration); // 1
- * console.log(s.resources); // { cpu: 1, gpu: 0 }
+ * assert.equal(s.iteration, 1);
+ * assert.deepEqual(s.resources, { cpu: 1, gpu: 0 });
  * ```
  */
 export class TrialSession implements Session<Config> {

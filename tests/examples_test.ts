@@ -200,3 +200,10 @@ Deno.test("example 07: a custom scheduler stops trials on a plateau", async () =
   match(text, /[1-4] of 4 trials stopped on a plateau/);
   match(text, /best loss \d+\.\d+ with/);
 });
+
+Deno.test("example 11: resource-changing trials get the CPUs of the trials that ended", async () => {
+  const storage = await Deno.makeTempDir();
+  const text = await task("example:resources", { EPOCHS: "6", STORAGE: storage });
+  match(text, /CPUs per run: 1 -> [234]/);
+  match(text, /best loss \d+\.\d+ \(width \d+\)/);
+});

@@ -78,7 +78,11 @@ export interface TunerOptions<S extends Space = Space> {
   readonly maxConcurrent?: number;
   /** What each trial needs. @default { cpu: 1, gpu: 0 } */
   readonly resources?: Resources;
-  /** GPUs to use instead of discovery (`nvidia-smi -L`, or `TUNEBOX_GPUS`): devices, or a count. */
+  /**
+   * GPUs to use instead of discovery (`nvidia-smi -L`, or `TUNEBOX_GPUS`): devices, or a count.
+   * With a cluster executor, the GPUs all trials share there. @default discovered; with a cluster
+   * executor, what its `capacity` allows times `resources.gpu`
+   */
   readonly gpus?: readonly Device[] | number;
   /**
    * CPUs all trials share (Ray's `ray.init(num_cpus=...)`): trials start while their
@@ -175,6 +179,7 @@ const OPTION_KEYS = TUNER_OPTION_NAMES;
  *
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { Tuner } from "./tuner.ts";
  * import { uniform } from "../core/space.ts";
  * const results = await new Tuner({
@@ -186,7 +191,7 @@ const OPTION_KEYS = TUNER_OPTION_NAMES;
  *   mode: "max",
  *   numSamples: 20,
  * }).fit();
- * console.log(results.best().config);
+ * assert.ok(Math.abs(results.best().config.x - 2) < 5);
  * ```
  */
 export class Tuner<S extends Space = Space> {
@@ -250,7 +255,7 @@ export class Tuner<S extends Space = Space> {
       ? clusterGate(
         o.maxConcurrent ?? executor.capacity({ ...o.resources, ...resources }),
         resources,
-        o.cpus,
+        { cpu: o.cpus, gpu: typeof o.gpus === "number" ? o.gpus : o.gpus?.length },
         o.backend,
       )
       : await makeGate(resources, o.maxConcurrent, o.gpus, o.backend, o.cpus);
@@ -689,19 +694,19 @@ function joinPolicies(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
 
 /**
  * The gate of a cluster executor: the cluster decides where trials run; this counts them (at most
- * `limit`) and sums what they hold against the experiment's total, `cpus` or `limit` trials of
- * `req`, so that a trial given more resources leaves room for fewer others.
+ * `limit`) and sums what they hold against the experiment's total (`cpus` and `gpus`, or `limit` trials of
+ * `req`), so that a trial given more resources leaves room for fewer others.
  */
 function clusterGate(
   limit: number,
   req: TrialResources,
-  cpus: number | undefined,
+  given: { readonly cpu?: number; readonly gpu?: number },
   backend: Backend | undefined,
 ): Gate {
   const max = Math.max(1, Math.floor(limit));
   // Counted in 1/10000 units, as the pool does, so that sums of fractions compare exactly.
   const u = (x: number) => Math.round(x * 10_000);
-  const total = { cpu: cpus ?? max * req.cpu, gpu: max * req.gpu };
+  const total = { cpu: given.cpu ?? max * req.cpu, gpu: given.gpu ?? max * req.gpu };
   const held = new Map<string, TrialResources>();
   let cpu = 0, gpu = 0;
   const fits = (r: TrialResources) =>
@@ -725,7 +730,7 @@ function clusterGate(
       if (u(r.cpu) > u(total.cpu) || u(r.gpu) > u(total.gpu)) {
         throw new RangeError(
           `a trial asks for cpu=${r.cpu}, gpu=${r.gpu} but the experiment has cpu=${total.cpu}, ` +
-            `gpu=${total.gpu} on the cluster (the "cpus" option, or maxConcurrent/capacity ` +
+            `gpu=${total.gpu} on the cluster (the "cpus" and "gpus" options, or maxConcurrent/capacity ` +
             `times resources)`,
         );
       }

@@ -68,6 +68,7 @@ export const REMOTE_ENV_NAMES: readonly string[] = [
   "TUNEBOX_TOKEN",
   "TUNEBOX_HEARTBEAT_MS",
   "TUNEBOX_RANK_VAR",
+  "TUNEBOX_NODE_VAR",
 ];
 
 /**
@@ -75,8 +76,9 @@ export const REMOTE_ENV_NAMES: readonly string[] = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultDriverHost } from "./channel.ts";
- * console.log(typeof defaultDriverHost()); // "string"
+ * assert.equal(typeof defaultDriverHost(), "string");
  * ```
  */
 export function defaultDriverHost(): string {

@@ -39,11 +39,12 @@ const SIGN: EcdsaParams = { name: "ECDSA", hash: "SHA-256" };
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { makeServerCertificate } from "./x509.ts";
  * const { caPem, certPem, keyPem } = await makeServerCertificate({ names: ["127.0.0.1"] });
  * const listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert: certPem, key: keyPem });
  * listener.close();
- * console.log(caPem.startsWith("-----BEGIN CERTIFICATE-----")); // true
+ * assert.equal(caPem.startsWith("-----BEGIN CERTIFICATE-----"), true);
  * ```
  */
 export async function makeServerCertificate(

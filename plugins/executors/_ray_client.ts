@@ -85,10 +85,11 @@ export class RayApiError extends TuneError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rayErrorLine } from "./_ray_client.ts";
  * const body = 'Traceback (most recent call last):\n  File "x.py", line 1\n' +
  *   "ValueError: Job with submission_id a already exists.\n.";
- * console.log(rayErrorLine(body)); // "Job with submission_id a already exists."
+ * assert.equal(rayErrorLine(body), "Job with submission_id a already exists.");
  * ```
  */
 export function rayErrorLine(body: string): string {

@@ -17,11 +17,12 @@ import type { Config } from "../../core/trial.ts";
  * @returns the executor.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { inprocessExecutor } from "./inprocess.ts";
  * const executor = inprocessExecutor(async (config, session) => {
  *   await session.report({ score: Number(config.x) });
  * });
- * console.log(executor.name); // "inprocess"
+ * assert.equal(executor.name, "inprocess");
  * ```
  */
 export function inprocessExecutor<C = Config>(fn: TrainableFn<C>): Executor {

@@ -12,10 +12,11 @@
  * drops exact duplicates.
  *
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mlflowLogger } from "./mlflow.ts";
  * // e.g. after `mlflow server --host 127.0.0.1 --port 5000`
  * const logger = mlflowLogger({ trackingUri: "http://127.0.0.1:5000", experiment: "mnist" });
- * console.log(logger.name); // "mlflow"
+ * assert.equal(logger.name, "mlflow");
  * ```
  *
  * The code lives in `mlflow/` (options, wire types, the delivery engine); this module is its

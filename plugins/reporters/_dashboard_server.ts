@@ -168,9 +168,10 @@ async function trialFile(dir: string, parts: string[]): Promise<Response> {
  * @throws {TypeError} when `hostname` is not a non-empty string.
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { serveDashboard } from "./dashboard.ts";
  * const dashboard = await serveDashboard("tunebox_results/my-exp", { port: 0 });
- * console.log(dashboard.url);
+ * assert.match(dashboard.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
  * await dashboard.close();
  * ```
  */

@@ -44,8 +44,9 @@ export type Broadcast = (msgType: string, content: Record<string, unknown>) => P
  * @returns true inside `deno jupyter`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { inJupyter } from "./notebook.ts";
- * console.log(inJupyter()); // false under deno run
+ * assert.equal(inJupyter(), false); // under deno run and deno test
  * ```
  */
 export function inJupyter(): boolean {

@@ -131,8 +131,9 @@ function rungCount(maxT: number, grace: number, rf: number, s: number): number {
  * @throws {TypeError | RangeError} on bad options, as {@linkcode ashaScheduler}.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ashaMilestones } from "./asha.ts";
- * console.log(ashaMilestones({})); // [[1, 4, 16, 64]]
+ * assert.deepEqual(ashaMilestones({}), [[1, 4, 16, 64]]);
  * ```
  */
 export function ashaMilestones(options: AshaSchedulerOptions = {}): number[][] {
@@ -204,11 +205,13 @@ interface TrialInfo {
  *   `reductionFactor <= 1`, or `brackets` is not an integer between 1 and the number of rungs.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ashaScheduler } from "./asha.ts";
  * const s = ashaScheduler({ maxT: 10, gracePeriod: 1, reductionFactor: 2 });
  * s.setup?.({ metric: "loss", mode: "min", seed: 1 });
  * const result = { loss: 0.5, training_iteration: 1, time_total_s: 1, time_this_iter_s: 1, timestamp: 0, trial_id: "t1" };
- * console.log(s.onReport({ id: "t1", status: "running", config: {}, iteration: 1, dir: "/tmp/t1" }, result));
+ * const d = s.onReport({ id: "t1", status: "running", config: {}, iteration: 1, dir: "/tmp/t1" }, result);
+ * assert.equal(d.kind, "continue"); // the first trial at a rung is never cut
  * ```
  */
 export function ashaScheduler(options: AshaSchedulerOptions = {}): Scheduler {

@@ -12,9 +12,10 @@ import type { Decision, Scheduler } from "../../core/plugin.ts";
  * @returns a scheduler that always continues.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fifoScheduler } from "./fifo.ts";
  * const s = fifoScheduler();
- * console.log(s.name); // "fifo"
+ * assert.equal(s.name, "fifo");
  * ```
  */
 export function fifoScheduler(): Scheduler {

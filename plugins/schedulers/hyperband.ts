@@ -140,8 +140,9 @@ function plan(o: Resolved): HyperbandBracket[] {
  * @throws {TypeError | RangeError} on bad options, as {@linkcode hyperbandScheduler}.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hyperbandBrackets } from "./hyperband.ts";
- * console.log(hyperbandBrackets().map((b) => [b.n, b.r])); // [[5,81],[8,27],[15,9],[34,3],[81,1]]
+ * assert.deepEqual(hyperbandBrackets().map((b) => [b.n, b.r]), [[5,81],[8,27],[15,9],[34,3],[81,1]]);
  * ```
  */
 export function hyperbandBrackets(options: HyperbandSchedulerOptions = {}): HyperbandBracket[] {

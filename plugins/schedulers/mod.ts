@@ -22,9 +22,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ashaScheduler } from "./mod.ts";
  * const scheduler = ashaScheduler({ maxT: 10, gracePeriod: 1, reductionFactor: 2 });
- * console.log(scheduler.name); // "asha"
+ * assert.equal(scheduler.name, "asha");
  * ```
  *
  * @module
@@ -136,12 +137,13 @@ export type {
  *   a {@linkcode SpaceSpecError} whose `path` starts with `hyperparamMutations` for a bad mutation.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { schedulerFromOptions } from "./mod.ts";
  * const s = schedulerFromOptions("pbt", {
  *   perturbationInterval: 5,
  *   hyperparamMutations: { lr: { type: "loguniform", min: 1e-4, max: 0.1 }, batch: [32, 64] },
  * });
- * console.log(s.name); // "pbt"
+ * assert.equal(s.name, "pbt");
  * ```
  */
 export function schedulerFromOptions(name: string, options: Record<string, unknown>): Scheduler {
@@ -161,7 +163,7 @@ export function schedulerFromOptions(name: string, options: Record<string, unkno
         ...options,
       } as HyperbandSchedulerOptions);
     case "median_stopping":
-      return medianStoppingScheduler(options as MedianStoppingSchedulerOptions);
+      return medianStoppingScheduler(rayMinTimeSlice(options) as MedianStoppingSchedulerOptions);
     case "pbt": {
       const m = options.hyperparamMutations;
       if (m === undefined || !isPlainObject(m)) return pbtScheduler(options as PbtSchedulerOptions);
@@ -220,6 +222,32 @@ export const SCHEDULER_NAMES: readonly string[] = [
   "resource_changing",
   ...Object.keys(RAY_NAMES),
 ];
+
+/**
+ * Ray's `min_time_slice` (in `time_attr` units) as `minTimeSliceMs` (milliseconds of training
+ * time): the same thing when `timeAttr` is `time_total_s`, Ray's default; refused otherwise.
+ */
+function rayMinTimeSlice(options: Record<string, unknown>): Record<string, unknown> {
+  const { minTimeSlice, ...rest } = options;
+  if (minTimeSlice === undefined) return options;
+  const FN = "medianStoppingScheduler";
+  if (rest.minTimeSliceMs !== undefined) {
+    throw new TypeError(`${FN}: give "minTimeSliceMs" or Ray's "minTimeSlice", not both`);
+  }
+  if (typeof minTimeSlice !== "number" || !Number.isFinite(minTimeSlice)) {
+    throw new TypeError(
+      `${FN}: "minTimeSlice" must be a number of seconds, got ${JSON.stringify(minTimeSlice)}`,
+    );
+  }
+  if ((rest.timeAttr ?? "time_total_s") !== "time_total_s") {
+    throw new TypeError(
+      `${FN}: Ray's "minTimeSlice" counts in timeAttr units (here ${
+        JSON.stringify(rest.timeAttr)
+      }); Tunebox's slice is training time: give "minTimeSliceMs" in milliseconds instead`,
+    );
+  }
+  return { ...rest, minTimeSliceMs: minTimeSlice * 1000 };
+}
 
 /**
  * `resource_changing` from YAML: `base` is a scheduler as YAML gives one (`{ name: asha, max_t:

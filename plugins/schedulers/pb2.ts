@@ -257,13 +257,14 @@ function select(
  *   or a bound has `low > high`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pb2Scheduler } from "./pb2.ts";
  * const s = pb2Scheduler({
  *   timeAttr: "training_iteration",
  *   perturbationInterval: 4,
  *   hyperparamBounds: { lr: [1e-4, 1e-1], momentum: [0.8, 0.99] },
  * });
- * console.log(s.name); // "pb2"
+ * assert.equal(s.name, "pb2");
  * ```
  */
 export function pb2Scheduler(options: Pb2SchedulerOptions): Pb2Scheduler {

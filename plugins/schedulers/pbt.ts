@@ -237,6 +237,7 @@ function explore(
  *   [0, 0.5], `resampleProbability` outside [0, 1], or a perturbation factor is not > 0.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pbtScheduler } from "./pbt.ts";
  * import { loguniform } from "../../core/space.ts";
  * const s = pbtScheduler({
@@ -244,7 +245,7 @@ function explore(
  *   perturbationInterval: 4,
  *   hyperparamMutations: { lr: loguniform(1e-4, 1e-1), batch: [16, 32, 64] },
  * });
- * console.log(s.name); // "pbt"
+ * assert.equal(s.name, "pbt");
  * ```
  */
 export function pbtScheduler(options: PbtSchedulerOptions = {}): PbtScheduler {

@@ -40,9 +40,10 @@ export interface PbtReplayScheduler extends Scheduler {
  * @throws {TypeError} when the file cannot be read or a line is not a policy row.
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { pbtReplay } from "./pbt_replay.ts";
  * const replay = pbtReplay("./tunebox_results/pbt/pbt_policy_a2b9e_00003.txt");
- * console.log(replay.initialConfig, replay.schedule);
+ * assert.equal(replay.name, "pbt_replay");
  * ```
  */
 export function pbtReplay(policyFile: string): PbtReplayScheduler {

@@ -166,11 +166,12 @@ function pdf(k: Kde, dims: readonly Dim[], x: readonly number[]): number {
  * @throws {RangeError} when a number is outside its range.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bohbSearcher } from "./bohb.ts";
  * import { uniform } from "../../core/space.ts";
  * const s = bohbSearcher();
  * s.setup?.({ space: { lr: uniform(0, 1) }, metric: "loss", mode: "min", seed: 1, numSamples: 4 });
- * console.log(typeof (s.suggest("t0") as { lr: number }).lr); // "number"
+ * assert.equal(typeof (s.suggest("t0") as { lr: number }).lr, "number");
  * ```
  */
 export function bohbSearcher(options: BohbSearcherOptions = {}): Searcher {

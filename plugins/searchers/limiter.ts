@@ -33,10 +33,11 @@ type Info = { readonly error?: boolean; readonly stopped?: boolean };
  * @throws {RangeError} when `maxConcurrent` is not an integer ≥ 1.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { concurrencyLimiter } from "./limiter.ts";
  * import { tpeSearcher } from "./tpe/mod.ts";
  * const searcher = concurrencyLimiter(tpeSearcher(), 2);
- * console.log(searcher.name); // "concurrency_limiter(tpe)"
+ * assert.equal(searcher.name, "concurrency_limiter(tpe)");
  * ```
  */
 export function concurrencyLimiter(

@@ -64,11 +64,12 @@ interface RandomState {
  * @throws {TypeError} on an unknown option or a value of the wrong type.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { randomSearcher } from "./random.ts";
  * import { grid, uniform } from "../../core/space.ts";
  * const s = randomSearcher({ pointsToEvaluate: [{ lr: 0.1 }] });
  * s.setup?.({ space: { lr: uniform(0, 1), layers: grid([1, 2]) }, metric: "loss", mode: "min", seed: 1, numSamples: 2 });
- * console.log(s.suggest("t0")); // { lr: 0.1, layers: 1 }
+ * assert.deepEqual(s.suggest("t0"), { lr: 0.1, layers: 1 });
  * ```
  */
 export function randomSearcher(options: RandomSearcherOptions = {}): Searcher {

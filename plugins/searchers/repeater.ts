@@ -54,10 +54,11 @@ interface Group {
  * @throws {RangeError} when `repeat` is not an integer ≥ 1.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { repeater } from "./repeater.ts";
  * import { tpeSearcher } from "./tpe/mod.ts";
  * const searcher = repeater(tpeSearcher(), 3);
- * console.log(searcher.name); // "repeater(tpe)"
+ * assert.equal(searcher.name, "repeater(tpe)");
  * ```
  */
 export function repeater(

@@ -56,9 +56,10 @@ function lookup(key: string, result: TrialResult): number | undefined {
  * @throws {TypeError} when a limit is not a number.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { criteriaStopper } from "./combined.ts";
  * const stop = criteriaStopper({ training_iteration: 3 });
- * console.log(stop("a", { training_iteration: 3, time_total_s: 1, time_this_iter_s: 1, timestamp: 0, trial_id: "a" })); // true
+ * assert.equal(stop("a", { training_iteration: 3, time_total_s: 1, time_this_iter_s: 1, timestamp: 0, trial_id: "a" }), true);
  * ```
  */
 export function criteriaStopper(criteria: { readonly [key: string]: number }): Stopper {
@@ -103,13 +104,15 @@ export function criteriaStopper(criteria: { readonly [key: string]: number }): S
  * @throws {TypeError} when a part is neither a function nor a criteria dict, or no part is given.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { combinedStopper } from "./combined.ts";
  * import { trialPlateauStopper } from "./plateau.ts";
  * const stop = combinedStopper(
  *   { training_iteration: 100 },
  *   trialPlateauStopper({ metric: "loss", std: 0.001 }),
  * );
- * console.log(typeof stop, stop.stopAll?.()); // "function" false
+ * assert.equal(typeof stop, "function");
+ * assert.equal(stop.stopAll?.(), false);
  * ```
  */
 export function combinedStopper(...parts: readonly StopperPart[]): Stopper {

@@ -16,9 +16,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { trialPlateauStopper } from "./mod.ts";
  * const stop = trialPlateauStopper({ metric: "loss", std: 0.001 });
- * console.log(typeof stop, stop.stopAll?.()); // "function" false
+ * assert.equal(typeof stop, "function");
+ * assert.equal(stop.stopAll?.(), false);
  * ```
  *
  * @module

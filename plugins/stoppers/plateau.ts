@@ -117,10 +117,11 @@ function checkKeys(fn: string, options: unknown, keys: readonly string[]): void 
  *   integer.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { trialPlateauStopper } from "./plateau.ts";
  * const stop = trialPlateauStopper({ metric: "loss", std: 0.001, numResults: 3, gracePeriod: 3 });
  * const r = (loss: number) => ({ loss, training_iteration: 1, time_total_s: 1, time_this_iter_s: 1, timestamp: 0, trial_id: "a" });
- * console.log([0.5, 0.2, 0.2, 0.2].map((x) => stop("a", r(x)))); // [false, false, false, true]
+ * assert.deepEqual([0.5, 0.2, 0.2, 0.2].map((x) => stop("a", r(x))), [false, false, false, true]);
  * ```
  */
 export function trialPlateauStopper(options: TrialPlateauStopperOptions): Stopper {
@@ -181,10 +182,13 @@ export function trialPlateauStopper(options: TrialPlateauStopperOptions): Stoppe
  *   integer >= 0.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { experimentPlateauStopper } from "./plateau.ts";
  * const stop = experimentPlateauStopper({ metric: "loss", top: 2, std: 0.01 });
  * const r = (loss: number) => ({ loss, training_iteration: 1, time_total_s: 1, time_this_iter_s: 1, timestamp: 0, trial_id: "a" });
- * console.log(stop("a", r(0.5)), stop("b", r(0.1)), stop("c", r(0.105))); // false false true
+ * assert.equal(stop("a", r(0.5)), false);
+ * assert.equal(stop("b", r(0.1)), false);
+ * assert.equal(stop("c", r(0.105)), true);
  * ```
  */
 export function experimentPlateauStopper(options: ExperimentPlateauStopperOptions): Stopper {

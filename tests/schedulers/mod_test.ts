@@ -82,3 +82,34 @@ Deno.test("schedulers check the experiment's metric and mode, and need setup fir
     );
   }
 });
+
+Deno.test("Ray's median_stopping_rule options: min_time_slice in seconds of time_total_s", () => {
+  const s = schedulerFromOptions("median_stopping_rule", { minTimeSlice: 2, hardStop: false });
+  assert.deepStrictEqual((s as { spec?: { options: unknown } }).spec?.options, {
+    minTimeSliceMs: 2000,
+    hardStop: false,
+  });
+  assert.throws(
+    () =>
+      schedulerFromOptions("median_stopping", { timeAttr: "training_iteration", minTimeSlice: 2 }),
+    /Ray's "minTimeSlice" counts in timeAttr units \(here "training_iteration"\).*"minTimeSliceMs"/,
+  );
+  assert.throws(
+    () => schedulerFromOptions("median_stopping", { minTimeSlice: 2, minTimeSliceMs: 3 }),
+    /not both/,
+  );
+});
+
+Deno.test("Ray's scheduler names are accepted", () => {
+  for (
+    const [ray, ours] of [
+      ["async_hyperband", "asha"],
+      ["asynchyperband", "asha"],
+      ["median_stopping_rule", "median_stopping"],
+      ["medianstopping", "median_stopping"],
+      ["hb_bohb", "hyperband"],
+    ]
+  ) {
+    assert.equal(schedulerFromOptions(ray, {}).name, ours, ray);
+  }
+});

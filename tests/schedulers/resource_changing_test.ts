@@ -288,20 +288,6 @@ Deno.test("resource_changing from YAML options: a base by name, Ray's keys, a sp
   );
 });
 
-Deno.test("Ray's scheduler names are accepted", () => {
-  for (
-    const [ray, ours] of [
-      ["async_hyperband", "asha"],
-      ["asynchyperband", "asha"],
-      ["median_stopping_rule", "median_stopping"],
-      ["medianstopping", "median_stopping"],
-      ["hb_bohb", "hyperband"],
-    ]
-  ) {
-    assert.equal(schedulerFromOptions(ray, {}).name, ours, ray);
-  }
-});
-
 Deno.test("simulate: trials grow as others end and restart from their checkpoint", () => {
   const r = simulate(resourceChangingScheduler(), CURVE_TRAINABLE, {
     configs: contractConfigs(5),
@@ -480,7 +466,7 @@ Deno.test("resume (CLI, Ctrl-C): a grown trial restarts with the resources the j
   assert.equal((await readTrialEvents(dir)).filter((e) => e.event === "resources").length, 1);
 });
 
-Deno.test("a cluster executor (one with capacity) gets each trial's current resources at every start", async () => {
+async function onFakeCluster(cpus?: number) {
   const { inprocessExecutor } = await import("../../plugins/executors/inprocess.ts");
   type Cfg = { iters: number };
   const inner = inprocessExecutor<Cfg>(async (c, s) => {
@@ -490,6 +476,7 @@ Deno.test("a cluster executor (one with capacity) gets each trial's current reso
     }
   });
   const starts: [string, number | undefined][] = [];
+  let running = 0, most = 0;
   const executor = {
     name: "fake-cluster",
     lazyTrialDir: true,
@@ -497,7 +484,10 @@ Deno.test("a cluster executor (one with capacity) gets each trial's current reso
     capacity: () => 3,
     start(job: Parameters<typeof inner.start>[0], listener: Parameters<typeof inner.start>[1]) {
       starts.push([job.trialId, job.resources?.cpu]);
-      return inner.start(job, listener);
+      most = Math.max(most, ++running);
+      const h = inner.start(job, listener);
+      h.exited.finally(() => running--);
+      return h;
     },
   };
   const r = await new Tuner({
@@ -507,17 +497,29 @@ Deno.test("a cluster executor (one with capacity) gets each trial's current reso
     metric: "loss",
     mode: "min",
     resources: { cpu: 1 },
+    ...(cpus ? { cpus } : {}),
     scheduler: resourceChangingScheduler(),
     storage: await tempStorage(),
     reporter: false,
   }).fit();
   const long = r.trials.find((t) => t.config.iters === 40)!;
   const mine = starts.filter(([id]) => id === long.id).map(([, cpu]) => cpu);
+  const seen = r.history(long.id).map((x) => x.cpu);
+  return { mine, seen, most, starts };
+}
+
+Deno.test("a cluster executor (one with capacity) gets each trial's current resources at every start", async () => {
+  const { mine, seen, starts } = await onFakeCluster();
   // It starts with 1 CPU, is given more as the others end (3 in all), each at a new start.
   assert.equal(mine[0], 1);
   assert.equal(mine.at(-1), 3, JSON.stringify(starts));
-  const seen = r.history(long.id).map((x) => x.cpu);
   assert.deepStrictEqual([...new Set(seen)], mine, "session.resources followed every start");
+});
+
+Deno.test("on a cluster, the cpus option caps what trials hold together", async () => {
+  const { mine, most, starts } = await onFakeCluster(2);
+  assert.equal(most, 2, "2 CPUs: 2 trials of 1 at once");
+  assert.equal(mine.at(-1), 2, JSON.stringify(starts));
 });
 
 Deno.test("the runner: a fractional GPU grown by whole GPUs is a clear error, not a trial that waits forever", async () => {
@@ -539,4 +541,38 @@ Deno.test("the runner: a fractional GPU grown by whole GPUs is a clear error, no
       }).fit(),
     /resource_changing.*trial "\w+": gpu is 1.5, but GPUs above 1 must be a whole number.*trials of a fractional GPU \(0.5\) cannot grow by whole GPUs/s,
   );
+});
+
+Deno.test("end to end (subprocess): a GPU trial grows by whole devices and gets them in CUDA_VISIBLE_DEVICES", async () => {
+  const { hostileTrainable } = await import("../sandbox/_hostile.ts");
+  const train = await hostileTrainable(`
+    for (let i = session.iteration; i < config.iters; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      await session.report(
+        { loss: i, gpu: session.resources.gpu, cuda: Deno.env.get("CUDA_VISIBLE_DEVICES") ?? "unset" },
+        { checkpoint: (d: string) => Deno.writeTextFile(d + "/i", String(i)) },
+      );
+    }
+  `);
+  const r = await new Tuner({
+    trainable: train,
+    space: { iters: grid([1, 10]) },
+    metric: "loss",
+    mode: "min",
+    cpus: 2,
+    gpus: 2,
+    resources: { cpu: 1, gpu: 1 },
+    scheduler: resourceChangingScheduler(),
+    storage: await tempStorage(),
+    reporter: false,
+  }).fit();
+  const long = r.trials.find((t) => t.config.iters === 10)!;
+  const h = r.history(long.id);
+  assert.equal(long.status, "terminated", long.error);
+  assert.equal(h[0].gpu, 1);
+  assert.equal(String(h[0].cuda).split(",").length, 1);
+  // Grown to both GPUs once the short trial ended (its CPUs stay at the base: GPU steps only).
+  const last = h.at(-1)!;
+  assert.equal(last.gpu, 2, JSON.stringify(h.map((x) => [x.gpu, x.cuda])));
+  assert.deepStrictEqual(String(last.cuda).split(",").sort(), ["0", "1"]);
 });

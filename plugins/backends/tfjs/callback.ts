@@ -49,6 +49,7 @@ export type TuneCallback = tf.CustomCallback;
  * logged (the message lists the keys that are).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadTfjs, tuneCallback, type TuneSession } from "./mod.ts";
  * const { tf } = await loadTfjs({ prefer: ["cpu"] });
  * const reports: Record<string, unknown>[] = [];
@@ -59,7 +60,7 @@ export type TuneCallback = tf.CustomCallback;
  *   epochs: 2, verbose: 0,
  *   callbacks: [tuneCallback(session, { metrics: { loss: "loss" }, checkpoint: false })],
  * });
- * console.log(reports.length); // 2
+ * assert.equal(reports.length, 2);
  * ```
  */
 export function tuneCallback(

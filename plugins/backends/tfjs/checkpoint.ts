@@ -26,12 +26,13 @@ export interface SaveModelOptions {
  * @returns once both files are written.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadTfjs, restoreModel, saveModel } from "./mod.ts";
  * const { tf } = await loadTfjs({ prefer: ["cpu"] });
  * const model = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [3] })] });
  * const dir = await Deno.makeTempDir();
  * await saveModel(model, dir);
- * console.log((await restoreModel(dir))?.outputs[0].shape); // [null, 2]
+ * assert.deepEqual((await restoreModel(dir))?.outputs[0].shape, [null, 2]);
  * ```
  */
 export async function saveModel(

@@ -73,6 +73,7 @@ export interface DataParallel {
  * @throws {TypeError} when the session has no collectives or the loss is unknown.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dataParallel, loadTfjs } from "./mod.ts";
  * import { soloCollectives } from "../../../core/collectives.ts";
  * const { tf } = await loadTfjs({ prefer: ["cpu"] });
@@ -84,7 +85,7 @@ export interface DataParallel {
  * });
  * await dp.sync();
  * const loss = await dp.step(tf.tensor2d([[1, 2], [3, 4]]), tf.tensor2d([[1], [2]]));
- * console.log(loss > 0); // true
+ * assert.equal(loss > 0, true);
  * ```
  */
 export function dataParallel(model: LayersModel, options: DataParallelOptions): DataParallel {

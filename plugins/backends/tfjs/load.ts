@@ -76,9 +76,11 @@ const broken = new Map<TfjsBackendName, string>();
  * @throws {BackendUnavailableError} when none of the preferred backends loads.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadTfjs } from "./mod.ts";
  * const { tf, backend } = await loadTfjs({ prefer: ["wasm", "cpu"] });
- * console.log(backend, tf.getBackend()); // "wasm" "wasm" (with read access to its .wasm files)
+ * assert.equal(backend, "wasm");
+ * assert.equal(tf.getBackend(), "wasm"); // with read access to its .wasm files
  * ```
  */
 export async function loadTfjs(options: LoadTfjsOptions = {}): Promise<LoadedTfjs> {

@@ -59,8 +59,9 @@ export interface MissingPackage {
  * @returns the folder, or undefined without a local `node_modules`.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { nodeModulesRoot } from "./packages.ts";
- * console.log(nodeModulesRoot()?.endsWith("/node_modules")); // true
+ * assert.equal(nodeModulesRoot()?.endsWith("/node_modules"), true);
  * ```
  */
 export function nodeModulesRoot(): string | undefined {
@@ -97,9 +98,10 @@ function dirname(path: string): string {
  * @returns the package, or why it is missing.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { findPackage } from "./packages.ts";
  * const found = await findPackage("tfjs-core");
- * console.log("version" in found ? found.version : found.missing); // "4.22.0"
+ * assert.equal("version" in found ? found.version : found.missing, "4.22.0");
  * ```
  */
 export async function findPackage(
@@ -141,8 +143,10 @@ export async function findPackage(
  * @returns the binding's path, or undefined when the package was never built.
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { findBinding } from "./packages.ts";
- * console.log(await findBinding("node_modules/@tensorflow/tfjs-node"));
+ * const binding = await findBinding("node_modules/@tensorflow/tfjs-node");
+ * assert.ok(binding === undefined || binding.endsWith("tfjs_binding.node"));
  * ```
  */
 export async function findBinding(dir: string): Promise<string | undefined> {
@@ -170,8 +174,10 @@ export async function findBinding(dir: string): Promise<string | undefined> {
  * @returns the manifest, or undefined when the package was not built by Tunebox.
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { readNativeManifest } from "./packages.ts";
- * console.log((await readNativeManifest("node_modules/@tensorflow/tfjs-node"))?.variant);
+ * const variant = (await readNativeManifest("node_modules/@tensorflow/tfjs-node"))?.variant;
+ * assert.ok(variant === undefined || variant === "cpu" || variant === "gpu");
  * ```
  */
 export async function readNativeManifest(dir: string): Promise<NativeManifest | undefined> {
@@ -210,8 +216,9 @@ function parseManifest(text: string): NativeManifest | undefined {
  * @returns the folder.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { wasmDistDir } from "./packages.ts";
- * console.log(wasmDistDir()?.endsWith("tfjs-backend-wasm/dist")); // true
+ * assert.equal(wasmDistDir()?.endsWith("tfjs-backend-wasm/dist"), true);
  * ```
  */
 export function wasmDistDir(): string | undefined {

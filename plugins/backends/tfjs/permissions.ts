@@ -50,10 +50,11 @@ export interface TfjsBackend {
  * @throws {TypeError} when an option has the wrong type.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tfjsBackend } from "./permissions.ts";
  * const backend = tfjsBackend();
- * console.log(backend.permissions().read); // [".../tfjs-backend-wasm/dist"]
- * console.log(backend.env([{ index: 1, name: "GPU 1" }]).CUDA_VISIBLE_DEVICES); // "1"
+ * assert.ok(backend.permissions().read?.some((p) => p.endsWith("tfjs-backend-wasm/dist")));
+ * assert.equal(backend.env([{ index: 1, name: "GPU 1" }]).CUDA_VISIBLE_DEVICES, "1");
  * ```
  */
 export function tfjsBackend(options: TfjsBackendOptions = {}): TfjsBackend {

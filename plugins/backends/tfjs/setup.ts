@@ -84,9 +84,10 @@ export interface InstallNativeResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { NativeSetupError } from "./setup.ts";
  * const e = new NativeSetupError(["no C++ compiler: apt-get install g++"]);
- * console.log(e.problems.length); // 1
+ * assert.equal(e.problems.length, 1);
  * ```
  */
 export class NativeSetupError extends Error {
@@ -125,8 +126,10 @@ const DISK_BYTES = { cpu: 1.6e9, gpu: 8e9 };
  * @returns the folder (not created).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultCacheDir } from "./setup.ts";
- * console.log(defaultCacheDir().endsWith("tunebox")); // true (unless TUNEBOX_CACHE_DIR is set)
+ * const own = Deno.env.get("TUNEBOX_CACHE_DIR");
+ * assert.equal(defaultCacheDir().endsWith("tunebox"), own === undefined || own.endsWith("tunebox"));
  * ```
  */
 export function defaultCacheDir(): string {
@@ -158,9 +161,11 @@ export function defaultCacheDir(): string {
  * @throws {NativeSetupError} naming each missing prerequisite or the step that failed.
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { installNativeBackend } from "./setup.ts";
  * const r = await installNativeBackend({ gpu: false });
- * console.log(r.binding, r.verified); // ".../lib/napi-v8/tfjs_binding.node" "tensorflow"
+ * assert.match(r.binding, /\/lib\/napi-v8\/tfjs_binding\.node$/);
+ * assert.equal(r.verified, "tensorflow");
  * ```
  */
 export async function installNativeBackend(

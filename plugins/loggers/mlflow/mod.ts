@@ -12,10 +12,11 @@
  * drops exact duplicates.
  *
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mlflowLogger } from "./mod.ts";
  * // e.g. after `mlflow server --host 127.0.0.1 --port 5000`
  * const logger = mlflowLogger({ trackingUri: "http://127.0.0.1:5000", experiment: "mnist" });
- * console.log(logger.name); // "mlflow"
+ * assert.equal(logger.name, "mlflow");
  * ```
  *
  * @module
@@ -175,13 +176,14 @@ export interface MlflowLogger extends Callback {
  * @throws {RangeError} a number option out of range.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mlflowLogger } from "./mod.ts";
  * const logger = mlflowLogger({
  *   trackingUri: "http://127.0.0.1:5000",
  *   experiment: "mnist-asha",
  *   checkpoint: "best",
  * });
- * console.log(logger.name); // "mlflow"
+ * assert.equal(logger.name, "mlflow");
  * // new Tuner({ ..., callbacks: [logger] })
  * ```
  */

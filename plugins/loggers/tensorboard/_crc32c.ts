@@ -34,9 +34,10 @@ const T: Uint32Array = (() => {
  * @returns the unsigned 32-bit CRC.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { crc32c } from "./_crc32c.ts";
  * const crc = crc32c(new TextEncoder().encode("123456789"));
- * console.log(crc.toString(16)); // "e3069283"
+ * assert.equal(crc.toString(16), "e3069283");
  * ```
  */
 export function crc32c(data: Uint8Array, start = 0, end: number = data.length, crc = 0): number {
@@ -60,8 +61,9 @@ export function crc32c(data: Uint8Array, start = 0, end: number = data.length, c
  * @returns the masked value, unsigned.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { maskCrc } from "./_crc32c.ts";
- * console.log(maskCrc(0).toString(16)); // "a282ead8"
+ * assert.equal(maskCrc(0).toString(16), "a282ead8");
  * ```
  */
 export function maskCrc(crc: number): number {
@@ -77,8 +79,9 @@ export function maskCrc(crc: number): number {
  * @returns the masked CRC, unsigned.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { maskedCrc32c } from "./_crc32c.ts";
- * console.log(maskedCrc32c(new TextEncoder().encode("123456789")).toString(16)); // "c78ab0e5"
+ * assert.equal(maskedCrc32c(new TextEncoder().encode("123456789")).toString(16), "c78ab0e5");
  * ```
  */
 export function maskedCrc32c(data: Uint8Array, start = 0, end: number = data.length): number {

@@ -63,8 +63,9 @@ function putVarint(buf: Uint8Array, at: number, n: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fileVersionEvent } from "./_event_file.ts";
- * console.log(fileVersionEvent(1700000000).length); // 24
+ * assert.equal(fileVersionEvent(1700000000).length, 24);
  * ```
  */
 export function fileVersionEvent(wallTime: number, writer?: string): Uint8Array {
@@ -81,8 +82,9 @@ export function fileVersionEvent(wallTime: number, writer?: string): Uint8Array 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sessionStartEvent } from "./_event_file.ts";
- * console.log(sessionStartEvent(3, 0)); // Uint8Array [9, 0, 0, 0, 0, 0, 0, 0, 0, 16, 3, 58, 2, 8, 1]
+ * assert.deepEqual(sessionStartEvent(3, 0), new Uint8Array([9, 0, 0, 0, 0, 0, 0, 0, 0, 16, 3, 58, 2, 8, 1]));
  * ```
  */
 export function sessionStartEvent(step: number, wallTime: number): Uint8Array {
@@ -98,10 +100,11 @@ export function sessionStartEvent(step: number, wallTime: number): Uint8Array {
  * @param dataClass `SummaryMetadata.data_class` (2 = tensor); 0 leaves it out.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { NULL_TENSOR, pluginEvent } from "./_event_file.ts";
  * const e = pluginEvent(0, 1700000000, "_hparams_/session_end_info", "hparams",
  *   new Uint8Array([0x22, 0x02, 0x08, 0x01]), NULL_TENSOR, 2);
- * console.log(e.length > 0); // true
+ * assert.equal(e.length > 0, true);
  * ```
  */
 export function pluginEvent(

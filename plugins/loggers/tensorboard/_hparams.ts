@@ -61,9 +61,12 @@ function kindOf(v: HParamValue): Kind {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { flattenConfig } from "./_hparams.ts";
- * console.log(flattenConfig({ opt: { lr: 0.1, name: "sgd" }, layers: [64, 64], x: null }));
- * // Map { "opt/lr" => 0.1, "opt/name" => "sgd", "layers" => "[64,64]" }
+ * assert.deepEqual(
+ *   flattenConfig({ opt: { lr: 0.1, name: "sgd" }, layers: [64, 64], x: null }),
+ *   new Map<string, string | number>([["opt/lr", 0.1], ["opt/name", "sgd"], ["layers", "[64,64]"]]),
+ * );
  * ```
  */
 export function flattenConfig(config: Config): Map<string, HParamValue> {
@@ -102,10 +105,12 @@ interface Acc {
  * @example
  * ```ts
  * import { choice, loguniform } from "../../../core/space.ts";
+ * import assert from "node:assert/strict";
  * import { hparamSpecs } from "./_hparams.ts";
- * console.log(hparamSpecs({ lr: loguniform(1e-4, 1e-1), act: choice(["relu", "tanh"]) }));
- * // [{ name: "lr", type: "float64", interval: [0.0001, 0.1] },
- * //  { name: "act", type: "string", discrete: ["relu", "tanh"] }]
+ * assert.deepEqual(hparamSpecs({ lr: loguniform(1e-4, 1e-1), act: choice(["relu", "tanh"]) }), [
+ *   { name: "lr", type: "float64", interval: [0.0001, 0.1] },
+ *   { name: "act", type: "string", discrete: ["relu", "tanh"] },
+ * ]);
  * ```
  */
 export function hparamSpecs(
@@ -205,10 +210,11 @@ export interface ExperimentInfo {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { experimentContent } from "./_hparams.ts";
  * const c = experimentContent({ name: "", description: "", timeCreatedSecs: 0,
  *   hparams: [{ name: "lr", type: "float64" }], metrics: ["accuracy"] });
- * console.log(c.length); // 24
+ * assert.equal(c.length, 24);
  * ```
  */
 export function experimentContent(info: ExperimentInfo): Uint8Array {
@@ -239,10 +245,13 @@ export function experimentContent(info: ExperimentInfo): Uint8Array {
  * @param groupName sessions with the same group name are aggregated; empty: one group each.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sessionStartContent } from "./_hparams.ts";
  * const c = sessionStartContent(new Map([["lr", 0.1]]), 0);
- * console.log(Array.from(c, (b) => b.toString(16).padStart(2, "0")).join(" "));
- * // "1a 11 0a 0f 0a 02 6c 72 12 09 11 9a 99 99 99 99 99 b9 3f"
+ * assert.equal(
+ *   Array.from(c, (b) => b.toString(16).padStart(2, "0")).join(" "),
+ *   "1a 11 0a 0f 0a 02 6c 72 12 09 11 9a 99 99 99 99 99 b9 3f",
+ * );
  * ```
  */
 export function sessionStartContent(
@@ -264,8 +273,9 @@ export function sessionStartContent(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sessionEndContent } from "./_hparams.ts";
- * console.log(sessionEndContent("success", 0)); // Uint8Array [34, 2, 8, 1]
+ * assert.deepEqual(sessionEndContent("success", 0), new Uint8Array([34, 2, 8, 1]));
  * ```
  */
 export function sessionEndContent(status: SessionStatus, endTimeSecs: number): Uint8Array {
@@ -290,10 +300,11 @@ export interface ExperimentSummary {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { experimentContent, readExperiment } from "./_hparams.ts";
  * const c = experimentContent({ name: "", description: "", timeCreatedSecs: 5, hparams: [],
  *   metrics: ["loss"] });
- * console.log(readExperiment(c)); // { metrics: ["loss"], timeCreatedSecs: 5 }
+ * assert.deepEqual(readExperiment(c), { metrics: ["loss"], timeCreatedSecs: 5 });
  * ```
  */
 export function readExperiment(content: Uint8Array): ExperimentSummary {
@@ -319,10 +330,11 @@ export function readExperiment(content: Uint8Array): ExperimentSummary {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { NULL_TENSOR, pluginEvent } from "./_event_file.ts";
  * import { pluginContent } from "./_hparams.ts";
  * const e = pluginEvent(0, 1, "t", "hparams", new Uint8Array([1, 2]), NULL_TENSOR, 2);
- * console.log(pluginContent([e], "t")); // Uint8Array [1, 2]
+ * assert.deepEqual(pluginContent([e], "t"), new Uint8Array([1, 2]));
  * ```
  */
 export function pluginContent(events: readonly Uint8Array[], tag: string): Uint8Array | undefined {

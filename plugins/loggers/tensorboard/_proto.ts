@@ -18,10 +18,11 @@ const utf8 = new TextEncoder();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ProtoWriter } from "./_proto.ts";
  * const w = new ProtoWriter();
  * w.string(1, "lr").uint(4, 3); // HParamInfo{name: "lr", type: FLOAT64}
- * console.log(w.finish()); // Uint8Array [10, 2, 108, 114, 32, 3]
+ * assert.deepEqual(w.finish(), new Uint8Array([10, 2, 108, 114, 32, 3]));
  * ```
  */
 export class ProtoWriter {
@@ -148,9 +149,11 @@ const EMPTY = new Uint8Array(0);
  * @throws {RangeError} when the bytes are not a well-formed message.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeFields } from "./_proto.ts";
  * const f = decodeFields(new Uint8Array([0x20, 0x03]));
- * console.log(f[0].field, f[0].int); // 4 3
+ * assert.equal(f[0].field, 4);
+ * assert.equal(f[0].int, 3);
  * ```
  */
 export function decodeFields(msg: Uint8Array): ProtoField[] {
@@ -189,8 +192,9 @@ export function decodeFields(msg: Uint8Array): ProtoField[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fieldsOf } from "./_proto.ts";
- * console.log(fieldsOf(new Uint8Array([0x08, 0x01, 0x08, 0x02]), 1).map((f) => f.int)); // [1, 2]
+ * assert.deepEqual(fieldsOf(new Uint8Array([0x08, 0x01, 0x08, 0x02]), 1).map((f) => f.int), [1, 2]);
  * ```
  */
 export function fieldsOf(msg: Uint8Array, field: number): ProtoField[] {
@@ -202,8 +206,9 @@ export function fieldsOf(msg: Uint8Array, field: number): ProtoField[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readDouble } from "./_proto.ts";
- * console.log(readDouble(new Uint8Array([0, 0, 0, 0, 0, 0, 0xf0, 0x3f]))); // 1
+ * assert.equal(readDouble(new Uint8Array([0, 0, 0, 0, 0, 0, 0xf0, 0x3f])), 1);
  * ```
  */
 export function readDouble(b: Uint8Array): number {
@@ -215,8 +220,9 @@ export function readDouble(b: Uint8Array): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readFloat } from "./_proto.ts";
- * console.log(readFloat(new Uint8Array([0, 0, 0x80, 0x3e]))); // 0.25
+ * assert.equal(readFloat(new Uint8Array([0, 0, 0x80, 0x3e])), 0.25);
  * ```
  */
 export function readFloat(b: Uint8Array): number {

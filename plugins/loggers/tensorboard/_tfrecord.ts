@@ -20,10 +20,11 @@ export const RECORD_HEADER = 12;
  * @returns the offset just past the record.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sealRecord } from "./_tfrecord.ts";
  * const buf = new Uint8Array(16 + 2);
  * buf.set([0x10, 0x01], 12); // the data: Event{step: 1}
- * console.log(sealRecord(buf, new DataView(buf.buffer), 0, 2)); // 18
+ * assert.equal(sealRecord(buf, new DataView(buf.buffer), 0, 2), 18);
  * ```
  */
 export function sealRecord(
@@ -45,8 +46,9 @@ export function sealRecord(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { frameRecord } from "./_tfrecord.ts";
- * console.log(frameRecord(new Uint8Array([0x10, 0x01])).length); // 18
+ * assert.equal(frameRecord(new Uint8Array([0x10, 0x01])).length, 18);
  * ```
  */
 export function frameRecord(data: Uint8Array): Uint8Array {
@@ -74,10 +76,12 @@ export interface RecordScan {
  * @throws {RangeError} when a CRC does not match (corrupted data).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { frameRecord, readRecords } from "./_tfrecord.ts";
  * const file = frameRecord(new Uint8Array([0x10, 0x01]));
  * const scan = readRecords(file.subarray(0, 10));
- * console.log(scan.records.length, scan.truncated); // 0 true
+ * assert.equal(scan.records.length, 0);
+ * assert.equal(scan.truncated, true);
  * ```
  */
 export function readRecords(file: Uint8Array): RecordScan {

@@ -216,9 +216,10 @@ interface Run {
  * @throws {TypeError} when an option is unknown or has the wrong type.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tensorboardLogger } from "./mod.ts";
  * const logger = tensorboardLogger({ stoppedStatus: "success" });
- * console.log(logger.name); // "tensorboard"
+ * assert.equal(logger.name, "tensorboard");
  * ```
  */
 export function tensorboardLogger(options: TensorboardLoggerOptions = {}): Callback {
