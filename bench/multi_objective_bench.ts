@@ -15,6 +15,7 @@
  *   deno run -A bench/multi_objective_bench.ts --problems zdt1 --seeds 5
  *   deno run -A bench/multi_objective_bench.ts --no-peers --points-out ours.json   # save ours
  *   deno run -A bench/multi_objective_bench.ts --solvers none --peer-json ours.json,peer.json
+ *   deno run -A bench/multi_objective_bench.ts --no-peers --variant 'c48={"candidates":48}'
  *
  * `--peer-json` merges saved runs (comma-separated; ours from `--points-out`, Optuna's from
  * `bench/peers/multi_objective_peer.py --out`), by solver and problem; a cell with fewer seeds
@@ -31,7 +32,7 @@ import type { Config } from "../core/trial.ts";
 import { type Space, uniform } from "../core/space.ts";
 import { hypervolume } from "../core/pareto.ts";
 import { randomSearcher } from "../plugins/searchers/random.ts";
-import { tpeSearcher } from "../plugins/searchers/tpe/mod.ts";
+import { tpeSearcher, type TpeSearcherOptions } from "../plugins/searchers/tpe/mod.ts";
 import { nsga2Searcher } from "../plugins/searchers/nsga2.ts";
 
 const { values: flags } = parseArgs({
@@ -47,6 +48,7 @@ const { values: flags } = parseArgs({
     python: { type: "string" },
     "peer-json": { type: "string" },
     "points-out": { type: "string" },
+    variant: { type: "string", multiple: true },
   },
 });
 const quick = flags.quick;
@@ -129,6 +131,12 @@ const solvers = new Map<string, Factory>([
 if (flags.solvers) {
   const keep = new Set(flags.solvers.split(","));
   for (const k of [...solvers.keys()]) if (!keep.has(k)) solvers.delete(k);
+}
+// `--variant 'name={"candidates":48}'`: MOTPE with other options, as `tunebox-motpe-name`.
+for (const v of flags.variant ?? []) {
+  const eq = v.indexOf("=");
+  const opts = JSON.parse(v.slice(eq + 1)) as TpeSearcherOptions;
+  solvers.set(`tunebox-motpe-${v.slice(0, eq)}`, () => tpeSearcher(opts));
 }
 
 const metricsOf = (m: number) => Array.from({ length: m }, (_, i) => `f${i + 1}`);

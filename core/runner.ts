@@ -254,7 +254,8 @@ interface TrialState {
   /** A checkpoint was staged in this trial's folder (so `.staging` may need cleaning). */
   staged?: boolean;
   priority: boolean;
-  warned: Set<string>;
+  /** Keys of the warnings given about it (made at the first). */
+  warned?: Set<string>;
   env: Record<string, string>;
   /** What it holds when it runs: the experiment's `resources`, or what a reallocation gave it. */
   resources: Resources;
@@ -326,9 +327,9 @@ class Runner {
   readonly failedHooks = new Set<string>();
   log!: EventLog;
   /** The trial whose process the executor started ahead (a warm start), until it starts. */
-  warmId: string | undefined;
+  warmIds = new Set<string>();
   /** A trial not created yet whose folder was made for its warm start. */
-  aheadDir: string | undefined;
+  aheadDirs = new Set<string>();
   /** The environment the last trial started with (a warm start's guess for the next). */
   lastEnv: Record<string, string> | undefined;
   running = 0;
@@ -517,7 +518,6 @@ class Runner {
         runIterations: 0,
         runTimeS: 0,
         priority: t.status === "running",
-        warned: new Set(),
         env: {},
         resources: t.resources ? { ...this.c.resources, ...t.resources } : { ...this.c.resources },
         materialized: !this.c.executor.lazyTrialDir || exists(join(this.c.dir, t.id)),
@@ -638,8 +638,7 @@ class Runner {
     if (!lazy) {
       // Fresh folders: nothing (no symlink) can be waiting in them. One made for a warm start
       // is as fresh: only this trial's own process had it (which ran at most the module's top level).
-      if (this.aheadDir === id) this.aheadDir = undefined;
-      else {
+      if (!this.aheadDirs.delete(id)) {
         // A folder of a trial the journal never recorded (a killed driver made it ahead for a
         // warm start, or was killed before the "created" line went out): not this trial's.
         try {
@@ -665,7 +664,6 @@ class Runner {
       runIterations: 0,
       runTimeS: 0,
       priority: false,
-      warned: new Set(),
       env: {},
       resources: { ...c.resources },
       materialized: !lazy,
@@ -689,7 +687,7 @@ class Runner {
     t.runTimeS = 0;
     t.env = alloc;
     this.lastEnv = alloc;
-    if (this.warmId === t.id) this.warmId = undefined; // the executor hands it the warm process
+    this.warmIds.delete(t.id); // the executor hands it its warm process, if it has one
     if (t.materialized) {
       ensureWorkDir(t.workDir);
       // Earlier lines (a restart from scratch after a crash too): progress.csv keeps one header.
@@ -1314,59 +1312,66 @@ class Runner {
   // ------------------------------------------------------------------ warm starts
 
   /**
-   * While every slot is busy, has the executor start the process of the trial that will start
-   * next: the oldest pending trial, or the next one the searcher will make (its folder is made
-   * now, fresh). A warm process is only ever handed its own trial; one that is not needed any
-   * more is killed, and a folder made ahead for a trial that never came is removed.
+   * While every slot is busy, has the executor start the processes of the trials that will start
+   * next ({@linkcode WARM_AHEAD} at most): the oldest pending trials, then the next ones the
+   * searcher will make (their folders are made now, fresh). A warm process is only ever handed
+   * its own trial; one that is not needed any more is killed, and a folder made ahead for a trial
+   * that never came is removed.
    */
   warmNext(): void {
     const c = this.c;
     if (!c.executor.warm || this.stopping || this.fatal || !this.lastEnv) return;
-    let next: TrialState | undefined;
+    const want: { id: string; made: boolean }[] = [];
     for (const t of this.runnable) {
-      if (t.status === "pending" && t.materialized) {
-        next = t;
-        break;
-      }
+      if (want.length >= WARM_AHEAD) break;
+      if (t.status === "pending" && t.materialized) want.push({ id: t.id, made: true });
     }
-    const id = next?.id ??
-      (!this.searcherDone && this.trialCount < c.totalTrials
-        ? `${c.experimentId}_${String(this.trialCount).padStart(5, "0")}`
-        : undefined);
-    if (id === this.warmId) return;
-    this.dropWarm();
-    if (!id) return;
-    const dir = join(c.dir, id);
-    if (!next) {
-      try {
-        Deno.mkdirSync(dir);
-        Deno.mkdirSync(join(dir, WORK_DIR));
-      } catch {
-        return; // something is there already: no warm start for it
+    for (
+      let k = this.trialCount;
+      want.length < WARM_AHEAD && !this.searcherDone && k < c.totalTrials;
+      k++
+    ) want.push({ id: `${c.experimentId}_${String(k).padStart(5, "0")}`, made: false });
+    const wanted = new Set(want.map((w) => w.id));
+    for (const id of [...this.warmIds]) if (!wanted.has(id)) this.dropWarm(id);
+    for (const w of want) {
+      if (this.warmIds.has(w.id)) continue;
+      const id = w.id;
+      const dir = join(c.dir, id);
+      if (!w.made) {
+        try {
+          Deno.mkdirSync(dir);
+          Deno.mkdirSync(join(dir, WORK_DIR));
+        } catch {
+          continue; // something is there already: no warm start for it
+        }
+        this.aheadDirs.add(id);
       }
-      this.aheadDir = id;
+      this.warmIds.add(id);
+      this.plugin(c.executor.name, "warm", () =>
+        c.executor.warm!({
+          trialId: id,
+          dir,
+          workDir: join(dir, WORK_DIR),
+          sandbox: c.sandbox,
+          env: this.lastEnv!,
+          ...(c.memoryMb !== undefined ? { memoryMb: c.memoryMb } : {}),
+          ...(c.resources ? { resources: c.resources } : {}),
+        }));
     }
-    this.warmId = id;
-    this.plugin(c.executor.name, "warm", () =>
-      c.executor.warm!({
-        trialId: id,
-        dir,
-        workDir: join(dir, WORK_DIR),
-        sandbox: c.sandbox,
-        env: this.lastEnv!,
-        ...(c.memoryMb !== undefined ? { memoryMb: c.memoryMb } : {}),
-        ...(c.resources ? { resources: c.resources } : {}),
-      }));
   }
 
-  /** Kills the warm process of a trial that did not start, and removes a folder made ahead. */
-  dropWarm(): void {
-    if (!this.warmId) return;
-    const id = this.warmId;
-    this.warmId = undefined;
+  /**
+   * Kills the warm process of a trial that did not start (of every one, without `id`), and
+   * removes a folder made ahead for it.
+   */
+  dropWarm(id?: string): void {
+    if (id === undefined) {
+      for (const w of [...this.warmIds]) this.dropWarm(w);
+      return;
+    }
+    if (!this.warmIds.delete(id)) return;
     this.plugin(this.c.executor.name, "unwarm", () => this.c.executor.unwarm?.(id));
-    if (this.aheadDir === id) {
-      this.aheadDir = undefined;
+    if (this.aheadDirs.delete(id)) {
       try {
         Deno.removeSync(join(this.c.dir, id), { recursive: true });
       } catch { /* gone */ }
@@ -1448,6 +1453,7 @@ class Runner {
   }
 
   warnOnce(t: TrialState, key: string, message: string): void {
+    t.warned ??= new Set();
     if (t.warned.has(key)) return;
     t.warned.add(key);
     this.warn(message);
@@ -1542,6 +1548,14 @@ class Runner {
     await writeJsonAtomic(join(c.dir, "experiment.json"), record);
   }
 }
+
+/**
+ * How many trial processes the runner has an executor start ahead at most (warm starts): two,
+ * so that while the slots run short trials the next two processes start side by side (on a
+ * 2-core machine one at a time left a core idle), and a long trial's successors cost at most two
+ * idle processes.
+ */
+const WARM_AHEAD = 2;
 
 /** Keys the runner fills in; not user metrics. */
 export const AUTO_KEYS: ReadonlySet<string> = new Set([

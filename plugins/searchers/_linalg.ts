@@ -6,6 +6,22 @@
  */
 
 /**
+ * The dot product of `len` values of `a` from `ia` and of `b` from `ib`, with four partial sums
+ * (shorter dependency chains than one running sum: the factorisations below are built on it).
+ */
+function dot(a: Float64Array, ia: number, b: Float64Array, ib: number, len: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, k = 0;
+  for (; k + 3 < len; k += 4) {
+    s0 += a[ia + k] * b[ib + k];
+    s1 += a[ia + k + 1] * b[ib + k + 1];
+    s2 += a[ia + k + 2] * b[ib + k + 2];
+    s3 += a[ia + k + 3] * b[ib + k + 3];
+  }
+  for (; k < len; k++) s0 += a[ia + k] * b[ib + k];
+  return (s0 + s1) + (s2 + s3);
+}
+
+/**
  * Factors a symmetric positive definite n×n matrix as L·Lᵀ (L lower triangular, returned in a
  * new array; the upper triangle is zero). Returns `undefined` when the matrix is not positive
  * definite to working precision.
@@ -14,17 +30,14 @@ export function cholesky(a: Float64Array, n: number): Float64Array | undefined {
   const l = new Float64Array(n * n);
   for (let j = 0; j < n; j++) {
     const rj = j * n;
-    let d = a[rj + j];
-    for (let k = 0; k < j; k++) d -= l[rj + k] * l[rj + k];
+    const d = a[rj + j] - dot(l, rj, l, rj, j);
     if (!(d > 0) || !Number.isFinite(d)) return undefined;
     const ljj = Math.sqrt(d);
     l[rj + j] = ljj;
     const inv = 1 / ljj;
     for (let i = j + 1; i < n; i++) {
       const ri = i * n;
-      let s = a[ri + j];
-      for (let k = 0; k < j; k++) s -= l[ri + k] * l[rj + k];
-      l[ri + j] = s * inv;
+      l[ri + j] = (a[ri + j] - dot(l, ri, l, rj, j)) * inv;
     }
   }
   return l;
@@ -39,9 +52,7 @@ export function solveLower(
 ): Float64Array {
   for (let i = 0; i < n; i++) {
     const ri = i * n;
-    let s = b[i];
-    for (let k = 0; k < i; k++) s -= l[ri + k] * out[k];
-    out[i] = s / l[ri + i];
+    out[i] = (b[i] - dot(l, ri, out, 0, i)) / l[ri + i];
   }
   return out;
 }
@@ -69,32 +80,23 @@ export function cholSolve(l: Float64Array, n: number, b: Float64Array): Float64A
 
 /** The inverse (L·Lᵀ)⁻¹ of a factored matrix, as a full symmetric n×n array. */
 export function cholInverse(l: Float64Array, n: number): Float64Array {
-  // M = L⁻¹ row by row (each row a combination of the previous ones), then M ᵀ·M by rows of M;
-  // both walk memory in order.
-  const m = new Float64Array(n * n);
+  // T = L⁻¹ is kept transposed (tt[j·n + k] = T[k][j], upper triangular), so that both steps are
+  // dot products of contiguous rows: T[i][j] = −Σ_{j≤k<i} L[i][k]·T[k][j] / L[i][i], then
+  // (L·Lᵀ)⁻¹ = Tᵀ·T, whose (i, j) entry is Σ_{k≥max(i,j)} T[k][i]·T[k][j].
+  const tt = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
-    const ri = i * n;
-    for (let k = 0; k < i; k++) {
-      const lik = l[ri + k];
-      if (lik === 0) continue;
-      const rk = k * n;
-      for (let j = 0; j <= k; j++) m[ri + j] -= lik * m[rk + j];
-    }
-    m[ri + i] += 1;
-    const inv = 1 / l[ri + i];
-    for (let j = 0; j <= i; j++) m[ri + j] *= inv;
+    const ri = i * n, inv = 1 / l[ri + i];
+    tt[ri + i] = inv;
+    for (let j = 0; j < i; j++) tt[j * n + i] = -dot(l, ri + j, tt, j * n + j, i - j) * inv;
   }
   const out = new Float64Array(n * n);
-  for (let k = 0; k < n; k++) {
-    const rk = k * n;
-    for (let i = 0; i <= k; i++) {
-      const mki = m[rk + i];
-      if (mki === 0) continue;
-      const ri = i * n;
-      for (let j = 0; j <= i; j++) out[ri + j] += mki * m[rk + j];
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      const v = dot(tt, i * n + i, tt, j * n + i, n - i);
+      out[i * n + j] = v;
+      out[j * n + i] = v;
     }
   }
-  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) out[j * n + i] = out[i * n + j];
   return out;
 }
 

@@ -115,7 +115,7 @@ Deno.test("predictMany gives predict's mean and variance, block by block", () =>
     scale: 1.3,
     noise: 1e-3,
   });
-  for (const m of [1, 4, 7]) {
+  for (const m of [1, 4, 7, 8, 19]) {
     const xs = Float64Array.from({ length: m * 2 }, (_, i) => ((i * 0.37) % 1));
     const mean = new Float64Array(m), variance = new Float64Array(m);
     gp.predictMany(xs, m, mean, variance);

@@ -57,6 +57,48 @@ Deno.test("triangular solves, cholSolve and cholInverse agree with A", () => {
   }
 });
 
+Deno.test("cholesky, solveLower (in place) and cholInverse on an 11×11 matrix (the unrolled dot products' remainders)", () => {
+  // A = B·Bᵀ + I with a fixed pseudo-random B: positive definite, dense.
+  const n = 11;
+  const B = Float64Array.from({ length: n * n }, (_, i) => Math.sin(1.3 * i + 0.7));
+  const M = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = i === j ? 1 : 0;
+      for (let k = 0; k < n; k++) s += B[i * n + k] * B[j * n + k];
+      M[i * n + j] = s;
+    }
+  }
+  const L = cholesky(M, n)!;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      if (j > i) assert.equal(L[i * n + j], 0);
+      let s = 0;
+      for (let k = 0; k < n; k++) s += L[i * n + k] * L[j * n + k];
+      close(s, M[i * n + j], 1e-10, `(LLᵀ)[${i}][${j}]`);
+    }
+  }
+  const b = Float64Array.from({ length: n }, (_, i) => i - 5);
+  const y = solveLower(L, n, Float64Array.from(b));
+  const inPlace = Float64Array.from(b);
+  solveLower(L, n, inPlace, inPlace);
+  for (let i = 0; i < n; i++) {
+    close(inPlace[i], y[i], 0, `in place [${i}]`);
+    let s = 0;
+    for (let k = 0; k <= i; k++) s += L[i * n + k] * y[k];
+    close(s, b[i], 1e-10, `(Ly)[${i}]`);
+  }
+  const inv = cholInverse(L, n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      assert.equal(inv[i * n + j], inv[j * n + i]);
+      let s = 0;
+      for (let k = 0; k < n; k++) s += M[i * n + k] * inv[k * n + j];
+      close(s, i === j ? 1 : 0, 1e-9, `(M·M⁻¹)[${i}][${j}]`);
+    }
+  }
+});
+
 Deno.test("lbfgsMinimize finds Rosenbrock's minimum and respects bounds", () => {
   const rosen = (x: Float64Array, g: Float64Array) => {
     const [a, b] = x;

@@ -77,3 +77,40 @@ Deno.test("MOTPE proposes points near the ZDT1 front: a larger hypervolume than 
   const hvRandomOnly = hypervolume(pts.slice(0, 10), ref);
   assert(hvAll > hvFirst && hvFirst > hvRandomOnly, `${hvRandomOnly} ${hvFirst} ${hvAll}`);
 });
+
+Deno.test("MOTPE's defaults are univariate with 48 candidates; options given still apply", () => {
+  const space = Object.fromEntries([0, 1, 2].map((i) => [`x${i}`, uniform(0, 1)]));
+  const run = (opts: Parameters<typeof tpeSearcher>[0], metrics: string[]) => {
+    const s = tpeSearcher({ initialPoints: 5, ...opts });
+    s.setup?.({
+      space,
+      metric: metrics[0],
+      mode: "min",
+      ...(metrics.length > 1 ? { metrics, modes: metrics.map(() => "min" as const) } : {}),
+      seed: 3,
+      numSamples: 25,
+    });
+    const out: Record<string, number>[] = [];
+    for (let i = 0; i < 25; i++) {
+      const c = s.suggest(`t${i}`) as Record<string, number>;
+      out.push(c);
+      const f1 = c.x0, f2 = 1 + c.x1 + c.x2 - Math.sqrt(c.x0);
+      s.onComplete?.(`t${i}`, {
+        f1,
+        f2,
+        training_iteration: 1,
+        time_total_s: 0,
+        time_this_iter_s: 0,
+        timestamp: 0,
+        trial_id: `t${i}`,
+      });
+    }
+    return out;
+  };
+  const mo = ["f1", "f2"];
+  deepEqual(run({}, mo), run({ multivariate: false, candidates: 48 }, mo));
+  const joint = run({ multivariate: true, candidates: 24 }, mo);
+  assert(JSON.stringify(joint) !== JSON.stringify(run({}, mo)), "explicit options are ignored");
+  // One objective keeps the single-objective defaults (multivariate, 24 candidates).
+  deepEqual(run({}, ["f1"]), run({ multivariate: true, candidates: 24 }, ["f1"]));
+});

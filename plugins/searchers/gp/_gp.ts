@@ -211,6 +211,8 @@ export class GaussianProcess {
   private readonly k: Float64Array;
   private readonly dk: Float64Array;
   private readonly v: Float64Array;
+  private readonly w: Float64Array;
+  private Lt: Float64Array | undefined;
   /** Whether the factorisation needed jitter on the diagonal (then it is not extended). */
   private readonly jittered: boolean;
 
@@ -252,6 +254,18 @@ export class GaussianProcess {
     this.k = new Float64Array(n);
     this.dk = new Float64Array(n * D);
     this.v = new Float64Array(n);
+    this.w = new Float64Array(n);
+  }
+
+  /** Lᵀ (row-major), made on first use by {@linkcode GaussianProcess.predict} with gradients. */
+  private transposed(): Float64Array {
+    if (!this.Lt) {
+      const { L } = this, n = this.data.n;
+      const Lt = new Float64Array(n * n);
+      for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) Lt[j * n + i] = L[i * n + j];
+      this.Lt = Lt;
+    }
+    return this.Lt;
   }
 
   /** The Cholesky factor (n × n, row-major) if it can be extended: no jitter was needed. */
@@ -262,13 +276,13 @@ export class GaussianProcess {
   /**
    * The posterior mean and variance at each of `m` points (`xs`: m × D, row-major), written into
    * `mean` and `variance`: the same values as {@linkcode GaussianProcess.predict}, with the
-   * triangular solves done 4 points at a time (each row of the factor is read once per block).
+   * triangular solves done 8 points at a time (each row of the factor is read once per block).
    */
   predictMany(xs: Float64Array, m: number, mean: Float64Array, variance: Float64Array): void {
     const { X, n, D, isCat } = this.data;
     const lam = this.params.invLs2, s = this.params.scale;
     const { L, alpha } = this;
-    const B = 4;
+    const B = 8;
     // V holds the solves of the block, point-major per row: V[j * B + b].
     const V = new Float64Array(n * B);
     for (let p0 = 0; p0 < m; p0 += B) {
@@ -285,33 +299,51 @@ export class GaussianProcess {
         }
         if (b < nb) mean[p] = mu;
       }
-      // Forward substitution L·v = k for the 4 right-hand sides at once.
-      let q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+      // Forward substitution L·v = k for the 8 right-hand sides at once (each row of L is read
+      // once per block).
+      let q0 = 0, q1 = 0, q2 = 0, q3 = 0, q4 = 0, q5 = 0, q6 = 0, q7 = 0;
       for (let j = 0; j < n; j++) {
-        const rj = j * n;
-        let a0 = V[j * B], a1 = V[j * B + 1], a2 = V[j * B + 2], a3 = V[j * B + 3];
-        for (let k = 0; k < j; k++) {
-          const l = L[rj + k], kb = k * B;
+        const rj = j * n, jb = j * B;
+        let a0 = V[jb], a1 = V[jb + 1], a2 = V[jb + 2], a3 = V[jb + 3];
+        let a4 = V[jb + 4], a5 = V[jb + 5], a6 = V[jb + 6], a7 = V[jb + 7];
+        for (let k = 0, kb = 0; k < j; k++, kb += B) {
+          const l = L[rj + k];
           a0 -= l * V[kb];
           a1 -= l * V[kb + 1];
           a2 -= l * V[kb + 2];
           a3 -= l * V[kb + 3];
+          a4 -= l * V[kb + 4];
+          a5 -= l * V[kb + 5];
+          a6 -= l * V[kb + 6];
+          a7 -= l * V[kb + 7];
         }
         const inv = 1 / L[rj + j];
         a0 *= inv;
         a1 *= inv;
         a2 *= inv;
         a3 *= inv;
-        V[j * B] = a0;
-        V[j * B + 1] = a1;
-        V[j * B + 2] = a2;
-        V[j * B + 3] = a3;
+        a4 *= inv;
+        a5 *= inv;
+        a6 *= inv;
+        a7 *= inv;
+        V[jb] = a0;
+        V[jb + 1] = a1;
+        V[jb + 2] = a2;
+        V[jb + 3] = a3;
+        V[jb + 4] = a4;
+        V[jb + 5] = a5;
+        V[jb + 6] = a6;
+        V[jb + 7] = a7;
         q0 += a0 * a0;
         q1 += a1 * a1;
         q2 += a2 * a2;
         q3 += a3 * a3;
+        q4 += a4 * a4;
+        q5 += a5 * a5;
+        q6 += a6 * a6;
+        q7 += a7 * a7;
       }
-      const q = [q0, q1, q2, q3];
+      const q = [q0, q1, q2, q3, q4, q5, q6, q7];
       for (let b = 0; b < nb; b++) variance[p0 + b] = Math.max(s - q[b], 1e-12 * s);
     }
   }
@@ -347,7 +379,15 @@ export class GaussianProcess {
     for (let j = 0; j < n; j++) vv += v[j] * v[j];
     const variance = Math.max(s - vv, 1e-12 * s);
     if (withGrad) {
-      const w = solveUpperT(L, n, v); // C⁻¹ k
+      // w = C⁻¹ k = L⁻ᵀ v, by back substitution along the rows of Lᵀ (contiguous).
+      const Lt = this.transposed();
+      const w = this.w;
+      for (let i = n - 1; i >= 0; i--) {
+        const ri = i * n;
+        let acc = v[i];
+        for (let j = i + 1; j < n; j++) acc -= Lt[ri + j] * w[j];
+        w[i] = acc / Lt[ri + i];
+      }
       dMean.fill(0);
       dVar.fill(0);
       for (let j = 0; j < n; j++) {

@@ -58,6 +58,8 @@ const OPTION_KEYS = [
 ] as const;
 
 const MIN_NOISE = 1e-6;
+/** Up to this many finished trials, the kernel is refitted at every suggestion. */
+const REFIT_ALWAYS = 100;
 
 /** A GP input: a numeric parameter in [0, 1] or a choice (option index). */
 interface Input {
@@ -74,7 +76,8 @@ interface Input {
  *   are proposed by a univariate TPE given the GP's values (Optuna samples those at random).
  * - Fits the kernel (Matérn 5/2 with one lengthscale per parameter, signal and noise variance) by
  *   maximum a posteriori marginal likelihood with Optuna's priors, warm-started from the last
- *   fit; standardises the objective; a failed metric counts as the worst value seen.
+ *   fit, at every suggestion up to 100 finished trials and then at every 10 % more; standardises
+ *   the objective; a failed metric counts as the worst value seen.
  * - Maximises log expected improvement: `candidates` random points, then L-BFGS local searches
  *   (and every option of each choice) from the best ones and from the best trial.
  * - Running trials are fantasised at the GP's mean ("kriging believer"), so concurrent
@@ -207,10 +210,10 @@ export function gpModel(params: readonly ParamInfo[], settings: GpModelSettings)
     sd = Math.max(Math.sqrt(sd / n), 1e-12);
     for (let j = 0; j < n; j++) y[j] = (y[j] - mean) / sd;
     const data: GpData = { X: Float64Array.from(X), n, D, isCat, y };
-    // The kernel is refitted at every suggestion up to 50 trials, then whenever the trials grew
-    // by 10 % since the last fit (each fit costs O(n³) per step; the GP itself always conditions
-    // on every trial).
-    if (!cache || n <= 50 || n >= fittedAt * 1.1) {
+    // The kernel is refitted (warm-started from the last fit) at every suggestion up to 100
+    // trials, as Optuna's GPSampler does at every one, then whenever the trials grew by 10 % since
+    // the last fit (each fit costs O(n³) per step; the GP itself always conditions on every trial).
+    if (!cache || n <= REFIT_ALWAYS || n >= fittedAt * 1.1) {
       cache = fitGp(data, cache, { minNoise: MIN_NOISE, deterministic: settings.deterministic });
       fittedAt = n;
     }
