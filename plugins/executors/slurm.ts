@@ -27,6 +27,7 @@ import type {
   TrialHandle,
   TrialJob,
   TrialListener,
+  WarmJob,
 } from "../../core/plugin.ts";
 import { resolveModule } from "../../core/plugin.ts";
 import { PROTOCOL_VERSION } from "../../core/protocol.ts";
@@ -166,6 +167,21 @@ export function slurmExecutor(
   let runs = 0;
   let firstTrial = true;
   const live = new Map<string, BatchWatch>();
+  /** The step started ahead for the trial the runner expects next (step mode). */
+  let warmed:
+    | {
+      trialId: string;
+      env: string;
+      memoryMb: number | undefined;
+      handle: TrialHandle & { kill(): void; ready: Promise<unknown> };
+      bind: (b: Binding) => void;
+      discard(): void;
+    }
+    | undefined;
+  /** Started trials whose step has not connected yet (it may still wait for CPUs). */
+  const launching = new Set<Promise<unknown>>();
+  /** A warm start asked for while a started trial still waits for its step: done after. */
+  let deferred: WarmJob | undefined;
   let poller: ReturnType<typeof setInterval> | undefined;
 
   interface BatchWatch {
@@ -197,6 +213,60 @@ export function slurmExecutor(
   }
 
   let addresses: Promise<Record<string, string>> | undefined;
+
+  /**
+   * A warm start in step mode: the step of the trial the runner will start next is launched
+   * while every slot is busy, so `srun`, Deno's start, the TLS connection and the trainable's
+   * import are done when the trial is handed over. Its `srun --exact` asks for the trial's own
+   * CPUs, so it waits inside Slurm until a running step ends and frees them — the CPUs this
+   * trial takes next anyway; a trial started instead of it discards it first, so a warm step
+   * never holds CPUs another trial needs. Multi-worker trials start cold.
+   */
+  function warm(next: WarmJob): void {
+    if (!prepared || !channel || (next.resources?.workers ?? 1) > 1) return;
+    if (warmed?.trialId === next.trialId) return;
+    warmed?.discard();
+    warmed = undefined;
+    // A started trial whose step still waits for CPUs goes first: a warm step asking at the
+    // same time could be given them instead, and then wait for a trial that cannot start.
+    if (launching.size) {
+      deferred = next;
+      return;
+    }
+    deferred = undefined;
+    let bind!: (b: Binding) => void, refuse!: (e: Error) => void;
+    const binding = new Promise<Binding>((res, rej) => {
+      bind = res;
+      refuse = rej;
+    });
+    binding.catch(() => {});
+    const handle = startTrial(channel, next, undefined, ++runs, binding);
+    warmed = {
+      trialId: next.trialId,
+      env: JSON.stringify(next.env),
+      memoryMb: next.memoryMb,
+      handle,
+      bind,
+      discard() {
+        refuse(new Error("never assigned"));
+        handle.kill();
+      },
+    };
+  }
+
+  /** Counts a started trial as launching until its step connects (or ends). */
+  function track(ready: Promise<unknown>): void {
+    if (mode !== "step") return;
+    const p = ready.catch(() => {}).finally(() => {
+      launching.delete(p);
+      if (!launching.size && deferred) {
+        const next = deferred;
+        deferred = undefined;
+        warm(next);
+      }
+    });
+    launching.add(p);
+  }
 
   return {
     name: "slurm",
@@ -279,9 +349,41 @@ export function slurmExecutor(
       if (!prepared || !channel) {
         throw new TuneError("slurmExecutor: prepare() must run before start()");
       }
-      return startTrial(channel, job, listener, ++runs);
+      const w = warmed;
+      warmed = undefined;
+      deferred = undefined;
+      if (w) {
+        // Its environment was fixed when it started: only the same one may take the trial.
+        if (
+          w.trialId === job.trialId && w.env === JSON.stringify(job.env) &&
+          w.memoryMb === job.memoryMb && (job.resources?.workers ?? 1) === 1
+        ) {
+          w.bind({ job, listener });
+          track(w.handle.ready);
+          return w.handle;
+        }
+        // Another trial starts: the warm step gives its CPUs up first.
+        w.discard();
+      }
+      const h = startTrial(channel, job, listener, ++runs);
+      track(h.ready);
+      return h;
     },
+    ...(mode === "step"
+      ? {
+        warm,
+        unwarm(trialId: string) {
+          if (deferred?.trialId === trialId) deferred = undefined;
+          if (warmed?.trialId !== trialId) return;
+          warmed.discard();
+          warmed = undefined;
+        },
+      }
+      : {}),
     async close() {
+      deferred = undefined;
+      warmed?.discard();
+      warmed = undefined;
       channel?.close();
       if (poller) clearInterval(poller);
       poller = undefined;
@@ -323,7 +425,7 @@ export function slurmExecutor(
   }
 
   function trialCommand(
-    job: TrialJob,
+    job: WarmJob,
     run: number,
     ch: RemoteChannel,
     ring?: { readonly net: readonly string[] },
@@ -392,7 +494,7 @@ export function slurmExecutor(
     };
   }
 
-  function slurmArgs(job: TrialJob): string[] {
+  function slurmArgs(job: WarmJob): string[] {
     const r = job.resources ?? {};
     const workers = r.workers ?? 1;
     return [
@@ -500,14 +602,22 @@ export function slurmExecutor(
     return first;
   }
 
+  /**
+   * Starts a trial's step or batch job. `job` is all of the trial when `listener` is given; a
+   * warm start gives only what its process needs, and the trial through `binding` once the
+   * runner starts it (its conversation waits for that).
+   */
   function startTrial(
     ch: RemoteChannel,
-    job: TrialJob,
-    listener: TrialListener,
+    job: WarmJob | TrialJob,
+    listener: TrialListener | undefined,
     run: number,
-  ): TrialHandle {
+    binding?: Promise<Binding>,
+  ): TrialHandle & { kill(): void; ready: Promise<unknown> } {
     const token = crypto.randomUUID();
     const workers = job.resources?.workers ?? 1;
+    const bound: Promise<Binding> = binding ??
+      Promise.resolve({ job: job as TrialJob, listener: listener! });
     // A worker says `<trial id>@<rank>` (its SLURM_PROCID) and its node in its hello.
     const ids = workers > 1
       ? Array.from({ length: workers }, (_, r) => `${job.trialId}@${r}`)
@@ -529,6 +639,8 @@ export function slurmExecutor(
     let launchError: TuneError | undefined;
     let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined;
     let ringNet: { base: number; grants: string[] } | undefined;
+    // A warm step discarded before its srun was spawned must never run.
+    let killed = false;
 
     (async () => {
       if (workers > 1) {
@@ -551,6 +663,7 @@ export function slurmExecutor(
       const exportFlag = exportArg({
         ...env,
         ...ch.trialEnv(job.trialId, token),
+        TUNEBOX_NODE_VAR: "SLURMD_NODENAME",
         ...(workers > 1 ? { TUNEBOX_RANK_VAR: "SLURM_PROCID" } : {}),
       });
       const flags = slurmArgs(job);
@@ -580,6 +693,7 @@ export function slurmExecutor(
             stdout: "piped",
             stderr: "piped",
           }).spawn();
+          if (killed) srun.kill("SIGKILL");
         } catch (e) {
           throw e instanceof Deno.errors.NotFound ? notInstalled("srun") : e;
         }
@@ -636,6 +750,23 @@ export function slurmExecutor(
       const all = await Promise.race([connected, ended.then(() => undefined)]);
       if (!all) return {};
       const [first, ...rest] = all;
+      // A warm step waits here, connected and its trainable imported, for its trial. Nothing
+      // reads its messages meanwhile, so the driver only pings it (else it would give its
+      // driver up); watching its silence starts with its trial.
+      const pinger = binding
+        ? setInterval(
+          () => first.send({ v: PROTOCOL_VERSION, type: "ping" }),
+          Math.max(50, Math.floor(ch.heartbeatMs / 4)),
+        )
+        : undefined;
+      const b = await Promise.race([bound, ended.then(() => undefined)]).catch(() => undefined);
+      clearInterval(pinger);
+      if (!b) {
+        cancel("KILL");
+        first.close();
+        return {};
+      }
+      const { job, listener } = b;
       connection = ch.keepAlive(first, () => {
         silent = true;
         cancel("KILL");
@@ -657,8 +788,9 @@ export function slurmExecutor(
           ringNet!,
         );
       }
-      // Where it runs, for the live table and error messages (asked once it is surely running).
-      whereIs(job.trialId, jobId).then((n) => {
+      // Where it runs, for the live table and error messages: the trial says (SLURMD_NODENAME),
+      // else Slurm is asked once it is surely running.
+      (first.node ? Promise.resolve(first.node) : whereIs(job.trialId, jobId)).then((n) => {
         if (!n) return;
         node = n;
         listener.placed?.(n);
@@ -667,7 +799,7 @@ export function slurmExecutor(
     })();
     converse.catch(() => {});
 
-    const cancel = (signal: "TERM" | "KILL") => {
+    function cancel(signal: "TERM" | "KILL"): void {
       if (srun) {
         try {
           srun.kill(signal === "TERM" ? "SIGTERM" : "SIGKILL");
@@ -677,7 +809,7 @@ export function slurmExecutor(
         // KILL: SIGKILL to every process of the job now.
         scancel(jobId, cmdEnv, signal === "KILL" ? "KILL" : undefined);
       }
-    };
+    }
 
     let termTimer: ReturnType<typeof setTimeout> | undefined;
     let killTimer: ReturnType<typeof setTimeout> | undefined;
@@ -820,8 +952,21 @@ export function slurmExecutor(
         escalate(grace);
         await exited;
       },
+      // Its step is running (connected) or gone.
+      ready: Promise.race([connected, ended]),
+      kill() {
+        killed = stopRequested = true;
+        cancel("KILL");
+        exited.catch(() => {});
+      },
     };
   }
+}
+
+/** A warm step's trial, once the runner starts it. */
+interface Binding {
+  readonly job: TrialJob;
+  readonly listener: TrialListener;
 }
 
 /** The absolute path of `cmd` on `path` (a `PATH` value), or undefined. */
