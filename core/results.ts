@@ -28,7 +28,10 @@ export interface TrialInfo {
   readonly error?: string;
   /** Why it was stopped, when a scheduler or a criterion stopped it. */
   readonly reason?: string;
-  /** The trial folder. */
+  /**
+   * The trial folder (absent for an in-process trial that needed none: its records are in
+   * `trials.jsonl`).
+   */
   readonly path: string;
   /** Its latest committed checkpoint folder. */
   readonly checkpoint?: string;

@@ -1355,7 +1355,10 @@ class Runner {
           sandbox: c.sandbox,
           env: this.lastEnv!,
           ...(c.memoryMb !== undefined ? { memoryMb: c.memoryMb } : {}),
-          ...(c.resources ? { resources: c.resources } : {}),
+          // A trial waiting to run again (a retry) keeps what a reallocation gave it.
+          ...(this.trials.get(id)?.resources ?? c.resources
+            ? { resources: this.trials.get(id)?.resources ?? c.resources }
+            : {}),
         }));
     }
   }

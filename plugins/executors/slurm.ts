@@ -173,6 +173,8 @@ export function slurmExecutor(
       trialId: string;
       env: string;
       memoryMb: number | undefined;
+      /** The CPUs and GPUs its step asked for (`-c`, `--gres`). */
+      resources: string;
       handle: TrialHandle & { kill(): void; ready: Promise<unknown> };
       bind: (b: Binding) => void;
       discard(): void;
@@ -259,6 +261,7 @@ export function slurmExecutor(
       trialId: next.trialId,
       env: JSON.stringify(next.env),
       memoryMb: next.memoryMb,
+      resources: cpuGpu(next),
       handle,
       bind,
       discard() {
@@ -266,6 +269,11 @@ export function slurmExecutor(
         handle.kill();
       },
     };
+  }
+
+  /** A job's CPUs and GPUs, to tell whether a warm step asked for what the trial holds now. */
+  function cpuGpu(job: WarmJob): string {
+    return JSON.stringify([job.resources?.cpu ?? 1, job.resources?.gpu ?? 0]);
   }
 
   /** Counts a started trial as launching until its step connects (or ends). */
@@ -367,7 +375,8 @@ export function slurmExecutor(
         // Its environment was fixed when it started: only the same one may take the trial.
         if (
           w.trialId === job.trialId && w.env === JSON.stringify(job.env) &&
-          w.memoryMb === job.memoryMb && (job.resources?.workers ?? 1) === 1
+          w.memoryMb === job.memoryMb && w.resources === cpuGpu(job) &&
+          (job.resources?.workers ?? 1) === 1
         ) {
           w.bind({ job, listener });
           track(w.handle.ready);
