@@ -727,9 +727,9 @@ export function slurmExecutor(
         const logs = Promise.all([
           pipeToFile(srun.stdout, join(job.dir, "stdout.log"), DEFAULT_MAX_LOG_BYTES),
           pipeToFile(srun.stderr, join(job.dir, "stderr.log"), DEFAULT_MAX_LOG_BYTES, stderrTail),
-        ]);
+        ]).catch(() => {}); // a warm step's folder may be gone (the trial never came)
         const st = await srun.status;
-        await logs.catch(() => {});
+        await logs;
         resolveEnded({ state: st.success ? "COMPLETED" : "FAILED", nodes: node, code: st.code });
       } else {
         // Several workers: the batch job's tasks, started as one step by srun inside it
