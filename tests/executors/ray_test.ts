@@ -771,6 +771,51 @@ Deno.test({
     );
 
     await step(
+      "trialsPerJob without shared storage: pooled trials' output and checkpoints come to the driver",
+      async () => {
+        const train = await hostileTrainable(`
+        console.log("hello from " + config.x);
+        for (let i = session.iteration; i < 2; i++) {
+          await session.report({ loss: config.x, ppid: Deno.ppid },
+            { checkpoint: (dir) => Deno.writeTextFile(dir + "/s.txt", String(i)) });
+        }
+      `);
+        const r = await new Tuner({
+          trainable: train,
+          space: { x: grid([1, 2, 3]) },
+          metric: "loss",
+          mode: "min",
+          storage: await tempStorage(),
+          maxConcurrent: 1,
+          resources: { cpu: 1 },
+          executor: executor(c, train, {
+            sharedStorage: false,
+            trialsPerJob: 4,
+            log: () => {},
+          }),
+          reporter: false,
+        }).fit();
+        for (const x of r.trials) {
+          equal(x.status, "terminated", x.error);
+          equal(x.iterations, 2);
+          match(
+            await Deno.readTextFile(`${x.path}/stdout.log`),
+            new RegExp(`hello from ${x.config.x}`),
+          );
+          const cks = (await Array.fromAsync(Deno.readDir(x.path!)))
+            .filter((e) => e.name.startsWith("checkpoint_"));
+          assert(cks.length >= 1, `${x.id} has no checkpoint on the driver`);
+        }
+        equal(
+          new Set(r.trials.map((x) => x.metrics?.ppid)).size,
+          1,
+          "one job ran the three trials",
+        );
+        await until("every job to end", async () => (await liveJobs(c)).length === 0, 60_000, c);
+      },
+    );
+
+    await step(
       "a driver killed with SIGKILL: resume stops its stale jobs and finishes the experiment",
       async () => {
         const storage = await tempStorage();
