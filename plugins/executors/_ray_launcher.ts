@@ -20,11 +20,7 @@
  * @module
  */
 
-import {
-  lineSender,
-  PROTOCOL_VERSION,
-  readBoundedLines,
-} from "../../core/protocol.ts";
+import { lineSender, PROTOCOL_VERSION, readBoundedLines } from "../../core/protocol.ts";
 
 /** What the driver sends a launcher. */
 export type LauncherCommand =
@@ -137,9 +133,7 @@ async function main(): Promise<void> {
     await conn.handshake();
   } catch (e) {
     console.error(
-      `tunebox: cannot reach the driver at ${m[1]}:${m[2]}: ${
-        (e as Error).message
-      }`,
+      `tunebox: cannot reach the driver at ${m[1]}:${m[2]}: ${(e as Error).message}`,
     );
     Deno.exit(3);
   }
