@@ -1277,6 +1277,7 @@ export function rayExecutor(
     let arrived = 0;
     let runningJobs = 0;
     let failure: TrialExit | undefined;
+    let ringLoss = false;
     // Set once rank 0 is done or the trial is being stopped: the other workers then lose their
     // ring as rank 0 leaves, and what they say about it no longer matters.
     let finishing = false;
@@ -1379,8 +1380,15 @@ export function rayExecutor(
       const h = startTrial(ch, { ...job, workDir }, listener, ++runs, worker);
       handles.push(h);
       h.exited.then((exit) => {
-        if (exit.kind === "error" && !failure && !finishing) {
+        // A worker that saw another leave the ring says so first at times: the other's own
+        // error, if it comes too, is the trial's.
+        const lost = exit.kind === "error" && /left the ring/.test(exit.message);
+        if (exit.kind === "error" && failure && ringLoss && !lost) {
           failure = { ...exit, message: `worker rank ${rank} of ${workers}: ${exit.message}` };
+          ringLoss = false;
+        } else if (exit.kind === "error" && !failure && !finishing) {
+          failure = { ...exit, message: `worker rank ${rank} of ${workers}: ${exit.message}` };
+          ringLoss = lost;
           finish();
           stopOthers(rank, 0);
         } else if (rank === 0) {
