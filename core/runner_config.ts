@@ -51,10 +51,15 @@ export interface ResourceGate {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { concurrencyGate } from "./runner.ts";
  * const gate = concurrencyGate(2);
  * gate.acquire("a");
- * console.log(gate.canStart()); // true
+ * assert.equal(gate.canStart(), true);
+ * gate.acquire("b");
+ * assert.equal(gate.canStart(), false);
+ * gate.release("a");
+ * assert.equal(gate.canStart(), true);
  * ```
  */
 export function concurrencyGate(n: number): ResourceGate {
