@@ -173,6 +173,8 @@ export function slurmExecutor(
       trialId: string;
       env: string;
       memoryMb: number | undefined;
+      /** The CPUs and GPUs its step asked for (`-c`, `--gres`). */
+      resources: string;
       handle: TrialHandle & { kill(): void; ready: Promise<unknown> };
       bind: (b: Binding) => void;
       discard(): void;
@@ -180,8 +182,11 @@ export function slurmExecutor(
     | undefined;
   /** Started trials whose step has not connected yet (it may still wait for CPUs). */
   const launching = new Set<Promise<unknown>>();
-  /** A warm start asked for while a started trial still waits for its step: done after. */
-  let deferred: WarmJob | undefined;
+  /**
+   * The trials the runner asked to start ahead, in the order it expects to start them; only
+   * the first gets a warm step, and only once no started trial's step waits for CPUs.
+   */
+  const ahead: WarmJob[] = [];
   let poller: ReturnType<typeof setInterval> | undefined;
 
   interface BatchWatch {
@@ -215,25 +220,36 @@ export function slurmExecutor(
   let addresses: Promise<Record<string, string>> | undefined;
 
   /**
-   * A warm start in step mode: the step of the trial the runner will start next is launched
+   * Warm starts in step mode: the step of the trial the runner will start next is launched
    * while every slot is busy, so `srun`, Deno's start, the TLS connection and the trainable's
    * import are done when the trial is handed over. Its `srun --exact` asks for the trial's own
    * CPUs, so it waits inside Slurm until a running step ends and frees them — the CPUs this
-   * trial takes next anyway; a trial started instead of it discards it first, so a warm step
-   * never holds CPUs another trial needs. Multi-worker trials start cold.
+   * trial takes next anyway. Only one warm step at a time (the next trial's; two could take
+   * each other's CPUs), launched only once every started trial's step is running (else it could
+   * be given their CPUs first), and discarded when another trial starts instead: a warm step
+   * never holds CPUs another trial waits for. Multi-worker trials start cold.
    */
   function warm(next: WarmJob): void {
     if (!prepared || !channel || (next.resources?.workers ?? 1) > 1) return;
-    if (warmed?.trialId === next.trialId) return;
-    warmed?.discard();
-    warmed = undefined;
-    // A started trial whose step still waits for CPUs goes first: a warm step asking at the
-    // same time could be given them instead, and then wait for a trial that cannot start.
-    if (launching.size) {
-      deferred = next;
-      return;
+    if (ahead.some((w) => w.trialId === next.trialId)) return;
+    ahead.push(next);
+    launchWarm();
+  }
+
+  function unwarm(trialId: string): void {
+    const i = ahead.findIndex((w) => w.trialId === trialId);
+    if (i >= 0) ahead.splice(i, 1);
+    if (warmed?.trialId === trialId) {
+      warmed.discard();
+      warmed = undefined;
     }
-    deferred = undefined;
+    launchWarm();
+  }
+
+  /** Launches the warm step of the first trial ahead, when nothing is in its way. */
+  function launchWarm(): void {
+    const next = ahead[0];
+    if (!channel || warmed || !next || launching.size) return;
     let bind!: (b: Binding) => void, refuse!: (e: Error) => void;
     const binding = new Promise<Binding>((res, rej) => {
       bind = res;
@@ -245,6 +261,7 @@ export function slurmExecutor(
       trialId: next.trialId,
       env: JSON.stringify(next.env),
       memoryMb: next.memoryMb,
+      resources: cpuGpu(next),
       handle,
       bind,
       discard() {
@@ -254,16 +271,17 @@ export function slurmExecutor(
     };
   }
 
+  /** A job's CPUs and GPUs, to tell whether a warm step asked for what the trial holds now. */
+  function cpuGpu(job: WarmJob): string {
+    return JSON.stringify([job.resources?.cpu ?? 1, job.resources?.gpu ?? 0]);
+  }
+
   /** Counts a started trial as launching until its step connects (or ends). */
   function track(ready: Promise<unknown>): void {
     if (mode !== "step") return;
     const p = ready.catch(() => {}).finally(() => {
       launching.delete(p);
-      if (!launching.size && deferred) {
-        const next = deferred;
-        deferred = undefined;
-        warm(next);
-      }
+      launchWarm();
     });
     launching.add(p);
   }
@@ -351,12 +369,14 @@ export function slurmExecutor(
       }
       const w = warmed;
       warmed = undefined;
-      deferred = undefined;
+      const i = ahead.findIndex((a) => a.trialId === job.trialId);
+      if (i >= 0) ahead.splice(i, 1);
       if (w) {
         // Its environment was fixed when it started: only the same one may take the trial.
         if (
           w.trialId === job.trialId && w.env === JSON.stringify(job.env) &&
-          w.memoryMb === job.memoryMb && (job.resources?.workers ?? 1) === 1
+          w.memoryMb === job.memoryMb && w.resources === cpuGpu(job) &&
+          (job.resources?.workers ?? 1) === 1
         ) {
           w.bind({ job, listener });
           track(w.handle.ready);
@@ -372,16 +392,11 @@ export function slurmExecutor(
     ...(mode === "step"
       ? {
         warm,
-        unwarm(trialId: string) {
-          if (deferred?.trialId === trialId) deferred = undefined;
-          if (warmed?.trialId !== trialId) return;
-          warmed.discard();
-          warmed = undefined;
-        },
+        unwarm,
       }
       : {}),
     async close() {
-      deferred = undefined;
+      ahead.length = 0;
       warmed?.discard();
       warmed = undefined;
       channel?.close();
