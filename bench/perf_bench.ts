@@ -1,8 +1,9 @@
 /**
  * Issue 14's table, side by side with Optuna in the same run: sandboxed trivial trials (the
  * trainable importing `mod.ts`, and `./trainable`), in-process trials (64 × 20 and 10,000 × 1),
- * with the driver's wall time and peak memory. `--scale` adds 100,000 in-process trials × 1
- * report and 1,000 sandboxed trials. Each row runs in a fresh driver process, so its peak RSS
+ * with the driver's wall time and peak memory, and the CPU time of the driver and of its trial
+ * processes; the 10,000-trial row again with `trialFolders: "end"` (every trial's folder
+ * written). `--scale` adds 100,000 in-process trials × 1 report and 1,000 sandboxed trials. Each row runs in a fresh driver process, so its peak RSS
  * (`VmHWM`) is that row's alone.
  *
  *     deno run -A bench/perf_bench.ts [--quick] [--scale] [--no-peers]
@@ -20,6 +21,8 @@ interface Row {
   readonly driverCpuS?: number;
   /** CPU seconds of its trial processes that ended (user + system). */
   readonly trialsCpuS?: number;
+  /** Optuna: the wall time with `create_study()` too. */
+  readonly withCreateS?: number;
 }
 
 const here = new URL(".", import.meta.url).pathname;
@@ -54,9 +57,10 @@ async function runRow(kind: string, trials: number, reports: number): Promise<Ro
   };
   const cpu0 = cpuS();
   const t0 = performance.now();
-  if (kind === "inprocess") {
+  if (kind === "inprocess" || kind === "inprocess-end") {
     await new Tuner({
       ...common,
+      ...(kind === "inprocess-end" ? { trialFolders: "end" as const } : {}),
       trainable: async (config, session) => {
         for (let i = 0; i < reports; i++) {
           await session.report({ loss: (config.x - 0.5) ** 2 + 1 / (i + 1) });
@@ -101,7 +105,12 @@ async function optuna(rows: [number, number][]): Promise<Row[]> {
     }).output();
     if (!r.success) throw new Error(`the Optuna peer failed (${python})`);
     const j = JSON.parse(new TextDecoder().decode(r.stdout));
-    out.push({ name: `optuna ${trials}x${reports}`, wallS: j.wall_s, peakMb: j.max_rss_mb });
+    out.push({
+      name: `optuna ${trials}x${reports}`,
+      wallS: j.wall_s,
+      peakMb: j.max_rss_mb,
+      withCreateS: j.wall_with_create_s,
+    });
   }
   return out;
 }
@@ -122,13 +131,17 @@ const plan: [string, number, number][] = [
   ["sandboxed-trainable", n, 20],
   ["inprocess", n, 20],
   ["inprocess", big, 1],
+  ["inprocess-end", big, 1],
   ...(scale ? [["inprocess", 100_000, 1], ["sandboxed-trainable", 1000, 1]] as const : []),
 ].map((r) => [...r] as [string, number, number]);
 
 const ours: Row[] = [];
 for (const [kind, trials, reports] of plan) {
   const r = await child(kind, trials, reports);
-  console.log(`${r.name.padEnd(36)} ${r.wallS.toFixed(3).padStart(8)} s ${r.peakMb.toFixed(0)} MB`);
+  console.log(
+    `${r.name.padEnd(36)} ${r.wallS.toFixed(3).padStart(8)} s ${r.peakMb.toFixed(0)} MB ` +
+      `(CPU: driver ${r.driverCpuS?.toFixed(2)} s, trials ${r.trialsCpuS?.toFixed(2)} s)`,
+  );
   ours.push(r);
 }
 if (peers) {
@@ -139,7 +152,8 @@ if (peers) {
   ]);
   for (const r of theirs) {
     console.log(
-      `${r.name.padEnd(36)} ${r.wallS.toFixed(3).padStart(8)} s ${r.peakMb.toFixed(0)} MB`,
+      `${r.name.padEnd(36)} ${r.wallS.toFixed(3).padStart(8)} s ${r.peakMb.toFixed(0)} MB ` +
+        `(with create_study: ${r.withCreateS?.toFixed(3)} s)`,
     );
     const mine = ours.find((o) => o.name === r.name.replace("optuna", "inprocess"));
     if (mine) {

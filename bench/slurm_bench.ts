@@ -10,6 +10,8 @@
  *     deno run -A bench/slurm_bench.ts            # 64 trials x 20 reports
  *     deno run -A bench/slurm_bench.ts --quick    # 16 trials x 20 reports
  *     deno run -A bench/slurm_bench.ts --startup  # the start-up timelines
+ *     deno run -A bench/slurm_bench.ts --startup --hold 1000  # trials that last 1 s after their
+ *                                                  # report (a warm start has time to boot)
  *
  * Needs root and `slurmctld slurmd slurm-client munge` installed (.ci/run installs them).
  */
@@ -21,6 +23,8 @@ import { slurmMissing, startSlurmCluster } from "../tests/peers/slurm_cluster.ts
 
 const quick = Deno.args.includes("--quick");
 const startupOnly = Deno.args.includes("--startup");
+const holdAt = Deno.args.indexOf("--hold");
+const HOLD_MS = holdAt >= 0 ? Number(Deno.args[holdAt + 1]) : 0;
 const TRIALS = quick ? 16 : 64;
 const REPORTS = 20;
 const CONCURRENT = 8;
@@ -54,8 +58,9 @@ const trainableTimed = `${dir}/timed.ts`;
 await Deno.writeTextFile(
   trainableTimed,
   `import { defineTrainable } from ${tb};\nconst imported = Date.now();\n` +
-    `export default defineTrainable(async (config: { x: number }, session) => {\n` +
-    `  await session.report({ loss: config.x, origin: performance.timeOrigin, imported });\n});\n`,
+    `export default defineTrainable(async (config: { x: number; hold: number }, session) => {\n` +
+    `  await session.report({ loss: config.x, origin: performance.timeOrigin, imported });\n` +
+    `  await new Promise((r) => setTimeout(r, config.hold));\n});\n`,
 );
 
 /** Six trials one at a time: where each start's time goes, in ms. */
@@ -64,7 +69,7 @@ async function timeline(label: string, executor: Executor): Promise<void> {
   const rows: string[] = [];
   await new Tuner({
     trainable: trainableTimed,
-    space: { x: grid([1, 2, 3, 4, 5, 6]) },
+    space: { x: grid([1, 2, 3, 4, 5, 6]), hold: HOLD_MS },
     metric: "loss",
     mode: "min",
     storage: dir,

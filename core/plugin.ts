@@ -474,10 +474,10 @@ export interface Executor {
    */
   readonly lazyTrialDir?: boolean;
   /**
-   * Starts the process of the trial the runner expects to start next, ahead of time (a warm
-   * start): the runner has made its folder, and the process gets that trial's permissions and
-   * waits for its assignment. `start` with that trial id (and the same `env`) then hands the
-   * trial to it; a warmed process is never used for another trial.
+   * Starts the process of a trial the runner expects to start soon, ahead of time (a warm
+   * start; the runner asks for the next two): the runner has made its folder, and the process
+   * gets that trial's permissions and waits for its assignment. `start` with that trial id (and
+   * the same `env`) then hands the trial to it; a warmed process is never used for another trial.
    */
   warm?(next: WarmJob): void;
   /** Kills the warmed process of `trialId` if `start` never took it. */

@@ -6,18 +6,8 @@
  * @module
  */
 
-import { join } from "./_path.ts";
 import type { Config, JsonValue, Mode, TrialResult, TrialStatus } from "./trial.ts";
-import {
-  flatten,
-  foldTrialEvents,
-  journalResults,
-  listCheckpoints,
-  readExperiment,
-  readHistory,
-  readTrialEvents,
-  toCsv,
-} from "./store.ts";
+import { flatten, readExperiment, readStoredTrials, toCsv } from "./store.ts";
 import { TuneError } from "./errors.ts";
 import { lossVector, nonDominatedSort } from "./pareto.ts";
 import type { NotebookHtml } from "../plugins/reporters/notebook.ts";
@@ -38,7 +28,10 @@ export interface TrialInfo {
   readonly error?: string;
   /** Why it was stopped, when a scheduler or a criterion stopped it. */
   readonly reason?: string;
-  /** The trial folder. */
+  /**
+   * The trial folder (absent for an in-process trial that needed none: its records are in
+   * `trials.jsonl`).
+   */
   readonly path: string;
   /** Its latest committed checkpoint folder. */
   readonly checkpoint?: string;
@@ -279,17 +272,12 @@ export class ResultGrid {
    */
   static async load(path: string): Promise<ResultGrid> {
     const record = await readExperiment(path);
-    const events = await readTrialEvents(path);
-    const stored = foldTrialEvents(events);
-    // Reports of in-process trials are in the journal before their own files are written.
-    const journal = journalResults(events);
     const histories = new Map<string, TrialResult[]>();
     const trials: TrialInfo[] = [];
-    for (const s of stored) {
-      const dir = join(path, s.id);
-      const history = await readHistory(dir, journal.get(s.id));
+    for (const s of await readStoredTrials(path)) {
+      const history = [...s.history];
       histories.set(s.id, history);
-      const cks = await listCheckpoints(dir);
+      const cks = s.checkpoints;
       trials.push({
         id: s.id,
         status: s.status,
@@ -298,7 +286,7 @@ export class ResultGrid {
         iterations: history.length ? history.at(-1)!.training_iteration : 0,
         ...(s.status === "error" && s.reason ? { error: s.reason } : {}),
         ...(s.status === "terminated" && s.reason ? { reason: s.reason } : {}),
-        path: dir,
+        path: s.dir,
         ...(cks.length ? { checkpoint: cks.at(-1)!.path } : {}),
       });
     }

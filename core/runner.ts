@@ -8,207 +8,70 @@
  * @module
  */
 
-import { join, resolve, sep } from "./_path.ts";
+import { join } from "./_path.ts";
 import type {
   Ack,
   Callback,
   Decision,
-  Executor,
   ExploitRequest,
   RawReport,
   Resources,
-  SandboxPolicy,
-  Scheduler,
-  Searcher,
   TrialExit,
   TrialHandle,
   TrialOutcome,
 } from "./plugin.ts";
-import { validateDecision } from "./plugin.ts";
+
 import { STAGING_DIR, WORK_DIR } from "./layout.ts";
-import type {
-  Config,
-  JsonValue,
-  Mode,
-  TrialResources,
-  TrialResult,
-  TrialSnapshot,
-  TrialStatus,
-} from "./trial.ts";
+import type { Config, TrialResult, TrialStatus } from "./trial.ts";
 import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
 import { printable, toJson } from "./protocol.ts";
-import type { Space } from "./space.ts";
+
 import { spaceToJson } from "./space.ts";
 import {
   checkpointName,
-  copyTree,
   EventLog,
   type ExperimentRecord,
-  flatten,
   materializeTrial,
-  removeSymlinks,
   ResultWriter,
   STORE_FORMAT,
-  type TrialEvent,
   writeJsonAtomic,
   writeParams,
 } from "./store.ts";
 
-/**
- * Decides whether another trial may start, and gives it its devices' environment. A request is
- * what the whole trial holds (its workers together); without one, the experiment's `resources`.
- */
-export interface ResourceGate {
-  /** Whether one more trial (of `request`, or of the experiment's size) fits now. */
-  canStart(request?: TrialResources): boolean;
-  /** Takes the resources of one trial; returns the environment to set for it. */
-  acquire(trialId: string, request?: TrialResources): Record<string, string>;
-  /** Gives a trial's resources back. */
-  release(trialId: string): void;
-  /**
-   * Throws a `RangeError` saying what exists when `request` could never fit, however many
-   * trials end. @default no check
-   */
-  check?(request: TrialResources): void;
-}
+import {
+  type CheckpointOptions,
+  concurrencyGate,
+  type ResourceGate,
+  type RestoredTrial,
+  type RunnerConfig,
+  type RunOutcome,
+  type StopCriteria,
+  type Stopper,
+} from "./runner_config.ts";
+import { cloneInto, commitCheckpoint, retain } from "./checkpoints.ts";
+import { checkDecision, emit, flushCallbacks, plugin, wants } from "./plugin_host.ts";
+import {
+  AUTO_KEYS,
+  checkMetric,
+  current,
+  demand,
+  localDate,
+  show,
+  snap,
+  stopCriterion,
+} from "./runner_results.ts";
 
-/**
- * A gate that lets at most `n` trials run at once.
- *
- * @example
- * ```ts
- * import { concurrencyGate } from "./runner.ts";
- * const gate = concurrencyGate(2);
- * gate.acquire("a");
- * console.log(gate.canStart()); // true
- * ```
- */
-export function concurrencyGate(n: number): ResourceGate {
-  const held = new Set<string>();
-  return {
-    canStart: (_request?: TrialResources) => held.size < n,
-    acquire(id) {
-      held.add(id);
-      return {};
-    },
-    release(id) {
-      held.delete(id);
-    },
-  };
-}
-
-/**
- * A stop function, as Ray's `Stopper`: called with every result, true stops that trial. With
- * `stopAll`, checked after each call, true also stops every running trial and starts no new
- * one: the experiment ends (Ray's `stop_all`). A plain `(trialId, result) => boolean` is one.
- */
-export interface Stopper {
-  /** Whether the trial that reported `result` should stop. */
-  (trialId: string, result: TrialResult): boolean;
-  /** Whether the whole experiment should stop. */
-  stopAll?(): boolean;
-}
-
-/** Stop criteria: Ray's dict (`{ training_iteration: 10 }`: stop when any value is reached) or a {@linkcode Stopper}. */
-export type StopCriteria =
-  | { readonly [key: string]: number }
-  | Stopper;
-
-/** Checkpoint retention. */
-export interface CheckpointOptions {
-  /** Keep at most this many checkpoints per trial (the latest is always kept). @default all */
-  readonly numToKeep?: number;
-  /** Rank checkpoints by this result key instead of recency. */
-  readonly scoreAttribute?: string;
-  /** Whether a higher or lower score is better. @default "max" */
-  readonly scoreOrder?: Mode;
-}
-
-/** A trial the runner restores from disk. */
-export interface RestoredTrial {
-  /** Trial id. */
-  readonly id: string;
-  /** Status to continue with (`running` becomes runnable again). */
-  readonly status: TrialStatus;
-  /** Config. */
-  readonly config: Config;
-  /** Last iteration on disk. */
-  readonly iteration: number;
-  /** Last result on disk. */
-  readonly lastResult?: TrialResult;
-  /** Every result on disk. */
-  readonly history: readonly TrialResult[];
-  /** Latest committed checkpoint. */
-  readonly checkpoint?: string;
-  /** Committed checkpoints, oldest first. */
-  readonly checkpoints: readonly { path: string; iteration: number; score?: number }[];
-  /** Failures so far. */
-  readonly failures: number;
-  /** Error message or stop reason. */
-  readonly reason?: string;
-  /** The CPUs and GPUs a resource-changing scheduler last gave it, if any. */
-  readonly resources?: TrialResources;
-}
-
-/** Everything the runner needs; the Tuner fills it from its options. */
-export interface RunnerConfig {
-  readonly name: string;
-  readonly dir: string;
-  readonly experimentId: string;
-  readonly space: Space;
-  readonly metric: string;
-  readonly mode: Mode;
-  /** Every objective of a multi-objective experiment (`metric` first); absent for one. */
-  readonly metrics?: readonly string[];
-  /** The mode of each of `metrics`. */
-  readonly modes?: readonly Mode[];
-  readonly seed: number;
-  readonly numSamples: number;
-  readonly totalTrials: number;
-  readonly searcher: Searcher;
-  readonly scheduler: Scheduler;
-  readonly callbacks: readonly Callback[];
-  readonly executor: Executor;
-  readonly gate: ResourceGate;
-  readonly stop?: StopCriteria;
-  readonly timeBudgetMs?: number;
-  readonly trialTimeoutMs?: number;
-  readonly maxFailures: number;
-  readonly checkpoint: CheckpointOptions;
-  readonly sandbox: SandboxPolicy;
-  /** Memory cap of each sandboxed trial in MiB (`resources.memoryMb`). */
-  readonly memoryMb?: number;
-  /** What each trial asks for (`resources`), handed to the executor with every job. */
-  readonly resources?: Resources;
-  /**
-   * The CPUs and GPUs all trials share (what the gate hands out), told to the scheduler with
-   * `resources` as `SchedulerContext.resources`; without it the scheduler is told nothing.
-   */
-  readonly totalResources?: TrialResources;
-  readonly savedOptions: { readonly [key: string]: JsonValue };
-  readonly createdAt: string;
-  readonly restored?: {
-    readonly trials: readonly RestoredTrial[];
-    readonly trialCount: number;
-    readonly searcherState: JsonValue;
-    readonly schedulerState: JsonValue;
-    /** Events logged after the plugin snapshots were taken: replayed into the plugins. */
-    readonly replay: readonly TrialEvent[];
-  };
-  /** Prints warnings (default: console.warn). */
-  readonly warn?: (message: string) => void;
-  /** Handle SIGINT/SIGTERM by stopping trials and saving state. @default true */
-  readonly handleSignals?: boolean;
-  /** How long the end of the experiment waits for busy callbacks. @default 60000 */
-  readonly callbackDrainMs?: number;
-  /**
-   * When the folders of trials a lazy executor runs (in-process) are written: `"lazy"`, only
-   * when a trial needs its folder (a checkpoint, an exploit, `session.trialDir`, an error), the
-   * journal being the record of the rest; `"end"`, also every other one, in one batched pass
-   * before the experiment returns. @default "lazy"
-   */
-  readonly trialFolders?: "lazy" | "end";
-}
+export {
+  AUTO_KEYS,
+  type CheckpointOptions,
+  concurrencyGate,
+  type ResourceGate,
+  type RestoredTrial,
+  type RunnerConfig,
+  type RunOutcome,
+  type StopCriteria,
+  type Stopper,
+};
 
 type Action =
   | { kind: "stop"; reason: string; outcome: "completed" | "stopped" }
@@ -221,7 +84,8 @@ type Action =
   /** The driver could not handle what the trial sent: it fails alone. */
   | { kind: "failed"; message: string };
 
-interface TrialState {
+/** The runner's own record of a trial. */
+export interface TrialState {
   id: string;
   /** Creation order. */
   seq: number;
@@ -254,7 +118,8 @@ interface TrialState {
   /** A checkpoint was staged in this trial's folder (so `.staging` may need cleaning). */
   staged?: boolean;
   priority: boolean;
-  warned: Set<string>;
+  /** Keys of the warnings given about it (made at the first). */
+  warned?: Set<string>;
   env: Record<string, string>;
   /** What it holds when it runs: the experiment's `resources`, or what a reallocation gave it. */
   resources: Resources;
@@ -286,20 +151,6 @@ class EventQueue<T> {
   }
 }
 
-/** What {@linkcode runExperiment} returns. */
-export interface RunOutcome {
-  /** Every trial, in creation order. */
-  readonly trials: readonly TrialSnapshot[];
-  /** Every trial's results, in order. */
-  readonly histories: ReadonlyMap<string, readonly TrialResult[]>;
-  /** True when stopped by a signal. */
-  readonly interrupted: boolean;
-  /** True when the time budget ran out. */
-  readonly budgetExhausted: boolean;
-  /** A plugin or trainable error that ended the experiment early. */
-  readonly fatal?: Error;
-}
-
 /**
  * Runs an experiment to its end (or until interrupted) and returns its trials.
  *
@@ -313,7 +164,8 @@ export async function runExperiment(config: RunnerConfig): Promise<RunOutcome> {
   return await new Runner(config).run();
 }
 
-class Runner {
+/** The experiment's event loop: one instance per run. */
+export class Runner {
   readonly c: RunnerConfig;
   readonly trials = new Map<string, TrialState>();
   readonly order: TrialState[] = [];
@@ -326,9 +178,9 @@ class Runner {
   readonly failedHooks = new Set<string>();
   log!: EventLog;
   /** The trial whose process the executor started ahead (a warm start), until it starts. */
-  warmId: string | undefined;
+  warmIds = new Set<string>();
   /** A trial not created yet whose folder was made for its warm start. */
-  aheadDir: string | undefined;
+  aheadDirs = new Set<string>();
   /** The environment the last trial started with (a warm start's guess for the next). */
   lastEnv: Record<string, string> | undefined;
   running = 0;
@@ -348,6 +200,19 @@ class Runner {
   readonly objectives: readonly string[];
   dateSecond = NaN;
   dateText = "";
+
+  // Methods kept in their own modules (checkpoints, plugin host, result building).
+  commitCheckpoint = commitCheckpoint;
+  retain = retain;
+  cloneInto = cloneInto;
+  plugin = plugin;
+  wants = wants;
+  emit = emit;
+  flushCallbacks = flushCallbacks;
+  snap = snap;
+  stopCriterion = stopCriterion;
+  checkMetric = checkMetric;
+  localDate = localDate;
 
   constructor(c: RunnerConfig) {
     this.c = c;
@@ -517,7 +382,6 @@ class Runner {
         runIterations: 0,
         runTimeS: 0,
         priority: t.status === "running",
-        warned: new Set(),
         env: {},
         resources: t.resources ? { ...this.c.resources, ...t.resources } : { ...this.c.resources },
         materialized: !this.c.executor.lazyTrialDir || exists(join(this.c.dir, t.id)),
@@ -638,8 +502,7 @@ class Runner {
     if (!lazy) {
       // Fresh folders: nothing (no symlink) can be waiting in them. One made for a warm start
       // is as fresh: only this trial's own process had it (which ran at most the module's top level).
-      if (this.aheadDir === id) this.aheadDir = undefined;
-      else {
+      if (!this.aheadDirs.delete(id)) {
         // A folder of a trial the journal never recorded (a killed driver made it ahead for a
         // warm start, or was killed before the "created" line went out): not this trial's.
         try {
@@ -665,7 +528,6 @@ class Runner {
       runIterations: 0,
       runTimeS: 0,
       priority: false,
-      warned: new Set(),
       env: {},
       resources: { ...c.resources },
       materialized: !lazy,
@@ -689,7 +551,7 @@ class Runner {
     t.runTimeS = 0;
     t.env = alloc;
     this.lastEnv = alloc;
-    if (this.warmId === t.id) this.warmId = undefined; // the executor hands it the warm process
+    this.warmIds.delete(t.id); // the executor hands it its warm process, if it has one
     if (t.materialized) {
       ensureWorkDir(t.workDir);
       // Earlier lines (a restart from scratch after a crash too): progress.csv keeps one header.
@@ -978,123 +840,6 @@ class Runner {
     return d;
   }
 
-  stopCriterion(t: TrialState, r: TrialResult): string | undefined {
-    if (r.done === true) return "the trial reported done";
-    const stop = this.c.stop;
-    if (!stop) return undefined;
-    if (typeof stop === "function") {
-      const v = this.plugin("stop", "function", () => stop(t.id, r));
-      if (
-        typeof stop.stopAll === "function" && !this.stopping &&
-        this.plugin("stop", "stopAll", () => stop.stopAll!()) === true
-      ) {
-        this.stopAllRequested = true;
-        return "the stopper's stopAll() returned true: the experiment ends";
-      }
-      return v ? "the stop function returned true" : undefined;
-    }
-    const flat = flatten(r);
-    for (const [k, limit] of Object.entries(stop)) {
-      const v = flat[k];
-      if (typeof v !== "number") {
-        this.warnOnce(
-          t,
-          `stop:${k}`,
-          `stop criterion "${k}" is not in the results of trial "${t.id}" (it reported ${
-            userKeys(flat)
-          })`,
-        );
-        continue;
-      }
-      if (v >= limit) return `${k} >= ${limit}`;
-    }
-    return undefined;
-  }
-
-  checkMetric(t: TrialState, r: TrialResult): void {
-    // A metric at the top level is read as is; a nested one ("a/b") needs the flat view.
-    let flat: Record<string, JsonValue> | undefined;
-    for (const metric of this.objectives) {
-      const direct = r[metric];
-      const v = typeof direct === "number" ? direct : (flat ??= flatten(r))[metric];
-      if (v === undefined) {
-        flat ??= flatten(r);
-        if (!this.warnedMissingMetric) {
-          this.warnedMissingMetric = true;
-          this.warn(
-            `trial "${t.id}" did not report the metric "${metric}" (it reported ${
-              userKeys(flat)
-            }); ` +
-              `schedulers and searchers need it in every report`,
-          );
-        }
-      } else if (typeof v === "number" && !Number.isFinite(v)) {
-        this.warnOnce(
-          t,
-          `nan:${metric}`,
-          `trial "${t.id}" reported ${metric}=${v} at iteration ${r.training_iteration}: recorded, never picked as best`,
-        );
-      }
-    }
-  }
-
-  async commitCheckpoint(
-    t: TrialState,
-    staging: string,
-    iteration: number,
-    result: TrialResult,
-  ): Promise<string> {
-    const src = resolve(t.workDir, staging);
-    if (!src.startsWith(t.workDir + sep)) {
-      throw new TuneError(
-        `the checkpoint folder "${staging}" is outside the trial's folder "${t.workDir}"`,
-      );
-    }
-    const info = await Deno.lstat(src);
-    if (!info.isDirectory) throw new TuneError(`the checkpoint "${staging}" is not a folder`);
-    const removed = await removeSymlinks(src);
-    if (removed) {
-      this.warnOnce(
-        t,
-        "symlink",
-        `trial "${t.id}": ${removed} symlink(s) removed from its checkpoint (symlinks are never committed)`,
-      );
-    }
-    const dst = join(t.dir, checkpointName(iteration));
-    await Deno.remove(dst, { recursive: true }).catch(() => {});
-    await Deno.rename(src, dst);
-    const attr = this.c.checkpoint.scoreAttribute;
-    const scoreValue = attr ? flatten(result)[attr] : undefined;
-    t.checkpoints = t.checkpoints.filter((c) => c.path !== dst);
-    t.checkpoints.push({
-      path: dst,
-      iteration,
-      ...(typeof scoreValue === "number" ? { score: scoreValue } : {}),
-    });
-    t.checkpoint = dst;
-    await this.retain(t);
-    return dst;
-  }
-
-  async retain(t: TrialState): Promise<void> {
-    const keep = this.c.checkpoint.numToKeep;
-    if (keep === undefined || t.checkpoints.length <= keep) return;
-    const latest = t.checkpoints[t.checkpoints.length - 1];
-    const attr = this.c.checkpoint.scoreAttribute;
-    const sign = this.c.checkpoint.scoreOrder === "min" ? -1 : 1;
-    const ranked = [...t.checkpoints].sort((a, b) =>
-      attr
-        ? sign * ((b.score ?? -Infinity * sign) - (a.score ?? -Infinity * sign))
-        : b.iteration - a.iteration
-    );
-    const kept = new Set(ranked.slice(0, keep));
-    kept.add(latest); // resume and retries need the latest
-    for (const c of t.checkpoints) {
-      if (!kept.has(c)) await Deno.remove(c.path, { recursive: true }).catch(() => {});
-    }
-    t.checkpoints = t.checkpoints.filter((c) => kept.has(c));
-  }
-
   async onExit(t: TrialState, exit: TrialExit): Promise<void> {
     clearTimeout(t.timer);
     t.writer?.close();
@@ -1241,40 +986,6 @@ class Runner {
     );
   }
 
-  /** Copies the donor's latest checkpoint into `t` and gives it `config`; false on failure. */
-  async cloneInto(t: TrialState, from: string, config: Config, hook: string): Promise<boolean> {
-    const donor = this.trials.get(from);
-    if (!donor?.checkpoint) {
-      this.fatal ??= new PluginError(
-        this.c.scheduler.name,
-        hook,
-        new Error(`exploit from "${from}", which has no checkpoint`),
-      );
-      return false;
-    }
-    this.materialize(t);
-    const dst = join(t.dir, checkpointName(t.iteration));
-    const tmp = join(t.dir, STAGING_DIR, `exploit_${Date.now()}`);
-    t.staged = true;
-    const skipped = await copyTree(donor.checkpoint, tmp);
-    if (skipped) this.warn(`exploit: ${skipped} symlink(s) not copied from "${donor.id}"`);
-    await Deno.remove(dst, { recursive: true }).catch(() => {});
-    await Deno.rename(tmp, dst);
-    t.checkpoints = t.checkpoints.filter((k) => k.path !== dst);
-    t.checkpoints.push({ path: dst, iteration: t.iteration });
-    t.checkpoint = dst;
-    t.config = config;
-    writeParams(t.dir, t.config);
-    this.log.append({
-      trial: t.id,
-      event: "config",
-      config: t.config,
-      reason: `exploit ${donor.id}`,
-      donor: donor.id,
-    });
-    return true;
-  }
-
   /** Exploits a scheduler asked for on paused trials (synchronous PBT). */
   async applyClones(): Promise<void> {
     while (this.clones.length) {
@@ -1314,59 +1025,69 @@ class Runner {
   // ------------------------------------------------------------------ warm starts
 
   /**
-   * While every slot is busy, has the executor start the process of the trial that will start
-   * next: the oldest pending trial, or the next one the searcher will make (its folder is made
-   * now, fresh). A warm process is only ever handed its own trial; one that is not needed any
-   * more is killed, and a folder made ahead for a trial that never came is removed.
+   * While every slot is busy, has the executor start the processes of the trials that will start
+   * next ({@linkcode WARM_AHEAD} at most): the oldest pending trials, then the next ones the
+   * searcher will make (their folders are made now, fresh). A warm process is only ever handed
+   * its own trial; one that is not needed any more is killed, and a folder made ahead for a trial
+   * that never came is removed.
    */
   warmNext(): void {
     const c = this.c;
     if (!c.executor.warm || this.stopping || this.fatal || !this.lastEnv) return;
-    let next: TrialState | undefined;
+    const want: { id: string; made: boolean }[] = [];
     for (const t of this.runnable) {
-      if (t.status === "pending" && t.materialized) {
-        next = t;
-        break;
-      }
+      if (want.length >= WARM_AHEAD) break;
+      if (t.status === "pending" && t.materialized) want.push({ id: t.id, made: true });
     }
-    const id = next?.id ??
-      (!this.searcherDone && this.trialCount < c.totalTrials
-        ? `${c.experimentId}_${String(this.trialCount).padStart(5, "0")}`
-        : undefined);
-    if (id === this.warmId) return;
-    this.dropWarm();
-    if (!id) return;
-    const dir = join(c.dir, id);
-    if (!next) {
-      try {
-        Deno.mkdirSync(dir);
-        Deno.mkdirSync(join(dir, WORK_DIR));
-      } catch {
-        return; // something is there already: no warm start for it
+    for (
+      let k = this.trialCount;
+      want.length < WARM_AHEAD && !this.searcherDone && k < c.totalTrials;
+      k++
+    ) want.push({ id: `${c.experimentId}_${String(k).padStart(5, "0")}`, made: false });
+    const wanted = new Set(want.map((w) => w.id));
+    for (const id of [...this.warmIds]) if (!wanted.has(id)) this.dropWarm(id);
+    for (const w of want) {
+      if (this.warmIds.has(w.id)) continue;
+      const id = w.id;
+      const dir = join(c.dir, id);
+      if (!w.made) {
+        try {
+          Deno.mkdirSync(dir);
+          Deno.mkdirSync(join(dir, WORK_DIR));
+        } catch {
+          continue; // something is there already: no warm start for it
+        }
+        this.aheadDirs.add(id);
       }
-      this.aheadDir = id;
+      this.warmIds.add(id);
+      this.plugin(c.executor.name, "warm", () =>
+        c.executor.warm!({
+          trialId: id,
+          dir,
+          workDir: join(dir, WORK_DIR),
+          sandbox: c.sandbox,
+          env: this.lastEnv!,
+          ...(c.memoryMb !== undefined ? { memoryMb: c.memoryMb } : {}),
+          // A trial waiting to run again (a retry) keeps what a reallocation gave it.
+          ...(this.trials.get(id)?.resources ?? c.resources
+            ? { resources: this.trials.get(id)?.resources ?? c.resources }
+            : {}),
+        }));
     }
-    this.warmId = id;
-    this.plugin(c.executor.name, "warm", () =>
-      c.executor.warm!({
-        trialId: id,
-        dir,
-        workDir: join(dir, WORK_DIR),
-        sandbox: c.sandbox,
-        env: this.lastEnv!,
-        ...(c.memoryMb !== undefined ? { memoryMb: c.memoryMb } : {}),
-        ...(c.resources ? { resources: c.resources } : {}),
-      }));
   }
 
-  /** Kills the warm process of a trial that did not start, and removes a folder made ahead. */
-  dropWarm(): void {
-    if (!this.warmId) return;
-    const id = this.warmId;
-    this.warmId = undefined;
+  /**
+   * Kills the warm process of a trial that did not start (of every one, without `id`), and
+   * removes a folder made ahead for it.
+   */
+  dropWarm(id?: string): void {
+    if (id === undefined) {
+      for (const w of [...this.warmIds]) this.dropWarm(w);
+      return;
+    }
+    if (!this.warmIds.delete(id)) return;
     this.plugin(this.c.executor.name, "unwarm", () => this.c.executor.unwarm?.(id));
-    if (this.aheadDir === id) {
-      this.aheadDir = undefined;
+    if (this.aheadDirs.delete(id)) {
       try {
         Deno.removeSync(join(this.c.dir, id), { recursive: true });
       } catch { /* gone */ }
@@ -1422,90 +1143,11 @@ class Runner {
 
   // ------------------------------------------------------------------ helpers
 
-  snap(t: TrialState): TrialSnapshot {
-    return Object.freeze({
-      id: t.id,
-      status: t.status,
-      config: t.config,
-      iteration: t.iteration,
-      dir: t.dir,
-      ...(t.lastResult ? { lastResult: t.lastResult } : {}),
-      ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
-      ...(t.error ? { error: t.error } : {}),
-      ...(t.reason ? { reason: t.reason } : {}),
-      ...(t.node ? { node: t.node } : {}),
-      resources: Object.freeze(current(t.resources)),
-    });
-  }
-
-  plugin<T>(name: string, hook: string, fn: () => T): T | undefined {
-    try {
-      return fn();
-    } catch (e) {
-      this.fatal ??= new PluginError(name, hook, e);
-      return undefined;
-    }
-  }
-
   warnOnce(t: TrialState, key: string, message: string): void {
+    t.warned ??= new Set();
     if (t.warned.has(key)) return;
     t.warned.add(key);
     this.warn(message);
-  }
-
-  /** `date` of a result: the local time to the second, made once a second. */
-  localDate(ms: number): string {
-    const second = Math.floor(ms / 1000);
-    if (second !== this.dateSecond) {
-      this.dateSecond = second;
-      this.dateText = isoLocal(ms);
-    }
-    return this.dateText;
-  }
-
-  /** Whether a callback has this hook (the event is then worth making). */
-  wants(hook: Exclude<keyof Callback, "name">): boolean {
-    return this.c.callbacks.some((cb) => typeof cb[hook] === "function");
-  }
-
-  emit<K extends Exclude<keyof Callback, "name">>(
-    hook: K,
-    event: Parameters<NonNullable<Callback[K]>>[0],
-  ): void {
-    for (const cb of this.c.callbacks) {
-      const fn = cb[hook] as ((e: unknown) => void | Promise<void>) | undefined;
-      if (typeof fn !== "function") continue;
-      const prev = this.chains.get(cb) ?? Promise.resolve();
-      this.chains.set(
-        cb,
-        prev.then(() => fn.call(cb, event)).catch((e) => {
-          const key = `${cb.name}.${hook}`;
-          if (this.failedHooks.has(key)) return;
-          this.failedHooks.add(key);
-          this.warn(`${new PluginError(cb.name, hook, e).message} (the experiment goes on)`);
-        }),
-      );
-    }
-  }
-
-  async flushCallbacks(): Promise<void> {
-    const limit = this.c.callbackDrainMs ?? 60_000;
-    const busy = new Set(this.chains.keys());
-    for (const [cb, chain] of this.chains) chain.then(() => busy.delete(cb));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const all = Promise.all(this.chains.values()).then(() => true);
-    const ok = await Promise.race([
-      all,
-      new Promise<false>((r) => (timer = setTimeout(() => r(false), limit))),
-    ]);
-    clearTimeout(timer);
-    if (!ok) {
-      const names = [...busy].map((cb) => `"${cb.name}"`).join(", ");
-      this.warn(
-        `callback ${names} still busy ${limit} ms after the experiment ended: not waiting for it ` +
-          `(callbackDrainMs); everything the experiment recorded is on disk`,
-      );
-    }
   }
 
   async save(force: boolean, status: ExperimentRecord["status"] = "running"): Promise<void> {
@@ -1543,51 +1185,13 @@ class Runner {
   }
 }
 
-/** Keys the runner fills in; not user metrics. */
-export const AUTO_KEYS: ReadonlySet<string> = new Set([
-  "training_iteration",
-  "time_this_iter_s",
-  "time_total_s",
-  "timestamp",
-  "date",
-  "trial_id",
-  "iterations_since_restore",
-  "time_since_restore",
-  "done",
-  "checkpoint_dir_name",
-]);
-
-/** The keys a user reported (not the ones the runner fills in), for messages. */
-function userKeys(flat: Readonly<Record<string, JsonValue>>): string {
-  return Object.keys(flat).filter((k) => !AUTO_KEYS.has(k)).join(", ") || "nothing";
-}
-
-/** The CPUs and GPUs per worker a trial holds, defaults filled in. */
-function current(r: Resources): TrialResources {
-  return { cpu: r.cpu ?? 1, gpu: r.gpu ?? 0 };
-}
-
-/** What a trial holds in all: its resources times its workers. */
-function demand(r: Resources): TrialResources {
-  const w = r.workers ?? 1;
-  return { cpu: (r.cpu ?? 1) * w, gpu: (r.gpu ?? 0) * w };
-}
-
-/** Resources for messages: `cpu=2, gpu=0` (per worker, with the workers). */
-function show(r: Resources): string {
-  const c = current(r);
-  const w = r.workers && r.workers > 1 ? ` per worker x ${r.workers} workers` : "";
-  return `cpu=${c.cpu}, gpu=${c.gpu}${w}`;
-}
-
-function checkDecision(d: Decision, name: string, r: Runner): Decision {
-  const problem = validateDecision(d, r.trials);
-  if (problem) {
-    r.fatal ??= new PluginError(name, "onReport", new TypeError(problem));
-    return { kind: "continue" };
-  }
-  return d;
-}
+/**
+ * How many trial processes the runner has an executor start ahead at most (warm starts): two,
+ * so that while the slots run short trials the next two processes start side by side (on a
+ * 2-core machine one at a time left a core idle), and a long trial's successors cost at most two
+ * idle processes.
+ */
+const WARM_AHEAD = 2;
 
 /** Re-exported from `layout.ts`, where the trial folder's names live. */
 export { WORK_DIR };
@@ -1618,12 +1222,4 @@ function ensureWorkDir(path: string): void {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   Deno.mkdirSync(path);
-}
-
-function isoLocal(ms: number): string {
-  const d = new Date(ms);
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}_${p(d.getHours())}-${
-    p(d.getMinutes())
-  }-${p(d.getSeconds())}`;
 }

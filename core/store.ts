@@ -698,6 +698,71 @@ export async function readHistory(
 }
 
 /**
+ * A trial read from an experiment folder: its state folded from `trials.jsonl`, its history
+ * and its committed checkpoints. The one shape of "a trial on disk": `Tuner.restore` and
+ * `ResultGrid.load` both start from {@linkcode readStoredTrials}.
+ */
+export interface DiskTrial extends StoredTrial {
+  /** Its record folder (it may not exist: an in-process trial kept in the journal alone). */
+  readonly dir: string;
+  /** Its results in order: `result.jsonl`, or the journal's copy when that holds more. */
+  readonly history: readonly TrialResult[];
+  /** True when the journal holds more results than `result.jsonl` (a driver died first). */
+  readonly behindJournal: boolean;
+  /** Its committed checkpoints, oldest first. */
+  readonly checkpoints: readonly { readonly path: string; readonly iteration: number }[];
+}
+
+/**
+ * Reads every trial of an experiment folder, in creation order: the one fold of `trials.jsonl`
+ * ({@linkcode foldTrialEvents}) joined with each trial's history and checkpoints.
+ *
+ * @param dir The experiment folder.
+ * @param events Its `trials.jsonl` when the caller has read it already (restore replays it).
+ * @returns The trials; none when it has no `trials.jsonl`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readStoredTrials } from "./store.ts";
+ * const dir = await Deno.makeTempDir();
+ * const result = { loss: 1, training_iteration: 1, time_total_s: 1, time_this_iter_s: 1, timestamp: 0, trial_id: "t_0" };
+ * await Deno.writeTextFile(
+ *   `${dir}/trials.jsonl`,
+ *   JSON.stringify({ t: 0, trial: "t_0", event: "created", config: { x: 1 } }) + "\n" +
+ *     JSON.stringify({ t: 1, trial: "t_0", event: "result", result }) + "\n",
+ * );
+ * const [t] = await readStoredTrials(dir);
+ * assert.equal(t.id, "t_0");
+ * assert.deepEqual(t.history, [result]);
+ * assert.equal(t.behindJournal, true); // its own result.jsonl was never written
+ * assert.deepEqual(t.checkpoints, []);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function readStoredTrials(
+  dir: string,
+  events?: readonly TrialEvent[],
+): Promise<DiskTrial[]> {
+  events ??= await readTrialEvents(dir);
+  const journal = journalResults(events);
+  const out: DiskTrial[] = [];
+  for (const s of foldTrialEvents(events)) {
+    const tdir = join(dir, s.id);
+    const file = await readResults(tdir);
+    const logged = journal.get(s.id) ?? [];
+    out.push({
+      ...s,
+      dir: tdir,
+      history: logged.length > file.length ? logged : file,
+      behindJournal: logged.length > file.length,
+      checkpoints: await listCheckpoints(tdir),
+    });
+  }
+  return out;
+}
+
+/**
  * Writes a trial's own records in one go: the folder, `params.json`, `result.jsonl` and
  * `progress.csv` (whole files, replaced atomically), and `error.txt` when given. The runner does
  * this at the end of a trial that never needed its folder (an in-process trial that neither

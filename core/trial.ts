@@ -66,7 +66,7 @@ export interface TrialSnapshot {
   readonly lastResult?: TrialResult;
   /** The latest committed checkpoint folder, if any. */
   readonly checkpoint?: string;
-  /** The trial folder. */
+  /** The trial folder (an in-process trial has it only once it needs it: see `trialFolders`). */
   readonly dir: string;
   /** The error message when `status` is `"error"`. */
   readonly error?: string;

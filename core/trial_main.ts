@@ -152,11 +152,16 @@ export async function boot(): Promise<BootedTrial> {
   });
 
   // A worker of a multi-worker trial started as one of N tasks (srun -n N) learns its rank from
-  // the variable TUNEBOX_RANK_VAR names, says it in its id, and says which node it is on.
+  // the variable TUNEBOX_RANK_VAR names and says it in its id; a remote trial says which node
+  // it is on.
   // (Remote trials only: a local one may not even ask for the variable.)
+  // TUNEBOX_NODE_VAR names the variable that holds the node's name.
   const rankVar = channel.startsWith("tls:") ? Deno.env.get("TUNEBOX_RANK_VAR") : undefined;
   const rank = rankVar ? Deno.env.get(rankVar) : undefined;
-  const node = rankVar ? Deno.env.get("SLURMD_NODENAME") : undefined;
+  const nodeVar = channel.startsWith("tls:")
+    ? Deno.env.get("TUNEBOX_NODE_VAR") ?? (rankVar ? "SLURMD_NODENAME" : undefined)
+    : undefined;
+  const node = nodeVar ? Deno.env.get(nodeVar) : undefined;
   await send({
     v: PROTOCOL_VERSION,
     type: "hello",

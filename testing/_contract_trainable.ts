@@ -15,11 +15,14 @@ export interface ContractTrainableConfig {
   readonly failAt?: number;
   /** Wait this long before each report. */
   readonly sleepMs?: number;
+  /** Also report `cpu` and `gpu` of `session.resources`. */
+  readonly showResources?: boolean;
 }
 
 /**
  * Reports `{ value: x * (iteration + 1), step: iteration }` from `session.iteration` up to
- * `iterations`, waiting `sleepMs` before each report, and throws at `failAt`.
+ * `iterations` (with `session.resources`' `cpu` and `gpu` when `showResources`), waiting `sleepMs`
+ * before each report, and throws at `failAt`.
  *
  * @param config The contract config ({@linkcode ContractTrainableConfig}).
  * @param session The trial's session.
@@ -38,12 +41,21 @@ export interface ContractTrainableConfig {
  */
 export async function contractTrainable(
   config: ContractTrainableConfig,
-  session: { readonly iteration: number; report(metrics: Record<string, number>): Promise<void> },
+  session: {
+    readonly iteration: number;
+    readonly resources?: { readonly cpu: number; readonly gpu: number };
+    report(metrics: Record<string, number>): Promise<void>;
+  },
 ): Promise<void> {
   for (let i = session.iteration; i < config.iterations; i++) {
     if (config.failAt === i) throw new Error(`contract failure at iteration ${i}`);
     if (config.sleepMs) await new Promise((r) => setTimeout(r, config.sleepMs));
-    await session.report({ value: config.x * (i + 1), step: i });
+    const metrics = { value: config.x * (i + 1), step: i };
+    await session.report(
+      config.showResources
+        ? { ...metrics, cpu: session.resources?.cpu ?? NaN, gpu: session.resources?.gpu ?? NaN }
+        : metrics,
+    );
   }
 }
 

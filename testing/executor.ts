@@ -4,8 +4,9 @@
  * {@linkcode executorContract} checks what the runner relies on of an executor: reports arrive in
  * order and each waits for its ack, a trial continues from `job.iteration`, an ack of `"stop"`
  * ends the trial without another report, `stop(graceMs)` ends a trial that is still running, a
- * trainable's error comes back as `{ kind: "error" }` with its message, trials side by side keep
- * their reports apart, and `close()` resolves. The executor runs the suite's trainable:
+ * trainable's error comes back as `{ kind: "error" }` with its message, the trial sees the cpu and
+ * gpu of `job.resources` as `session.resources`, trials side by side keep their reports apart,
+ * and `close()` resolves. The executor runs the suite's trainable:
  * {@linkcode contractTrainable} (a function, for in-process executors) or the module at
  * {@linkcode CONTRACT_TRAINABLE_URL} (for process and cluster executors).
  *
@@ -58,11 +59,13 @@ export interface FakeExecutorOptions {
   /**
    * The metrics a trial reports at `iteration` (0 for its first report, continuing from
    * `job.iteration`), or undefined when the trial is done. A throw fails the trial with its
-   * message. May be async (to wait, or to be slow).
+   * message. May be async (to wait, or to be slow). `job` is the trial's job (its resources:
+   * what a session would show as `session.resources`).
    */
   readonly step: (
     config: Config,
     iteration: number,
+    job?: TrialJob,
   ) => Record<string, JsonValue> | undefined | Promise<Record<string, JsonValue> | undefined>;
   /**
    * Write a checkpoint with the report of these iterations: a staging folder holding
@@ -149,7 +152,7 @@ export function fakeExecutor(options: FakeExecutorOptions): FakeExecutor {
           if (stopAsked) return { kind: "stopped" };
           let metrics: Record<string, JsonValue> | undefined;
           try {
-            metrics = await options.step(job.config, i);
+            metrics = await options.step(job.config, i, job);
           } catch (e) {
             const err = e instanceof Error ? e : new Error(String(e));
             return {
@@ -234,11 +237,22 @@ async function jobFor(
   trialId: string,
   config: Config,
   iteration = 0,
+  resources?: TrialJob["resources"],
 ): Promise<TrialJob> {
   const dir = join(base, trialId);
   const workDir = join(dir, WORK_DIR);
   await Deno.mkdir(workDir, { recursive: true });
-  return { trialId, config, dir, workDir, iteration, timeOffsetS: 0, sandbox: {}, env: {} };
+  return {
+    trialId,
+    config,
+    dir,
+    workDir,
+    iteration,
+    timeOffsetS: 0,
+    sandbox: {},
+    env: {},
+    ...(resources ? { resources } : {}),
+  };
 }
 
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -335,6 +349,20 @@ export function executorContract(
       assert.match((exit as { message: string }).message, /contract failure at iteration 1/);
       assert.equal(seen.reports.length, 1);
     }],
+    ["the trial sees job.resources' cpu and gpu as session.resources", async (e, base) => {
+      if (e.prepare) await e.prepare({ experimentDir: base });
+      const seen = listen();
+      // What a resource-changing scheduler gave this run of the trial.
+      const job = await jobFor(base, "t_res", { x: 1, iterations: 1, showResources: true }, 0, {
+        cpu: 1.5,
+        gpu: 0,
+      });
+      const h = e.start(job, seen.listener);
+      assert.deepEqual(await within(h.exited, limit, "the trial"), { kind: "done" });
+      assert.deepEqual(seen.reports.map((r) => r.metrics), [
+        { value: 1, step: 0, cpu: 1.5, gpu: 0 },
+      ]);
+    }],
     ["trials side by side keep their reports apart", async (e, base) => {
       if (e.prepare) await e.prepare({ experimentDir: base });
       const a = listen(), b = listen();
@@ -383,10 +411,20 @@ export function executorContract(
 export async function contractStep(
   config: Config,
   iteration: number,
+  job?: TrialJob,
 ): Promise<Record<string, JsonValue> | undefined> {
-  const c = config as { x: number; iterations: number; failAt?: number; sleepMs?: number };
+  const c = config as {
+    x: number;
+    iterations: number;
+    failAt?: number;
+    sleepMs?: number;
+    showResources?: boolean;
+  };
   if (iteration >= c.iterations) return undefined;
   if (c.failAt === iteration) throw new Error(`contract failure at iteration ${iteration}`);
   if (c.sleepMs) await new Promise((r) => setTimeout(r, c.sleepMs));
-  return { value: c.x * (iteration + 1), step: iteration };
+  const metrics = { value: c.x * (iteration + 1), step: iteration };
+  if (!c.showResources) return metrics;
+  // The fake has no session: it shows what a session would.
+  return { ...metrics, cpu: job?.resources?.cpu ?? 1, gpu: job?.resources?.gpu ?? 0 };
 }

@@ -30,6 +30,7 @@ import { Tuner } from "./tuner.ts";
 import type { TableReporterOptions } from "../plugins/reporters/table.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
+import { tfjsBackend } from "../plugins/backends/tfjs/permissions.ts";
 import { combinedStopper, type StopperPart } from "../plugins/stoppers/mod.ts";
 
 type Path = (string | number)[];
@@ -66,6 +67,7 @@ const EXECUTOR_KEYS: Record<string, string[]> = {
     "pending_timeout_ms",
     "check_placement",
     "collective_timeout_ms",
+    "trials_per_job",
     "driver_host",
     "driver_port",
     "heartbeat_ms",
@@ -374,6 +376,47 @@ export async function parseExperiment(
       );
     }
     out.allowRemoteTrainable = y.allow_remote_trainable;
+  }
+  if (y.backend !== undefined) {
+    // `backend: tfjs` or `backend: { name: tfjs, native: true }`: tfjsBackend's options.
+    const b = typeof y.backend === "string" ? { name: y.backend } : y.backend;
+    if (b === null || typeof b !== "object" || Array.isArray(b)) {
+      err(`"backend" must be ${TOP_KEYS.backend}, got ${JSON.stringify(y.backend)}`, ["backend"]);
+    }
+    const { name, ...rest } = b as Record<string, unknown>;
+    const namePath = typeof y.backend === "string" ? ["backend"] : ["backend", "name"];
+    if (name !== "tfjs") {
+      err(
+        `Unknown backend ${JSON.stringify(name ?? null)}; the backends are: tfjs ` +
+          `(TensorFlow.js; { name: tfjs, native: true } allows its native build)`,
+        name === undefined ? ["backend"] : namePath,
+      );
+    }
+    const keys = ["name", "native", "node_modules"];
+    for (const k of Object.keys(rest)) {
+      if (!keys.includes(k)) {
+        err(`Unknown key "backend.${k}"${suggest(k, keys)}; expected ${keys.join(", ")}`, [
+          "backend",
+          k,
+        ], true);
+      }
+    }
+    if (rest.native !== undefined && typeof rest.native !== "boolean") {
+      err(`"backend.native" must be true or false, got ${JSON.stringify(rest.native)}`, [
+        "backend",
+        "native",
+      ]);
+    }
+    if (rest.node_modules !== undefined && typeof rest.node_modules !== "string") {
+      err(`"backend.node_modules" must be a folder, got ${JSON.stringify(rest.node_modules)}`, [
+        "backend",
+        "node_modules",
+      ]);
+    }
+    out.backend = tfjsBackend({
+      ...(rest.native !== undefined ? { native: rest.native as boolean } : {}),
+      ...(rest.node_modules !== undefined ? { nodeModules: rel(rest.node_modules as string) } : {}),
+    });
   }
   if (y.stop !== undefined) out.stop = await loadStop(y.stop, base, err);
   if (y.checkpoint) {

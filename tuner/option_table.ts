@@ -104,7 +104,7 @@ export const TUNER_OPTIONS: {
     file: "executor",
     holds: "{ name: subprocess | slurm | ray, ... } (where trials run)",
   },
-  backend: {},
+  backend: { file: "backend", holds: "tfjs, or { name: tfjs, native, node_modules }" },
   denoConfig: {
     file: "deno_config",
     holds: "the deno.json trials run with, or false",

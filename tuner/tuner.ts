@@ -37,12 +37,9 @@ import { ResultGrid, type TrialInfo } from "../core/results.ts";
 import { TuneError } from "../core/errors.ts";
 import { OptionError, OptionRangeError } from "../core/options.ts";
 import {
-  foldTrialEvents,
-  journalResults,
-  listCheckpoints,
   materializeTrial,
   readExperiment,
-  readResults,
+  readStoredTrials,
   readTrialEvents,
 } from "../core/store.ts";
 import { type Device, discoverGpus, ResourcePool } from "../core/resources.ts";
@@ -408,26 +405,22 @@ export class Tuner<S extends Space = Space> {
         : undefined);
     const backend = options.backend ?? await backendFromSpec(saved.backend, dir);
     const events = await readTrialEvents(dir);
-    const stored = foldTrialEvents(events);
-    const journal = journalResults(events);
     const trials: RestoredTrial[] = [];
-    for (const s of stored) {
-      const tdir = join(dir, s.id);
-      const file = await readResults(tdir);
-      const logged = journal.get(s.id) ?? [];
-      const history = logged.length > file.length ? logged : file;
+    for (const s of await readStoredTrials(dir, events)) {
+      const tdir = s.dir;
+      const history = [...s.history];
       // A folder a killed driver had begun to write (an in-process trial's, behind the
       // journal) is completed now; an in-process trial without one keeps its records in the
       // journal alone (written at the end with trialFolders: "end").
       if (
-        (logged.length > file.length || !(await exists(join(tdir, "params.json")))) &&
+        (s.behindJournal || !(await exists(join(tdir, "params.json")))) &&
         await exists(tdir)
       ) {
         await materializeTrial(tdir, s.config, history);
       }
       const lastIter = history.at(-1)?.training_iteration ?? 0;
       // A checkpoint newer than the last recorded result was never acknowledged: drop it.
-      const all = await listCheckpoints(tdir);
+      const all = s.checkpoints;
       const cks = all.filter((c) => c.iteration <= lastIter);
       for (const c of all) {
         if (c.iteration > lastIter) await Deno.remove(c.path, { recursive: true });

@@ -68,6 +68,7 @@ export const REMOTE_ENV_NAMES: readonly string[] = [
   "TUNEBOX_TOKEN",
   "TUNEBOX_HEARTBEAT_MS",
   "TUNEBOX_RANK_VAR",
+  "TUNEBOX_NODE_VAR",
 ];
 
 /**

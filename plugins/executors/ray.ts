@@ -7,7 +7,14 @@
  * @module
  */
 
-import { merge, settle, shq, trialConfig, writeTrialEntry } from "./_shared.ts";
+import {
+  DEFAULT_MAX_LOG_BYTES,
+  merge,
+  settle,
+  shq,
+  trialConfig,
+  writeTrialEntry,
+} from "./_shared.ts";
 import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
 import { dirname, join } from "../../core/_path.ts";
 import type {
@@ -20,7 +27,7 @@ import type {
   TrialListener,
 } from "../../core/plugin.ts";
 import { resolveModule } from "../../core/plugin.ts";
-import { PROTOCOL_VERSION } from "../../core/protocol.ts";
+import { type DriverMessage, PROTOCOL_VERSION } from "../../core/protocol.ts";
 import { type ChannelLimits, type Conversation, driveTrial } from "../../core/channel.ts";
 import {
   checkModuleGraph,
@@ -50,6 +57,7 @@ import {
   unplaceable,
 } from "./_ray_client.ts";
 import { IMPORT_MAP, shipPackage } from "./_ray_package.ts";
+import { type LauncherEnded, launcherEnded, launcherOutput } from "./_ray_launcher.ts";
 
 export { rayErrorLine } from "./_ray_client.ts";
 
@@ -136,11 +144,60 @@ export interface RayExecutorOptions {
   /** Where warnings go (refused connections, stopped leftovers). @default console.warn */
   readonly log?: (message: string) => void;
   /**
+   * How many trials one Ray job may run, one after another (as Ray Tune's `reuse_actors` reuses
+   * an actor): a job whose trial ended runs the next trial that asks for the same resources,
+   * instead of Ray starting a new job, with its Python supervisor (seconds each), per trial. Such
+   * a job runs Tunebox's launcher, which gets each trial's command over the authenticated channel
+   * and starts it as a process of its own with exactly that trial's sandbox flags and variables
+   * (never reusing a trial's process). A job with no trial to run for 2 s ends. Without shared
+   * storage the launcher forwards each trial's output to the driver. Trials of several workers
+   * get a job per worker, as without it.
+   * @default 1 (a job per trial)
+   */
+  readonly trialsPerJob?: number;
+  /**
    * How long a collective of a multi-worker trial (`session.allreduce`, ...) may wait for the
    * other workers before it fails the trial: what catches a worker that hangs without dying
    * (one whose job ends fails the trial at once). @default 1800000 (30 minutes, as PyTorch's)
    */
   readonly collectiveTimeoutMs?: number;
+}
+
+/** A pooled Ray job (`trialsPerJob > 1`) running Tunebox's launcher. */
+interface Launcher {
+  readonly jobId: string;
+  /** The id its launcher says in its hello. */
+  readonly chId: string;
+  /** The resources (and runtime_env) it holds: only trials asking for the same run in it. */
+  readonly key: string;
+  node: string;
+  /** Trials given to it so far (the one it runs and one waiting included). */
+  served: number;
+  /** A trial holds it. */
+  busy: boolean;
+  /** Its trial said it is done; its process is exiting. */
+  finishing: boolean;
+  /** A trial waits to run after the current one. */
+  reserved: boolean;
+  wake?: () => void;
+  /** It takes no more trials. */
+  retired: boolean;
+  /** Its launcher left or its job ended. */
+  dead: boolean;
+  readonly submittedAt: number;
+  submitted?: Promise<void>;
+  launchError?: unknown;
+  info?: RayJobInfo;
+  /** Its log, fetched when it ended without connecting. */
+  logs: string;
+  conn?: ReturnType<RemoteChannel["keepAlive"]>;
+  connected: Promise<boolean>;
+  readonly ended: Promise<RayJobInfo | undefined>;
+  /** Per run id, what to call when the launcher says that trial's process ended. */
+  readonly exits: Map<string, (e: LauncherEnded | undefined) => void>;
+  /** Per run id, where that trial's forwarded output goes (without shared storage). */
+  readonly outputs: Map<string, (text: string) => void>;
+  idleTimer?: ReturnType<typeof setTimeout>;
 }
 
 /** A worker of a multi-worker trial, as {@linkcode rayExecutor}'s group gives it to its job. */
@@ -154,8 +211,10 @@ interface RayWorker {
   readonly net: Promise<readonly string[]>;
   /** Waits for every worker to run; its place in the ring, or undefined when the group ends first. */
   gate(node: string): Promise<GroupInfo | undefined>;
-  /** How many of the trial's workers Ray has placed so far. */
+  /** How many of the trial's workers Ray has placed (their jobs run) so far. */
   placed(): number;
+  /** Says that this worker's job runs (called once). */
+  running(): void;
 }
 
 const JOBS_FILE = ".ray_jobs";
@@ -175,6 +234,10 @@ const JOB_PREFIX = "tunebox-";
  * to fail (or to stay PENDING past `pendingTimeoutMs`) fails the trial and the others' jobs are
  * stopped.
  *
+ * Short trials can share jobs (`trialsPerJob`, as Ray Tune's `reuse_actors`): a job then runs
+ * Tunebox's launcher, which starts the trials it is given one after another, each as its own
+ * sandboxed process, so Ray's per-job supervisor is paid once per job instead of once per trial.
+ *
  * @param trainable the trainable module (URL or path); its default export is run.
  * @param options the cluster's address and token, where Deno comes from, storage, timing.
  * @returns the executor.
@@ -183,6 +246,7 @@ const JOB_PREFIX = "tunebox-";
  * import { rayExecutor } from "./ray.ts";
  * const executor = rayExecutor(new URL("./train.ts", import.meta.url), {
  *   address: "http://head:8265",
+ *   trialsPerJob: 8, // short trials: one Ray job runs up to 8 of them, one after another
  * });
  * ```
  */
@@ -241,6 +305,14 @@ export function rayExecutor(
       }`,
     );
   }
+  const trialsPerJob = options.trialsPerJob ?? 1;
+  if (!(Number.isSafeInteger(trialsPerJob) && trialsPerJob >= 1)) {
+    throw new RangeError(
+      `rayExecutor: trialsPerJob must be a whole number of trials >= 1, got ${
+        JSON.stringify(options.trialsPerJob)
+      }`,
+    );
+  }
   const log = options.log ?? ((m: string) => console.warn(`tunebox: ${m}`));
   const ray: RayJobsClient = rayJobsClient(address, token);
 
@@ -262,6 +334,11 @@ export function rayExecutor(
   let poller: ReturnType<typeof setInterval> | undefined;
   let polling = false;
   const expId = crypto.randomUUID().slice(0, 8);
+  /** Pooled jobs (trialsPerJob > 1) that may take another trial. */
+  const launchers = new Set<Launcher>();
+  let pools = 0;
+  let closing = false;
+  const launcherUrl = new URL("./_ray_launcher.ts", import.meta.url).href;
   /** Ring ports of this driver's live multi-worker trials (no two groups share one). */
   const ringPortsInUse = new Set<number>();
 
@@ -337,6 +414,7 @@ export function rayExecutor(
           ...(policy.unstable ?? []).map((u) => `--unstable-${u}`),
           entry,
           moduleUrl,
+          ...(trialsPerJob > 1 ? [launcherUrl] : []),
         ],
         env: { NO_COLOR: "1", DENO_DIR: denoDir },
         stdout: "piped",
@@ -383,7 +461,8 @@ export function rayExecutor(
           );
         }
         const pkg = await shipPackage(ray, {
-          modules: [entry, moduleUrl],
+          // A pooled job's launcher is shipped too.
+          modules: [entry, moduleUrl, ...(trialsPerJob > 1 ? [launcherUrl] : [])],
           // Only the module cache's downloads: its sqlite caches differ from run to run.
           folders: [dirname(fromFileUrl(moduleUrl)), join(denoDir, "npm"), join(denoDir, "remote")],
           ...(configFile ? { files: [configFile], configFile } : {}),
@@ -413,9 +492,12 @@ export function rayExecutor(
       }
       const workers = job.resources?.workers ?? 1;
       if (workers > 1) return startGroup(channel, job, listener, workers);
+      if (trialsPerJob > 1) return startPooledTrial(channel, job, listener, ++runs);
       return startTrial(channel, job, listener, ++runs);
     },
     async close() {
+      closing = true;
+      for (const l of [...launchers]) if (!l.busy) retire(l);
       // Trials that said done still have jobs ending (Ray's supervisor exits after them), and
       // jobs stopped while PENDING usually get placed as soon as the last trials free their
       // resources: keep polling (and refusing their tokens) and delete each once it ends.
@@ -727,13 +809,459 @@ export function rayExecutor(
     };
   }
 
+  /** The node a running job is on, from Ray's record of it. */
+  function nodeOf(info: RayJobInfo): string {
+    const m = /^https?:\/\/\[?([^\]/]+?)\]?:\d+/.exec(info.driver_agent_http_address ?? "");
+    return m?.[1] ?? info.driver_node_id?.slice(0, 12) ?? "";
+  }
+
+  /** The job's entrypoint for a pooled job: Tunebox's launcher, connected to the driver. */
+  function launcherEntrypoint(ch: RemoteChannel, id: string, token: string): string {
+    // Not `env -i`: the launcher is Tunebox's own code, and the trials' commands it runs need
+    // what Ray gives the job (PATH to Deno, CUDA_VISIBLE_DEVICES); each of them starts its trial
+    // through `env -i` with only that trial's variables.
+    // Without shared storage the launcher and the module cache are in the job's working dir.
+    const env = { ...ch.trialEnv(id, token), NO_COLOR: "1" };
+    const local = !shared && launcherUrl.startsWith("file:");
+    return [
+      denoLookup(),
+      `W=$(pwd)`,
+      [
+        "exec env",
+        ...Object.entries(env).map(([k, v]) => shq(`${k}=${v}`)),
+        shared ? shq(`DENO_DIR=${denoDir}`) : `DENO_DIR="$W/deno_dir"`,
+        `"$D" run --no-config --no-lock --no-prompt --cached-only`,
+        shq(`--allow-net=${ch.netPermission}`),
+        "--allow-run=/bin/sh --allow-env",
+        local ? `"$W/"${shq(packagePath(fromFileUrl(launcherUrl)))}` : shq(launcherUrl),
+        "</dev/null",
+      ].join(" "),
+    ].join("; ");
+  }
+
+  /** A new pooled job for trials asking for `job`'s resources (submitted in the background). */
+  function newLauncher(ch: RemoteChannel, job: TrialJob, key: string): Launcher {
+    const jobId = `${JOB_PREFIX}${expId}-pool-${++pools}`;
+    const token = crypto.randomUUID();
+    const chId = `launcher@${jobId}`;
+    const expected = ch.server.expect(chId, token);
+    let resolveEnded!: (v: RayJobInfo | undefined) => void;
+    const ended = new Promise<RayJobInfo | undefined>((r) => resolveEnded = r);
+    const l: Launcher = {
+      jobId,
+      chId,
+      key,
+      node: "",
+      served: 0,
+      busy: false,
+      finishing: false,
+      reserved: false,
+      retired: false,
+      dead: false,
+      submittedAt: Date.now(),
+      exits: new Map(),
+      outputs: new Map(),
+      ended,
+      logs: "",
+      connected: Promise.resolve(false),
+    };
+    launchers.add(l);
+    const submitted = (async () => {
+      if (options.checkPlacement ?? true) {
+        const why = unplaceable(need(job), await clusterNodes());
+        if (why) {
+          throw Object.assign(
+            new TuneError(
+              `Ray cannot place trial ${job.trialId} on any node of ${address}: ${why}. ` +
+                `Ask for resources a node has (resources: { cpu, gpu, custom }), add such a ` +
+                `node, or set checkPlacement: false for an autoscaling cluster`,
+            ),
+            { fatal: true },
+          );
+        }
+      }
+      await Deno.writeTextFile(join(experimentDir, JOBS_FILE), `${jobId}\n`, { append: true });
+      await ray.submit({
+        submission_id: jobId,
+        entrypoint: launcherEntrypoint(ch, chId, token),
+        ...rayResources(job),
+        ...(Object.keys(runtimeEnv).length ? { runtime_env: runtimeEnv } : {}),
+        metadata: { tunebox_pool: jobId, tunebox_experiment: experimentDir },
+      });
+      live.set(jobId, (info) => {
+        if (info) l.info = info;
+        if (info?.status === "RUNNING" && !l.node) l.node = nodeOf(info);
+        if (!info || isFinal(info.status)) {
+          live.delete(jobId);
+          resolveEnded(info);
+        }
+      });
+      poll();
+    })();
+    l.submitted = submitted;
+    submitted.catch((e) => {
+      l.launchError = e;
+      resolveEnded(undefined);
+    });
+    // Once it ended: its log (for a launcher that never connected, to say why), then its record.
+    const reaped = ended.then(async (info) => {
+      l.dead = true;
+      launchers.delete(l);
+      ch.server.forget(chId);
+      for (const f of l.exits.values()) f(undefined);
+      if (!info) return;
+      if (!l.conn) l.logs = await ray.logs(jobId).catch(() => "");
+      await ray.delete(jobId).catch(() => {});
+    });
+    finishing.add(reaped);
+    reaped.finally(() => finishing.delete(reaped));
+    l.connected = (async () => {
+      const c = await Promise.race([expected, ended.then(() => undefined)]);
+      if (!c || l.dead) return false;
+      const conn = ch.keepAlive(c, () => {
+        log(`the launcher of Ray job ${jobId} went silent; stopping the job`);
+        ray.stop(jobId).catch(() => {});
+      });
+      l.conn = conn;
+      // Its node, for the live table (the poller may not have seen it running yet).
+      if (!l.node) {
+        const info = await settle(ray.get(jobId), 2000);
+        if (info) l.node = nodeOf(info);
+      }
+      (async () => {
+        try {
+          for (;;) {
+            const r = await conn.messages.next();
+            if (r.done) break;
+            const o = launcherOutput(r.value);
+            if (o) l.outputs.get(o.id)?.(o.text);
+            const e = o ? undefined : launcherEnded(r.value);
+            if (e) l.exits.get(e.id)?.(e);
+          }
+        } catch { /* the connection broke */ }
+        // The launcher left: its trials' processes died with it; its job ends.
+        l.dead = true;
+        launchers.delete(l);
+        for (const f of l.exits.values()) f(undefined);
+        if (!isFinal(l.info?.status ?? "PENDING")) ray.stop(jobId).catch(() => {});
+      })();
+      return true;
+    })();
+    return l;
+  }
+
+  /** A pooled job for `job`: an idle one asking for the same, one whose trial is ending, or a new one. */
+  function acquire(ch: RemoteChannel, job: TrialJob): { l: Launcher; turn?: Promise<void> } {
+    const key = JSON.stringify([rayResources(job), runtimeEnv]);
+    for (const l of launchers) {
+      if (l.key !== key || l.retired || l.dead || l.served >= trialsPerJob) continue;
+      if (!l.busy) {
+        clearTimeout(l.idleTimer);
+        l.busy = true;
+        l.served++;
+        return { l };
+      }
+      if (l.finishing && !l.reserved) {
+        // Its trial said it is done and its process is exiting: take the job after it.
+        l.reserved = true;
+        l.served++;
+        return { l, turn: new Promise<void>((r) => l.wake = r) };
+      }
+    }
+    const l = newLauncher(ch, job, key);
+    l.busy = true;
+    l.served = 1;
+    return { l };
+  }
+
+  /** The trial holding `l` is over (its process ended, or it never ran): the next one, or idle. */
+  function vacate(l: Launcher): void {
+    l.busy = false;
+    l.finishing = false;
+    if (l.retired || l.dead) return;
+    if (l.reserved) {
+      l.reserved = false;
+      l.busy = true;
+      const wake = l.wake;
+      l.wake = undefined;
+      wake?.();
+      return;
+    }
+    if (l.served >= trialsPerJob || closing) return retire(l);
+    clearTimeout(l.idleTimer);
+    l.idleTimer = setTimeout(() => retire(l), Math.max(2000, 2 * pollMs));
+  }
+
+  /** No more trials for `l`: its launcher is told to exit (or, not connected, its job given up). */
+  function retire(l: Launcher): void {
+    if (l.retired) return;
+    l.retired = true;
+    clearTimeout(l.idleTimer);
+    launchers.delete(l);
+    l.wake?.();
+    if (l.conn) {
+      l.conn.send({ type: "exit" } as unknown as DriverMessage);
+      return;
+    }
+    // Never connected (PENDING, or starting): refuse its token, stop it, delete it once it ends.
+    channel?.server.forget(l.chId);
+    if (live.delete(l.jobId)) {
+      zombies.add(l.jobId);
+      ray.stop(l.jobId).catch(() => {});
+      poll();
+    }
+  }
+
+  /**
+   * A trial run by a pooled job (`trialsPerJob > 1`): the job's launcher starts the trial's
+   * command, the very one a job of its own would run, and says when its process ended. Stopping
+   * escalates from the trial's `stop` message to SIGTERM and SIGKILL on the trial's process
+   * group, sent by the launcher; the job lives on for the next trial.
+   */
+  function startPooledTrial(
+    ch: RemoteChannel,
+    job: TrialJob,
+    listener: TrialListener,
+    run: number,
+  ): TrialHandle {
+    const token = crypto.randomUUID();
+    const connected = ch.server.expect(job.trialId, token);
+    const assign = `${job.trialId}-${run}`;
+    // Without shared storage the trial's folder is a fresh temp folder on its node, and its
+    // output comes over the launcher's connection into its stdout.log on the driver.
+    const trialDir = shared ? job.workDir : `/tmp/tunebox-${expId}/${assign}`;
+    let recent = "";
+    let written = 0;
+    let writing: Promise<unknown> = Promise.resolve();
+    const output = (text: string) => {
+      recent = (recent + text).slice(-4096);
+      if (written >= DEFAULT_MAX_LOG_BYTES) return;
+      const part = text.slice(0, DEFAULT_MAX_LOG_BYTES - written);
+      written += part.length;
+      const capped = written >= DEFAULT_MAX_LOG_BYTES
+        ? `\n[tunebox: this log reached its cap of ${DEFAULT_MAX_LOG_BYTES} bytes; later output ` +
+          `was dropped]\n`
+        : "";
+      writing = writing.then(() =>
+        Deno.writeTextFile(join(job.dir, "stdout.log"), part + capped, { append: true })
+      ).catch(() => {});
+    };
+    let l: Launcher | undefined;
+    let ran = false;
+    let stopRequested = false;
+    let silent = false;
+    let fatal = false;
+    let launchError: string | undefined;
+    let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined;
+    let resolveEnded!: (v: LauncherEnded | undefined) => void;
+    const ended = new Promise<LauncherEnded | undefined>((r) => resolveEnded = r);
+    let onStop!: () => void;
+    const stopping = new Promise<"stop">((r) => onStop = () => r("stop"));
+
+    const launch = (async () => {
+      for (let attempt = 0;; attempt++) {
+        const a = acquire(ch, job);
+        l = a.l;
+        if (a.turn && await Promise.race([a.turn, stopping]) === "stop") {
+          if (l.reserved) {
+            l.reserved = false;
+            l.served--;
+          } else vacate(l);
+          return;
+        }
+        if (stopRequested) return vacate(l);
+        const left = pendingTimeoutMs - (Date.now() - l.submittedAt);
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const ok = await Promise.race([
+          l.connected,
+          stopping,
+          new Promise<"late">((r) => timer = setTimeout(() => r("late"), Math.max(0, left))),
+        ]);
+        clearTimeout(timer);
+        if (ok === "stop") {
+          // A job made for this trial and not running yet is given up; a running one kept.
+          if (!l.conn) retire(l);
+          else vacate(l);
+          return;
+        }
+        if (ok === "late") {
+          launchError = `Ray did not place trial ${job.trialId}'s job ${l.jobId} within ` +
+            `${pendingTimeoutMs} ms (it asks for ${JSON.stringify(need(job))}; Ray says: ${
+              rayErrorLine(l.info?.message ?? "")
+            }): the cluster is busy or lacks those resources; raise pendingTimeoutMs or ask ` +
+            `for less`;
+          retire(l);
+          return;
+        }
+        if (ok && !l.dead) break;
+        // The job ended before its launcher ran a trial: say why (once), or try a fresh job
+        // when the one reused has just gone.
+        if (l.served > 1 && attempt < 2) continue;
+        await l.submitted?.catch(() => {});
+        if (l.launchError) {
+          const e = l.launchError as Error & { fatal?: boolean; status?: number };
+          launchError = e.message;
+          fatal = !!e.fatal || e instanceof RayApiError && [400, 401, 403].includes(e.status!);
+          return;
+        }
+        await l.ended;
+        const f = failure(l.info, l.logs, { jobId: l.jobId, node: l.node, connected: false });
+        launchError = (f as { message?: string }).message ?? `Ray job ${l.jobId} ended`;
+        fatal = !!(f as { fatal?: boolean }).fatal;
+        return;
+      }
+      l.exits.set(assign, (e) => resolveEnded(e));
+      if (!shared) l.outputs.set(assign, output);
+      await l.conn!.send(
+        {
+          type: "run",
+          id: assign,
+          script: entrypoint(job, run, ch, token, trialDir),
+          ...(shared ? {} : { output: true }),
+        } as unknown as DriverMessage,
+      );
+      ran = true;
+      if (l.node) listener.placed?.(l.node);
+    })().catch((e) => {
+      launchError = String((e as Error)?.message ?? e);
+      if (l) vacate(l);
+    }).finally(() => {
+      if (!ran) resolveEnded(undefined);
+    });
+    ended.then((e) => {
+      if (l && ran) {
+        l.exits.delete(assign);
+        l.outputs.delete(assign);
+        if (e) vacate(l);
+      }
+    });
+
+    const converse = (async (): Promise<Conversation> => {
+      const first = await Promise.race([connected, ended.then(() => undefined)]);
+      if (!first) return {};
+      connection = ch.keepAlive(first, () => {
+        silent = true;
+        kill("SIGKILL");
+      });
+      const talk = shared
+        ? await driveTrial(connection, job, listener)
+        : await driveTrial(connection, { ...job, workDir: trialDir }, listener, {
+          localDir: job.workDir,
+          maxBytes: checkpointMaxBytes,
+          ...(options.channel?.maxLineBytes ? { maxLineBytes: options.channel.maxLineBytes } : {}),
+        });
+      // Its process is ending: the next trial asking for the same may queue for this job.
+      if (talk.outcome && l) l.finishing = true;
+      return talk;
+    })();
+    converse.catch(() => {});
+
+    const kill = (signal: "SIGTERM" | "SIGKILL") => {
+      if (ran) l?.conn?.send({ type: "kill", id: assign, signal } as unknown as DriverMessage);
+    };
+    let termTimer: ReturnType<typeof setTimeout> | undefined;
+    let killTimer: ReturnType<typeof setTimeout> | undefined;
+    let deadline = Infinity;
+    const escalate = (grace: number) => {
+      const at = Date.now() + Math.max(0, grace);
+      if (at >= deadline) return;
+      deadline = at;
+      clearTimeout(termTimer);
+      clearTimeout(killTimer);
+      termTimer = setTimeout(() => {
+        kill("SIGTERM");
+        killTimer = setTimeout(() => kill("SIGKILL"), 2000);
+      }, Math.max(0, grace));
+    };
+    const clearTimers = () => {
+      clearTimeout(termTimer);
+      clearTimeout(killTimer);
+    };
+
+    const exited = (async (): Promise<TrialExit> => {
+      await launch;
+      const talkOrEnd = await Promise.race([
+        converse.then((c) => ({ talk: c })),
+        ended.then(() => undefined),
+      ]);
+      let talk = talkOrEnd?.talk;
+      if (talk?.broken) kill("SIGKILL");
+      if (!talk?.outcome || talk.broken) {
+        const end = await ended;
+        connection?.close();
+        talk ??= await settle(converse, 5000);
+        clearTimers();
+        ch.server.forget(job.trialId);
+        if (launchError) return { kind: "error", message: launchError, fatal };
+        if (talk?.broken) {
+          return {
+            kind: "error",
+            message: `the trial broke the protocol and was killed: ${talk.broken}`,
+          };
+        }
+        if (talk?.outcome) return talk.outcome;
+        if (stopRequested) return { kind: "stopped" };
+        if (silent) {
+          return {
+            kind: "error",
+            message: `the trial went silent for ${ch.heartbeatMs} ms (no heartbeat: its node or ` +
+              `network may be down) and its process was killed`,
+          };
+        }
+        const where = l?.node ? ` on node ${l.node}` : "";
+        return failure(
+          end
+            ? { submission_id: l!.jobId, status: end.code === 0 ? "SUCCEEDED" : "FAILED" }
+            : l?.info,
+          shared ? await stderrOf(job.dir) : (await writing, recent),
+          {
+            jobId: l?.jobId ?? "",
+            node: l?.node ?? "",
+            connected: !!connection,
+            verdict: end
+              ? `the trial's process in Ray job ${
+                l!.jobId
+              }${where} ended with exit code ${end.code}${end.signal ? ` (${end.signal})` : ""}`
+              : `Ray job ${l?.jobId} running the trial ended ${
+                l?.info?.status ?? "(lost)"
+              }${where}`,
+          },
+        );
+      }
+      clearTimers();
+      ch.server.forget(job.trialId);
+      // The process ends by itself; make sure it does (the job then takes the next trial).
+      const done = settle(ended, 15_000).then((v) => {
+        if (!v) kill("SIGKILL");
+      });
+      // Without shared storage the trial's last output comes with its end: wait for it.
+      if (!shared) {
+        await done;
+        await writing;
+      }
+      return talk.outcome;
+    })();
+
+    return {
+      exited,
+      async stop(grace = graceMs) {
+        stopRequested = true;
+        onStop();
+        connection?.send({ v: PROTOCOL_VERSION, type: "stop" });
+        escalate(grace);
+        await exited;
+      },
+    };
+  }
+
   /**
    * A trial of `workers` Ray jobs, one per worker, each asking for the per-worker resources and
    * placed by Ray wherever it fits (on one node or several). Each worker connects to the driver
    * and waits there, not in a collective, until every worker's job runs; then each learns its
    * ring: its node's address with a port of its own to listen on, and the next rank's to connect
-   * to. Its sandbox may reach the driver and those ring ports only (on the cluster's nodes' addresses,
-   * as where Ray puts a job is known only once it runs). Rank 0 speaks for the trial; ranks above 0 write only
+   * to. Its sandbox may reach the driver and those ring ports only (on the cluster's nodes'
+   * addresses, as where Ray puts a job is known only once it runs); once its ring is formed it
+   * revokes all of them but its next neighbour's. Rank 0 speaks for the trial; ranks above 0 write only
    * `rank_<r>/` in the trial's folder. The first worker to fail, or to stay PENDING past
    * `pendingTimeoutMs`, fails the trial, and the other workers' jobs are stopped.
    */
@@ -747,7 +1275,9 @@ export function rayExecutor(
     const ringToken = crypto.randomUUID();
     const nodes: string[] = [];
     let arrived = 0;
+    let runningJobs = 0;
     let failure: TrialExit | undefined;
+    let ringLoss = false;
     // Set once rank 0 is done or the trial is being stopped: the other workers then lose their
     // ring as rank 0 leaves, and what they say about it no longer matters.
     let finishing = false;
@@ -796,12 +1326,15 @@ export function rayExecutor(
     for (let rank = 0; rank < workers; rank++) {
       const workDir = rank === 0 ? job.workDir : join(job.workDir, `rank_${rank}`);
       if (rank > 0) Deno.mkdirSync(workDir, { recursive: true });
+      const ringNet = net.then((f) => f(rank));
       const worker: RayWorker = {
         rank,
         workers,
-        net: net.then((f) => f(rank)),
-        placed: () => arrived,
+        net: ringNet,
+        placed: () => runningJobs,
+        running: () => void runningJobs++,
         async gate(node) {
+          const granted = await ringNet;
           nodes[rank] = node;
           if (++arrived === workers) {
             release(true);
@@ -816,6 +1349,9 @@ export function rayExecutor(
             listen: { hostname: node, port: ports[rank] },
             next: { hostname: nodes[next], port: ports[next] },
             token: ringToken,
+            // Granted on every node (its place was not known): once its ring is formed, the
+            // worker keeps its next neighbour's alone, before the trainable loads.
+            revokeAfterRing: granted,
             ...(options.collectiveTimeoutMs ? { timeoutMs: options.collectiveTimeoutMs } : {}),
           };
         },
@@ -844,8 +1380,15 @@ export function rayExecutor(
       const h = startTrial(ch, { ...job, workDir }, listener, ++runs, worker);
       handles.push(h);
       h.exited.then((exit) => {
-        if (exit.kind === "error" && !failure && !finishing) {
+        // A worker that saw another leave the ring says so first at times: the other's own
+        // error, if it comes too, is the trial's.
+        const lost = exit.kind === "error" && /left the ring/.test(exit.message);
+        if (exit.kind === "error" && failure && ringLoss && !lost) {
           failure = { ...exit, message: `worker rank ${rank} of ${workers}: ${exit.message}` };
+          ringLoss = false;
+        } else if (exit.kind === "error" && !failure && !finishing) {
+          failure = { ...exit, message: `worker rank ${rank} of ${workers}: ${exit.message}` };
+          ringLoss = lost;
           finish();
           stopOthers(rank, 0);
         } else if (rank === 0) {
@@ -945,6 +1488,7 @@ export function rayExecutor(
         if (info) lastInfo = info;
         if (info?.status === "RUNNING" && !running) {
           running = true;
+          worker?.running();
           learnNode(info);
         }
         if (!info || isFinal(info.status)) {
@@ -1018,6 +1562,7 @@ export function rayExecutor(
     const converse = (async (): Promise<Conversation> => {
       const first = await Promise.race([connected, ended.then(() => undefined)]);
       if (!first) return {};
+      if (!running) worker?.running();
       running = true;
       follow();
       // A short trial may end between two polls: learn its node now, for the live table.
@@ -1037,8 +1582,11 @@ export function rayExecutor(
           if (info) learnNode(info);
           if (!node) await new Promise((r) => setTimeout(r, pollMs));
         }
-        // Waits here, connected but not started (never in a collective), for the others.
+        // Waits here, connected but not started (never in a collective), for the others; its
+        // heartbeats are read meanwhile, so its silence is still noticed (and not mistaken).
+        const release = holdOpen(connection);
         group = node ? await worker.gate(node) : undefined;
+        connection = release();
         if (!group) return {};
       }
       if (shared) return await driveTrial(connection, job, listener, undefined, group);
@@ -1165,6 +1713,51 @@ export function rayExecutor(
       },
     };
   }
+}
+
+/**
+ * Reads a connection's heartbeats while nothing else reads it (a worker waiting for the rest of
+ * its group), so that keep-alive sees them; returns the connection to hand on, which yields first
+ * whatever else came meanwhile (or a read still in flight).
+ */
+function holdOpen<C extends { readonly messages: AsyncIterator<unknown> }>(conn: C): () => C {
+  let pending: Promise<IteratorResult<unknown>> | undefined;
+  let released = false;
+  const early: IteratorResult<unknown>[] = [];
+  (async () => {
+    for (;;) {
+      pending = conn.messages.next();
+      const r = await pending.catch((): IteratorResult<unknown> => ({
+        done: true,
+        value: undefined,
+      }));
+      if (released) return; // the read was handed on
+      pending = undefined;
+      if (r.done || (r.value as { type?: unknown } | null)?.type !== "ping") {
+        early.push(r);
+        return;
+      }
+    }
+  })();
+  return () => {
+    released = true;
+    let handover = pending;
+    const messages: AsyncIterator<unknown> = {
+      next() {
+        if (early.length) return Promise.resolve(early.shift()!);
+        if (handover) {
+          const h = handover;
+          handover = undefined;
+          return h;
+        }
+        return conn.messages.next();
+      },
+      return(v?: unknown) {
+        return conn.messages.return?.(v) ?? Promise.resolve({ done: true, value: v });
+      },
+    };
+    return { ...conn, messages };
+  };
 }
 
 /** The suffix of a worker's log files: none for rank 0, `_rank<r>` for the others (as locally). */

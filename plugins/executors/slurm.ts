@@ -27,6 +27,7 @@ import type {
   TrialHandle,
   TrialJob,
   TrialListener,
+  WarmJob,
 } from "../../core/plugin.ts";
 import { resolveModule } from "../../core/plugin.ts";
 import { PROTOCOL_VERSION } from "../../core/protocol.ts";
@@ -166,6 +167,26 @@ export function slurmExecutor(
   let runs = 0;
   let firstTrial = true;
   const live = new Map<string, BatchWatch>();
+  /** The step started ahead for the trial the runner expects next (step mode). */
+  let warmed:
+    | {
+      trialId: string;
+      env: string;
+      memoryMb: number | undefined;
+      /** The CPUs and GPUs its step asked for (`-c`, `--gres`). */
+      resources: string;
+      handle: TrialHandle & { kill(): void; ready: Promise<unknown> };
+      bind: (b: Binding) => void;
+      discard(): void;
+    }
+    | undefined;
+  /** Started trials whose step has not connected yet (it may still wait for CPUs). */
+  const launching = new Set<Promise<unknown>>();
+  /**
+   * The trials the runner asked to start ahead, in the order it expects to start them; only
+   * the first gets a warm step, and only once no started trial's step waits for CPUs.
+   */
+  const ahead: WarmJob[] = [];
   let poller: ReturnType<typeof setInterval> | undefined;
 
   interface BatchWatch {
@@ -197,6 +218,73 @@ export function slurmExecutor(
   }
 
   let addresses: Promise<Record<string, string>> | undefined;
+
+  /**
+   * Warm starts in step mode: the step of the trial the runner will start next is launched
+   * while every slot is busy, so `srun`, Deno's start, the TLS connection and the trainable's
+   * import are done when the trial is handed over. Its `srun --exact` asks for the trial's own
+   * CPUs, so it waits inside Slurm until a running step ends and frees them — the CPUs this
+   * trial takes next anyway. Only one warm step at a time (the next trial's; two could take
+   * each other's CPUs), launched only once every started trial's step is running (else it could
+   * be given their CPUs first), and discarded when another trial starts instead: a warm step
+   * never holds CPUs another trial waits for. Multi-worker trials start cold.
+   */
+  function warm(next: WarmJob): void {
+    if (!prepared || !channel || (next.resources?.workers ?? 1) > 1) return;
+    if (ahead.some((w) => w.trialId === next.trialId)) return;
+    ahead.push(next);
+    launchWarm();
+  }
+
+  function unwarm(trialId: string): void {
+    const i = ahead.findIndex((w) => w.trialId === trialId);
+    if (i >= 0) ahead.splice(i, 1);
+    if (warmed?.trialId === trialId) {
+      warmed.discard();
+      warmed = undefined;
+    }
+    launchWarm();
+  }
+
+  /** Launches the warm step of the first trial ahead, when nothing is in its way. */
+  function launchWarm(): void {
+    const next = ahead[0];
+    if (!channel || warmed || !next || launching.size) return;
+    let bind!: (b: Binding) => void, refuse!: (e: Error) => void;
+    const binding = new Promise<Binding>((res, rej) => {
+      bind = res;
+      refuse = rej;
+    });
+    binding.catch(() => {});
+    const handle = startTrial(channel, next, undefined, ++runs, binding);
+    warmed = {
+      trialId: next.trialId,
+      env: JSON.stringify(next.env),
+      memoryMb: next.memoryMb,
+      resources: cpuGpu(next),
+      handle,
+      bind,
+      discard() {
+        refuse(new Error("never assigned"));
+        handle.kill();
+      },
+    };
+  }
+
+  /** A job's CPUs and GPUs, to tell whether a warm step asked for what the trial holds now. */
+  function cpuGpu(job: WarmJob): string {
+    return JSON.stringify([job.resources?.cpu ?? 1, job.resources?.gpu ?? 0]);
+  }
+
+  /** Counts a started trial as launching until its step connects (or ends). */
+  function track(ready: Promise<unknown>): void {
+    if (mode !== "step") return;
+    const p = ready.catch(() => {}).finally(() => {
+      launching.delete(p);
+      launchWarm();
+    });
+    launching.add(p);
+  }
 
   return {
     name: "slurm",
@@ -279,9 +367,38 @@ export function slurmExecutor(
       if (!prepared || !channel) {
         throw new TuneError("slurmExecutor: prepare() must run before start()");
       }
-      return startTrial(channel, job, listener, ++runs);
+      const w = warmed;
+      warmed = undefined;
+      const i = ahead.findIndex((a) => a.trialId === job.trialId);
+      if (i >= 0) ahead.splice(i, 1);
+      if (w) {
+        // Its environment was fixed when it started: only the same one may take the trial.
+        if (
+          w.trialId === job.trialId && w.env === JSON.stringify(job.env) &&
+          w.memoryMb === job.memoryMb && w.resources === cpuGpu(job) &&
+          (job.resources?.workers ?? 1) === 1
+        ) {
+          w.bind({ job, listener });
+          track(w.handle.ready);
+          return w.handle;
+        }
+        // Another trial starts: the warm step gives its CPUs up first.
+        w.discard();
+      }
+      const h = startTrial(channel, job, listener, ++runs);
+      track(h.ready);
+      return h;
     },
+    ...(mode === "step"
+      ? {
+        warm,
+        unwarm,
+      }
+      : {}),
     async close() {
+      ahead.length = 0;
+      warmed?.discard();
+      warmed = undefined;
       channel?.close();
       if (poller) clearInterval(poller);
       poller = undefined;
@@ -304,6 +421,18 @@ export function slurmExecutor(
     return "";
   }
 
+  /** Cancels the steps of the allocation named after a trial, if Slurm still lists any. */
+  async function cancelStep(trialId: string): Promise<void> {
+    const job = cmdEnv.SLURM_JOB_ID;
+    if (!job) return;
+    const r = await slurm("squeue", ["-h", "-s", "-j", job, "-o", "%i %j"], cmdEnv)
+      .catch(() => undefined);
+    for (const line of r?.out.split("\n") ?? []) {
+      const [step, name] = line.trim().split(/\s+/);
+      if (step && name === `${JOB_PREFIX}${trialId}`) await scancel(step, cmdEnv);
+    }
+  }
+
   /** Cancels batch jobs a killed driver left behind (their ids are in `.slurm_jobs`). */
   async function cancelLeftovers(dir: string): Promise<void> {
     let ids: string[] = [];
@@ -323,7 +452,7 @@ export function slurmExecutor(
   }
 
   function trialCommand(
-    job: TrialJob,
+    job: WarmJob,
     run: number,
     ch: RemoteChannel,
     ring?: { readonly net: readonly string[] },
@@ -392,7 +521,7 @@ export function slurmExecutor(
     };
   }
 
-  function slurmArgs(job: TrialJob): string[] {
+  function slurmArgs(job: WarmJob): string[] {
     const r = job.resources ?? {};
     const workers = r.workers ?? 1;
     return [
@@ -500,14 +629,22 @@ export function slurmExecutor(
     return first;
   }
 
+  /**
+   * Starts a trial's step or batch job. `job` is all of the trial when `listener` is given; a
+   * warm start gives only what its process needs, and the trial through `binding` once the
+   * runner starts it (its conversation waits for that).
+   */
   function startTrial(
     ch: RemoteChannel,
-    job: TrialJob,
-    listener: TrialListener,
+    job: WarmJob | TrialJob,
+    listener: TrialListener | undefined,
     run: number,
-  ): TrialHandle {
+    binding?: Promise<Binding>,
+  ): TrialHandle & { kill(): void; ready: Promise<unknown> } {
     const token = crypto.randomUUID();
     const workers = job.resources?.workers ?? 1;
+    const bound: Promise<Binding> = binding ??
+      Promise.resolve({ job: job as TrialJob, listener: listener! });
     // A worker says `<trial id>@<rank>` (its SLURM_PROCID) and its node in its hello.
     const ids = workers > 1
       ? Array.from({ length: workers }, (_, r) => `${job.trialId}@${r}`)
@@ -529,6 +666,8 @@ export function slurmExecutor(
     let launchError: TuneError | undefined;
     let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined;
     let ringNet: { base: number; grants: string[] } | undefined;
+    // A warm step discarded before its srun was spawned must never run.
+    let killed = false;
 
     (async () => {
       if (workers > 1) {
@@ -551,6 +690,7 @@ export function slurmExecutor(
       const exportFlag = exportArg({
         ...env,
         ...ch.trialEnv(job.trialId, token),
+        TUNEBOX_NODE_VAR: "SLURMD_NODENAME",
         ...(workers > 1 ? { TUNEBOX_RANK_VAR: "SLURM_PROCID" } : {}),
       });
       const flags = slurmArgs(job);
@@ -580,15 +720,16 @@ export function slurmExecutor(
             stdout: "piped",
             stderr: "piped",
           }).spawn();
+          if (killed) srun.kill("SIGKILL");
         } catch (e) {
           throw e instanceof Deno.errors.NotFound ? notInstalled("srun") : e;
         }
         const logs = Promise.all([
           pipeToFile(srun.stdout, join(job.dir, "stdout.log"), DEFAULT_MAX_LOG_BYTES),
           pipeToFile(srun.stderr, join(job.dir, "stderr.log"), DEFAULT_MAX_LOG_BYTES, stderrTail),
-        ]);
+        ]).catch(() => {}); // a warm step's folder may be gone (the trial never came)
         const st = await srun.status;
-        await logs.catch(() => {});
+        await logs;
         resolveEnded({ state: st.success ? "COMPLETED" : "FAILED", nodes: node, code: st.code });
       } else {
         // Several workers: the batch job's tasks, started as one step by srun inside it
@@ -636,6 +777,23 @@ export function slurmExecutor(
       const all = await Promise.race([connected, ended.then(() => undefined)]);
       if (!all) return {};
       const [first, ...rest] = all;
+      // A warm step waits here, connected and its trainable imported, for its trial. Nothing
+      // reads its messages meanwhile, so the driver only pings it (else it would give its
+      // driver up); watching its silence starts with its trial.
+      const pinger = binding
+        ? setInterval(
+          () => first.send({ v: PROTOCOL_VERSION, type: "ping" }),
+          Math.max(50, Math.floor(ch.heartbeatMs / 4)),
+        )
+        : undefined;
+      const b = await Promise.race([bound, ended.then(() => undefined)]).catch(() => undefined);
+      clearInterval(pinger);
+      if (!b) {
+        cancel("KILL");
+        first.close();
+        return {};
+      }
+      const { job, listener } = b;
       connection = ch.keepAlive(first, () => {
         silent = true;
         cancel("KILL");
@@ -657,8 +815,9 @@ export function slurmExecutor(
           ringNet!,
         );
       }
-      // Where it runs, for the live table and error messages (asked once it is surely running).
-      whereIs(job.trialId, jobId).then((n) => {
+      // Where it runs, for the live table and error messages: the trial says (SLURMD_NODENAME),
+      // else Slurm is asked once it is surely running.
+      (first.node ? Promise.resolve(first.node) : whereIs(job.trialId, jobId)).then((n) => {
         if (!n) return;
         node = n;
         listener.placed?.(n);
@@ -667,7 +826,7 @@ export function slurmExecutor(
     })();
     converse.catch(() => {});
 
-    const cancel = (signal: "TERM" | "KILL") => {
+    function cancel(signal: "TERM" | "KILL"): void {
       if (srun) {
         try {
           srun.kill(signal === "TERM" ? "SIGTERM" : "SIGKILL");
@@ -677,7 +836,7 @@ export function slurmExecutor(
         // KILL: SIGKILL to every process of the job now.
         scancel(jobId, cmdEnv, signal === "KILL" ? "KILL" : undefined);
       }
-    };
+    }
 
     let termTimer: ReturnType<typeof setTimeout> | undefined;
     let killTimer: ReturnType<typeof setTimeout> | undefined;
@@ -820,8 +979,28 @@ export function slurmExecutor(
         escalate(grace);
         await exited;
       },
+      // Its step is running (connected) or gone.
+      ready: Promise.race([connected, ended]),
+      kill() {
+        // A SIGKILLed srun cannot tell the controller: a step it was still launching would keep
+        // its CPUs. TERM lets srun cancel it; KILL follows, and Slurm is told by name at the end.
+        killed = stopRequested = true;
+        cancel("TERM");
+        const late = setTimeout(() => cancel("KILL"), 2000);
+        ended.then(async () => {
+          clearTimeout(late);
+          await cancelStep(job.trialId);
+        });
+        exited.catch(() => {});
+      },
     };
   }
+}
+
+/** A warm step's trial, once the runner starts it. */
+interface Binding {
+  readonly job: TrialJob;
+  readonly listener: TrialListener;
 }
 
 /** The absolute path of `cmd` on `path` (a `PATH` value), or undefined. */

@@ -52,6 +52,9 @@ interface WorkerPlace {
   readonly logSuffix: string;
 }
 
+/** The most processes one executor keeps started ahead (warm) at once. */
+const MAX_WARM = 4;
+
 /** Data-segment MiB a Deno process maps before running anything (V8's code range and heaps). */
 const V8_DATA_MIB = 640;
 
@@ -122,15 +125,15 @@ export function subprocessExecutor(
   let prepared = false;
   let runs = 0;
   type Binding = { job: TrialJob; listener: TrialListener };
-  /** The process started ahead for the next trial (at most one), until it is assigned. */
-  let warmed: {
-    trialId: string;
+  type Warmed = {
     env: string;
     memoryMb: number | undefined;
     handle: TrialHandle & { kill(): void };
     assign(b: Binding): void;
     discard(): void;
-  } | undefined;
+  };
+  /** Processes started ahead for the next trials, by trial id, until each is assigned. */
+  const warmed = new Map<string, Warmed>();
   /** Warmed processes killed unassigned: close() waits for them, so none outlives the run. */
   const discarded = new Set<Promise<unknown>>();
 
@@ -194,9 +197,9 @@ export function subprocessExecutor(
       if (!prepared) throw new TuneError("subprocessExecutor: prepare() must run before start()");
       const workers = job.resources?.workers ?? 1;
       if (workers > 1) return startGroup(job, trialListener, workers);
-      const w = warmed;
-      if (w?.trialId === job.trialId) {
-        warmed = undefined;
+      const w = warmed.get(job.trialId);
+      if (w) {
+        warmed.delete(job.trialId);
         // Its environment was fixed when it started: only the same one may take the trial.
         if (w.env === JSON.stringify(job.env) && w.memoryMb === job.memoryMb) {
           w.assign({ job, listener: trialListener });
@@ -207,10 +210,13 @@ export function subprocessExecutor(
       return startTrial(job, trialListener, ++runs);
     },
     warm(next) {
-      if (!prepared || (next.resources?.workers ?? 1) > 1 || warmed?.trialId === next.trialId) {
-        return;
+      if (!prepared || (next.resources?.workers ?? 1) > 1 || warmed.has(next.trialId)) return;
+      // The runner keeps a few at most; never more than MAX_WARM idle processes here.
+      if (warmed.size >= MAX_WARM) {
+        const [oldest, w] = warmed.entries().next().value!;
+        warmed.delete(oldest);
+        w.discard();
       }
-      warmed?.discard();
       let assign!: (b: Binding) => void, refuse!: (e: Error) => void;
       const binding = new Promise<Binding>((res, rej) => {
         assign = res;
@@ -218,8 +224,7 @@ export function subprocessExecutor(
       });
       binding.catch(() => {});
       const handle = startTrial(next, undefined, ++runs, undefined, binding);
-      warmed = {
-        trialId: next.trialId,
+      warmed.set(next.trialId, {
         env: JSON.stringify(next.env),
         memoryMb: next.memoryMb,
         handle,
@@ -230,19 +235,17 @@ export function subprocessExecutor(
           const exited = handle.exited.catch(() => {}).finally(() => discarded.delete(exited));
           discarded.add(exited);
         },
-      };
+      });
     },
     unwarm(trialId) {
-      if (warmed?.trialId !== trialId) return;
-      warmed.discard();
-      warmed = undefined;
+      const w = warmed.get(trialId);
+      if (!w) return;
+      warmed.delete(trialId);
+      w.discard();
     },
     async close() {
-      if (warmed) {
-        const w = warmed;
-        warmed = undefined;
-        w.discard();
-      }
+      for (const w of warmed.values()) w.discard();
+      warmed.clear();
       await Promise.all(discarded);
       if (privateRoot) await Deno.remove(privateRoot, { recursive: true }).catch(() => {});
     },

@@ -117,6 +117,110 @@ Deno.test({
     );
 
     await t.step(
+      "step mode: warm starts hand each step its own trial, and one waiting for CPUs stalls nothing",
+      async () => {
+        const train = await hostileTrainable(`
+        await new Promise((r) => setTimeout(r, 300));
+        await session.report({ loss: config.x, origin: performance.timeOrigin });
+      `);
+        // Room in the allocation: the next trial's step starts while the current one runs.
+        // Tight (2 CPUs, 2 per trial): the warm step waits inside Slurm for the running one's
+        // CPUs, which it takes when that one ends.
+        for (
+          const [alloc, cpu] of [[["-N1", "-n4", "-w", "n1"], 1], [["-N1", "-n2"], 2]] as const
+        ) {
+          const id = await c.allocate(alloc);
+          try {
+            const started = new Map<string, number>();
+            const t0 = Date.now();
+            const r = await new Tuner({
+              trainable: train,
+              space: { x: grid([1, 2, 3, 4]) },
+              metric: "loss",
+              mode: "min",
+              storage: await tempStorage(),
+              maxConcurrent: 1,
+              resources: { cpu },
+              executor: executor(
+                train,
+                env(c, { SLURM_JOB_ID: id, SLURM_JOB_CPUS_PER_NODE: alloc[1].slice(2) }),
+              ),
+              callbacks: [{
+                name: "starts",
+                onTrialStart(e) {
+                  started.set(e.trial.id, Date.now());
+                },
+              }],
+              reporter: false,
+            }).fit();
+            equal(r.trials.length, 4);
+            for (const x of r.trials) {
+              equal(x.status, "terminated", x.error);
+              equal(x.metrics?.loss, x.config.x); // its own trial
+            }
+            const ahead = r.trials.filter((x) =>
+              Number(x.metrics?.origin) < started.get(x.id)!
+            ).length;
+            if (cpu === 1) assert(ahead >= 1, "no trial's step started ahead");
+            // 4 trials of 0.3 s one after another: no step waited long for another's CPUs.
+            assert(Date.now() - t0 < 30_000, `took ${Date.now() - t0} ms`);
+            // No warm step outlives the experiment.
+            await waitFor(async () => {
+              const steps = await c.run("squeue", ["-h", "-s", "-j", id, "-o", "%j"]);
+              return !/tunebox-/.test(steps.out);
+            }, 10_000);
+          } finally {
+            await c.run("scancel", [id]);
+          }
+        }
+      },
+    );
+    await t.step(
+      "step mode: a warm step holding the only CPUs gives them up when another trial starts",
+      async () => {
+        const train = await hostileTrainable(`await session.report({ loss: config.x });`);
+        // 2 CPUs, 2 per trial: the warm step of "a" takes them all; "b" starts instead.
+        const id = await c.allocate(["-N1", "-n2"]);
+        const storage = await tempStorage();
+        const ex = executor(train, env(c, { SLURM_JOB_ID: id, SLURM_JOB_CPUS_PER_NODE: "2" }));
+        try {
+          await ex.prepare!({ experimentDir: storage });
+          const job = (trialId: string) => {
+            const dir = `${storage}/${trialId}`;
+            Deno.mkdirSync(`${dir}/files`, { recursive: true });
+            return {
+              trialId,
+              dir,
+              workDir: `${dir}/files`,
+              sandbox: {},
+              env: {},
+              resources: { cpu: 2 },
+              config: { x: trialId === "a" ? 1 : 2 },
+              iteration: 0,
+              timeOffsetS: 0,
+            };
+          };
+          ex.warm!(job("a"));
+          const steps = async () => (await c.run("squeue", ["-h", "-s", "-j", id, "-o", "%j"])).out;
+          await waitFor(async () => /tunebox-a/.test(await steps()), 20_000);
+          const reports: unknown[] = [];
+          const h = ex.start(job("b"), {
+            report(r) {
+              reports.push(r.metrics);
+              return Promise.resolve("continue");
+            },
+          });
+          const exit = await h.exited;
+          equal(exit.kind, "done", JSON.stringify(exit));
+          equal(JSON.stringify(reports), JSON.stringify([{ loss: 2 }]));
+          assert(!/tunebox-a/.test(await steps()), "the warm step of a still runs");
+        } finally {
+          await ex.close?.();
+          await c.run("scancel", [id]);
+        }
+      },
+    );
+    await t.step(
       "a constraint (--constraint) puts every trial on the node with that feature",
       async () => {
         const train = await hostileTrainable(`

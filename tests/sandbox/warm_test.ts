@@ -124,3 +124,60 @@ Deno.test("an experiment whose searcher stops early leaves no warmed process and
   equal(folders.sort().join(","), r.trials.map((t) => t.id).sort().join(","));
   equal(await processesMatching(`${storage}/early`), "");
 });
+
+Deno.test("while the one slot is busy, the processes of the next two trials start ahead, each with its own trial", async () => {
+  // The first trial waits for go.txt in its own folder; the test writes it once the next two
+  // trials' processes have loaded the trainable (each notes its pid in its own folder).
+  const train = await hostileTrainable(
+    `while (config.x === 1) {
+       try { Deno.readTextFileSync("go.txt"); break; } catch { await new Promise((r) => setTimeout(r, 20)); }
+     }
+     await session.report({ loss: 0, pid: Deno.pid, x: config.x });`,
+    { header },
+  );
+  const storage = await tempStorage();
+  const dir = `${storage}/ahead`;
+  const fit = new Tuner({
+    trainable: train,
+    space: { x: grid([1, 2, 3, 4]) },
+    metric: "loss",
+    mode: "min",
+    maxConcurrent: 1,
+    storage,
+    name: "ahead",
+    reporter: false,
+  }).fit();
+  const trialDir = async (n: number) => {
+    for (;;) {
+      try {
+        for await (const e of Deno.readDir(dir)) if (e.name.endsWith(`_0000${n}`)) return e.name;
+      } catch { /* not yet */ }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  let first = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const warm = await Promise.race([
+    (async () => {
+      const [a, b, c] = await Promise.all([0, 1, 2].map(trialDir));
+      first = a;
+      return await Promise.all([b, c].map((t) => loaded(`${dir}/${t}/files`)));
+    })(),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(async () => {
+        // Then let the experiment end, so that no process outlives the test.
+        reject(new Error("the next two trials' processes did not both start ahead"));
+        await Deno.writeTextFile(`${dir}/${first || await trialDir(0)}/files/go.txt`, "go");
+      }, 20_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  await Deno.writeTextFile(`${dir}/${first}/files/go.txt`, "go");
+  const r = await fit;
+  equal(r.trials.length, 4);
+  for (const t of r.trials) equal(t.status, "terminated", t.error);
+  // Each warmed process ran the trial it was started for, with that trial's config.
+  equal(r.trials[1].metrics?.pid, warm[0].pid);
+  equal(r.trials[2].metrics?.pid, warm[1].pid);
+  deepEqual(r.trials.map((t) => t.metrics?.x), [1, 2, 3, 4]);
+  equal(await processesMatching(dir), "");
+});

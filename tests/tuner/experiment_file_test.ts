@@ -104,3 +104,33 @@ Deno.test("--set overrides keys, and YAML syntax errors carry their position", a
   const e = await errorOf("metric: [loss\nmode: min\n");
   assert(/^\/exp\/experiment\.yaml:\d+:\d+: YAML syntax error/.test(e.message), e.message);
 });
+
+Deno.test("backend: tfjs (or a mapping with native) becomes the Tuner's backend; a wrong one points at its line", async () => {
+  const plain = await parseExperiment(BASE + "backend: tfjs\n", "/exp/experiment.yaml");
+  equal(plain.backend?.name, "tfjs");
+  equal(plain.backend?.permissions().ffi, undefined);
+  const native = await parseExperiment(
+    BASE + "backend:\n  name: tfjs\n  native: true\n",
+    "/exp/experiment.yaml",
+  );
+  equal(native.backend?.name, "tfjs");
+  // The native build is allowed: its loader's system calls (and FFI once it is built).
+  assert(native.backend?.permissions().sys?.length, JSON.stringify(native.backend?.permissions()));
+  const e = await errorOf(BASE + "backend: torch\n");
+  equal(
+    e.message,
+    '/exp/experiment.yaml:8:10: Unknown backend "torch"; the backends are: tfjs (TensorFlow.js; { name: tfjs, native: true } allows its native build)',
+  );
+  const k = await errorOf(BASE + "backend:\n  name: tfjs\n  nativ: true\n");
+  equal(
+    k.message,
+    '/exp/experiment.yaml:10:3: Unknown key "backend.nativ" (did you mean "native"?); expected name, native, node_modules',
+  );
+  const t = await errorOf(BASE + "backend: { name: tfjs, native: yes please }\n");
+  equal(
+    t.message,
+    '/exp/experiment.yaml:8:32: "backend.native" must be true or false, got "yes please"',
+  );
+  const l = await errorOf(BASE + "backend: [tfjs]\n");
+  equal(l.line, 8);
+});
