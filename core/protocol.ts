@@ -197,7 +197,9 @@ export async function* readBoundedLines(
   let size = 0;
   // A connection is read into one reused buffer: a partial line is copied out before the next
   // read overwrites it. A stream hands over a fresh chunk each time.
-  const direct = !(source instanceof ReadableStream);
+  // (A stream is told by its getReader, not by `instanceof ReadableStream`: reading that global
+  // loads the web streams, which a trial process otherwise never needs.)
+  const direct = !("getReader" in source);
   const buffer = direct ? new Uint8Array(64 * 1024) : undefined;
   const reader = direct ? undefined : (source as ReadableStream<Uint8Array>).getReader();
   try {
@@ -273,7 +275,10 @@ export type LineSink =
  */
 export function lineSender(sink: LineSink): (message: unknown) => Promise<void> {
   const encoder = new TextEncoder();
-  const direct = !(sink instanceof WritableStreamDefaultWriter);
+  // A stream writer is told by its releaseLock, not by `instanceof WritableStreamDefaultWriter`:
+  // reading that global loads the web streams, which a trial process otherwise never needs (several
+  // ms of its start-up).
+  const direct = !("releaseLock" in sink);
   let pending: string[] = [];
   let flushing: Promise<void> | undefined;
   let failed: unknown;
