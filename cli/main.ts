@@ -25,9 +25,9 @@
 import { parseArgs } from "#flags";
 import { loadExperimentFile } from "../tuner/experiment_file.ts";
 import { Tuner } from "../tuner/tuner.ts";
-import { ResultGrid } from "../core/results.ts";
+import type { ResultGrid } from "../core/results.ts";
 import { ConfigError, TuneError } from "../core/errors.ts";
-import { readExperiment } from "../core/store.ts";
+import { statusCommand } from "./status.ts";
 import { reportCommand } from "../plugins/reporters/html.ts";
 import { dashboardCommand } from "../plugins/reporters/dashboard.ts";
 import { backendCommand } from "../plugins/backends/tfjs/setup.ts";
@@ -383,49 +383,6 @@ function unknown(name: string): number {
       `commands: ${names.join(", ")}. Run "tunebox --help" for more.`,
   );
   return 2;
-}
-
-async function statusCommand(dir: string): Promise<number> {
-  const record = await readExperiment(dir);
-  const grid = await ResultGrid.load(dir);
-  const counts = new Map<string, number>();
-  for (const t of grid.trials) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
-  console.log(
-    `${record.name}: ${record.status}, ${grid.trials.length} trials (${
-      [...counts].map(([s, n]) => `${n} ${s}`).join(", ") || "none"
-    })`,
-  );
-  if (grid.metrics.length > 1) {
-    console.log(
-      `objectives: ${
-        grid.metrics.map((m, k) => `${m} (${grid.modes[k]})`).join(", ")
-      }, searcher: ${record.searcher.name}, scheduler: ${record.scheduler.name}`,
-    );
-    const front = grid.paretoFront();
-    console.log(`Pareto front: ${front.length} trial(s)`);
-    for (const t of front) {
-      console.log(
-        `  ${t.id} ${grid.metrics.map((m, k) => `${m}=${t.objectives[k]}`).join(" ")} config=${
-          JSON.stringify(t.config)
-        }`,
-      );
-    }
-    for (const e of grid.errors) console.log(`error ${e.trialId}: ${e.message.split("\n")[0]}`);
-    return 0;
-  }
-  console.log(
-    `metric: ${record.metric} (${record.mode}), searcher: ${record.searcher.name}, scheduler: ${record.scheduler.name}`,
-  );
-  try {
-    const best = grid.best();
-    console.log(
-      `best: ${best.id} ${record.metric}=${best.score} config=${JSON.stringify(best.config)}`,
-    );
-  } catch (e) {
-    console.log(`best: none (${(e as Error).message})`);
-  }
-  for (const e of grid.errors) console.log(`error ${e.trialId}: ${e.message.split("\n")[0]}`);
-  return 0;
 }
 
 function finish(grid: ResultGrid): number {

@@ -8,14 +8,13 @@
  */
 
 import { join, resolve, sep } from "./_path.ts";
-
 import { STAGING_DIR } from "./layout.ts";
 import type { Config, TrialResult } from "./trial.ts";
 import { PluginError, TuneError } from "./errors.ts";
-
 import { checkpointName, copyTree, flatten, removeSymlinks, writeParams } from "./store.ts";
 import type { Runner, TrialState } from "./runner.ts";
 
+/** Moves a trial's staged checkpoint folder to `checkpoint_<iteration>` and applies retention. */
 export async function commitCheckpoint(
   this: Runner,
   t: TrialState,
@@ -55,6 +54,7 @@ export async function commitCheckpoint(
   return dst;
 }
 
+/** Removes the checkpoints beyond `numToKeep` (best by `scoreAttribute`, or the latest), keeping the latest. */
 export async function retain(this: Runner, t: TrialState): Promise<void> {
   const keep = this.c.checkpoint.numToKeep;
   if (keep === undefined || t.checkpoints.length <= keep) return;

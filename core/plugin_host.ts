@@ -9,11 +9,10 @@
 
 import type { Callback, Decision } from "./plugin.ts";
 import { validateDecision } from "./plugin.ts";
-
 import { PluginError } from "./errors.ts";
-
 import type { Runner } from "./runner.ts";
 
+/** A scheduler's decision if it is well formed; otherwise the experiment's `PluginError` and `continue`. */
 export function checkDecision(d: Decision, name: string, r: Runner): Decision {
   const problem = validateDecision(d, r.trials);
   if (problem) {
@@ -23,6 +22,7 @@ export function checkDecision(d: Decision, name: string, r: Runner): Decision {
   return d;
 }
 
+/** Calls a plugin hook; a throw becomes the experiment's `PluginError` (the first one wins). */
 export function plugin<T>(this: Runner, name: string, hook: string, fn: () => T): T | undefined {
   try {
     return fn();
@@ -37,6 +37,7 @@ export function wants(this: Runner, hook: Exclude<keyof Callback, "name">): bool
   return this.c.callbacks.some((cb) => typeof cb[hook] === "function");
 }
 
+/** Sends an event to every callback with the hook, in order per callback; a failure is warned once. */
 export function emit<K extends Exclude<keyof Callback, "name">>(
   this: Runner,
   hook: K,
@@ -58,6 +59,7 @@ export function emit<K extends Exclude<keyof Callback, "name">>(
   }
 }
 
+/** Waits for the callbacks' pending events, at most `callbackDrainMs`. */
 export async function flushCallbacks(this: Runner): Promise<void> {
   const limit = this.c.callbackDrainMs ?? 60_000;
   const busy = new Set(this.chains.keys());

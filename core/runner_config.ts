@@ -13,7 +13,6 @@ import type {
   Scheduler,
   Searcher,
 } from "./plugin.ts";
-
 import type {
   Config,
   JsonValue,
@@ -23,9 +22,7 @@ import type {
   TrialSnapshot,
   TrialStatus,
 } from "./trial.ts";
-
 import type { Space } from "./space.ts";
-
 import type { TrialEvent } from "./store.ts";
 
 /**

@@ -7,9 +7,7 @@
  */
 
 import type { Resources } from "./plugin.ts";
-
 import type { JsonValue, TrialResources, TrialResult, TrialSnapshot } from "./trial.ts";
-
 import { flatten } from "./store.ts";
 import type { Runner, TrialState } from "./runner.ts";
 
@@ -50,6 +48,7 @@ export function show(r: Resources): string {
   return `cpu=${c.cpu}, gpu=${c.gpu}${w}`;
 }
 
+/** Local time as `YYYY-MM-DD_HH-MM-SS`, Ray's `date`. */
 export function isoLocal(ms: number): string {
   const d = new Date(ms);
   const p = (n: number) => String(n).padStart(2, "0");
@@ -58,6 +57,7 @@ export function isoLocal(ms: number): string {
   }-${p(d.getSeconds())}`;
 }
 
+/** The frozen snapshot of a trial that plugins see. */
 export function snap(this: Runner, t: TrialState): TrialSnapshot {
   return Object.freeze({
     id: t.id,
@@ -74,6 +74,7 @@ export function snap(this: Runner, t: TrialState): TrialSnapshot {
   });
 }
 
+/** Why the stop criteria end a trial at this result, or undefined. */
 export function stopCriterion(this: Runner, t: TrialState, r: TrialResult): string | undefined {
   if (r.done === true) return "the trial reported done";
   const stop = this.c.stop;
@@ -107,6 +108,7 @@ export function stopCriterion(this: Runner, t: TrialState, r: TrialResult): stri
   return undefined;
 }
 
+/** Warns once when a result lacks the metric (or it is not a finite number). */
 export function checkMetric(this: Runner, t: TrialState, r: TrialResult): void {
   // A metric at the top level is read as is; a nested one ("a/b") needs the flat view.
   let flat: Record<string, JsonValue> | undefined;

@@ -14,20 +14,12 @@ import type {
   Scheduler,
   Searcher,
 } from "../core/plugin.ts";
-import { checkPluginShape, type PluginFactory, resolveModule } from "../core/plugin.ts";
-import type { Config, JsonValue, Mode, TrialResources, TrialResult } from "../core/trial.ts";
-import {
-  type ConfigOf,
-  gridSize,
-  type Space,
-  spaceFromJson,
-  suggest,
-  validateSpace,
-} from "../core/space.ts";
+import type { PluginFactory } from "../core/plugin.ts";
+import type { Config, JsonValue, Mode, TrialResult } from "../core/trial.ts";
+import { type ConfigOf, gridSize, type Space, spaceFromJson } from "../core/space.ts";
 import type { TrainableFn } from "../core/session.ts";
 import {
   type CheckpointOptions,
-  type ResourceGate,
   type RestoredTrial,
   runExperiment,
   type RunnerConfig,
@@ -35,14 +27,14 @@ import {
 } from "../core/runner.ts";
 import { ResultGrid, type TrialInfo } from "../core/results.ts";
 import { TuneError } from "../core/errors.ts";
-import { OptionError, OptionRangeError } from "../core/options.ts";
+
 import {
   materializeTrial,
   readExperiment,
   readStoredTrials,
   readTrialEvents,
 } from "../core/store.ts";
-import { type Device, discoverGpus, ResourcePool } from "../core/resources.ts";
+import type { Device } from "../core/resources.ts";
 import { fifoScheduler } from "../plugins/schedulers/fifo.ts";
 import { randomSearcher } from "../plugins/searchers/random.ts";
 import { subprocessExecutor } from "../plugins/executors/subprocess.ts";
@@ -50,7 +42,9 @@ import { inprocessExecutor } from "../plugins/executors/inprocess.ts";
 import { executorFromSpec } from "../plugins/executors/mod.ts";
 import { tableReporter } from "../plugins/reporters/table.ts";
 import { findPluginFactory } from "./plugin_table.ts";
-import { SAVED_AS_IS, TUNER_OPTION_NAMES } from "./option_table.ts";
+import { objectivesOf, validateOptions } from "./validate_options.ts";
+import { clusterGate, joinPolicies, makeGate } from "./gate.ts";
+import { backendFromSpec, restoreScalars, restoreStop, savedOptions } from "./saved_options.ts";
 
 /** The options of a {@linkcode Tuner}. */
 export interface TunerOptions<S extends Space = Space> {
@@ -168,8 +162,6 @@ export interface RestoreOptions {
   readonly stop?: StopCriteria;
 }
 
-const OPTION_KEYS = TUNER_OPTION_NAMES;
-
 /**
  * Runs a hyperparameter search: samples configs from a space, runs a trial per config, and
  * returns a {@linkcode ResultGrid}.
@@ -178,7 +170,7 @@ const OPTION_KEYS = TUNER_OPTION_NAMES;
  * ```ts ignore
  * import assert from "node:assert/strict";
  * import { Tuner } from "./tuner.ts";
- * import { uniform } from "../core/space.ts";
+ *
  * const results = await new Tuner({
  *   trainable: async (config, session) => {
  *     await session.report({ score: -((config.x - 2) ** 2) });
@@ -478,77 +470,6 @@ export class Tuner<S extends Space = Space> {
   }
 }
 
-/** The backend an experiment saved, made again (`tfjs`), or an error saying to pass it. */
-async function backendFromSpec(
-  saved: JsonValue | undefined,
-  dir: string,
-): Promise<Backend | undefined> {
-  if (!saved || typeof saved !== "object" || Array.isArray(saved)) return undefined;
-  const spec = saved as { name?: JsonValue; options?: JsonValue };
-  if (spec.name === "tfjs" && spec.options && typeof spec.options === "object") {
-    const { tfjsBackend } = await import("../plugins/backends/tfjs/permissions.ts");
-    return tfjsBackend(spec.options as Record<string, unknown>) as Backend;
-  }
-  throw new TuneError(
-    `The experiment in "${dir}" used the backend ${JSON.stringify(spec.name)}: pass it again ` +
-      `with Tuner.restore(path, { backend })`,
-  );
-}
-
-function restoreScalars(saved: Record<string, JsonValue>): Partial<TunerOptions<Space>> {
-  const out: Record<string, unknown> = {};
-  for (const k of SAVED_AS_IS) {
-    if (saved[k] !== undefined && saved[k] !== null) out[k] = saved[k];
-  }
-  return out as Partial<TunerOptions<Space>>;
-}
-
-/** The saved `stop`: criteria as they are, a stopper's spec made again by its registered name. */
-async function restoreStop(
-  saved: JsonValue | undefined,
-  dir: string,
-): Promise<StopCriteria | undefined> {
-  if (saved === undefined || saved === null) return undefined;
-  const again = (what: string) =>
-    new TuneError(
-      `The experiment in "${dir}" stopped trials with ${what}: pass it again with ` +
-        `Tuner.restore(path, { stop })`,
-    );
-  if (saved === "<function>") throw again("a stop function");
-  if (typeof saved !== "object" || Array.isArray(saved)) return undefined;
-  const spec = saved as { name?: JsonValue; options?: JsonValue };
-  if (typeof spec.name !== "string") return saved as { readonly [key: string]: number };
-  const factory = await findPluginFactory("stopper", spec.name);
-  if (!factory) {
-    throw again(`the stopper "${spec.name}" (register its name with registerPlugin first)`);
-  }
-  const options = spec.options && typeof spec.options === "object" ? spec.options : {};
-  return factory(options as Record<string, unknown>) as StopCriteria;
-}
-
-function savedOptions(o: TunerOptions<Space>, seed: number): Record<string, JsonValue> {
-  const out: Record<string, JsonValue> = {
-    trainable: typeof o.trainable === "function"
-      ? "<function>"
-      : o.trainable instanceof URL
-      ? o.trainable.href
-      : resolveModule(o.trainable),
-    numSamples: o.numSamples ?? 1,
-    seed,
-  };
-  for (const k of SAVED_AS_IS as readonly (keyof TunerOptions<Space>)[]) {
-    if (o[k] !== undefined) out[k] = o[k] as JsonValue;
-  }
-  const spec = (p: unknown) => (p as { spec?: JsonValue } | undefined)?.spec;
-  if (o.stop && typeof o.stop !== "function") out.stop = o.stop as JsonValue;
-  else if (o.stop) out.stop = spec(o.stop) ?? "<function>";
-  if (spec(o.scheduler)) out.scheduler = spec(o.scheduler)!;
-  if (spec(o.searcher)) out.searcher = spec(o.searcher)!;
-  if (spec(o.executor)) out.executor = spec(o.executor)!;
-  if (o.backend) out.backend = spec(o.backend) ?? { name: o.backend.name };
-  return out;
-}
-
 function trainableName(t: TunerOptions<Space>["trainable"]): string {
   if (typeof t === "function") return t.name || "trainable";
   const href = t instanceof URL ? t.href : t;
@@ -592,432 +513,6 @@ async function prepareFolder(storage: string, dir: string): Promise<void> {
     throw new TuneError(`Cannot create the experiment folder "${dir}": ${(e as Error).message}`, {
       cause: e,
     });
-  }
-}
-
-/** A gate and the CPUs and GPUs it shares out. */
-interface Gate {
-  readonly gate: ResourceGate;
-  readonly total: TrialResources;
-}
-
-/** The gate of this machine: CPUs and devices packed by a {@linkcode ResourcePool}. */
-async function makeGate(
-  req: TrialResources,
-  maxConcurrent: number | undefined,
-  gpus: readonly Device[] | number | undefined,
-  backend?: Backend,
-  cpus?: number,
-): Promise<Gate> {
-  const devices = await discoverGpus(gpus !== undefined ? { gpus } : {});
-  const total = cpus ?? Math.max(navigator.hardwareConcurrency || 1, req.cpu);
-  const pool = new ResourcePool({ cpus: total, gpus: devices });
-  pool.check(req);
-  const limit = maxConcurrent ?? Math.max(1, pool.maxConcurrent(req));
-  let running = 0;
-  const gate: ResourceGate = {
-    canStart(r = req) {
-      if (running >= limit) return false;
-      const probe = pool.tryAcquire("\u0000probe", r);
-      if (probe) pool.release("\u0000probe");
-      return !!probe;
-    },
-    acquire(id, r = req) {
-      const a = pool.tryAcquire(id, r);
-      if (!a) throw new TuneError(`No resources left for trial "${id}"`);
-      running++;
-      if (!backend) return { ...a.env };
-      const held = a.gpus.map((g) => devices.find((d) => d.index === g.index)!);
-      return { ...backendEnv(backend, held), ...a.env };
-    },
-    release(id) {
-      if (pool.release(id)) running--;
-    },
-    check: (r) => pool.check(r),
-  };
-  return { gate, total: { cpu: total, gpu: devices.length } };
-}
-
-/** A backend's environment, its errors named. */
-function backendEnv(backend: Backend, devices: readonly Device[]): Record<string, string> {
-  let env: unknown;
-  try {
-    env = backend.env(devices);
-  } catch (e) {
-    throw new TuneError(`backend "${backend.name}": env() failed: ${(e as Error)?.message ?? e}`, {
-      cause: e,
-    });
-  }
-  if (
-    typeof env !== "object" || env === null ||
-    Object.values(env).some((v) => typeof v !== "string")
-  ) {
-    throw new TuneError(
-      `backend "${backend.name}": env() must return { NAME: "value" } strings, got ${
-        JSON.stringify(env)
-      }`,
-    );
-  }
-  return env as Record<string, string>;
-}
-
-/**
- * The backend's environment for a trial a cluster places: the cluster picks the devices (and
- * sets `CUDA_VISIBLE_DEVICES` itself), so the backend sees placeholders numbered from 0.
- */
-function clusterEnv(backend: Backend | undefined, gpu: number): Record<string, string> {
-  if (!backend) return {};
-  const devices = Array.from(
-    { length: Math.ceil(gpu) },
-    (_, index) => ({ index, name: "a GPU the cluster gives" }),
-  );
-  const { CUDA_VISIBLE_DEVICES: _, ...env } = backendEnv(backend, devices);
-  return env;
-}
-
-/** Two sandbox policies as one: lists joined, duplicates dropped. */
-function joinPolicies(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
-  const out: Record<string, string[]> = {};
-  for (const k of ["read", "write", "net", "env", "sys", "ffi", "unstable"] as const) {
-    const list = [...new Set([...(a[k] ?? []), ...(b[k] ?? [])])];
-    if (list.length) out[k] = list;
-  }
-  return out;
-}
-
-/**
- * The gate of a cluster executor: the cluster decides where trials run; this counts them (at most
- * `limit`) and sums what they hold against the experiment's total (`cpus` and `gpus`, or `limit` trials of
- * `req`), so that a trial given more resources leaves room for fewer others.
- */
-function clusterGate(
-  limit: number,
-  req: TrialResources,
-  given: { readonly cpu?: number; readonly gpu?: number },
-  backend: Backend | undefined,
-): Gate {
-  const max = Math.max(1, Math.floor(limit));
-  // Counted in 1/10000 units, as the pool does, so that sums of fractions compare exactly.
-  const u = (x: number) => Math.round(x * 10_000);
-  const total = { cpu: given.cpu ?? max * req.cpu, gpu: given.gpu ?? max * req.gpu };
-  const held = new Map<string, TrialResources>();
-  let cpu = 0, gpu = 0;
-  const fits = (r: TrialResources) =>
-    held.size < max && u(cpu) + u(r.cpu) <= u(total.cpu) && u(gpu) + u(r.gpu) <= u(total.gpu);
-  const gate: ResourceGate = {
-    canStart: (r = req) => fits(r),
-    acquire(id, r = req) {
-      held.set(id, r);
-      cpu += r.cpu;
-      gpu += r.gpu;
-      return clusterEnv(backend, r.gpu);
-    },
-    release(id) {
-      const r = held.get(id);
-      if (!r) return;
-      held.delete(id);
-      cpu -= r.cpu;
-      gpu -= r.gpu;
-    },
-    check(r) {
-      if (u(r.cpu) > u(total.cpu) || u(r.gpu) > u(total.gpu)) {
-        throw new RangeError(
-          `a trial asks for cpu=${r.cpu}, gpu=${r.gpu} but the experiment has cpu=${total.cpu}, ` +
-            `gpu=${total.gpu} on the cluster (the "cpus" and "gpus" options, or maxConcurrent/capacity ` +
-            `times resources)`,
-        );
-      }
-    },
-  };
-  return { gate, total };
-}
-
-/**
- * The objectives of the options as two lists of the same length (one entry for one metric).
- * Throws on a bad metric or mode, or lists that do not match.
- */
-function objectivesOf(
-  o: Pick<TunerOptions<Space>, "metric" | "mode">,
-): { metrics: readonly string[]; modes: readonly Mode[] } {
-  const m = o.metric, d = o.mode;
-  const example = `e.g. metric: ["val_loss", "latency_ms"], mode: ["min", "min"]`;
-  if (typeof m === "string") {
-    if (!m) fail("metric", `"metric" is an empty string: name a reported metric, e.g. "val_loss"`);
-    if (Array.isArray(d)) {
-      fail(
-        "mode",
-        `"mode" is a list (${
-          JSON.stringify(d)
-        }) but "metric" is one name: give a list of metrics too, ${example}`,
-      );
-    }
-    if (d !== "min" && d !== "max") {
-      fail("mode", `"mode" must be "min" or "max", got ${JSON.stringify(d)}`);
-    }
-    return { metrics: [m], modes: [d] };
-  }
-  if (!Array.isArray(m)) {
-    fail(
-      "metric",
-      `"metric" must name a reported metric, e.g. "val_loss", or list several, got ${
-        JSON.stringify(m)
-      }`,
-    );
-  }
-  if (!m.length) fail("metric", `"metric" is an empty list: name at least one reported metric`);
-  for (const [i, x] of m.entries()) {
-    if (typeof x !== "string" || !x) {
-      fail("metric", `"metric" entry ${i + 1} must be a metric name, got ${JSON.stringify(x)}`);
-    }
-    if (m.indexOf(x) !== i) fail("metric", `"metric" lists "${x}" twice`);
-  }
-  if (!Array.isArray(d)) {
-    fail(
-      "mode",
-      `"metric" lists ${m.length} metrics, so "mode" must list ${m.length} modes (one per metric, ` +
-        `in order), got ${JSON.stringify(d)}; ${example}`,
-    );
-  }
-  if (d.length !== m.length) {
-    fail(
-      "mode",
-      `"metric" lists ${m.length} metrics but "mode" lists ${d.length} modes: give one mode per metric, in order`,
-    );
-  }
-  for (const [i, x] of d.entries()) {
-    if (x !== "min" && x !== "max") {
-      fail(
-        "mode",
-        `"mode" entry ${i + 1} (for ${m[i]}) must be "min" or "max", got ${JSON.stringify(x)}`,
-      );
-    }
-  }
-  return { metrics: m as readonly string[], modes: d as readonly Mode[] };
-}
-
-// `key` (dotted for nested options) lets the YAML loader point at the line of that key.
-function fail(
-  key: string,
-  message: string,
-  Kind: typeof OptionError | typeof OptionRangeError = OptionError,
-): never {
-  throw new Kind("Tuner", key, `Tuner: ${message}`);
-}
-
-function isPositiveInt(v: unknown): v is number {
-  return typeof v === "number" && Number.isInteger(v) && v > 0;
-}
-
-function validateOptions(o: TunerOptions<Space>): void {
-  if (typeof o !== "object" || o === null) fail("", `expected an options object, got ${String(o)}`);
-  for (const k of Object.keys(o)) {
-    if (!OPTION_KEYS.includes(k)) fail(k, `unknown option "${k}"${suggest(k, OPTION_KEYS)}`);
-  }
-  const t = o.trainable;
-  if (!(typeof t === "function" || typeof t === "string" || t instanceof URL)) {
-    fail(
-      "trainable",
-      `"trainable" must be a module URL or path, or a function (config, session) => ..., got ${
-        t === undefined ? "nothing" : typeof t
-      }`,
-    );
-  }
-  if (typeof t === "string" && !t) fail("trainable", `"trainable" is an empty string`);
-  if (o.space === undefined) {
-    fail("space", `"space" is missing: give the search space, e.g. { lr: loguniform(1e-4, 1e-1) }`);
-  }
-  validateSpace(o.space);
-  const { metrics } = objectivesOf(o);
-  if (metrics.length > 1) {
-    const list = metrics.map((m) => JSON.stringify(m)).join(", ");
-    if (o.searcher !== undefined && o.searcher.multiObjective !== true) {
-      fail(
-        "searcher",
-        `"searcher": ${o.searcher.name} optimises one metric, but "metric" lists ${metrics.length} (${list}): ` +
-          `use tpeSearcher (MOTPE), nsga2Searcher or randomSearcher, or give one metric`,
-      );
-    }
-    if (o.scheduler !== undefined && o.scheduler.multiObjective !== true) {
-      fail(
-        "scheduler",
-        `"scheduler": ${o.scheduler.name} decides by one metric, but "metric" lists ${metrics.length} (${list}): ` +
-          `use fifoScheduler (the default) for a multi-objective experiment, or give one metric`,
-      );
-    }
-  }
-  if (o.numSamples !== undefined && !(o.numSamples === -1 || isPositiveInt(o.numSamples))) {
-    fail(
-      "numSamples",
-      `"numSamples" must be a positive integer or -1 (unlimited), got ${o.numSamples}`,
-      OptionRangeError,
-    );
-  }
-  if (o.numSamples === -1 && o.timeBudgetMs === undefined && !o.searcher) {
-    fail(
-      "numSamples",
-      `"numSamples: -1" runs forever with the random searcher: set "timeBudgetMs" too`,
-      OptionRangeError,
-    );
-  }
-  if (
-    o.cpus !== undefined &&
-    (typeof o.cpus !== "number" || !Number.isFinite(o.cpus) || o.cpus <= 0)
-  ) {
-    fail("cpus", `"cpus" must be a number of CPUs > 0, got ${String(o.cpus)}`, OptionRangeError);
-  }
-  if (o.maxConcurrent !== undefined && !isPositiveInt(o.maxConcurrent)) {
-    fail(
-      "maxConcurrent",
-      `"maxConcurrent" must be a positive integer, got ${o.maxConcurrent}`,
-      OptionRangeError,
-    );
-  }
-  if (o.resources !== undefined) {
-    for (const [k, v] of Object.entries(o.resources)) {
-      if (k === "custom") {
-        for (const [name, n] of Object.entries(v ?? {})) {
-          if (typeof n !== "number" || !(n >= 0) || !Number.isFinite(n)) {
-            fail(
-              `resources.custom.${name}`,
-              `"resources.custom.${name}" must be a number >= 0, got ${n}`,
-              OptionRangeError,
-            );
-          }
-        }
-        continue;
-      }
-      if (k === "workers") {
-        if (!isPositiveInt(v)) {
-          fail(
-            "resources.workers",
-            `"resources.workers" must be a whole number of workers per trial >= 1, got ${
-              JSON.stringify(v)
-            }`,
-            OptionRangeError,
-          );
-        }
-        continue;
-      }
-      if (k !== "cpu" && k !== "gpu" && k !== "memoryMb") {
-        fail(
-          `resources.${k}`,
-          `unknown resource "${k}"${
-            suggest(k, ["workers", "cpu", "gpu", "memoryMb", "custom"])
-          }; use { workers, cpu, gpu, memoryMb, custom }`,
-        );
-      }
-      if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {
-        fail(
-          `resources.${k}`,
-          `"resources.${k}" must be a number >= 0, got ${v}`,
-          OptionRangeError,
-        );
-      }
-    }
-    if ((o.resources.cpu ?? 1) === 0 && (o.resources.gpu ?? 0) === 0) {
-      fail("resources", `"resources" asks for nothing: give cpu or gpu > 0`, OptionRangeError);
-    }
-  }
-  for (const k of ["timeBudgetMs", "trialTimeoutMs", "callbackDrainMs"] as const) {
-    const v = o[k];
-    if (v !== undefined && !(typeof v === "number" && v > 0)) {
-      fail(k, `"${k}" must be a number of milliseconds > 0, got ${v}`, OptionRangeError);
-    }
-  }
-  if (o.trialFolders !== undefined && o.trialFolders !== "lazy" && o.trialFolders !== "end") {
-    fail(
-      "trialFolders",
-      `"trialFolders" must be "lazy" or "end", got ${JSON.stringify(o.trialFolders)}`,
-    );
-  }
-  if (o.maxFailures !== undefined && !(Number.isInteger(o.maxFailures) && o.maxFailures >= -1)) {
-    fail(
-      "maxFailures",
-      `"maxFailures" must be an integer >= 0, or -1 for unlimited retries, got ${o.maxFailures}`,
-      OptionRangeError,
-    );
-  }
-  if (o.stop !== undefined && typeof o.stop !== "function") {
-    if (typeof o.stop !== "object" || o.stop === null || Array.isArray(o.stop)) {
-      fail("stop", `"stop" must be an object like { training_iteration: 10 } or a function`);
-    }
-    for (const [k, v] of Object.entries(o.stop)) {
-      if (typeof v !== "number" || Number.isNaN(v)) {
-        fail(
-          `stop.${k}`,
-          `"stop.${k}" must be a number (stop when the result reaches it), got ${
-            JSON.stringify(v)
-          }`,
-        );
-      }
-    }
-  }
-  if (o.checkpoint !== undefined) {
-    const c = o.checkpoint;
-    for (const k of Object.keys(c)) {
-      const keys = ["numToKeep", "scoreAttribute", "scoreOrder"];
-      if (!keys.includes(k)) {
-        fail(`checkpoint.${k}`, `unknown checkpoint option "${k}"${suggest(k, keys)}`);
-      }
-    }
-    if (c.numToKeep !== undefined && !isPositiveInt(c.numToKeep)) {
-      fail(
-        "checkpoint.numToKeep",
-        `"checkpoint.numToKeep" must be a positive integer, got ${c.numToKeep}`,
-        OptionRangeError,
-      );
-    }
-    if (c.scoreOrder !== undefined && c.scoreOrder !== "min" && c.scoreOrder !== "max") {
-      fail(
-        "checkpoint.scoreOrder",
-        `"checkpoint.scoreOrder" must be "min" or "max", got ${JSON.stringify(c.scoreOrder)}`,
-      );
-    }
-  }
-  if (o.sandbox !== undefined) {
-    const keys = ["read", "write", "net", "env", "sys", "ffi", "unstable"];
-    for (const [k, v] of Object.entries(o.sandbox)) {
-      if (!keys.includes(k)) fail(`sandbox.${k}`, `unknown sandbox key "${k}"${suggest(k, keys)}`);
-      if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
-        fail(`sandbox.${k}`, `"sandbox.${k}" must be a list of strings`);
-      }
-    }
-  }
-  if (o.backend !== undefined) {
-    const b = o.backend as unknown as Record<string, unknown> | null;
-    if (
-      typeof b !== "object" || b === null || typeof b.name !== "string" ||
-      typeof b.permissions !== "function" || typeof b.env !== "function"
-    ) {
-      fail(
-        "backend",
-        `"backend" must be an object with a name, permissions() and env(devices), such as ` +
-          `tfjsBackend({ native: true }) of "@tunebox/tunebox/backends/tfjs"`,
-      );
-    }
-  }
-  if (o.scheduler !== undefined) {
-    const p = checkPluginShape("scheduler", o.scheduler);
-    if (p) fail("scheduler", `"scheduler": ${p}`);
-  }
-  if (o.searcher !== undefined) {
-    const p = checkPluginShape("searcher", o.searcher);
-    if (p) fail("searcher", `"searcher": ${p}`);
-  }
-  for (const [i, cb] of (o.callbacks ?? []).entries()) {
-    const p = checkPluginShape("callback", cb);
-    if (p) fail("callbacks", `"callbacks[${i}]": ${p}`);
-  }
-  if (o.seed !== undefined && !(typeof o.seed === "number" && Number.isFinite(o.seed))) {
-    fail("seed", `"seed" must be a number, got ${o.seed}`);
-  }
-  if (o.name !== undefined && (typeof o.name !== "string" || !/^[\w.-]+$/.test(o.name))) {
-    fail(
-      "name",
-      `"name" must be a folder name of letters, digits, "_", "-" and ".", got ${
-        JSON.stringify(o.name)
-      }`,
-    );
   }
 }
 

@@ -24,8 +24,18 @@ import { lineSender, PROTOCOL_VERSION, readBoundedLines } from "../../core/proto
 
 /** What the driver sends a launcher. */
 export type LauncherCommand =
-  | { readonly type: "run"; readonly id: string; readonly script: string }
-  | { readonly type: "kill"; readonly id: string; readonly signal: "SIGTERM" | "SIGKILL" }
+  | {
+    readonly type: "run";
+    readonly id: string;
+    readonly script: string;
+    /** Send the trial's output to the driver (`out` messages) instead of the job's log. */
+    readonly output?: boolean;
+  }
+  | {
+    readonly type: "kill";
+    readonly id: string;
+    readonly signal: "SIGTERM" | "SIGKILL";
+  }
   | { readonly type: "exit" }
   | { readonly type: "ping" };
 
@@ -39,6 +49,39 @@ export interface LauncherEnded {
   readonly code: number;
   /** The signal that ended it, if one did. */
   readonly signal: string | null;
+}
+
+/** A piece of a trial's output (stdout and stderr together), forwarded by the launcher. */
+export interface LauncherOutput {
+  /** Always `"out"`. */
+  readonly type: "out";
+  /** The assignment's id. */
+  readonly id: string;
+  /** The text. */
+  readonly text: string;
+}
+
+/**
+ * Checks one message from a launcher: an `out` with a string id and text, or undefined.
+ *
+ * @param m a parsed message line.
+ * @returns the message when it is a well-formed `out`.
+ * @example
+ * ```ts
+ * import { equal } from "#assert";
+ * import { launcherOutput } from "./_ray_launcher.ts";
+ * equal(launcherOutput({ type: "out", id: "a", text: "hi" })?.text, "hi");
+ * equal(launcherOutput({ type: "out", id: "a", text: 1 }), undefined);
+ * ```
+ */
+export function launcherOutput(m: unknown): LauncherOutput | undefined {
+  const x = m as Partial<LauncherOutput> | null;
+  if (
+    !x || typeof x !== "object" || x.type !== "out" ||
+    typeof x.id !== "string" ||
+    typeof x.text !== "string"
+  ) return undefined;
+  return { type: "out", id: x.id, text: x.text };
 }
 
 /**
@@ -58,8 +101,10 @@ export interface LauncherEnded {
 export function launcherEnded(m: unknown): LauncherEnded | undefined {
   const x = m as Partial<LauncherEnded> | null;
   if (
-    !x || typeof x !== "object" || x.type !== "ended" || typeof x.id !== "string" ||
-    !Number.isInteger(x.code) || !(x.signal === null || typeof x.signal === "string")
+    !x || typeof x !== "object" || x.type !== "ended" ||
+    typeof x.id !== "string" ||
+    !Number.isInteger(x.code) ||
+    !(x.signal === null || typeof x.signal === "string")
   ) return undefined;
   return { type: "ended", id: x.id, code: x.code!, signal: x.signal };
 }
@@ -69,10 +114,13 @@ async function main(): Promise<void> {
   const ca = Deno.env.get("TUNEBOX_CA");
   const id = Deno.env.get("TUNEBOX_TRIAL_ID");
   const token = Deno.env.get("TUNEBOX_TOKEN");
-  const heartbeatMs = Number(Deno.env.get("TUNEBOX_HEARTBEAT_MS") ?? "60000") || 60000;
+  const heartbeatMs = Number(Deno.env.get("TUNEBOX_HEARTBEAT_MS") ?? "60000") ||
+    60000;
   const m = /^tls:(.+):(\d+)$/.exec(spec);
   if (!m || !ca || !id || !token) {
-    console.error("tunebox: the launcher is started by the tunebox driver, not by hand");
+    console.error(
+      "tunebox: the launcher is started by the tunebox driver, not by hand",
+    );
     Deno.exit(2);
   }
   let conn: Deno.TlsConn;
@@ -84,7 +132,9 @@ async function main(): Promise<void> {
     });
     await conn.handshake();
   } catch (e) {
-    console.error(`tunebox: cannot reach the driver at ${m[1]}:${m[2]}: ${(e as Error).message}`);
+    console.error(
+      `tunebox: cannot reach the driver at ${m[1]}:${m[2]}: ${(e as Error).message}`,
+    );
     Deno.exit(3);
   }
   const send = lineSender(conn);
@@ -103,7 +153,9 @@ async function main(): Promise<void> {
   let last = Date.now();
   const beat = setInterval(() => {
     if (Date.now() - last > heartbeatMs) {
-      console.error(`tunebox: the driver was silent for ${heartbeatMs} ms; the launcher exits`);
+      console.error(
+        `tunebox: the driver was silent for ${heartbeatMs} ms; the launcher exits`,
+      );
       quit(4);
       return;
     }
@@ -117,27 +169,44 @@ async function main(): Promise<void> {
       if (c?.type === "exit") break;
       if (c?.type === "kill" && child?.id === c.id) {
         signalGroup(c.signal === "SIGKILL" ? "KILL" : "TERM");
-      } else if (c?.type === "run" && typeof c.id === "string" && typeof c.script === "string") {
+      } else if (
+        c?.type === "run" && typeof c.id === "string" &&
+        typeof c.script === "string"
+      ) {
         if (child) {
           // One trial at a time: the driver never asks for two; refuse the second.
           await send({ type: "ended", id: c.id, code: 125, signal: null });
           continue;
         }
+        const forward = c.output === true;
         const proc = new Deno.Command("/bin/sh", {
           args: ["-c", c.script],
           stdin: "null",
-          stdout: "inherit",
-          stderr: "inherit",
+          stdout: forward ? "piped" : "inherit",
+          stderr: forward ? "piped" : "inherit",
           // A process group of its own: a kill reaches the trial and anything it started.
           detached: true,
         }).spawn();
         const mine = { id: c.id, proc };
         child = mine;
+        // Without shared storage the trial's output goes to the driver, as it comes.
+        const pumps = forward
+          ? Promise.all(
+            [proc.stdout, proc.stderr].map((s) => pump(s, c.id, send)),
+          )
+          : Promise.resolve([]);
         proc.status.then(async (st) => {
           // Leftovers of the trial's process group, if any.
           signalGroup("KILL", proc.pid);
+          // Its output first (a leftover holding a pipe does not hold the trial's end up).
+          await Promise.race([pumps, new Promise((r) => setTimeout(r, 2000))]);
           if (child === mine) child = undefined;
-          await send({ type: "ended", id: mine.id, code: st.code, signal: st.signal ?? null })
+          await send({
+            type: "ended",
+            id: mine.id,
+            code: st.code,
+            signal: st.signal ?? null,
+          })
             .catch(() => {});
         });
       }
@@ -146,6 +215,23 @@ async function main(): Promise<void> {
   clearInterval(beat);
   // Told to exit while idle, or the driver is gone: a running trial dies with the launcher.
   await quit(child ? 1 : 0);
+}
+
+/** Sends a stream's text to the driver in pieces of at most 64 KiB. */
+async function pump(
+  stream: ReadableStream<Uint8Array>,
+  id: string,
+  send: (m: unknown) => Promise<void>,
+): Promise<void> {
+  const dec = new TextDecoder();
+  try {
+    for await (const chunk of stream) {
+      const text = dec.decode(chunk, { stream: true });
+      for (let i = 0; i < text.length; i += 65536) {
+        await send({ type: "out", id, text: text.slice(i, i + 65536) });
+      }
+    }
+  } catch { /* the trial is gone */ }
 }
 
 /**

@@ -7,7 +7,14 @@
  * @module
  */
 
-import { merge, settle, shq, trialConfig, writeTrialEntry } from "./_shared.ts";
+import {
+  DEFAULT_MAX_LOG_BYTES,
+  merge,
+  settle,
+  shq,
+  trialConfig,
+  writeTrialEntry,
+} from "./_shared.ts";
 import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
 import { dirname, join } from "../../core/_path.ts";
 import type {
@@ -50,7 +57,7 @@ import {
   unplaceable,
 } from "./_ray_client.ts";
 import { IMPORT_MAP, shipPackage } from "./_ray_package.ts";
-import { type LauncherEnded, launcherEnded } from "./_ray_launcher.ts";
+import { type LauncherEnded, launcherEnded, launcherOutput } from "./_ray_launcher.ts";
 
 export { rayErrorLine } from "./_ray_client.ts";
 
@@ -142,8 +149,9 @@ export interface RayExecutorOptions {
    * instead of Ray starting a new job, with its Python supervisor (seconds each), per trial. Such
    * a job runs Tunebox's launcher, which gets each trial's command over the authenticated channel
    * and starts it as a process of its own with exactly that trial's sandbox flags and variables
-   * (never reusing a trial's process). A job with no trial to run for 2 s ends. Needs
-   * `sharedStorage: true`; trials of several workers get a job per worker, as without it.
+   * (never reusing a trial's process). A job with no trial to run for 2 s ends. Without shared
+   * storage the launcher forwards each trial's output to the driver. Trials of several workers
+   * get a job per worker, as without it.
    * @default 1 (a job per trial)
    */
   readonly trialsPerJob?: number;
@@ -187,6 +195,8 @@ interface Launcher {
   readonly ended: Promise<RayJobInfo | undefined>;
   /** Per run id, what to call when the launcher says that trial's process ended. */
   readonly exits: Map<string, (e: LauncherEnded | undefined) => void>;
+  /** Per run id, where that trial's forwarded output goes (without shared storage). */
+  readonly outputs: Map<string, (text: string) => void>;
   idleTimer?: ReturnType<typeof setTimeout>;
 }
 
@@ -301,12 +311,6 @@ export function rayExecutor(
       `rayExecutor: trialsPerJob must be a whole number of trials >= 1, got ${
         JSON.stringify(options.trialsPerJob)
       }`,
-    );
-  }
-  if (trialsPerJob > 1 && !shared) {
-    throw new TypeError(
-      `rayExecutor: trialsPerJob > 1 needs sharedStorage: true (a pooled job's trials write ` +
-        `their logs and checkpoints on storage every node sees)`,
     );
   }
   const log = options.log ?? ((m: string) => console.warn(`tunebox: ${m}`));
@@ -457,7 +461,8 @@ export function rayExecutor(
           );
         }
         const pkg = await shipPackage(ray, {
-          modules: [entry, moduleUrl],
+          // A pooled job's launcher is shipped too.
+          modules: [entry, moduleUrl, ...(trialsPerJob > 1 ? [launcherUrl] : [])],
           // Only the module cache's downloads: its sqlite caches differ from run to run.
           folders: [dirname(fromFileUrl(moduleUrl)), join(denoDir, "npm"), join(denoDir, "remote")],
           ...(configFile ? { files: [configFile], configFile } : {}),
@@ -815,16 +820,20 @@ export function rayExecutor(
     // Not `env -i`: the launcher is Tunebox's own code, and the trials' commands it runs need
     // what Ray gives the job (PATH to Deno, CUDA_VISIBLE_DEVICES); each of them starts its trial
     // through `env -i` with only that trial's variables.
-    const env = { ...ch.trialEnv(id, token), DENO_DIR: denoDir, NO_COLOR: "1" };
+    // Without shared storage the launcher and the module cache are in the job's working dir.
+    const env = { ...ch.trialEnv(id, token), NO_COLOR: "1" };
+    const local = !shared && launcherUrl.startsWith("file:");
     return [
       denoLookup(),
+      `W=$(pwd)`,
       [
         "exec env",
         ...Object.entries(env).map(([k, v]) => shq(`${k}=${v}`)),
+        shared ? shq(`DENO_DIR=${denoDir}`) : `DENO_DIR="$W/deno_dir"`,
         `"$D" run --no-config --no-lock --no-prompt --cached-only`,
         shq(`--allow-net=${ch.netPermission}`),
         "--allow-run=/bin/sh --allow-env",
-        shq(launcherUrl),
+        local ? `"$W/"${shq(packagePath(fromFileUrl(launcherUrl)))}` : shq(launcherUrl),
         "</dev/null",
       ].join(" "),
     ].join("; ");
@@ -851,6 +860,7 @@ export function rayExecutor(
       dead: false,
       submittedAt: Date.now(),
       exits: new Map(),
+      outputs: new Map(),
       ended,
       logs: "",
       connected: Promise.resolve(false),
@@ -923,7 +933,9 @@ export function rayExecutor(
           for (;;) {
             const r = await conn.messages.next();
             if (r.done) break;
-            const e = launcherEnded(r.value);
+            const o = launcherOutput(r.value);
+            if (o) l.outputs.get(o.id)?.(o.text);
+            const e = o ? undefined : launcherEnded(r.value);
             if (e) l.exits.get(e.id)?.(e);
           }
         } catch { /* the connection broke */ }
@@ -1015,6 +1027,25 @@ export function rayExecutor(
     const token = crypto.randomUUID();
     const connected = ch.server.expect(job.trialId, token);
     const assign = `${job.trialId}-${run}`;
+    // Without shared storage the trial's folder is a fresh temp folder on its node, and its
+    // output comes over the launcher's connection into its stdout.log on the driver.
+    const trialDir = shared ? job.workDir : `/tmp/tunebox-${expId}/${assign}`;
+    let recent = "";
+    let written = 0;
+    let writing: Promise<unknown> = Promise.resolve();
+    const output = (text: string) => {
+      recent = (recent + text).slice(-4096);
+      if (written >= DEFAULT_MAX_LOG_BYTES) return;
+      const part = text.slice(0, DEFAULT_MAX_LOG_BYTES - written);
+      written += part.length;
+      const capped = written >= DEFAULT_MAX_LOG_BYTES
+        ? `\n[tunebox: this log reached its cap of ${DEFAULT_MAX_LOG_BYTES} bytes; later output ` +
+          `was dropped]\n`
+        : "";
+      writing = writing.then(() =>
+        Deno.writeTextFile(join(job.dir, "stdout.log"), part + capped, { append: true })
+      ).catch(() => {});
+    };
     let l: Launcher | undefined;
     let ran = false;
     let stopRequested = false;
@@ -1080,11 +1111,13 @@ export function rayExecutor(
         return;
       }
       l.exits.set(assign, (e) => resolveEnded(e));
+      if (!shared) l.outputs.set(assign, output);
       await l.conn!.send(
         {
           type: "run",
           id: assign,
-          script: entrypoint(job, run, ch, token, job.workDir),
+          script: entrypoint(job, run, ch, token, trialDir),
+          ...(shared ? {} : { output: true }),
         } as unknown as DriverMessage,
       );
       ran = true;
@@ -1098,6 +1131,7 @@ export function rayExecutor(
     ended.then((e) => {
       if (l && ran) {
         l.exits.delete(assign);
+        l.outputs.delete(assign);
         if (e) vacate(l);
       }
     });
@@ -1109,7 +1143,13 @@ export function rayExecutor(
         silent = true;
         kill("SIGKILL");
       });
-      const talk = await driveTrial(connection, job, listener);
+      const talk = shared
+        ? await driveTrial(connection, job, listener)
+        : await driveTrial(connection, { ...job, workDir: trialDir }, listener, {
+          localDir: job.workDir,
+          maxBytes: checkpointMaxBytes,
+          ...(options.channel?.maxLineBytes ? { maxLineBytes: options.channel.maxLineBytes } : {}),
+        });
       // Its process is ending: the next trial asking for the same may queue for this job.
       if (talk.outcome && l) l.finishing = true;
       return talk;
@@ -1173,7 +1213,7 @@ export function rayExecutor(
           end
             ? { submission_id: l!.jobId, status: end.code === 0 ? "SUCCEEDED" : "FAILED" }
             : l?.info,
-          await stderrOf(job.dir),
+          shared ? await stderrOf(job.dir) : (await writing, recent),
           {
             jobId: l?.jobId ?? "",
             node: l?.node ?? "",
@@ -1191,9 +1231,14 @@ export function rayExecutor(
       clearTimers();
       ch.server.forget(job.trialId);
       // The process ends by itself; make sure it does (the job then takes the next trial).
-      settle(ended, 15_000).then((v) => {
+      const done = settle(ended, 15_000).then((v) => {
         if (!v) kill("SIGKILL");
       });
+      // Without shared storage the trial's last output comes with its end: wait for it.
+      if (!shared) {
+        await done;
+        await writing;
+      }
       return talk.outcome;
     })();
 
@@ -1232,6 +1277,7 @@ export function rayExecutor(
     let arrived = 0;
     let runningJobs = 0;
     let failure: TrialExit | undefined;
+    let ringLoss = false;
     // Set once rank 0 is done or the trial is being stopped: the other workers then lose their
     // ring as rank 0 leaves, and what they say about it no longer matters.
     let finishing = false;
@@ -1334,8 +1380,15 @@ export function rayExecutor(
       const h = startTrial(ch, { ...job, workDir }, listener, ++runs, worker);
       handles.push(h);
       h.exited.then((exit) => {
-        if (exit.kind === "error" && !failure && !finishing) {
+        // A worker that saw another leave the ring says so first at times: the other's own
+        // error, if it comes too, is the trial's.
+        const lost = exit.kind === "error" && /left the ring/.test(exit.message);
+        if (exit.kind === "error" && failure && ringLoss && !lost) {
           failure = { ...exit, message: `worker rank ${rank} of ${workers}: ${exit.message}` };
+          ringLoss = false;
+        } else if (exit.kind === "error" && !failure && !finishing) {
+          failure = { ...exit, message: `worker rank ${rank} of ${workers}: ${exit.message}` };
+          ringLoss = lost;
           finish();
           stopOthers(rank, 0);
         } else if (rank === 0) {

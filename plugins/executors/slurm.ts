@@ -421,6 +421,18 @@ export function slurmExecutor(
     return "";
   }
 
+  /** Cancels the steps of the allocation named after a trial, if Slurm still lists any. */
+  async function cancelStep(trialId: string): Promise<void> {
+    const job = cmdEnv.SLURM_JOB_ID;
+    if (!job) return;
+    const r = await slurm("squeue", ["-h", "-s", "-j", job, "-o", "%i %j"], cmdEnv)
+      .catch(() => undefined);
+    for (const line of r?.out.split("\n") ?? []) {
+      const [step, name] = line.trim().split(/\s+/);
+      if (step && name === `${JOB_PREFIX}${trialId}`) await scancel(step, cmdEnv);
+    }
+  }
+
   /** Cancels batch jobs a killed driver left behind (their ids are in `.slurm_jobs`). */
   async function cancelLeftovers(dir: string): Promise<void> {
     let ids: string[] = [];
@@ -715,9 +727,9 @@ export function slurmExecutor(
         const logs = Promise.all([
           pipeToFile(srun.stdout, join(job.dir, "stdout.log"), DEFAULT_MAX_LOG_BYTES),
           pipeToFile(srun.stderr, join(job.dir, "stderr.log"), DEFAULT_MAX_LOG_BYTES, stderrTail),
-        ]);
+        ]).catch(() => {}); // a warm step's folder may be gone (the trial never came)
         const st = await srun.status;
-        await logs.catch(() => {});
+        await logs;
         resolveEnded({ state: st.success ? "COMPLETED" : "FAILED", nodes: node, code: st.code });
       } else {
         // Several workers: the batch job's tasks, started as one step by srun inside it
@@ -970,8 +982,15 @@ export function slurmExecutor(
       // Its step is running (connected) or gone.
       ready: Promise.race([connected, ended]),
       kill() {
+        // A SIGKILLed srun cannot tell the controller: a step it was still launching would keep
+        // its CPUs. TERM lets srun cancel it; KILL follows, and Slurm is told by name at the end.
         killed = stopRequested = true;
-        cancel("KILL");
+        cancel("TERM");
+        const late = setTimeout(() => cancel("KILL"), 2000);
+        ended.then(async () => {
+          clearTimeout(late);
+          await cancelStep(job.trialId);
+        });
         exited.catch(() => {});
       },
     };

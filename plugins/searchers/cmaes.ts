@@ -74,6 +74,8 @@ const OPTION_KEYS = [
  * - Each suggestion is a fresh sample of the current generation, so any number of trials may
  *   run at once; a generation is updated from the first λ results that come back for it, and
  *   results of older generations only inform the TPE.
+ * - Hansen's (2016) default weights: the best half moves the mean, the worst half gets negative
+ *   weights in the covariance update (active CMA), as the `cmaes` library behind Optuna's.
  * - IPOP restarts on convergence (step size or objective range below tolerance, or an
  *   ill-conditioned covariance), each with twice the population.
  * - Choices, parameters inside a branch and normals are proposed by a univariate TPE given
@@ -254,31 +256,51 @@ function cmaesModel(params: readonly ParamInfo[], settings: Settings): SearchMod
     const lambda = st.lambda, mu = Math.floor(lambda / 2);
     const told = st.told.slice().sort((a, b) => a[1] - b[1]);
     st.told = [];
-    const w = Array.from({ length: mu }, (_, i) => Math.log((lambda + 1) / 2) - Math.log(i + 1));
-    const ws = w.reduce((a, b) => a + b, 0);
-    for (let i = 0; i < mu; i++) w[i] /= ws;
-    const mueff = 1 / w.reduce((a, b) => a + b * b, 0);
+    // Weights for all λ samples (Hansen's 2016 tutorial, as the `cmaes` library Optuna uses): the
+    // best μ positive (they move the mean), the rest negative ("active" CMA: the worst samples
+    // shrink the covariance along their directions).
+    const wp = Array.from(
+      { length: lambda },
+      (_, i) => Math.log((lambda + 1) / 2) - Math.log(i + 1),
+    );
+    let sumPos = 0, sumPos2 = 0, sumNeg = 0, sumNeg2 = 0;
+    for (const v of wp) {
+      if (v > 0) [sumPos, sumPos2] = [sumPos + v, sumPos2 + v * v];
+      else [sumNeg, sumNeg2] = [sumNeg - v, sumNeg2 + v * v];
+    }
+    const mueff = (sumPos * sumPos) / sumPos2;
+    const mueffMinus = sumNeg2 > 0 ? (sumNeg * sumNeg) / sumNeg2 : 0;
     const cs = (mueff + 2) / (n + mueff + 5);
     const ds = 1 + 2 * Math.max(0, Math.sqrt((mueff - 1) / (n + 1)) - 1) + cs;
     const cc = (4 + mueff / n) / (n + 4 + (2 * mueff) / n);
     const c1 = 2 / ((n + 1.3) ** 2 + mueff);
-    const cmu = Math.min(1 - c1, (2 * (mueff - 2 + 1 / mueff)) / ((n + 2) ** 2 + mueff));
+    const cmu = Math.min(1 - c1 - 1e-8, (2 * (mueff - 2 + 1 / mueff)) / ((n + 2) ** 2 + mueff));
+    const minAlpha = Math.min(
+      1 + c1 / cmu,
+      1 + (2 * mueffMinus) / (mueff + 2),
+      (1 - c1 - cmu) / (n * cmu),
+    );
+    const w = wp.map((v) => (v >= 0 ? v / sumPos : (minAlpha * v) / Math.max(sumNeg, 1e-300)));
     const chiN = Math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n));
     const { d, B } = eigen();
     const old = st.mean;
-    const ys = told.slice(0, mu).map(([x]) => x.map((v, i) => (v - old[i]) / st.sigma));
+    const ys = told.map(([x]) => x.map((v, i) => (v - old[i]) / st.sigma));
     const yw = new Array(n).fill(0);
     for (let k = 0; k < mu; k++) for (let i = 0; i < n; i++) yw[i] += w[k] * ys[k][i];
     st.mean = old.map((m, i) => m + st.sigma * yw[i]);
-    // C^(-1/2)·yw = B·diag(1/√d)·Bᵀ·yw.
-    const t = new Array(n).fill(0);
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let i = 0; i < n; i++) s += B[i * n + j] * yw[i];
-      t[j] = s / Math.sqrt(Math.max(d[j], 1e-300));
-    }
-    const cy = new Array(n).fill(0);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) cy[i] += B[i * n + j] * t[j];
+    // C^(-1/2)·v = B·diag(1/√d)·Bᵀ·v.
+    const invSqrtC = (v: number[]): number[] => {
+      const t = new Array(n).fill(0);
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let i = 0; i < n; i++) s += B[i * n + j] * v[i];
+        t[j] = s / Math.sqrt(Math.max(d[j], 1e-300));
+      }
+      const out = new Array(n).fill(0);
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[i] += B[i * n + j] * t[j];
+      return out;
+    };
+    const cy = invSqrtC(yw);
     const kps = Math.sqrt(cs * (2 - cs) * mueff);
     st.ps = st.ps.map((p, i) => (1 - cs) * p + kps * cy[i]);
     const psn = Math.hypot(...st.ps);
@@ -287,11 +309,21 @@ function cmaesModel(params: readonly ParamInfo[], settings: Settings): SearchMod
       : 0;
     const kpc = Math.sqrt(cc * (2 - cc) * mueff);
     st.pc = st.pc.map((p, i) => (1 - cc) * p + hs * kpc * yw[i]);
-    const decay = 1 - c1 - cmu + (1 - hs) * c1 * cc * (2 - cc);
+    // Negative weights are rescaled by n / ‖C^(-1/2)·y‖² so that they cannot make C indefinite.
+    const wc = w.map((wk, k) => {
+      if (wk >= 0) return wk;
+      const z = invSqrtC(ys[k]);
+      let z2 = 0;
+      for (const v of z) z2 += v * v;
+      return (wk * n) / Math.max(z2, 1e-300);
+    });
+    let sumW = 0;
+    for (const v of w) sumW += v;
+    const decay = 1 + (1 - hs) * c1 * cc * (2 - cc) - c1 - cmu * sumW;
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < n; j++) {
         let rankMu = 0;
-        for (let k = 0; k < mu; k++) rankMu += w[k] * ys[k][i] * ys[k][j];
+        for (let k = 0; k < told.length; k++) rankMu += wc[k] * ys[k][i] * ys[k][j];
         st.C[i * n + j] = decay * st.C[i * n + j] + c1 * st.pc[i] * st.pc[j] + cmu * rankMu;
       }
     }

@@ -4,7 +4,7 @@
 // the driver goes away (taking its running trial with it).
 import { equal, match, ok as assert } from "#assert";
 import { openRemoteChannel } from "../../core/remote/channel.ts";
-import { launcherEnded } from "../../plugins/executors/_ray_launcher.ts";
+import { launcherEnded, launcherOutput } from "../../plugins/executors/_ray_launcher.ts";
 import type { DriverMessage } from "../../core/protocol.ts";
 
 const LAUNCHER = new URL("../../plugins/executors/_ray_launcher.ts", import.meta.url).href;
@@ -139,4 +139,34 @@ Deno.test("the launcher refuses to start without the driver's variables", async 
   }).output();
   equal(out.code, 2);
   match(new TextDecoder().decode(out.stderr), /started by the tunebox driver/);
+});
+
+Deno.test("with output: true a trial's stdout and stderr reach the driver before its end", async () => {
+  const { ch, conn, proc, send } = await startLauncher();
+  try {
+    await send({ type: "run", id: "o", script: "echo out; echo err >&2; exit 4", output: true });
+    let text = "";
+    let code: number | undefined;
+    for (;;) {
+      const r = await conn.messages.next();
+      if (r.done) break;
+      const o = launcherOutput(r.value);
+      if (o?.id === "o") text += o.text;
+      const e = launcherEnded(r.value);
+      if (e) {
+        code = e.code;
+        break;
+      }
+    }
+    equal(code, 4);
+    match(text, /out/);
+    match(text, /err/);
+    await send({ type: "exit" });
+    equal((await proc.status).code, 0);
+  } finally {
+    conn.close();
+    ch.close();
+    await proc.stdout.cancel();
+    await proc.stderr.cancel();
+  }
 });

@@ -176,6 +176,51 @@ Deno.test({
       },
     );
     await t.step(
+      "step mode: a warm step holding the only CPUs gives them up when another trial starts",
+      async () => {
+        const train = await hostileTrainable(`await session.report({ loss: config.x });`);
+        // 2 CPUs, 2 per trial: the warm step of "a" takes them all; "b" starts instead.
+        const id = await c.allocate(["-N1", "-n2"]);
+        const storage = await tempStorage();
+        const ex = executor(train, env(c, { SLURM_JOB_ID: id, SLURM_JOB_CPUS_PER_NODE: "2" }));
+        try {
+          await ex.prepare!({ experimentDir: storage });
+          const job = (trialId: string) => {
+            const dir = `${storage}/${trialId}`;
+            Deno.mkdirSync(`${dir}/files`, { recursive: true });
+            return {
+              trialId,
+              dir,
+              workDir: `${dir}/files`,
+              sandbox: {},
+              env: {},
+              resources: { cpu: 2 },
+              config: { x: trialId === "a" ? 1 : 2 },
+              iteration: 0,
+              timeOffsetS: 0,
+            };
+          };
+          ex.warm!(job("a"));
+          const steps = async () => (await c.run("squeue", ["-h", "-s", "-j", id, "-o", "%j"])).out;
+          await waitFor(async () => /tunebox-a/.test(await steps()), 20_000);
+          const reports: unknown[] = [];
+          const h = ex.start(job("b"), {
+            report(r) {
+              reports.push(r.metrics);
+              return Promise.resolve("continue");
+            },
+          });
+          const exit = await h.exited;
+          equal(exit.kind, "done", JSON.stringify(exit));
+          equal(JSON.stringify(reports), JSON.stringify([{ loss: 2 }]));
+          assert(!/tunebox-a/.test(await steps()), "the warm step of a still runs");
+        } finally {
+          await ex.close?.();
+          await c.run("scancel", [id]);
+        }
+      },
+    );
+    await t.step(
       "a constraint (--constraint) puts every trial on the node with that feature",
       async () => {
         const train = await hostileTrainable(`
