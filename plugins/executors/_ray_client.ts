@@ -153,9 +153,10 @@ export interface RayLogTail {
  *
  * @example
  * ```ts ignore
+ * import assert from "node:assert/strict";
  * import { rayJobsClient } from "./_ray_client.ts";
  * const ray = rayJobsClient("http://127.0.0.1:8265");
- * console.log(await ray.version());
+ * assert.match(await ray.version(), /^\d+\.\d+/);
  * ```
  */
 export function rayJobsClient(address: string, token?: string): RayJobsClient {
@@ -348,8 +349,8 @@ export function isFinal(status: string): boolean {
  * @example
  * ```ts
  * import { equal } from "#assert";
- * import { fitsAtOnce } from "./_ray_client.ts";
- * const nodes = [
+ * import { fitsAtOnce, type RayNode } from "./_ray_client.ts";
+ * const nodes: RayNode[] = [
  *   { ip: "10.0.0.2", nodeId: "a", alive: true, resources: { CPU: 4, GPU: 1 } },
  *   { ip: "10.0.0.3", nodeId: "b", alive: true, resources: { CPU: 4 } },
  * ];
@@ -380,9 +381,11 @@ export function fitsAtOnce(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { unplaceable } from "./_ray_client.ts";
  * const nodes = [{ ip: "10.0.0.2", nodeId: "a", alive: true, resources: { CPU: 4 } }];
- * console.log(unplaceable({ CPU: 1, big: 1 }, nodes));
+ * assert.match(unplaceable({ CPU: 1, big: 1 }, nodes)!, /big/);
+ * assert.equal(unplaceable({ CPU: 2 }, nodes), undefined);
  * ```
  */
 export function unplaceable(
