@@ -1,0 +1,101 @@
+/**
+ * The name registry the YAML experiment file uses (`scheduler: { name: asha }` -> a factory),
+ * and the spec a built-in plugin records so that `Tuner.restore` can make it again.
+ * Part of the plugin contracts: {@linkcode ./plugin.ts} re-exports everything here.
+ *
+ * @module
+ */
+
+import { isPlainJson } from "./_plain_json.ts";
+
+/**
+ * The roles a plugin can play, for the YAML registry. A `"stopper"` is a stop function for the
+ * experiment's `stop` (see `Stopper`), not an object.
+ */
+export type PluginRole = "searcher" | "scheduler" | "callback" | "stopper";
+
+/** The factory type a registry entry or a plugin module's default export has. */
+export type PluginFactory<T> = (options: Record<string, unknown>) => T;
+
+const registry: Record<PluginRole, Map<string, PluginFactory<unknown>>> = {
+  searcher: new Map(),
+  scheduler: new Map(),
+  callback: new Map(),
+  stopper: new Map(),
+};
+
+/**
+ * Registers a plugin factory under a name for YAML files (`scheduler: { name: asha }`). YAML
+ * options arrive with snake_case keys converted to camelCase.
+ *
+ * @example
+ * ```ts
+ * import { registerPlugin } from "./plugin.ts";
+ * registerPlugin("scheduler", "my_fifo", () => ({ name: "my_fifo", onReport: () => ({ kind: "continue" }) }));
+ * ```
+ */
+export function registerPlugin<T>(role: PluginRole, name: string, factory: PluginFactory<T>): void {
+  registry[role].set(name, factory as PluginFactory<unknown>);
+}
+
+/**
+ * Records how a built-in plugin was made — its registered name and its options — as a hidden
+ * `spec` property, so that `Tuner.restore` can make it again by name, whether it was built from
+ * YAML or in code. Options that are not plain JSON (functions, domains) are not recorded: such a
+ * plugin must be given again to `Tuner.restore`.
+ *
+ * @param name The name the plugin's factory is registered under (`"asha"`, `"tpe"`).
+ * @param options The options the factory was given.
+ * @param plugin The plugin.
+ * @returns `plugin`, with `spec` set when the options are plain JSON.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { recordSpec } from "./plugin.ts";
+ *
+ * const s = recordSpec("my_fifo", { patience: 3 }, { name: "my_fifo" });
+ * assert.deepEqual((s as { spec?: unknown }).spec, { name: "my_fifo", options: { patience: 3 } });
+ * assert.deepEqual(Object.keys(s), ["name"]);
+ * ```
+ */
+export function recordSpec<T extends object>(name: string, options: unknown, plugin: T): T {
+  const o = options ?? {};
+  if (isPlainJson(o, 0) && typeof o === "object" && !Array.isArray(o)) {
+    Object.defineProperty(plugin, "spec", {
+      value: { name, options: structuredClone(o) },
+      enumerable: false,
+      configurable: true,
+    });
+  }
+  return plugin;
+}
+
+/**
+ * The factory registered under a name, or undefined.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { lookupPlugin } from "./plugin.ts";
+ * assert.equal(lookupPlugin("scheduler", "nope"), undefined);
+ * ```
+ */
+export function lookupPlugin(role: PluginRole, name: string): PluginFactory<unknown> | undefined {
+  return registry[role].get(name);
+}
+
+/**
+ * The names registered for a role.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { pluginNames, registerPlugin } from "./plugin.ts";
+ * registerPlugin("scheduler", "my_fifo", () => ({ name: "my_fifo", onReport: () => ({ kind: "continue" }) }));
+ * assert.ok(pluginNames("scheduler").includes("my_fifo"));
+ * ```
+ */
+export function pluginNames(role: PluginRole): string[] {
+  return [...registry[role].keys()].sort();
+}
