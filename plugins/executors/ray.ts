@@ -20,7 +20,6 @@ import { dirname, join } from "../../core/_path.ts";
 import type {
   Executor,
   Resources,
-  SandboxPolicy,
   TrialExit,
   TrialHandle,
   TrialJob,
@@ -28,7 +27,7 @@ import type {
 } from "../../core/plugin.ts";
 import { resolveModule } from "../../core/plugin.ts";
 import { type DriverMessage, PROTOCOL_VERSION } from "../../core/protocol.ts";
-import { type ChannelLimits, type Conversation, driveTrial } from "../../core/channel.ts";
+import { type Conversation, driveTrial } from "../../core/channel.ts";
 import {
   checkModuleGraph,
   checkTrainableSource,
@@ -60,108 +59,10 @@ import { IMPORT_MAP, shipPackage } from "./_ray_package.ts";
 import { type LauncherEnded, launcherEnded, launcherOutput } from "./_ray_launcher.ts";
 
 export { rayErrorLine } from "./_ray_client.ts";
+import type { RayExecutorOptions } from "./_ray_options.ts";
+import { holdOpen, logSuffix, stderrOf } from "./_ray_io.ts";
 
-/** Options of {@linkcode rayExecutor}. */
-export interface RayExecutorOptions {
-  /**
-   * The cluster's dashboard (Jobs API) address, e.g. `http://head:8265`.
-   * @default `$RAY_ADDRESS` when it is an http(s) URL, else `http://127.0.0.1:8265`
-   */
-  readonly address?: string;
-  /**
-   * The cluster's token when it runs with `RAY_AUTH_MODE=token`.
-   * @default `$RAY_AUTH_TOKEN`
-   */
-  readonly token?: string;
-  /**
-   * Where Deno comes from on the nodes: `"path"` (already installed, on the PATH Ray's jobs
-   * get), `"pip"` (installed per job by Ray's `runtime_env: { pip: ["deno==<version>"] }`
-   * from PyPI), or an absolute path on every node.
-   * @default "path"
-   */
-  readonly deno?: "path" | "pip" | string;
-  /** The Deno version `deno: "pip"` installs. @default the driver's own (`Deno.version.deno`) */
-  readonly denoVersion?: string;
-  /**
-   * Extra `pip install` options for `deno: "pip"` (Ray's `pip_install_options`): a mirror
-   * (`["--index-url", "http://pypi.internal/simple"]`) or, for nodes without network, a folder of
-   * wheels every node sees (`["--no-index", "--find-links", "/shared/wheels"]`).
-   * @default none (PyPI)
-   */
-  readonly denoPipOptions?: readonly string[];
-  /**
-   * Whether the experiment folder, the trainable, Tunebox and `denoDir` are on storage every
-   * node sees (a cluster file system). When false, the trainable's folder and Tunebox are shipped
-   * to the nodes as a Ray `working_dir` package (zipped, content-hashed, uploaded once), trials
-   * write into a temp folder on their node, and checkpoints are streamed over the trial's
-   * channel into the driver's experiment folder (and back to a trial that restores one).
-   * @default true
-   */
-  readonly sharedStorage?: boolean;
-  /**
-   * Without shared storage: the largest checkpoint a trial may stream to the driver, in bytes.
-   * A trial whose checkpoint is larger fails with a message that says so.
-   * @default 1073741824 (1 GiB)
-   */
-  readonly checkpointMaxBytes?: number;
-  /** Before the first trial, run a probe job that checks `deno --version` on the cluster. @default true */
-  readonly probe?: boolean;
-  /**
-   * How long a trial's job may wait for Ray to place it (PENDING) before the trial fails.
-   * @default 600000
-   */
-  readonly pendingTimeoutMs?: number;
-  /**
-   * Refuse a trial at once when no alive node has the resources it asks for (an autoscaling
-   * cluster that adds such nodes on demand wants false). @default true
-   */
-  readonly checkPlacement?: boolean;
-  /** The address nodes reach the driver at. @default the first non-loopback IPv4 address */
-  readonly driverHost?: string;
-  /** The driver's TLS port. @default any free port */
-  readonly driverPort?: number;
-  /** Silence after which the driver gives a trial up, and a trial its driver, in ms. @default 60000 */
-  readonly heartbeatMs?: number;
-  /** How often the jobs' states are polled, in ms. @default 1000 */
-  readonly pollMs?: number;
-  /** Trials at once. @default 64 */
-  readonly maxJobs?: number;
-  /**
-   * The `DENO_DIR` trials run with (shared storage): the driver caches the module graph into
-   * it. @default `<experiment folder>/.deno_dir`
-   */
-  readonly denoDir?: string;
-  /** Extra permissions for every trial (merged with each job's). */
-  readonly sandbox?: SandboxPolicy;
-  /** The `deno.json` trials resolve imports with, or `false`. @default the nearest above the trainable */
-  readonly denoConfig?: string | false;
-  /** How long a stopped trial may take to exit before its job is stopped. @default 5000 */
-  readonly graceMs?: number;
-  /** `--v8-flags` for trials. */
-  readonly v8Flags?: string;
-  /** Bounds on the trial channel. */
-  readonly channel?: Omit<ChannelLimits, "onRefuse">;
-  /** Where warnings go (refused connections, stopped leftovers). @default console.warn */
-  readonly log?: (message: string) => void;
-  /**
-   * How many trials one Ray job may run, one after another (as Ray Tune's `reuse_actors` reuses
-   * an actor): a job whose trial ended runs the next trial that asks for the same resources,
-   * instead of Ray starting a new job, with its Python supervisor (seconds each), per trial. Such
-   * a job runs Tunebox's launcher, which gets each trial's command over the authenticated channel
-   * and starts it as a process of its own with exactly that trial's sandbox flags and variables
-   * (never reusing a trial's process). A job with no trial to run for 2 s ends. Without shared
-   * storage the launcher forwards each trial's output to the driver. Trials of several workers
-   * get a job per worker, as without it.
-   * @default 1 (a job per trial)
-   */
-  readonly trialsPerJob?: number;
-  /**
-   * How long a collective of a multi-worker trial (`session.allreduce`, ...) may wait for the
-   * other workers before it fails the trial: what catches a worker that hangs without dying
-   * (one whose job ends fails the trial at once). @default 1800000 (30 minutes, as PyTorch's)
-   */
-  readonly collectiveTimeoutMs?: number;
-}
+export type { RayExecutorOptions } from "./_ray_options.ts";
 
 /** A pooled Ray job (`trialsPerJob > 1`) running Tunebox's launcher. */
 interface Launcher {
@@ -1712,72 +1613,5 @@ export function rayExecutor(
         await exited;
       },
     };
-  }
-}
-
-/**
- * Reads a connection's heartbeats while nothing else reads it (a worker waiting for the rest of
- * its group), so that keep-alive sees them; returns the connection to hand on, which yields first
- * whatever else came meanwhile (or a read still in flight).
- */
-function holdOpen<C extends { readonly messages: AsyncIterator<unknown> }>(conn: C): () => C {
-  let pending: Promise<IteratorResult<unknown>> | undefined;
-  let released = false;
-  const early: IteratorResult<unknown>[] = [];
-  (async () => {
-    for (;;) {
-      pending = conn.messages.next();
-      const r = await pending.catch((): IteratorResult<unknown> => ({
-        done: true,
-        value: undefined,
-      }));
-      if (released) return; // the read was handed on
-      pending = undefined;
-      if (r.done || (r.value as { type?: unknown } | null)?.type !== "ping") {
-        early.push(r);
-        return;
-      }
-    }
-  })();
-  return () => {
-    released = true;
-    let handover = pending;
-    const messages: AsyncIterator<unknown> = {
-      next() {
-        if (early.length) return Promise.resolve(early.shift()!);
-        if (handover) {
-          const h = handover;
-          handover = undefined;
-          return h;
-        }
-        return conn.messages.next();
-      },
-      return(v?: unknown) {
-        return conn.messages.return?.(v) ?? Promise.resolve({ done: true, value: v });
-      },
-    };
-    return { ...conn, messages };
-  };
-}
-
-/** The suffix of a worker's log files: none for rank 0, `_rank<r>` for the others (as locally). */
-function logSuffix(worker: { readonly rank: number } | undefined): string {
-  return worker && worker.rank > 0 ? `_rank${worker.rank}` : "";
-}
-
-async function stderrOf(dir: string, suffix = ""): Promise<string> {
-  try {
-    const f = await Deno.open(join(dir, `stderr${suffix}.log`));
-    try {
-      const size = (await f.stat()).size;
-      await f.seek(Math.max(0, size - 4096), Deno.SeekMode.Start);
-      const buf = new Uint8Array(4096);
-      const n = await f.read(buf);
-      return new TextDecoder().decode(buf.subarray(0, n ?? 0));
-    } finally {
-      f.close();
-    }
-  } catch {
-    return "";
   }
 }

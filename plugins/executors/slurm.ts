@@ -22,7 +22,6 @@ import { dirname, join } from "../../core/_path.ts";
 import type {
   Executor,
   Resources,
-  SandboxPolicy,
   TrialExit,
   TrialHandle,
   TrialJob,
@@ -31,7 +30,7 @@ import type {
 } from "../../core/plugin.ts";
 import { resolveModule } from "../../core/plugin.ts";
 import { PROTOCOL_VERSION } from "../../core/protocol.ts";
-import { type ChannelLimits, type Conversation, driveTrial } from "../../core/channel.ts";
+import { type Conversation, driveTrial } from "../../core/channel.ts";
 import {
   checkModuleGraph,
   checkTrainableSource,
@@ -55,69 +54,16 @@ import {
   scancel,
   showJob,
   slurm,
-  type SlurmOptions,
   squeue,
   srunRefusal,
   verdictText,
 } from "./_slurm_commands.ts";
 
 export type { SlurmOptions } from "./_slurm_commands.ts";
+import type { SlurmExecutorOptions } from "./_slurm_options.ts";
+import { onPath, pdeathsig, requireSlurm, stderrOf } from "./_slurm_host.ts";
 
-/** Options of {@linkcode slurmExecutor}. */
-export interface SlurmExecutorOptions {
-  /**
-   * `"step"`: each trial is a job step of the allocation the driver runs in (`salloc`, or an
-   * `sbatch` script). `"sbatch"`: each trial is its own batch job (from a login node).
-   * @default "step" inside an allocation (`SLURM_JOB_ID` set), else "sbatch"
-   */
-  readonly mode?: "step" | "sbatch";
-  /** Partition, account, QOS, time limit, constraint, node list, extra flags. */
-  readonly slurm?: SlurmOptions;
-  /**
-   * The address compute nodes reach the driver at (the driver listens there with TLS).
-   * @default the first non-loopback IPv4 address of the driver's machine
-   */
-  readonly driverHost?: string;
-  /** The driver's TLS port. @default any free port */
-  readonly driverPort?: number;
-  /** Silence after which the driver gives a trial up, and a trial its driver, in ms. @default 60000 */
-  readonly heartbeatMs?: number;
-  /** How often batch jobs are polled with `squeue`, in ms. @default 1000 */
-  readonly pollMs?: number;
-  /**
-   * Batch jobs (sbatch mode) or steps (step mode) at once. @default step mode: the
-   * allocation's CPUs / `resources.cpu`; sbatch mode: 32
-   */
-  readonly maxJobs?: number;
-  /**
-   * The environment of the Slurm commands (`srun`, `sbatch`, `squeue`, ...), e.g. a
-   * `SLURM_CONF`. Trials never see it. @default the driver's environment
-   */
-  readonly commandEnv?: Readonly<Record<string, string>>;
-  /**
-   * The `DENO_DIR` trials run with: the driver caches the trainable's module graph into it, so
-   * it must be on storage every node sees. @default `<experiment folder>/.deno_dir`
-   */
-  readonly denoDir?: string;
-  /**
-   * The first TCP port of a multi-worker trial's ring: rank r listens on `ringPorts + r` on its
-   * node (open these between compute nodes where a firewall is in the way).
-   * @default a random port in 20000–49999 for each run of a trial
-   */
-  readonly ringPorts?: number;
-  /** Extra permissions for every trial (merged with each job's). */
-  readonly sandbox?: SandboxPolicy;
-  /** The `deno.json` trials resolve imports with, or `false`. @default the nearest above the trainable */
-  readonly denoConfig?: string | false;
-  /** How long a stopped trial may take to exit before Slurm signals it. @default 5000 */
-  readonly graceMs?: number;
-  /** `--v8-flags` for trials. */
-  readonly v8Flags?: string;
-  /** Bounds on the trial channel. */
-  readonly channel?: Omit<ChannelLimits, "onRefuse">;
-  /** Where the executor's warnings go (refused connections, cancelled leftovers). @default console.warn */
-  readonly log?: (message: string) => void;
-}
+export type { SlurmExecutorOptions } from "./_slurm_options.ts";
 
 /** The name the executor's jobs carry (`--job-name`), so leftovers can be found and cancelled. */
 const JOB_PREFIX = "tunebox-";
@@ -1001,75 +947,4 @@ export function slurmExecutor(
 interface Binding {
   readonly job: TrialJob;
   readonly listener: TrialListener;
-}
-
-/** The absolute path of `cmd` on `path` (a `PATH` value), or undefined. */
-async function onPath(cmd: string, path: string | undefined): Promise<string | undefined> {
-  for (const dir of (path ?? "").split(":")) {
-    if (!dir.startsWith("/")) continue;
-    try {
-      const st = await Deno.stat(join(dir, cmd));
-      if (st.isFile) return join(dir, cmd);
-    } catch { /* next */ }
-  }
-  return undefined;
-}
-
-/** `setpriv --pdeathsig SIGKILL --` where it works, else nothing. */
-async function pdeathsig(): Promise<string[]> {
-  try {
-    const o = await new Deno.Command("setpriv", {
-      args: ["--pdeathsig", "SIGKILL", "--", "true"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return o.success ? ["setpriv", "--pdeathsig", "SIGKILL", "--"] : [];
-  } catch {
-    return [];
-  }
-}
-
-/** Checks the Slurm clients exist and, in step mode, that there is an allocation. */
-async function requireSlurm(mode: string, env: Record<string, string>): Promise<void> {
-  for (const cmd of mode === "step" ? ["srun"] : ["sbatch", "squeue", "scancel", "scontrol"]) {
-    try {
-      await new Deno.Command(cmd, {
-        args: ["--version"],
-        env,
-        clearEnv: true,
-        stdout: "null",
-        stderr: "null",
-      })
-        .output();
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) throw notInstalled(cmd);
-      throw e;
-    }
-  }
-  if (mode === "step" && !env.SLURM_JOB_ID) {
-    throw new TuneError(
-      `The Slurm executor's step mode runs trials as job steps of the allocation the driver ` +
-        `runs in, but there is no allocation here (SLURM_JOB_ID is not set): start the driver ` +
-        `inside \`salloc\` or an \`sbatch\` script, or use mode "sbatch" to submit one batch job ` +
-        `per trial from a login node`,
-    );
-  }
-}
-
-async function stderrOf(dir: string, piped: string): Promise<string> {
-  if (piped) return piped;
-  try {
-    const f = await Deno.open(join(dir, "stderr.log"));
-    try {
-      const size = (await f.stat()).size;
-      await f.seek(Math.max(0, size - 4096), Deno.SeekMode.Start);
-      const buf = new Uint8Array(4096);
-      const n = await f.read(buf);
-      return new TextDecoder().decode(buf.subarray(0, n ?? 0));
-    } finally {
-      f.close();
-    }
-  } catch {
-    return "";
-  }
 }
