@@ -21,6 +21,8 @@
  * @module
  */
 
+import { writeAll } from "./_write_all.ts";
+
 /** A `host:port` a worker listens on or connects to. */
 export interface RingAddress {
   /** Host name or IP address. */
@@ -571,11 +573,6 @@ async function readExact(conn: Deno.Conn, into: Uint8Array): Promise<void> {
     if (n === null) throw new Deno.errors.UnexpectedEof("the peer closed the connection");
     off += n;
   }
-}
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await conn.write(data.subarray(off));
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -8,6 +8,7 @@ import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
 import { dirname, join } from "../../core/_path.ts";
 import type { SandboxPolicy } from "../../core/plugin.ts";
 import { checkDenoConfig } from "../../core/sandbox.ts";
+import { writeAll } from "../../core/_write_all.ts";
 
 /** The union of two sandbox policies, key by key (the executor's defaults plus the experiment's). */
 export function merge(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
@@ -147,12 +148,46 @@ export async function pipeToFile(
   }
 }
 
-async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await file.write(data.subarray(off));
-}
-
 /** Single-quotes a word for sh (what it contains stays literal). */
 export function shq(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The timers of a stop that escalates: see {@linkcode stopEscalation}. */
+export interface StopEscalation {
+  /** Runs `term` in `grace` ms (then `kill` later), unless an earlier deadline is already set. */
+  escalate(grace: number): void;
+  /** Cancels whatever is still pending (the trial ended). */
+  clear(): void;
+}
+
+/**
+ * An executor's stop escalation: `term` at the earliest deadline asked for, then `kill`
+ * `killAfterMs` later (if given). A later, longer grace never postpones an earlier one.
+ */
+export function stopEscalation(
+  term: () => void,
+  kill?: () => void,
+  killAfterMs = 2000,
+): StopEscalation {
+  let deadline = Infinity;
+  let termTimer: ReturnType<typeof setTimeout> | undefined;
+  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  const clear = () => {
+    clearTimeout(termTimer);
+    clearTimeout(killTimer);
+  };
+  return {
+    escalate(grace) {
+      const at = Date.now() + Math.max(0, grace);
+      if (at >= deadline) return;
+      deadline = at;
+      clear();
+      termTimer = setTimeout(() => {
+        term();
+        if (kill) killTimer = setTimeout(kill, killAfterMs);
+      }, Math.max(0, grace));
+    },
+    clear,
+  };
 }

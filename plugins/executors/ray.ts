@@ -12,6 +12,7 @@ import {
   merge,
   settle,
   shq,
+  stopEscalation,
   trialConfig,
   writeTrialEntry,
 } from "./_shared.ts";
@@ -1060,24 +1061,10 @@ export function rayExecutor(
     const kill = (signal: "SIGTERM" | "SIGKILL") => {
       if (ran) l?.conn?.send({ type: "kill", id: assign, signal } as unknown as DriverMessage);
     };
-    let termTimer: ReturnType<typeof setTimeout> | undefined;
-    let killTimer: ReturnType<typeof setTimeout> | undefined;
-    let deadline = Infinity;
-    const escalate = (grace: number) => {
-      const at = Date.now() + Math.max(0, grace);
-      if (at >= deadline) return;
-      deadline = at;
-      clearTimeout(termTimer);
-      clearTimeout(killTimer);
-      termTimer = setTimeout(() => {
-        kill("SIGTERM");
-        killTimer = setTimeout(() => kill("SIGKILL"), 2000);
-      }, Math.max(0, grace));
-    };
-    const clearTimers = () => {
-      clearTimeout(termTimer);
-      clearTimeout(killTimer);
-    };
+    const { escalate, clear: clearTimers } = stopEscalation(
+      () => kill("SIGTERM"),
+      () => kill("SIGKILL"),
+    );
 
     const exited = (async (): Promise<TrialExit> => {
       await launch;
@@ -1505,15 +1492,7 @@ export function rayExecutor(
       if (submitted) ray.stop(jobId).catch(() => {});
     };
 
-    let stopTimer: ReturnType<typeof setTimeout> | undefined;
-    let deadline = Infinity;
-    const escalate = (grace: number) => {
-      const at = Date.now() + Math.max(0, grace);
-      if (at >= deadline) return;
-      deadline = at;
-      clearTimeout(stopTimer);
-      stopTimer = setTimeout(cancel, Math.max(0, grace));
-    };
+    const { escalate, clear: clearStopTimer } = stopEscalation(cancel);
 
     const exited = (async (): Promise<TrialExit> => {
       await launch;
@@ -1527,7 +1506,7 @@ export function rayExecutor(
         const end = await ended;
         connection?.close();
         talk ??= await settle(converse, 5000);
-        clearTimeout(stopTimer);
+        clearStopTimer();
         ch.server.forget(chId);
         const tail = await tailOf(end);
         await reap();
@@ -1549,7 +1528,7 @@ export function rayExecutor(
         }
         return failure(end, tail, { jobId, node, connected: !!connection });
       }
-      clearTimeout(stopTimer);
+      clearStopTimer();
       ch.server.forget(chId);
       // The job ends by itself; make sure it does, then (its log fetched without shared
       // storage) delete its record.

@@ -14,6 +14,7 @@ import {
   registryEnv,
   settle,
   shq,
+  stopEscalation,
   trialConfig,
   writeTrialEntry,
 } from "./_shared.ts";
@@ -784,20 +785,10 @@ export function slurmExecutor(
       }
     }
 
-    let termTimer: ReturnType<typeof setTimeout> | undefined;
-    let killTimer: ReturnType<typeof setTimeout> | undefined;
-    let deadline = Infinity;
-    const escalate = (grace: number) => {
-      const at = Date.now() + Math.max(0, grace);
-      if (at >= deadline) return;
-      deadline = at;
-      clearTimeout(termTimer);
-      clearTimeout(killTimer);
-      termTimer = setTimeout(() => {
-        cancel("TERM");
-        killTimer = setTimeout(() => cancel("KILL"), 2000);
-      }, Math.max(0, grace));
-    };
+    const { escalate, clear: clearTimers } = stopEscalation(
+      () => cancel("TERM"),
+      () => cancel("KILL"),
+    );
 
     const exited = (async (): Promise<TrialExit> => {
       // A trial that said done (or error) has ended for the runner even before Slurm noticed.
@@ -811,8 +802,7 @@ export function slurmExecutor(
         const end = await ended;
         connection?.close();
         talk ??= await settle(converse, 5000);
-        clearTimeout(termTimer);
-        clearTimeout(killTimer);
+        clearTimers();
         for (const id of ids) ch.server.forget(id);
         for (const c of others) c.close();
         if (launchError) {
@@ -842,8 +832,7 @@ export function slurmExecutor(
         }
         return failure(end, tailText);
       }
-      clearTimeout(termTimer);
-      clearTimeout(killTimer);
+      clearTimers();
       for (const id of ids) ch.server.forget(id);
       // The job is ending by itself; make sure it does.
       settle(ended, 10_000).then((v) => {

@@ -11,6 +11,7 @@ import {
   pipeToFile,
   registryEnv,
   settle,
+  stopEscalation,
   trialConfig,
   writeTrialEntry,
 } from "./_shared.ts";
@@ -468,25 +469,15 @@ export function subprocessExecutor(
     converse.catch(() => {});
 
     // Stop escalation: stop message, then SIGTERM at the deadline, then SIGKILL.
-    let deadline = Infinity;
-    let termTimer: ReturnType<typeof setTimeout> | undefined;
-    let killTimer: ReturnType<typeof setTimeout> | undefined;
-    const escalate = (grace: number): void => {
-      const at = Date.now() + Math.max(0, grace);
-      if (at >= deadline) return;
-      deadline = at;
-      clearTimeout(termTimer);
-      clearTimeout(killTimer);
-      termTimer = setTimeout(() => {
-        killGroup(child.pid, "SIGTERM");
-        killTimer = setTimeout(() => killGroup(child.pid, "SIGKILL"), killAfterMs);
-      }, Math.max(0, grace));
-    };
+    const { escalate, clear: clearTimers } = stopEscalation(
+      () => killGroup(child.pid, "SIGTERM"),
+      () => killGroup(child.pid, "SIGKILL"),
+      killAfterMs,
+    );
 
     const exited = (async (): Promise<TrialExit> => {
       const st = await status;
-      clearTimeout(termTimer);
-      clearTimeout(killTimer);
+      clearTimers();
       killGroup(child.pid, "SIGKILL"); // leftovers of the trial's tree, if any
       server.forget(job.trialId);
       server.close();
