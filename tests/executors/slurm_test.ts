@@ -201,7 +201,11 @@ Deno.test({
             };
           };
           ex.warm!(job("a"));
-          const steps = async () => (await c.run("squeue", ["-h", "-s", "-j", id, "-o", "%j"])).out;
+          const steps = async () => {
+            const r = await c.run("squeue", ["-h", "-s", "-j", id, "-o", "%j %T"]);
+            if (r.code !== 0) throw new Error(`squeue failed: ${r.err}`);
+            return r.out;
+          };
           await waitFor(async () => /tunebox-a/.test(await steps()), 20_000);
           const reports: unknown[] = [];
           const h = ex.start(job("b"), {
@@ -215,7 +219,8 @@ Deno.test({
           equal(JSON.stringify(reports), JSON.stringify([{ loss: 2 }]));
           // The cancelled warm step leaves Slurm's queue a moment after b's trial ends.
           await waitFor(async () => !/tunebox-a/.test(await steps()), 10_000).catch(() => {});
-          assert(!/tunebox-a/.test(await steps()), "the warm step of a still runs");
+          const left = await steps();
+          assert(!/tunebox-a/.test(left), `the warm step of a still runs: ${left}`);
         } finally {
           await ex.close?.();
           await c.run("scancel", [id]);
