@@ -2,6 +2,7 @@
 // and the trial's log files.
 
 import { join } from "../../core/_path.ts";
+import { fileTail } from "./_shared.ts";
 
 /**
  * Reads a connection's heartbeats while nothing else reads it (a worker waiting for the rest of
@@ -55,19 +56,6 @@ export function logSuffix(worker: { readonly rank: number } | undefined): string
   return worker && worker.rank > 0 ? `_rank${worker.rank}` : "";
 }
 
-export async function stderrOf(dir: string, suffix = ""): Promise<string> {
-  try {
-    const f = await Deno.open(join(dir, `stderr${suffix}.log`));
-    try {
-      const size = (await f.stat()).size;
-      await f.seek(Math.max(0, size - 4096), Deno.SeekMode.Start);
-      const buf = new Uint8Array(4096);
-      const n = await f.read(buf);
-      return new TextDecoder().decode(buf.subarray(0, n ?? 0));
-    } finally {
-      f.close();
-    }
-  } catch {
-    return "";
-  }
+export function stderrOf(dir: string, suffix = ""): Promise<string> {
+  return fileTail(join(dir, `stderr${suffix}.log`));
 }

@@ -191,3 +191,21 @@ export function stopEscalation(
     clear,
   };
 }
+
+/** The last 4 KiB of a file as text (a log's tail for an error message); "" when unreadable. */
+export async function fileTail(path: string, bytes = 4096): Promise<string> {
+  try {
+    const f = await Deno.open(path);
+    try {
+      const size = (await f.stat()).size;
+      await f.seek(Math.max(0, size - bytes), Deno.SeekMode.Start);
+      const buf = new Uint8Array(bytes);
+      const n = await f.read(buf);
+      return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+    } finally {
+      f.close();
+    }
+  } catch {
+    return "";
+  }
+}

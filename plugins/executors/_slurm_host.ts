@@ -4,6 +4,7 @@
 import { join } from "../../core/_path.ts";
 import { TuneError } from "../../core/errors.ts";
 import { notInstalled } from "./_slurm_commands.ts";
+import { fileTail } from "./_shared.ts";
 
 /** The absolute path of `cmd` on `path` (a `PATH` value), or undefined. */
 export async function onPath(cmd: string, path: string | undefined): Promise<string | undefined> {
@@ -59,19 +60,5 @@ export async function requireSlurm(mode: string, env: Record<string, string>): P
 }
 
 export async function stderrOf(dir: string, piped: string): Promise<string> {
-  if (piped) return piped;
-  try {
-    const f = await Deno.open(join(dir, "stderr.log"));
-    try {
-      const size = (await f.stat()).size;
-      await f.seek(Math.max(0, size - 4096), Deno.SeekMode.Start);
-      const buf = new Uint8Array(4096);
-      const n = await f.read(buf);
-      return new TextDecoder().decode(buf.subarray(0, n ?? 0));
-    } finally {
-      f.close();
-    }
-  } catch {
-    return "";
-  }
+  return piped || await fileTail(join(dir, "stderr.log"));
 }
