@@ -201,12 +201,22 @@ Deno.test({
             };
           };
           ex.warm!(job("a"));
+          // The steps of the allocation as "<step id> <name> <state>" lines.
           const steps = async () => {
-            const r = await c.run("squeue", ["-h", "-s", "-j", id, "-o", "%j %T"]);
+            const r = await c.run("squeue", [
+              "-h",
+              "-s",
+              "-j",
+              id,
+              "-O",
+              "StepId,StepName,StepState",
+            ]);
             if (r.code !== 0) throw new Error(`squeue failed: ${r.err}`);
             return r.out;
           };
-          await waitFor(async () => /tunebox-a/.test(await steps()), 20_000);
+          const stepOfA = async () => /^\s*(\S+)\s+tunebox-a\b/m.exec(await steps())?.[1];
+          await waitFor(async () => (await stepOfA()) !== undefined, 20_000);
+          const warmStep = (await stepOfA())!;
           const reports: unknown[] = [];
           const h = ex.start(job("b"), {
             report(r) {
@@ -217,10 +227,16 @@ Deno.test({
           const exit = await h.exited;
           equal(exit.kind, "done", JSON.stringify(exit));
           equal(JSON.stringify(reports), JSON.stringify([{ loss: 2 }]));
-          // The cancelled warm step leaves Slurm's queue a moment after b's trial ends.
-          await waitFor(async () => !/tunebox-a/.test(await steps()), 10_000).catch(() => {});
+          // That warm step is gone. ("a" is still the next trial ahead, so the executor may
+          // warm it again once b's step is out of the way: that is a new step.)
+          const runs = (out: string) =>
+            out.split("\n").some((l) => l.trim().split(/\s+/)[0] === warmStep);
+          await waitFor(async () => !runs(await steps()), 10_000).catch(() => {});
           const left = await steps();
-          assert(!/tunebox-a/.test(left), `the warm step of a still runs: ${left}`);
+          assert(
+            !runs(left),
+            `the warm step ${warmStep} of a still runs: ${left}`,
+          );
         } finally {
           await ex.close?.();
           await c.run("scancel", [id]);
