@@ -1,7 +1,8 @@
 #!/usr/bin/env -S deno run --allow-read --allow-write --allow-env --allow-sys --allow-run
 /**
  * `deno task example:resources`: resource-changing trials (Ray's `ResourceChangingScheduler`).
- * Four trials of different lengths share 4 CPUs, one each at first; ASHA stops the weak ones,
+ * Four trials of different lengths (an epoch's work grows with the model's width) share 4 CPUs,
+ * one each at first; ASHA stops the weak ones,
  * and as trials end, `resourceChangingScheduler` hands their CPUs to the ones still running. A
  * trial given more restarts from the checkpoint of its last report and reads its new share in
  * `session.resources.cpu`: here an epoch's work is split over that many parallel chunks (a
@@ -15,9 +16,12 @@ import { ashaScheduler, resourceChangingScheduler } from "../plugins/schedulers/
 const epochs = Number(Deno.env.get("EPOCHS") ?? 12);
 type Config = { lr: number; width: number };
 
-/** One epoch: 400 ms of work split over the CPUs the trial holds. */
-async function epoch(cpus: number): Promise<void> {
-  const chunks = Array.from({ length: cpus }, () => new Promise((r) => setTimeout(r, 400 / cpus)));
+/** Milliseconds of work in one epoch of a model of this width: 400 ms at width 64. */
+const epochMs = (width: number) => 400 * width / 64;
+
+/** One epoch: its work split over the CPUs the trial holds. */
+async function epoch(ms: number, cpus: number): Promise<void> {
+  const chunks = Array.from({ length: cpus }, () => new Promise((r) => setTimeout(r, ms / cpus)));
   await Promise.all(chunks);
 }
 
@@ -27,7 +31,7 @@ const results = await new Tuner({
     let loss = 3;
     if (session.checkpoint) loss = Number(await Deno.readTextFile(`${session.checkpoint}/loss`));
     for (let e = session.iteration; e < epochs; e++) {
-      await epoch(session.resources.cpu);
+      await epoch(epochMs(config.width), session.resources.cpu);
       loss = loss * (1 - config.lr) + 0.1 * 64 / config.width;
       await session.report({ loss, cpus: session.resources.cpu }, {
         checkpoint: (dir) => Deno.writeTextFile(`${dir}/loss`, String(loss)),
@@ -56,5 +60,7 @@ const best = results.best();
 console.log(
   `best loss ${best.score.toFixed(4)} (width ${best.config.width}) in ${
     ((performance.now() - t0) / 1000).toFixed(1)
-  } s; with every trial on 1 CPU the longest alone takes ${(epochs * 0.4).toFixed(1)} s`,
+  } s; with every trial on 1 CPU the longest alone takes ${
+    (epochs * epochMs(128) / 1000).toFixed(1)
+  } s`,
 );
