@@ -84,6 +84,7 @@ export {
   type RingAddress,
 } from "./core/collectives.ts";
 export { type RestoreOptions, Tuner, type TunerOptions } from "./tuner/tuner.ts";
+export { builtinPluginNames, findPluginFactory, knownPluginNames } from "./tuner/plugin_table.ts";
 export { resolveModule } from "./core/plugin.ts";
 export { type BestScope, ResultGrid, type TrialInfo } from "./core/results.ts";
 export {

@@ -1,7 +1,13 @@
 /**
- * The name registry the YAML experiment file uses (`scheduler: { name: asha }` -> a factory),
- * and the spec a built-in plugin records so that `Tuner.restore` can make it again.
- * Part of the plugin contracts: {@linkcode ./plugin.ts} re-exports everything here.
+ * The registry of your own plugins' names for the YAML experiment file
+ * (`scheduler: { name: mine }` -> a factory), and the spec a built-in plugin records so that
+ * `Tuner.restore` can make it again. Part of the plugin contracts: {@linkcode ./plugin.ts}
+ * re-exports everything here.
+ *
+ * The built-in plugins are not in this registry: importing a plugin module registers nothing.
+ * They are named in one table in the layer above (`tuner/plugin_table.ts`, exported as
+ * `findPluginFactory` and `knownPluginNames`), which imports a built-in's module only when its
+ * name is asked for, and which looks here first, so a registration can stand in for a built-in.
  *
  * @module
  */
@@ -25,8 +31,9 @@ const registry: Record<PluginRole, Map<string, PluginFactory<unknown>>> = {
 };
 
 /**
- * Registers a plugin factory under a name for YAML files (`scheduler: { name: asha }`). YAML
- * options arrive with snake_case keys converted to camelCase.
+ * Registers your own plugin factory under a name for YAML files (`scheduler: { name: mine }`)
+ * and for `Tuner.restore`. YAML options arrive with snake_case keys converted to camelCase. A
+ * registered name comes before a built-in of the same name.
  *
  * @example
  * ```ts
@@ -72,12 +79,27 @@ export function recordSpec<T extends object>(name: string, options: unknown, plu
 }
 
 /**
- * The factory registered under a name, or undefined.
+ * The factory registered with {@linkcode registerPlugin} under a name, or undefined.
+ *
+ * Migration note: importing a plugin family (`@tunebox/tunebox/schedulers`, `/searchers`,
+ * `/stoppers`, the loggers, `/dashboard`) used to register its built-ins here as a side effect,
+ * so `lookupPlugin("scheduler", "asha")` found ASHA once its family was imported. Imports have
+ * no side effects now, and this finds only your registrations. To find any plugin by name,
+ * built-in or registered, use `await findPluginFactory(role, name)` from `@tunebox/tunebox`,
+ * which imports a built-in's module when asked; `knownPluginNames(role)` replaces
+ * `pluginNames(role)` the same way.
+ *
+ * @param role The role the name was registered for.
+ * @param name The registered name.
+ * @returns The registered factory, or undefined (always undefined for a built-in's name that
+ *   was not registered).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { lookupPlugin } from "./plugin.ts";
+ * import { lookupPlugin, registerPlugin } from "./plugin.ts";
+ * registerPlugin("scheduler", "my_fifo", () => ({ name: "my_fifo", onReport: () => ({ kind: "continue" }) }));
+ * assert.equal(typeof lookupPlugin("scheduler", "my_fifo"), "function");
  * assert.equal(lookupPlugin("scheduler", "nope"), undefined);
  * ```
  */
@@ -86,7 +108,9 @@ export function lookupPlugin(role: PluginRole, name: string): PluginFactory<unkn
 }
 
 /**
- * The names registered for a role.
+ * The names registered with {@linkcode registerPlugin} for a role, sorted. The built-ins are not
+ * among them (see the migration note of {@linkcode lookupPlugin}): `knownPluginNames(role)` from
+ * `@tunebox/tunebox` lists both.
  *
  * @example
  * ```ts

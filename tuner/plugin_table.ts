@@ -45,6 +45,13 @@ function searcher(name: string): Importer {
   };
 }
 
+function stopper(name: string): Importer {
+  return async () => {
+    const { stopperFromOptions } = await stoppers();
+    return (options) => stopperFromOptions(name, options);
+  };
+}
+
 /** A logger whose YAML entry may still carry its own `name` among the options. */
 function withoutName<T>(
   name: string,
@@ -85,18 +92,9 @@ const BUILTINS: Readonly<Record<PluginRole, Readonly<Record<string, Importer>>>>
     bohb: searcher("bohb"),
   },
   stopper: {
-    trial_plateau: async () => {
-      const { trialPlateauStopper } = await stoppers();
-      return (o) => trialPlateauStopper(o as never);
-    },
-    experiment_plateau: async () => {
-      const { experimentPlateauStopper } = await stoppers();
-      return (o) => experimentPlateauStopper(o as never);
-    },
-    combined: async () => {
-      await stoppers(); // a combined stopper names its parts: stoppers/mod.ts names them
-      return (await import("../plugins/stoppers/combined.ts")).combinedFromOptions;
-    },
+    trial_plateau: stopper("trial_plateau"),
+    experiment_plateau: stopper("experiment_plateau"),
+    combined: stopper("combined"),
   },
   callback: {
     tensorboard: async () => {

@@ -28,9 +28,6 @@
  * @module
  */
 
-import { registerPlugin } from "../../core/plugin.ts";
-import { dashboardCallback, type DashboardCallbackOptions } from "./_dashboard_callback.ts";
-
 export type { CommandOutput } from "./html.ts";
 export { type Dashboard, serveDashboard, type ServeDashboardOptions } from "./_dashboard_server.ts";
 export {
@@ -39,9 +36,3 @@ export {
   type DashboardCallbackOptions,
 } from "./_dashboard_callback.ts";
 export { dashboardCommand } from "./_dashboard_command.ts";
-
-// YAML: `loggers: [{ name: dashboard, port: 8265 }]`.
-registerPlugin("callback", "dashboard", (opts) => {
-  const { name, ...rest } = opts;
-  return dashboardCallback((name === "dashboard" ? rest : opts) as DashboardCallbackOptions);
-});

@@ -31,7 +31,7 @@
  * @module
  */
 
-import { registerPlugin, type Scheduler } from "../../core/plugin.ts";
+import type { Scheduler } from "../../core/plugin.ts";
 import { isPlainObject, spaceFromJson, SpaceSpecError, suggest } from "../../core/space.ts";
 import { fifoScheduler } from "./fifo.ts";
 import { ashaMilestones, ashaScheduler, type AshaSchedulerOptions } from "./asha.ts";
@@ -321,8 +321,4 @@ function lowerKeys(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(o).map(([k, v]) => [k === "CPU" || k === "GPU" ? k.toLowerCase() : k, v]),
   );
-}
-
-for (const name of SCHEDULER_NAMES) {
-  registerPlugin("scheduler", name, (options) => schedulerFromOptions(name, options));
 }

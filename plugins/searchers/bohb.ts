@@ -8,12 +8,7 @@
  * @module
  */
 
-import {
-  registerPlugin,
-  requireSingleObjective,
-  type Searcher,
-  type SearcherContext,
-} from "../../core/plugin.ts";
+import { requireSingleObjective, type Searcher, type SearcherContext } from "../../core/plugin.ts";
 import type { Config, JsonValue, Mode, TrialResult } from "../../core/trial.ts";
 import { Rng } from "../../core/random.ts";
 import { type Domain, parameters, type ParamInfo, type Space } from "../../core/space.ts";
@@ -316,5 +311,3 @@ export function bohbSearcher(options: BohbSearcherOptions = {}): Searcher {
     },
   };
 }
-
-registerPlugin("searcher", "bohb", (options) => bohbSearcher(options as BohbSearcherOptions));

@@ -25,7 +25,7 @@
  * @module
  */
 
-import { registerPlugin, type Searcher } from "../../core/plugin.ts";
+import type { Searcher } from "../../core/plugin.ts";
 import { suggest } from "../../core/options.ts";
 import { bohbSearcher, type BohbSearcherOptions } from "./bohb.ts";
 import { randomSearcher, type RandomSearcherOptions } from "./random.ts";
@@ -115,10 +115,4 @@ export function searcherFromOptions(name: string, options: Record<string, unknow
       SEARCHER_NAMES.join(", ")
     }`,
   );
-}
-
-// Kept so that `lookupPlugin("searcher", name)` finds the built-ins after this module is
-// imported; the YAML loader and `Tuner.restore` use tuner/plugin_table.ts instead.
-for (const name of SEARCHER_NAMES) {
-  registerPlugin("searcher", name, (options) => searcherFromOptions(name, options));
 }

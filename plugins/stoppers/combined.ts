@@ -7,32 +7,18 @@
 
 import type { Stopper } from "../../core/runner.ts";
 import type { JsonValue, TrialResult } from "../../core/trial.ts";
-import { lookupPlugin, pluginNames } from "../../core/plugin.ts";
+import { lookupPlugin, type PluginFactory, pluginNames } from "../../core/plugin.ts";
+import { suggest } from "../../core/options.ts";
+import { stopperSpec, withSpec } from "./_spec.ts";
+import {
+  experimentPlateauStopper,
+  type ExperimentPlateauStopperOptions,
+  trialPlateauStopper,
+  type TrialPlateauStopperOptions,
+} from "./plateau.ts";
 
 /** What {@linkcode combinedStopper} combines: a stop function or Ray's criteria dict. */
 export type StopperPart = Stopper | { readonly [key: string]: number };
-
-/** How a stopper is saved in `experiment.json`, so that `tunebox resume` can make it again. */
-export interface StopperSpec {
-  /** The registered name (`trial_plateau`, `experiment_plateau`, `combined`). */
-  readonly name: string;
-  /** The factory's options. */
-  readonly options: { readonly [key: string]: JsonValue };
-}
-
-/** The spec a stopper built by a registered factory carries, or undefined. */
-export function stopperSpec(stopper: unknown): StopperSpec | undefined {
-  const spec = (stopper as { spec?: unknown } | null | undefined)?.spec;
-  return spec && typeof spec === "object" && typeof (spec as StopperSpec).name === "string"
-    ? spec as StopperSpec
-    : undefined;
-}
-
-/** Records `spec` on a stopper (not enumerable; a YAML loader may set it again). */
-export function withSpec<T extends Stopper>(stopper: T, spec: StopperSpec): T {
-  Object.defineProperty(stopper, "spec", { value: spec, enumerable: false, configurable: true });
-  return stopper;
-}
 
 function lookup(key: string, result: TrialResult): number | undefined {
   let node: JsonValue | undefined = result[key];
@@ -100,7 +86,8 @@ export function criteriaStopper(criteria: { readonly [key: string]: number }): S
  *
  * @param parts the stop functions and criteria dicts.
  * @returns one stop function with `stopAll()`; it carries a spec (and so resumes by itself)
- *   when each part is a criteria dict or was made by a registered stopper factory.
+ *   when each part is a criteria dict or was made by a stopper factory that records its spec
+ *   (the built-ins do).
  * @throws {TypeError} when a part is neither a function nor a criteria dict, or no part is given.
  * @example
  * ```ts
@@ -143,19 +130,64 @@ export function combinedStopper(...parts: readonly StopperPart[]): Stopper {
   return withSpec(stopper, { name: "combined", options: { stoppers: specs } });
 }
 
+/** The names of the built-in stoppers in an experiment file (`stop: { name: trial_plateau }`). */
+export const STOPPER_NAMES: readonly string[] = ["trial_plateau", "experiment_plateau", "combined"];
+
 /**
- * Makes a stopper again from its saved form: a {@linkcode StopperSpec} of a registered name, or
- * a criteria dict.
+ * Makes a built-in stopper from its experiment-file name and options (keys in camelCase), as a
+ * YAML file, `Tuner.restore` or a saved combined stopper does.
+ *
+ * @param name One of {@linkcode STOPPER_NAMES}.
+ * @param options The stopper's options.
+ * @returns The stop function, carrying its spec.
+ * @throws {TypeError} for an unknown name or a wrong option.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { stopperFromOptions } from "./combined.ts";
+ * const stop = stopperFromOptions("trial_plateau", { metric: "loss", std: 0.001 });
+ * assert.equal(typeof stop, "function");
+ * assert.throws(() => stopperFromOptions("trial_plateu", {}), /did you mean "trial_plateau"/);
+ * ```
+ */
+export function stopperFromOptions(name: string, options: Record<string, unknown>): Stopper {
+  switch (name) {
+    case "trial_plateau":
+      return trialPlateauStopper(options as unknown as TrialPlateauStopperOptions);
+    case "experiment_plateau":
+      return experimentPlateauStopper(options as unknown as ExperimentPlateauStopperOptions);
+    case "combined":
+      return combinedFromOptions(options);
+  }
+  throw new TypeError(
+    `Unknown stopper "${name}"${suggest(name, STOPPER_NAMES)}; expected one of ${
+      STOPPER_NAMES.join(", ")
+    }`,
+  );
+}
+
+/** The factory of a stopper's name: one registered with `registerPlugin` first, else a built-in. */
+function stopperFactory(name: string): PluginFactory<unknown> | undefined {
+  const registered = lookupPlugin("stopper", name);
+  if (registered) return registered;
+  return STOPPER_NAMES.includes(name) ? (o) => stopperFromOptions(name, o) : undefined;
+}
+
+/**
+ * Makes a stopper again from its saved form: a `{ name, options }` spec of a known name, or a
+ * criteria dict.
  */
 function fromSaved(value: JsonValue, i: number): StopperPart {
   if (value && typeof value === "object" && !Array.isArray(value)) {
     const saved = value as { readonly [key: string]: JsonValue };
     if (typeof saved.name !== "string") return saved as { readonly [key: string]: number };
-    const factory = lookupPlugin("stopper", saved.name);
+    const factory = stopperFactory(saved.name);
     if (!factory) {
+      const known = [...new Set([...STOPPER_NAMES, ...pluginNames("stopper")])].sort();
       throw new TypeError(
         `combinedStopper: stopper ${i + 1} is "${saved.name}", which is not a registered ` +
-          `stopper; known: ${pluginNames("stopper").join(", ")}`,
+          `stopper; known: ${known.join(", ")}`,
       );
     }
     const options = saved.options && typeof saved.options === "object" &&
@@ -171,7 +203,7 @@ function fromSaved(value: JsonValue, i: number): StopperPart {
 }
 
 /**
- * The registered `combined` factory: `{ stoppers: [...] }` of specs and criteria dicts (the
+ * The `combined` factory: `{ stoppers: [...] }` of specs and criteria dicts (the
  * form {@linkcode combinedStopper} saves).
  */
 export function combinedFromOptions(options: Record<string, unknown>): Stopper {

@@ -26,15 +26,6 @@
  * @module
  */
 
-import { registerPlugin } from "../../core/plugin.ts";
-import {
-  experimentPlateauStopper,
-  type ExperimentPlateauStopperOptions,
-  trialPlateauStopper,
-  type TrialPlateauStopperOptions,
-} from "./plateau.ts";
-import { combinedFromOptions } from "./combined.ts";
-
 export {
   experimentPlateauStopper,
   type ExperimentPlateauStopperOptions,
@@ -42,17 +33,11 @@ export {
   trialPlateauStopper,
   type TrialPlateauStopperOptions,
 } from "./plateau.ts";
-export { combinedStopper, criteriaStopper, type StopperPart } from "./combined.ts";
+export {
+  combinedStopper,
+  criteriaStopper,
+  STOPPER_NAMES,
+  stopperFromOptions,
+  type StopperPart,
+} from "./combined.ts";
 export type { Mode, TrialResult } from "../../core/trial.ts";
-
-registerPlugin(
-  "stopper",
-  "trial_plateau",
-  (o) => trialPlateauStopper(o as unknown as TrialPlateauStopperOptions),
-);
-registerPlugin(
-  "stopper",
-  "experiment_plateau",
-  (o) => experimentPlateauStopper(o as unknown as ExperimentPlateauStopperOptions),
-);
-registerPlugin("stopper", "combined", combinedFromOptions);

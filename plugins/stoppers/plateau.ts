@@ -6,7 +6,7 @@
 
 import type { Stopper } from "../../core/runner.ts";
 import type { JsonValue, Mode, TrialResult } from "../../core/trial.ts";
-import { withSpec } from "./combined.ts";
+import { withSpec } from "./_spec.ts";
 import { checkKeys as checkOptionKeys } from "../../core/options.ts";
 
 export type { Stopper };

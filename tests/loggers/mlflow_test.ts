@@ -10,7 +10,7 @@ import {
   type TrialResult,
   type TrialSnapshot,
 } from "../../plugins/loggers/mlflow.ts";
-import { lookupPlugin } from "../../core/plugin.ts";
+import { findPluginFactory } from "../../tuner/plugin_table.ts";
 import { freePort, type MlflowServer, startMlflowServer } from "../peers/mlflow_server.ts";
 
 // -- real event objects -------------------------------------------------------------------------
@@ -888,9 +888,9 @@ Deno.test("mlflowLogger rejects bad options with messages that name the option",
   }
 });
 
-Deno.test('mlflowLogger is registered for YAML experiment files as "mlflow"', () => {
-  const factory = lookupPlugin("callback", "mlflow");
-  if (!factory) throw new Error("mlflow is not registered");
+Deno.test('mlflowLogger is made by its YAML name "mlflow"', async () => {
+  const factory = await findPluginFactory("callback", "mlflow");
+  if (!factory) throw new Error("mlflow is not a callback name");
   const logger = factory({
     name: "mlflow",
     trackingUri: "http://127.0.0.1:5000",

@@ -39,7 +39,7 @@ import {
 import { decodeFields, fieldsOf, readFloat } from "../../plugins/loggers/tensorboard/_proto.ts";
 import { frameRecord, readRecords } from "../../plugins/loggers/tensorboard/_tfrecord.ts";
 import { tensorboardLogger } from "../../plugins/loggers/tensorboard/mod.ts";
-import { lookupPlugin } from "../../core/plugin.ts";
+import { findPluginFactory } from "../../tuner/plugin_table.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Python peer
@@ -1044,8 +1044,8 @@ Deno.test("tensorboardLogger rejects bad options with messages naming the option
   }
 });
 
-Deno.test("the YAML registry builds the logger by the name tensorboard", () => {
-  const factory = must(lookupPlugin("callback", "tensorboard"), "registered");
+Deno.test("the plugin table builds the logger by the name tensorboard", async () => {
+  const factory = must(await findPluginFactory("callback", "tensorboard"), "a callback name");
   equal((factory({ stoppedStatus: "failure" }) as Callback).name, "tensorboard");
   throws(() => factory({ bogus: 1 }), /unknown option "bogus"/);
 });

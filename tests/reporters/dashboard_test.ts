@@ -6,10 +6,11 @@ import {
   serveDashboard,
 } from "../../plugins/reporters/dashboard.ts";
 import { Tuner, uniform } from "../../mod.ts";
-import { type Callback, lookupPlugin } from "../../core/plugin.ts";
+import type { Callback } from "../../core/plugin.ts";
 import { stoppingExperiment } from "../fixtures/report/experiments.ts";
 import type { ReportData } from "../../plugins/reporters/_html_data.ts";
 import { chartCounts, launchChromium, watchConsole } from "./_browser.ts";
+import { findPluginFactory } from "../../tuner/plugin_table.ts";
 
 const storage = await Deno.makeTempDir({ prefix: "tunebox_dashboard_test_" });
 const finished = await stoppingExperiment(storage, "finished", 6);
@@ -218,9 +219,9 @@ Deno.test("dashboard options are checked when built", () => {
   });
 });
 
-Deno.test("a YAML experiment can name the dashboard among its loggers", () => {
-  const factory = lookupPlugin("callback", "dashboard");
-  if (!factory) throw new Error("the dashboard is not registered as a callback");
+Deno.test("a YAML experiment can name the dashboard among its loggers", async () => {
+  const factory = await findPluginFactory("callback", "dashboard");
+  if (!factory) throw new Error("the dashboard is not a callback name");
   const cb = factory({ name: "dashboard", port: 0, keepOpen: true }) as Callback;
   equal(cb.name, "dashboard");
   throws(() => factory({ port: "80" }), {

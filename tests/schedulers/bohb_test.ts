@@ -2,11 +2,11 @@
 import assert from "#assert";
 import { searcherContract } from "../contract/searcher.ts";
 import { bohbSearcher, type BohbSearcherOptions } from "../../plugins/searchers/mod.ts";
-import "../../plugins/schedulers/mod.ts";
-import { lookupPlugin, type Scheduler, type Searcher } from "../../core/plugin.ts";
+import type { Scheduler, Searcher } from "../../core/plugin.ts";
 import { choice, uniform } from "../../core/space.ts";
 import type { Config } from "../../core/trial.ts";
 import { result } from "./_util.ts";
+import { findPluginFactory } from "../../tuner/plugin_table.ts";
 
 searcherContract("bohbSearcher", () => bohbSearcher({ minPointsInModel: 2 }), { grids: false });
 
@@ -78,13 +78,16 @@ Deno.test("bohbSearcher samples where the good density is, from the largest budg
   assert.ok(medianDistance(random, 0.8).d > 0.15);
 });
 
-Deno.test("bohb YAML names: scheduler hyperband_for_bohb (Ray's HyperBandForBOHB) and searcher bohb", () => {
-  const scheduler = lookupPlugin("scheduler", "hyperband_for_bohb")!({ maxT: 27 }) as Scheduler;
+Deno.test("bohb YAML names: scheduler hyperband_for_bohb (Ray's HyperBandForBOHB) and searcher bohb", async () => {
+  const scheduler = (await findPluginFactory("scheduler", "hyperband_for_bohb"))!({
+    maxT: 27,
+  }) as Scheduler;
   assert.equal(scheduler.name, "hyperband");
-  const searcher = lookupPlugin("searcher", "bohb")!({ topNPercent: 20 }) as Searcher;
+  const bohb = (await findPluginFactory("searcher", "bohb"))!;
+  const searcher = bohb({ topNPercent: 20 }) as Searcher;
   assert.equal(searcher.name, "bohb");
   assert.throws(
-    () => lookupPlugin("searcher", "bohb")!({ top_n_percent: 20 }),
+    () => bohb({ top_n_percent: 20 }),
     /bohbSearcher: unknown option "top_n_percent"/,
   );
   assert.throws(

@@ -1,20 +1,28 @@
 import assert from "#assert";
-import { lookupPlugin, pluginNames } from "../../core/plugin.ts";
+import { findPluginFactory, knownPluginNames } from "../../tuner/plugin_table.ts";
 import { SCHEDULER_NAMES, schedulerFromOptions } from "../../plugins/schedulers/mod.ts";
 import type { Scheduler } from "../../core/plugin.ts";
 
-Deno.test("importing ./schedulers registers every scheduler for YAML by name", () => {
+Deno.test("every scheduler is known to YAML by name", async () => {
   for (
     const name of ["fifo", "asha", "hyperband", "median_stopping", "pbt", "pb2", "pbt_replay"]
   ) {
-    assert.ok(pluginNames("scheduler").includes(name), name);
+    assert.ok(knownPluginNames("scheduler").includes(name), name);
   }
-  const asha = lookupPlugin("scheduler", "asha")!({ maxT: 10, gracePeriod: 1 }) as Scheduler;
+  const asha = (await findPluginFactory("scheduler", "asha"))!({
+    maxT: 10,
+    gracePeriod: 1,
+  }) as Scheduler;
   assert.equal(asha.name, "asha");
-  const median = lookupPlugin("scheduler", "median_stopping")!({ hardStop: false }) as Scheduler;
+  const median = (await findPluginFactory("scheduler", "median_stopping"))!({
+    hardStop: false,
+  }) as Scheduler;
   assert.equal(median.name, "median_stopping");
-  assert.equal((lookupPlugin("scheduler", "hyperband")!({}) as Scheduler).name, "hyperband");
-  assert.equal((lookupPlugin("scheduler", "fifo")!({}) as Scheduler).name, "fifo");
+  assert.equal(
+    ((await findPluginFactory("scheduler", "hyperband"))!({}) as Scheduler).name,
+    "hyperband",
+  );
+  assert.equal(((await findPluginFactory("scheduler", "fifo"))!({}) as Scheduler).name, "fifo");
   assert.deepStrictEqual([...SCHEDULER_NAMES].sort(), [
     "asha",
     "async_hyperband",
@@ -33,17 +41,20 @@ Deno.test("importing ./schedulers registers every scheduler for YAML by name", (
   ]);
 });
 
-Deno.test("YAML scheduler options are validated with a did-you-mean", () => {
+Deno.test("YAML scheduler options are validated with a did-you-mean", async () => {
+  const asha = (await findPluginFactory("scheduler", "asha"))!;
+  const fifo = (await findPluginFactory("scheduler", "fifo"))!;
+  const pbtReplay = (await findPluginFactory("scheduler", "pbt_replay"))!;
   assert.throws(
-    () => lookupPlugin("scheduler", "asha")!({ maxT: 10, gracePeriods: 1 }),
+    () => asha({ maxT: 10, gracePeriods: 1 }),
     /ashaScheduler: unknown option "gracePeriods" \(did you mean "gracePeriod"\?\); expected one of timeAttr, maxT/,
   );
   assert.throws(
-    () => lookupPlugin("scheduler", "fifo")!({ maxT: 3 }),
+    () => fifo({ maxT: 3 }),
     /fifoScheduler: unknown option "maxT"/,
   );
   assert.throws(
-    () => lookupPlugin("scheduler", "pbt_replay")!({ policyfile: "x" }),
+    () => pbtReplay({ policyfile: "x" }),
     /pbtReplay: unknown option "policyfile" \(did you mean "policyFile"\?\)/,
   );
   assert.throws(

@@ -2,7 +2,7 @@ import assert from "#assert";
 import { choice, randint, uniform } from "../../core/space.ts";
 import type { Config, JsonValue } from "../../core/trial.ts";
 import type { Searcher } from "../../core/plugin.ts";
-import { lookupPlugin } from "../../core/plugin.ts";
+import { findPluginFactory } from "../../tuner/plugin_table.ts";
 import { cmaesSearcher, randomSearcher } from "../../plugins/searchers/mod.ts";
 import { eigenSym } from "../../plugins/searchers/cmaes.ts";
 import { configProblems, contextOf, drive, searcherContract } from "../contract/searcher.ts";
@@ -105,8 +105,11 @@ Deno.test("cmaesSearcher refuses a snapshot of another space", () => {
   });
 });
 
-Deno.test('cmaesSearcher is registered for YAML as "cmaes" and rejects bad options', () => {
-  const s = lookupPlugin("searcher", "cmaes")!({ popsize: 8, sigma0: 0.3 }) as Searcher;
+Deno.test('cmaesSearcher is made by its YAML name "cmaes" and rejects bad options', async () => {
+  const s = (await findPluginFactory("searcher", "cmaes"))!({
+    popsize: 8,
+    sigma0: 0.3,
+  }) as Searcher;
   assert.equal(s.name, "cmaes");
   assert.throws(() => cmaesSearcher({ popsize: 1 }), {
     name: "RangeError",

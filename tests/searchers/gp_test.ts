@@ -2,7 +2,7 @@ import assert from "#assert";
 import { choice, randint, type Space, uniform } from "../../core/space.ts";
 import type { Config } from "../../core/trial.ts";
 import type { Searcher } from "../../core/plugin.ts";
-import { lookupPlugin } from "../../core/plugin.ts";
+import { findPluginFactory } from "../../tuner/plugin_table.ts";
 import { parseExperiment } from "../../tuner/experiment_file.ts";
 import { ConfigError } from "../../mod.ts";
 import { gpSearcher, randomSearcher } from "../../plugins/searchers/mod.ts";
@@ -196,8 +196,8 @@ Deno.test("gpSearcher learns from maximised metrics and failed trials", () => {
   assert.ok(best > -1e-3, `best ${best}`);
 });
 
-Deno.test('gpSearcher is registered for YAML as "bayes" and "gp" with snake_case options', async () => {
-  assert.equal((lookupPlugin("searcher", "gp")!({}) as Searcher).name, "gp");
+Deno.test('gpSearcher is made by its YAML name "bayes" and "gp" with snake_case options', async () => {
+  assert.equal(((await findPluginFactory("searcher", "gp"))!({}) as Searcher).name, "gp");
   const yaml = (searcher: string) =>
     `name: exp\ntrainable: ./train.ts\nmetric: loss\nmode: min\nspace:\n  x: { type: uniform, min: 0, max: 1 }\nsearcher: ${searcher}\n`;
   const o = await parseExperiment(

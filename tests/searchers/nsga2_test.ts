@@ -1,7 +1,7 @@
 import { deepEqual, equal, ok as assert, throws } from "#assert";
 import { uniform } from "../../core/space.ts";
 import type { Config, SearcherContext } from "../../core/plugin.ts";
-import { lookupPlugin } from "../../core/plugin.ts";
+import { findPluginFactory } from "../../tuner/plugin_table.ts";
 import { hypervolume } from "../../core/pareto.ts";
 import { nsga2Searcher, randomSearcher, tpeSearcher } from "../../plugins/searchers/mod.ts";
 import { crowding } from "../../plugins/searchers/nsga2.ts";
@@ -125,8 +125,8 @@ Deno.test("nsga2Searcher refuses bad options with the option's name", () => {
   throws(() => nsga2Searcher({ populaton_size: 3 } as never), /unknown option "populaton_size"/);
 });
 
-Deno.test("nsga2 is registered for YAML and runs a multi-objective experiment", async () => {
-  const s = lookupPlugin("searcher", "nsga2")!({ populationSize: 8 }) as ReturnType<
+Deno.test("nsga2 is made by its YAML name and runs a multi-objective experiment", async () => {
+  const s = (await findPluginFactory("searcher", "nsga2"))!({ populationSize: 8 }) as ReturnType<
     typeof nsga2Searcher
   >;
   equal(s.name, "nsga2");

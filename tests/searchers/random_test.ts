@@ -1,5 +1,5 @@
 import assert from "#assert";
-import { lookupPlugin } from "../../core/plugin.ts";
+import { findPluginFactory } from "../../tuner/plugin_table.ts";
 import { choice, grid, loguniform, randint, uniform } from "../../core/space.ts";
 import type { Config } from "../../core/trial.ts";
 import { randomSearcher } from "../../plugins/searchers/mod.ts";
@@ -98,8 +98,8 @@ Deno.test("randomSearcher restores a snapshot taken in the middle of a sample's 
   assert.deepEqual(drive(b, 20), drive(a, 20));
 });
 
-Deno.test('randomSearcher is registered for YAML as "random"', () => {
-  const f = lookupPlugin("searcher", "random");
+Deno.test('randomSearcher is made by its YAML name "random"', async () => {
+  const f = await findPluginFactory("searcher", "random");
   assert.ok(f);
   const s = f!({ constantGridSearch: true }) as { name: string };
   assert.equal(s.name, "random");

@@ -1,5 +1,5 @@
 import assert from "#assert";
-import { lookupPlugin } from "../../core/plugin.ts";
+import { findPluginFactory } from "../../tuner/plugin_table.ts";
 import {
   choice,
   grid,
@@ -256,8 +256,8 @@ Deno.test("tpeSearcher refuses a snapshot of a different space", () => {
   });
 });
 
-Deno.test('tpeSearcher is registered for YAML as "tpe", with n_random_steps as an alias', () => {
-  const f = lookupPlugin("searcher", "tpe")!;
+Deno.test('tpeSearcher is made by its YAML name "tpe", with n_random_steps as an alias', async () => {
+  const f = (await findPluginFactory("searcher", "tpe"))!;
   const s = f({ nRandomSteps: 3 }) as Searcher;
   assert.equal(s.name, "tpe");
   s.setup?.(contextOf({ x: uniform(0, 1) }, 1, 10));

@@ -33,7 +33,6 @@ import type {
   TrialReport,
   TrialStart,
 } from "../../../core/plugin.ts";
-import { registerPlugin } from "../../../core/plugin.ts";
 import type {
   Config,
   JsonValue,
@@ -201,9 +200,3 @@ export function mlflowLogger(options: MlflowLoggerOptions = {}): MlflowLogger {
     flush: (timeoutMs) => d.flush(timeoutMs ?? o.drainTimeoutMs),
   };
 }
-
-registerPlugin("callback", "mlflow", (opts) => {
-  // A YAML entry `{ name: mlflow, ... }` may arrive with its name still in it.
-  const { name, ...rest } = opts;
-  return mlflowLogger((name === "mlflow" ? rest : opts) as MlflowLoggerOptions);
-});

@@ -36,7 +36,6 @@
  * @module
  */
 
-import { registerPlugin } from "../../../core/plugin.ts";
 import type {
   Callback,
   ExperimentEnd,
@@ -436,9 +435,3 @@ export function tensorboardLogger(options: TensorboardLoggerOptions = {}): Callb
     },
   };
 }
-
-registerPlugin(
-  "callback",
-  "tensorboard",
-  (opts) => tensorboardLogger(opts as TensorboardLoggerOptions),
-);
