@@ -72,6 +72,28 @@ export async function boot(): Promise<BootedTrial> {
     ? Number(Deno.env.get("TUNEBOX_HEARTBEAT_MS") ?? "0")
     : 0;
   if (channel.startsWith("unix:")) watchStdin(exit);
+  // A remote worker of a multi-worker trial (started as one of N tasks, srun -n N) learns its
+  // rank from the variable TUNEBOX_RANK_VAR names. (Remote trials only: a local one may not even
+  // ask for the variable.)
+  const rankVar = channel.startsWith("tls:") ? Deno.env.get("TUNEBOX_RANK_VAR") : undefined;
+  // The trainable module loads while the driver has not assigned this process yet (a warm
+  // start: the process was started ahead for this trial) or while the start message travels.
+  // A computed specifier: Deno checks read permission for the whole imported graph.
+  // Not for a remote worker: its network permission narrows once its ring is formed, before
+  // any of the trainable's code may run.
+  let preloaded: Promise<Record<string, unknown>> | undefined;
+  const preload = () => {
+    preloaded = moduleUrl && !rankVar ? import(String(moduleUrl)) : undefined;
+    preloaded?.catch(() => {}); // reported by run()
+  };
+  if (channel.startsWith("tls:")) {
+    // The first TLS handshake of a process spends ~45 ms of CPU in one-time crypto set-up, on
+    // the thread that runs it (the main one). Trigger that set-up on a worker thread now, and
+    // load the trainable meanwhile, so a cold remote trial pays it alongside its import instead
+    // of before it (bench/slurm_bench.ts --startup).
+    warmCrypto();
+    preload();
+  }
   let conn: Deno.Conn;
   try {
     conn = await connectChannel(channel);
@@ -151,12 +173,8 @@ export async function boot(): Promise<BootedTrial> {
     fail(ev.error);
   });
 
-  // A worker of a multi-worker trial started as one of N tasks (srun -n N) learns its rank from
-  // the variable TUNEBOX_RANK_VAR names and says it in its id; a remote trial says which node
-  // it is on.
-  // (Remote trials only: a local one may not even ask for the variable.)
+  // A worker says its rank in its id; a remote trial says which node it is on.
   // TUNEBOX_NODE_VAR names the variable that holds the node's name.
-  const rankVar = channel.startsWith("tls:") ? Deno.env.get("TUNEBOX_RANK_VAR") : undefined;
   const rank = rankVar ? Deno.env.get(rankVar) : undefined;
   const nodeVar = channel.startsWith("tls:")
     ? Deno.env.get("TUNEBOX_NODE_VAR") ?? (rankVar ? "SLURMD_NODENAME" : undefined)
@@ -169,13 +187,7 @@ export async function boot(): Promise<BootedTrial> {
     token,
     ...(node ? { node } : {}),
   });
-  // The trainable module loads while the driver has not assigned this process yet (a warm
-  // start: the process was started ahead for this trial) or while the start message travels.
-  // A computed specifier: Deno checks read permission for the whole imported graph.
-  // Not for a remote worker: its network permission narrows once its ring is formed, before
-  // any of the trainable's code may run.
-  const preloaded = moduleUrl && !rankVar ? import(String(moduleUrl)) : undefined;
-  preloaded?.catch(() => {}); // reported by run()
+  if (!channel.startsWith("tls:")) preload();
   const start = await started;
   if (start.v !== PROTOCOL_VERSION) {
     await send({
@@ -335,4 +347,14 @@ export async function connectChannel(spec: string): Promise<Deno.Conn> {
     return conn;
   }
   throw new TypeError(`tunebox: unknown trial channel "${spec}"`);
+}
+
+/**
+ * Starts the one-time set-up of the crypto library that TLS uses, on one of Deno's worker
+ * threads (WebCrypto's EC key generation runs there and needs the same set-up), without waiting
+ * for it. The key is thrown away.
+ */
+function warmCrypto(): void {
+  crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign"])
+    .catch(() => {});
 }
