@@ -13,6 +13,7 @@
  *   deno run -A bench/multi_objective_bench.ts                 # 10 seeds × 200 evaluations + peers
  *   deno run -A bench/multi_objective_bench.ts --quick         # 3 seeds × 100, no peers
  *   deno run -A bench/multi_objective_bench.ts --problems zdt1 --seeds 5
+ *   deno run -A bench/multi_objective_bench.ts --seeds 40 --seed-offset 40   # seeds 40–79
  *   deno run -A bench/multi_objective_bench.ts --no-peers --points-out ours.json   # save ours
  *   deno run -A bench/multi_objective_bench.ts --solvers none --peer-json ours.json,peer.json
  *   deno run -A bench/multi_objective_bench.ts --no-peers --variant 'c48={"candidates":48}'
@@ -40,6 +41,7 @@ const { values: flags } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     seeds: { type: "string" },
+    "seed-offset": { type: "string" },
     evals: { type: "string" },
     "no-peers": { type: "boolean", default: false },
     "no-latency": { type: "boolean", default: false },
@@ -54,6 +56,7 @@ const { values: flags } = parseArgs({
 const quick = flags.quick;
 const SEEDS = Number(flags.seeds ?? (quick ? 3 : 10));
 const EVALS = Number(flags.evals ?? (quick ? 100 : 200));
+const SEED0 = Number(flags["seed-offset"] ?? 0);
 const withPeers = !quick && !flags["no-peers"];
 const withLatency = !flags["no-latency"];
 const repo = new URL("..", import.meta.url).pathname;
@@ -189,7 +192,7 @@ for (const [name, factory] of solvers) {
   const t0 = performance.now();
   for (const p of problems) {
     points[name][p.name] = [];
-    for (let s = 0; s < SEEDS; s++) points[name][p.name].push(runOne(factory, p, s, EVALS));
+    for (let s = 0; s < SEEDS; s++) points[name][p.name].push(runOne(factory, p, SEED0 + s, EVALS));
   }
   elapsed[name] = (performance.now() - t0) / 1000;
   console.error(`${name}: ${elapsed[name].toFixed(1)} s`);
@@ -223,6 +226,8 @@ if (flags["peer-json"]) {
     `${repo}bench/peers/multi_objective_peer.py`,
     "--seeds",
     String(SEEDS),
+    "--seed-offset",
+    String(SEED0),
     "--evals",
     String(EVALS),
     "--out",

@@ -92,6 +92,65 @@ Deno.test("nsga2Searcher with crossover takes each parameter from a parent", () 
   }
 });
 
+/**
+ * Generation 0 of 100 trials with the loss vectors `loss(i)` of the i-th, then generation 1 (each
+ * child an exact copy of one parent, or with `swappingProb: 0` its first parent's values): how
+ * many children came from a parent `inSet(i)`.
+ */
+function copiesFrom(
+  options: { crossoverProb: number; swappingProb?: number },
+  loss: (i: number) => [number, number],
+  inSet: (i: number) => boolean,
+): number {
+  const s = nsga2Searcher({ populationSize: 100, mutationProb: 0, ...options });
+  s.setup?.({ ...moCtx(4, 200), space: { x: uniform(0, 1) } });
+  const base = { training_iteration: 1, time_total_s: 0, time_this_iter_s: 0, timestamp: 0 };
+  const indexOf = new Map<number, number>();
+  for (let i = 0; i < 100; i++) {
+    indexOf.set((s.suggest(`t${i}`) as Config).x as number, i);
+    const [f1, f2] = loss(i);
+    s.onComplete?.(`t${i}`, { ...base, trial_id: `t${i}`, f1, f2 }, {});
+  }
+  let n = 0;
+  for (let i = 100; i < 200; i++) {
+    const parent = indexOf.get((s.suggest(`t${i}`) as Config).x as number);
+    if (parent === undefined) throw new Error(`child ${i} is not a copy of a generation-0 trial`);
+    if (inSet(parent)) n++;
+  }
+  return n;
+}
+
+// Trials 0-49 on front 0, (j, 49 - j); trials 50-99 on front 1, each dominated by exactly one
+// front-0 trial: (j + 0.5, 49.5 - j). A front-1 parent wins a tournament only against another
+// front-1 trial: a quarter of the children. Optuna's operator (the dominating one, else the second
+// drawn) lets it win against 49 of the 50 front-0 trials too: about half.
+const twoFronts = (i: number): [number, number] =>
+  i < 50 ? [i, 49 - i] : [i - 50 + 0.5, 49.5 - (i - 50)];
+
+Deno.test("nsga2Searcher copies tournament winners: the lower front wins", () => {
+  const n = copiesFrom({ crossoverProb: 0 }, twoFronts, (i) => i >= 50);
+  assert(n > 10 && n < 38, `${n} of 100 copies are of front-1 trials (expected about 25)`);
+});
+
+Deno.test("nsga2Searcher picks crossover parents by tournament: the lower front wins", () => {
+  // swappingProb 0: the child takes every parameter from its first parent.
+  const n = copiesFrom({ crossoverProb: 1, swappingProb: 0 }, twoFronts, (i) => i >= 50);
+  assert(n > 10 && n < 38, `${n} of 100 first parents are front-1 trials (expected about 25)`);
+});
+
+Deno.test("nsga2Searcher's tournament on one front prefers the larger crowding distance", () => {
+  // One front on f1 + f2 = 1: trials 0-49 packed in [0.5, 0.505] (small crowding distances),
+  // trials 50-99 spread over the rest of [0, 1]. A packed trial wins only against another.
+  const t = (i: number) =>
+    i < 50
+      ? 0.5 + (i / 49) * 0.005
+      : i < 75
+      ? ((i - 50) / 25) * 0.49
+      : 0.52 + ((i - 75) / 24) * 0.48;
+  const n = copiesFrom({ crossoverProb: 0 }, (i) => [t(i), 1 - t(i)], (i) => i < 50);
+  assert(n > 10 && n < 38, `${n} of 100 copies are of packed trials (expected about 25)`);
+});
+
 Deno.test("nsga2Searcher keeps failed trials and missing objectives out of the parents", () => {
   const s = nsga2Searcher({ populationSize: 3, crossoverProb: 0, mutationProb: 0 });
   s.setup?.(moCtx(1, 20));
@@ -113,6 +172,9 @@ Deno.test("nsga2Searcher keeps failed trials and missing objectives out of the p
 Deno.test("crowding distance: boundary points infinite, inner ones by their neighbours' gap", () => {
   deepEqual(crowding([[0, 4], [1, 2], [2, 1], [4, 0]]), [Infinity, 1.25, 1.25, Infinity]);
   deepEqual(crowding([[0, 1], [1, 0]]), [Infinity, Infinity]);
+  // An objective in which all are equal adds nothing (as Optuna): only f2's ends are infinite.
+  deepEqual(crowding([[1, 2], [1, 0], [1, 1]]), [Infinity, Infinity, 1]);
+  deepEqual(crowding([[3, 3]]), [0]);
 });
 
 Deno.test("nsga2Searcher refuses bad options with the option's name", () => {
