@@ -13,17 +13,9 @@ import type {
   Scheduler,
   Searcher,
 } from "./plugin.ts";
-import type {
-  Config,
-  JsonValue,
-  Mode,
-  TrialResources,
-  TrialResult,
-  TrialSnapshot,
-  TrialStatus,
-} from "./trial.ts";
+import type { JsonValue, Mode, TrialResources, TrialResult, TrialSnapshot } from "./trial.ts";
 import type { Space } from "./space.ts";
-import type { TrialEvent } from "./store.ts";
+import type { DiskTrial, TrialEvent } from "./store.ts";
 
 /**
  * Decides whether another trial may start, and gives it its devices' environment. A request is
@@ -100,30 +92,18 @@ export interface CheckpointOptions {
   readonly scoreOrder?: Mode;
 }
 
-/** A trial the runner restores from disk. */
-export interface RestoredTrial {
-  /** Trial id. */
-  readonly id: string;
-  /** Status to continue with (`running` becomes runnable again). */
-  readonly status: TrialStatus;
-  /** Config. */
-  readonly config: Config;
-  /** Last iteration on disk. */
+/**
+ * A trial the runner restores: the trial read from disk ({@linkcode DiskTrial}) as
+ * `Tuner.restore` settles it for resuming (its status maybe reset by `restartErrored`,
+ * checkpoints newer than its last result dropped), with where it continues from.
+ */
+export interface RestoredTrial extends DiskTrial {
+  /** The iteration it continues from: its latest checkpoint's when it will run again, else its last result's. */
   readonly iteration: number;
-  /** Last result on disk. */
+  /** Its last result on disk (the last of `history`). */
   readonly lastResult?: TrialResult;
-  /** Every result on disk. */
-  readonly history: readonly TrialResult[];
-  /** Latest committed checkpoint. */
+  /** Its latest committed checkpoint (the last of `checkpoints`). */
   readonly checkpoint?: string;
-  /** Committed checkpoints, oldest first. */
-  readonly checkpoints: readonly { path: string; iteration: number; score?: number }[];
-  /** Failures so far. */
-  readonly failures: number;
-  /** Error message or stop reason. */
-  readonly reason?: string;
-  /** The CPUs and GPUs a resource-changing scheduler last gave it, if any. */
-  readonly resources?: TrialResources;
 }
 
 /** Everything the runner needs; the Tuner fills it from its options. */

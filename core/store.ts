@@ -289,7 +289,9 @@ export async function readHistory(
 /**
  * A trial read from an experiment folder: its state folded from `trials.jsonl`, its history
  * and its committed checkpoints. The one shape of "a trial on disk": `Tuner.restore` and
- * `ResultGrid.load` both start from {@linkcode readStoredTrials}.
+ * `ResultGrid.load` start from {@linkcode readStoredTrials}, the runner's `RestoredTrial` is
+ * this type with where the trial continues from, and the HTML report reads
+ * {@linkcode DiskTrialHistory} (this type before its checkpoints are listed).
  */
 export interface DiskTrial extends StoredTrial {
   /** Its record folder (it may not exist: an in-process trial kept in the journal alone). */
@@ -300,6 +302,45 @@ export interface DiskTrial extends StoredTrial {
   readonly behindJournal: boolean;
   /** Its committed checkpoints, oldest first. */
   readonly checkpoints: readonly { readonly path: string; readonly iteration: number }[];
+}
+
+/** A {@linkcode DiskTrial} before its checkpoints are listed: what a reader that draws none needs. */
+export type DiskTrialHistory = Omit<DiskTrial, "checkpoints">;
+
+/**
+ * Joins a trial folded from `trials.jsonl` with its results: the one rule for which copy of its
+ * history counts, `result.jsonl` or the journal's (the journal's when it holds more: an
+ * in-process trial writes its file at the end, and a killed driver may not have).
+ *
+ * @typeParam T The folded trial: a {@linkcode StoredTrial}, or what a reader keeps of a trial
+ *   whose `created` event was lost (the report shows its status as unknown).
+ * @param trial The trial as {@linkcode foldTrialEvents} folded it.
+ * @param dir Its record folder.
+ * @param fromFile Its `result.jsonl`, as read.
+ * @param logged Its results in the journal (`trials.jsonl`'s `result` events), as
+ *   {@linkcode journalResults} collects them.
+ * @returns The trial with its folder and history.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { joinHistory } from "./store.ts";
+ * const r = { loss: 1, training_iteration: 1, time_total_s: 1, time_this_iter_s: 1, timestamp: 0, trial_id: "t_0" };
+ * const stored = { id: "t_0", status: "running" as const, config: {}, failures: 0, changes: [] };
+ * const t = joinHistory(stored, "/exp/t_0", [], [r]);
+ * assert.deepEqual(t.history, [r]);
+ * assert.equal(t.behindJournal, true);
+ * assert.equal(joinHistory(stored, "/exp/t_0", [r], [r]).behindJournal, false);
+ * ```
+ */
+export function joinHistory<T extends Omit<StoredTrial, "status">>(
+  trial: T,
+  dir: string,
+  fromFile: readonly TrialResult[],
+  logged: readonly TrialResult[] = [],
+): T & Pick<DiskTrial, "dir" | "history" | "behindJournal"> {
+  const behindJournal = logged.length > fromFile.length;
+  return { ...trial, dir, history: behindJournal ? logged : fromFile, behindJournal };
 }
 
 /**
@@ -338,15 +379,8 @@ export async function readStoredTrials(
   const out: DiskTrial[] = [];
   for (const s of foldTrialEvents(events)) {
     const tdir = join(dir, s.id);
-    const file = await readResults(tdir);
-    const logged = journal.get(s.id) ?? [];
-    out.push({
-      ...s,
-      dir: tdir,
-      history: logged.length > file.length ? logged : file,
-      behindJournal: logged.length > file.length,
-      checkpoints: await listCheckpoints(tdir),
-    });
+    const trial = joinHistory(s, tdir, await readResults(tdir), journal.get(s.id));
+    out.push({ ...trial, checkpoints: await listCheckpoints(tdir) });
   }
   return out;
 }

@@ -423,17 +423,13 @@ export class Tuner<S extends Space = Space> {
       const resumable = status === "pending" || status === "running" || status === "paused";
       const ckIter = cks.at(-1)?.iteration ?? 0;
       trials.push({
-        id: s.id,
+        ...s,
         status,
-        config: s.config,
+        history,
+        checkpoints: cks,
         iteration: resumable ? Math.max(ckIter, 0) : last?.training_iteration ?? 0,
         ...(last ? { lastResult: last } : {}),
         ...(cks.length ? { checkpoint: cks.at(-1)!.path } : {}),
-        checkpoints: cks,
-        history,
-        failures: s.failures,
-        ...(s.reason ? { reason: s.reason } : {}),
-        ...(s.resources ? { resources: s.resources } : {}),
       });
     }
     const stop = options.stop ?? await restoreStop(saved.stop, dir);

@@ -10,9 +10,11 @@
 import { nonDominatedSort } from "../../core/pareto.ts";
 import { join, relative } from "node:path";
 import {
+  type DiskTrialHistory,
   type ExperimentRecord,
   flatten,
   foldTrialEvents,
+  joinHistory,
   journalResults,
   type JsonLines,
   readExperiment,
@@ -179,9 +181,14 @@ interface Cached<T> {
   value: T;
 }
 
-/** Parsed lines of a JSON-lines file, and how many lines could not be read. */
-/** A trial as the report folds it: `unknown` when only its folder is left. */
-type Folded = Omit<StoredTrial, "status"> & { readonly status: TrialStatus | "unknown" };
+/** A trial whose folder is left but whose `created` event was lost: its status is unknown. */
+type Orphan = Omit<StoredTrial, "status"> & { readonly status: "unknown" };
+
+/**
+ * A trial as the report reads it from disk: a {@linkcode DiskTrialHistory} (the report draws no
+ * checkpoint), or an orphan folder's.
+ */
+type ReportSource = Omit<DiskTrialHistory, "status"> & { readonly status: TrialStatus | "unknown" };
 
 /**
  * Reads experiment folders, keeping parsed files until their size or mtime changes (the live
@@ -234,6 +241,21 @@ export class ReportLoader {
     return parts.join(",");
   }
 
+  /** A trial's results through the cache, joined to its folded state; odd lines are warned of. */
+  async #readTrial(
+    trial: StoredTrial | Orphan,
+    logged: readonly TrialResult[] | undefined,
+    warnings: string[],
+  ): Promise<ReportSource> {
+    const { id } = trial;
+    const dir = join(this.dir, id);
+    const lines = await this.#lines<Record<string, JsonValue>>(join(dir, "result.jsonl"));
+    if (lines?.bad) warnings.push(`${id}/result.jsonl: ${lines.bad} unreadable line(s) skipped`);
+    if (lines?.torn) warnings.push(`${id}/result.jsonl: the last line is cut short`);
+    const fromFile = (lines?.rows ?? []).map((r) => reviveMetrics(r) as unknown as TrialResult);
+    return joinHistory(trial, dir, fromFile, logged);
+  }
+
   async #trialFolders(): Promise<string[]> {
     const out: string[] = [];
     try {
@@ -263,20 +285,19 @@ export class ReportLoader {
       }
     }
     const axes = axesOf(record, warnings);
-    const folded = new Map<string, Folded>(
-      foldTrialEvents(events?.rows ?? []).map((t) => [t.id, t]),
-    );
+    const folded: (StoredTrial | Orphan)[] = foldTrialEvents(events?.rows ?? []);
     // In-process trials' reports are in the journal before their own result.jsonl is written.
     const journal = journalResults(events?.rows ?? []);
     // Trial folders whose "created" event was lost (a torn trials.jsonl) are shown too.
     const withFolder = new Set(await this.#trialFolders());
+    const known = new Set(folded.map((t) => t.id));
     for (const id of withFolder) {
-      if (folded.has(id)) continue;
+      if (known.has(id)) continue;
       let config: Config = {};
       try {
         config = JSON.parse(await Deno.readTextFile(join(this.dir, id, "params.json")));
       } catch { /* no params.json either */ }
-      folded.set(id, { id, status: "unknown", config, failures: 0, changes: [] });
+      folded.push({ id, status: "unknown", config, failures: 0, changes: [] });
       warnings.push(`trial ${id} has a folder but no events in trials.jsonl`);
     }
     const metric = record.metric;
@@ -287,14 +308,9 @@ export class ReportLoader {
     }));
     const trials: ReportTrial[] = [];
     const exploits: ReportExploit[] = [];
-    for (const [id, f] of folded) {
-      const path = join(this.dir, id);
-      const lines = await this.#lines<Record<string, JsonValue>>(join(path, "result.jsonl"));
-      if (lines?.bad) warnings.push(`${id}/result.jsonl: ${lines.bad} unreadable line(s) skipped`);
-      if (lines?.torn) warnings.push(`${id}/result.jsonl: the last line is cut short`);
-      const fromFile = (lines?.rows ?? []).map((r) => reviveMetrics(r) as unknown as TrialResult);
-      const logged = journal.get(id) ?? [];
-      const results = logged.length > fromFile.length ? logged : fromFile;
+    for (const stored of folded) {
+      const f = await this.#readTrial(stored, journal.get(stored.id), warnings);
+      const { id, dir: path, history: results } = f;
       const iterations: number[] = [], values: (number | null)[] = [], times: number[] = [];
       let best: number | null = null, bestIteration: number | null = null;
       for (const [k, r] of results.entries()) {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { renderReport, reportCommand, resultGridToHtml } from "../../plugins/reporters/html.ts";
 import { type ReportData, ReportLoader } from "../../plugins/reporters/_html_data.ts";
 import { ResultGrid } from "../../core/results.ts";
-import { copyTree } from "../../core/store.ts";
+import { copyTree, readStoredTrials } from "../../core/store.ts";
 import { sampleFrom, Tuner, uniform } from "../../mod.ts";
 import {
   branchExperiment,
@@ -101,6 +101,24 @@ Deno.test("report of a PBT experiment lists its exploits with the iteration they
     const seg = t.segments.find((s) => s.donor === x.donor && s.fromIteration === x.iteration);
     ok(seg, `segment of ${x.trial} from ${x.donor}`);
   }
+});
+
+Deno.test("the report reads the same trials from disk as restore and ResultGrid.load do", async () => {
+  // In-process PBT trials: their results are in the journal (trials.jsonl) first.
+  const dir = await pbtExperiment(storage, "pbt_store");
+  const data = await new ReportLoader(dir).load();
+  const stored = await readStoredTrials(dir);
+  ok(stored.length > 0);
+  deepEqual(
+    data.trials.map((t) => [t.id, t.status, t.failures, t.config, t.iterations]),
+    stored.map((t) => [
+      t.id,
+      t.status,
+      t.failures,
+      t.config,
+      t.history.map((r) => r.training_iteration),
+    ]),
+  );
 });
 
 Deno.test("report of a sandboxed experiment (module trainable in subprocesses)", async () => {
