@@ -298,6 +298,49 @@ export async function scancel(
     .catch(() => {});
 }
 
+/**
+ * The steps of allocation `jobId` that the `srun` with process id `pid` asked for, from
+ * `scontrol show step -o` (its `SrunHost:Pid`): ids like `"27.3"`, without a request still
+ * waiting for CPUs (`"27.TDB"`, which holds nothing).
+ *
+ * @throws {TuneError} when Slurm cannot be asked (the caller cannot tell "none" from "unknown").
+ */
+export async function stepsOfSrun(
+  jobId: string,
+  pid: number,
+  env: Readonly<Record<string, string>>,
+): Promise<string[]> {
+  const r = await slurm("scontrol", ["show", "step", "-o", jobId], env);
+  // An allocation without steps: "Job step <id>. not found" (exit code 1).
+  if (r.code !== 0 && !/not found/i.test(r.err + r.out)) {
+    throw new TuneError(`scontrol show step ${jobId} failed: ${r.err.trim() || r.out.trim()}`);
+  }
+  return parseStepsOfSrun(r.out, pid);
+}
+
+/** The step ids of `scontrol show step -o` lines whose `SrunHost:Pid` ends in `:<pid>`. */
+export function parseStepsOfSrun(text: string, pid: number): string[] {
+  const out: string[] = [];
+  for (const line of text.split("\n")) {
+    const id = /(?:^|\s)StepId=(\S+)/.exec(line)?.[1];
+    const srun = /(?:^|\s)SrunHost:Pid=(\S+)/.exec(line)?.[1];
+    if (id && !id.endsWith(".TDB") && srun?.endsWith(`:${pid}`)) out.push(id);
+  }
+  return out;
+}
+
+/** The ids of the steps of allocation `jobId` that `squeue -s` lists. */
+export async function listedSteps(
+  jobId: string,
+  env: Readonly<Record<string, string>>,
+): Promise<Set<string>> {
+  const r = await slurm("squeue", ["-h", "-s", "-j", jobId, "-o", "%i"], env);
+  if (r.code !== 0) {
+    throw new TuneError(`squeue -s -j ${jobId} failed: ${r.err.trim() || r.out.trim()}`);
+  }
+  return new Set(r.out.split("\n").map((l) => l.trim()).filter(Boolean));
+}
+
 /** The CPUs of an allocation, from `SLURM_JOB_CPUS_PER_NODE` (`"4(x2),2"` -> 10). */
 export function allocationCpus(value: string | undefined): number | undefined {
   if (!value) return undefined;

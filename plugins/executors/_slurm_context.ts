@@ -2,7 +2,7 @@
 
 import { resolveModule } from "../../core/plugin.ts";
 import { TuneError } from "../../core/errors.ts";
-import { scancel, slurm } from "./_slurm_commands.ts";
+import { slurm } from "./_slurm_commands.ts";
 import type { SlurmExecutorOptions } from "./_slurm_options.ts";
 import type { SlurmSetup } from "./_slurm_setup.ts";
 
@@ -34,6 +34,11 @@ export class SlurmContext {
   runs = 0;
   /** True until the first trial starts: that one also probes that storage is shared. */
   firstTrial = true;
+  /**
+   * The runs whose srun or stopped step is not over yet (step mode): `close()` ends them and
+   * waits, so no step outlives the driver holding CPUs.
+   */
+  readonly live: Set<{ kill(): void; readonly settled: Promise<void> }> = new Set();
   #addresses: Promise<Record<string, string>> | undefined;
 
   /**
@@ -84,17 +89,5 @@ export class SlurmContext {
       if (name === `${JOB_PREFIX}${trialId}`) return nodes ?? "";
     }
     return "";
-  }
-
-  /** Cancels the steps of the allocation named after a trial, if Slurm still lists any. */
-  async cancelStep(trialId: string): Promise<void> {
-    const job = this.cmdEnv.SLURM_JOB_ID;
-    if (!job) return;
-    const r = await slurm("squeue", ["-h", "-s", "-j", job, "-o", "%i %j"], this.cmdEnv)
-      .catch(() => undefined);
-    for (const line of r?.out.split("\n") ?? []) {
-      const [step, name] = line.trim().split(/\s+/);
-      if (step && name === `${JOB_PREFIX}${trialId}`) await scancel(step, this.cmdEnv);
-    }
   }
 }

@@ -34,6 +34,7 @@ import type { SlurmContext } from "./_slurm_context.ts";
 import { slurmArgs, type SlurmSetup, trialCommand } from "./_slurm_setup.ts";
 import type { BatchJobs } from "./_slurm_batch.ts";
 import { driveGroup, type RingNet, ringNet } from "./_slurm_group.ts";
+import { reapStep } from "./_slurm_reap.ts";
 
 /** A warm step's trial, once the runner starts it. */
 export interface Binding {
@@ -105,6 +106,8 @@ export class SlurmTrial {
   readonly #others: TrialConnection[] = [];
   /** The ring of a multi-worker trial. */
   #ring: { net: RingNet; addresses: Record<string, string> } | undefined;
+  /** Its step being ended for good (step mode, once it was stopped): see `reapStep`. */
+  #reaping: Promise<void> | undefined;
   /** Slurm's side ended (srun exited, or the batch job left the queue). */
   readonly #ended: Promise<SlurmEnd>;
   #resolveEnded!: (v: SlurmEnd) => void;
@@ -150,6 +153,18 @@ export class SlurmTrial {
     this.#converse = this.#talk();
     this.#converse.catch(() => {});
     this.#exited = this.#exit();
+    if (ctx.mode === "step") {
+      // Until its srun and any stop of its step are over, the driver's close() waits for it.
+      const run = { kill: () => this.#kill(), settled: this.#settled() };
+      ctx.live.add(run);
+      run.settled.then(() => ctx.live.delete(run));
+    }
+  }
+
+  /** Resolves once srun has exited and its step, if it was stopped, is gone from Slurm. */
+  async #settled(): Promise<void> {
+    await Promise.all([this.#ended, this.#exited.catch(() => {})]);
+    await this.#reaping;
   }
 
   /** What the runner holds. */
@@ -330,11 +345,19 @@ export class SlurmTrial {
     return await driveTrial(this.#connection, job, listener);
   }
 
-  /** Signals the run: its srun (step mode) or, through Slurm, its batch job. */
+  /**
+   * Signals the run. Step mode: TERM is SIGTERM to srun (which passes it to the trial); KILL
+   * ends the step through Slurm (`reapStep`), never by SIGKILL to an srun that may still be
+   * launching it. Sbatch mode: through `scancel`.
+   */
   #cancel(signal: "TERM" | "KILL"): void {
-    if (this.#srun) {
+    if (this.#ctx.mode === "step") {
+      if (signal === "KILL") {
+        this.#reap();
+        return;
+      }
       try {
-        this.#srun.kill(signal === "TERM" ? "SIGTERM" : "SIGKILL");
+        this.#srun?.kill("SIGTERM");
       } catch { /* gone */ }
     } else if (this.#jobId) {
       // TERM: scancel the job (Slurm sends SIGTERM, then SIGKILL after its KillWait);
@@ -343,16 +366,24 @@ export class SlurmTrial {
     }
   }
 
-  #kill(): void {
-    // A SIGKILLed srun cannot tell the controller: a step it was still launching would keep
-    // its CPUs. TERM lets srun cancel it; KILL follows, and Slurm is told by name at the end.
-    this.#killed = this.#stopRequested = true;
-    this.#cancel("TERM");
-    const late = setTimeout(() => this.#cancel("KILL"), 2000);
-    this.#ended.then(async () => {
-      clearTimeout(late);
-      await this.#ctx.cancelStep(this.#job.trialId);
+  /** Ends the step for good, once (step mode); before srun is spawned, it never runs. */
+  #reap(): void {
+    const srun = this.#srun;
+    if (!srun) {
+      this.#killed = true;
+      return;
+    }
+    this.#reaping ??= reapStep(srun, {
+      allocation: this.#ctx.cmdEnv.SLURM_JOB_ID ?? "",
+      env: this.#ctx.cmdEnv,
+      log: this.#ctx.log,
+      label: `trial ${this.#job.trialId}`,
     });
+  }
+
+  #kill(): void {
+    this.#killed = this.#stopRequested = true;
+    this.#cancel("KILL");
     this.#exited.catch(() => {});
   }
 
@@ -368,6 +399,8 @@ export class SlurmTrial {
     if (talk?.broken) this.#cancel("KILL");
     if (!talk?.outcome || talk.broken) {
       const end = await this.#ended;
+      // A stopped step has ended once Slurm no longer holds its CPUs.
+      await this.#reaping;
       this.#connection?.close();
       talk ??= await settle(this.#converse, 5000);
       this.#escalation.clear();

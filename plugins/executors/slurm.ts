@@ -7,8 +7,9 @@
  * The parts, each in its own private module: the shared record of one executor
  * (`_slurm_context.ts`), what `prepare()` sets up and each trial's command line
  * (`_slurm_setup.ts`), the batch jobs' poller (`_slurm_batch.ts`), warm steps
- * (`_slurm_warm.ts`), one trial's run and how it is stopped (`_slurm_trial.ts`), multi-worker
- * rings (`_slurm_group.ts`), and Slurm's command-line clients (`_slurm_commands.ts`).
+ * (`_slurm_warm.ts`), one trial's run (`_slurm_trial.ts`), how a stopped step is ended so Slurm
+ * frees its CPUs (`_slurm_reap.ts`), multi-worker rings (`_slurm_group.ts`), and Slurm's
+ * command-line clients (`_slurm_commands.ts`).
  *
  * @module
  */
@@ -96,6 +97,11 @@ export function slurmExecutor(
     ...warm,
     async close() {
       warmSteps.close();
+      // The runner has stopped its trials; whatever still runs (a warm step) ends here, through
+      // Slurm, before the driver may exit.
+      const live = [...ctx.live];
+      for (const run of live) run.kill();
+      await Promise.all(live.map((run) => run.settled));
       ctx.setup?.channel.close();
       await batch.close();
     },

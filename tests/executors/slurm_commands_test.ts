@@ -1,7 +1,7 @@
 // Slurm's resource flags for one trial and for each worker of a multi-worker trial: --mem and
 // --gres count per node, so a worker's memory goes per CPU and its GPUs per task.
 import { deepEqual, throws } from "#assert";
-import { resourceArgs } from "../../plugins/executors/_slurm_commands.ts";
+import { parseStepsOfSrun, resourceArgs } from "../../plugins/executors/_slurm_commands.ts";
 
 Deno.test("resourceArgs: one trial gets --mem and --gres, each worker --mem-per-cpu and --gpus-per-task", () => {
   deepEqual(resourceArgs({ cpu: 2, memoryMb: 1000, gpu: 1 }, {}), [
@@ -21,4 +21,18 @@ Deno.test("resourceArgs: one trial gets --mem and --gres, each worker --mem-per-
 Deno.test("resourceArgs: fractional GPUs or CPUs per worker are refused", () => {
   throws(() => resourceArgs({ cpu: 1, gpu: 0.5, workers: 2 }, {}), Error, "fractional GPUs");
   throws(() => resourceArgs({ cpu: 1.5, workers: 2 }, {}), Error, "whole CPUs");
+});
+
+Deno.test("parseStepsOfSrun: the steps an srun holds, by its pid, without a request still waiting", () => {
+  // As `scontrol show step -o 1` prints them (Slurm 22.05), abridged.
+  const text = [
+    "StepId=1.0 UserId=0 State=RUNNING NodeList=n1 CPUs=2 Name=tunebox-a Network=(null) " +
+    "SrunHost:Pid=vm:22124",
+    "StepId=1.TDB UserId=0 State=PENDING NodeList=n1 CPUs=1 Name=(null) SrunHost:Pid=vm:22311",
+    "StepId=1.2 UserId=0 State=RUNNING NodeList=n1 CPUs=1 Name=tunebox-b SrunHost:Pid=vm:122311",
+    "StepId=1.3 UserId=0 State=RUNNING NodeList=n1 CPUs=1 Name=tunebox-b SrunHost:Pid=vm:22311",
+  ].join("\n");
+  deepEqual(parseStepsOfSrun(text, 22124), ["1.0"]);
+  deepEqual(parseStepsOfSrun(text, 22311), ["1.3"]);
+  deepEqual(parseStepsOfSrun("Job step 1. not found", 22124), []);
 });

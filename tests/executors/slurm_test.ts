@@ -244,6 +244,125 @@ Deno.test({
       },
     );
     await t.step(
+      "step mode: a step stopped while srun still launches it, and a hung trial killed for " +
+        "silence, leave no step holding CPUs (by step id), and the next trial starts",
+      async () => {
+        // "hung" reports once, then its event loop stops (no heartbeat); the others report once.
+        const train = await hostileTrainable(`
+        if (config.hang) {
+          await session.report({ loss: 0 });
+          const until = Date.now() + 30000;
+          while (Date.now() < until) { /* no heartbeat can leave */ }
+        }
+        await session.report({ loss: config.x });
+      `);
+        // srun runs its --prolog after the controller granted the step (which then holds its
+        // CPUs) and before any task starts: for the trial "slow" it lasts 8 s, so its step is
+        // stopped while srun still launches it. (The prolog's arguments are the step's command,
+        // whose --location names the trial.)
+        const prolog = `${await Deno.makeTempDir({ prefix: "tunebox_prolog_" })}/prolog.sh`;
+        await Deno.writeTextFile(
+          prolog,
+          `#!/bin/sh\ncase "$*" in *//slow-*) sleep 8 ;; esac\nexit 0\n`,
+          { mode: 0o755 },
+        );
+        // 2 CPUs, 2 per trial: a step left holding CPUs keeps every later trial waiting.
+        const id = await c.allocate(["-N1", "-n2", "-w", "n1"]);
+        const storage = await tempStorage();
+        const ex = executor(train, env(c, { SLURM_JOB_ID: id, SLURM_JOB_CPUS_PER_NODE: "2" }), {
+          heartbeatMs: 1500,
+          slurm: { extraArgs: [`--prolog=${prolog}`] },
+        });
+        const job = (trialId: string, config: Record<string, number | boolean>) => {
+          const dir = `${storage}/${trialId}`;
+          Deno.mkdirSync(`${dir}/files`, { recursive: true });
+          return {
+            trialId,
+            dir,
+            workDir: `${dir}/files`,
+            sandbox: {},
+            env: {},
+            resources: { cpu: 2 },
+            config,
+            iteration: 0,
+            timeOffsetS: 0,
+          };
+        };
+        const reports = new Map<string, unknown[]>();
+        const listener = (trialId: string) => ({
+          report(r: { metrics: unknown }) {
+            reports.set(trialId, [...reports.get(trialId) ?? [], r.metrics]);
+            return Promise.resolve("continue" as const);
+          },
+        });
+        // The allocation's steps as "<step id> <name>" pairs.
+        const steps = async () => {
+          const r = await c.run("squeue", ["-h", "-s", "-j", id, "-o", "%i %j"]);
+          if (r.code !== 0) throw new Error(`squeue failed: ${r.err}`);
+          return r.out.trim().split("\n").filter(Boolean).map((l) => l.trim().split(/\s+/));
+        };
+        const stepOf = async (trialId: string) =>
+          (await steps()).find(([, name]) => name === `tunebox-${trialId}`)?.[0];
+        // A bound on waits that would otherwise hang the test (a step holding the CPUs).
+        const within = <T>(p: Promise<T>, what: string): Promise<T> =>
+          Promise.race([
+            p,
+            new Promise<never>((_, rej) =>
+              setTimeout(() => rej(new Error(`${what} within 60 s`)), 60_000)
+            ),
+          ]);
+        const nextTrialRuns = async (trialId: string, x: number) => {
+          const h = ex.start(job(trialId, { x }), listener(trialId));
+          const exit = await within(
+            h.exited,
+            `${trialId} did not end (steps: ${JSON.stringify(await steps())})`,
+          );
+          equal(exit.kind, "done", JSON.stringify(exit));
+          deepEqual(reports.get(trialId), [{ loss: x }]);
+        };
+        try {
+          await ex.prepare!({ experimentDir: storage });
+          // Stopped while srun launches it: the step is granted, its task not started.
+          const slow = ex.start(job("slow", { x: 1 }), listener("slow"));
+          await waitFor(async () => (await stepOf("slow")) !== undefined, 30_000);
+          const slowStep = (await stepOf("slow"))!;
+          await slow.stop(0);
+          equal((await slow.exited).kind, "stopped");
+          equal(reports.get("slow"), undefined);
+          let left = await steps();
+          assert(
+            !left.some(([step]) => step === slowStep),
+            `the stopped step ${slowStep} of "slow" still holds its CPUs: ${JSON.stringify(left)}`,
+          );
+          await nextTrialRuns("after_slow", 2);
+          // A hung trial: killed for its silence, its step must be gone too.
+          const hung = ex.start(job("hung", { hang: true, x: 3 }), listener("hung"));
+          await within(
+            (async () => {
+              while (!reports.get("hung")) await new Promise((r) => setTimeout(r, 50));
+            })(),
+            "hung did not report",
+          );
+          const hungStep = await stepOf("hung");
+          assert(hungStep, `no step of "hung": ${JSON.stringify(await steps())}`);
+          const exit = await within(hung.exited, "hung was not given up");
+          equal(exit.kind, "error");
+          match(exit.kind === "error" ? exit.message : "", /went silent for 1500 ms/);
+          left = await steps();
+          assert(
+            !left.some(([step]) => step === hungStep),
+            `the step ${hungStep} of the silent trial still holds its CPUs: ${
+              JSON.stringify(left)
+            }`,
+          );
+          await nextTrialRuns("after_hung", 4);
+        } finally {
+          await ex.close?.();
+          await c.run("scancel", [id]);
+        }
+      },
+    );
+    await t.step(
       "a constraint (--constraint) puts every trial on the node with that feature",
       async () => {
         const train = await hostileTrainable(`
