@@ -336,6 +336,28 @@ export function rayJobsClient(address: string, token?: string): RayJobsClient {
   };
 }
 
+/**
+ * The node a running job is on, from Ray's record of it: the address of its driver's agent, or
+ * else the start of its node id ("" when Ray does not say yet).
+ *
+ * @example
+ * ```ts
+ * import { equal } from "#assert";
+ * import { nodeOf } from "./_ray_client.ts";
+ * const info = {
+ *   submission_id: "a",
+ *   status: "RUNNING" as const,
+ *   driver_agent_http_address: "http://10.0.0.3:52365",
+ * };
+ * equal(nodeOf(info), "10.0.0.3");
+ * equal(nodeOf({ submission_id: "b", status: "PENDING" }), "");
+ * ```
+ */
+export function nodeOf(info: RayJobInfo): string {
+  const m = /^https?:\/\/\[?([^\]/]+?)\]?:\d+/.exec(info.driver_agent_http_address ?? "");
+  return m?.[1] ?? info.driver_node_id?.slice(0, 12) ?? "";
+}
+
 /** Whether a job state is final. */
 export function isFinal(status: string): boolean {
   return status === "STOPPED" || status === "SUCCEEDED" || status === "FAILED";

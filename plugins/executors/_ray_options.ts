@@ -1,4 +1,5 @@
-// Private to the Ray executor (ray.ts, which re-exports RayExecutorOptions): its options.
+// Private to the Ray executor (ray.ts, which re-exports RayExecutorOptions): its options, and
+// the settings its parts read (the options checked, with their defaults).
 
 import type { SandboxPolicy } from "../../core/plugin.ts";
 import type { ChannelLimits } from "../../core/channel.ts";
@@ -103,4 +104,116 @@ export interface RayExecutorOptions {
    * (one whose job ends fails the trial at once). @default 1800000 (30 minutes, as PyTorch's)
    */
   readonly collectiveTimeoutMs?: number;
+}
+
+/**
+ * {@linkcode RayExecutorOptions} checked, with their defaults filled in: what the executor's
+ * parts read. The options themselves stay at hand for those read as given (`sandbox`,
+ * `denoConfig`, `channel`, `driverHost`, ...).
+ */
+export interface RaySettings {
+  /** The options as given. */
+  readonly options: RayExecutorOptions;
+  /** The dashboard's http(s) URL. */
+  readonly address: string;
+  /** The cluster's token, if it has one. */
+  readonly token: string | undefined;
+  /** `"path"`, `"pip"` or an absolute path on every node. */
+  readonly deno: string;
+  /** The version `deno: "pip"` installs. */
+  readonly denoVersion: string;
+  /** Whether every node sees the experiment folder (`sharedStorage`). */
+  readonly shared: boolean;
+  /** How long a stopped trial may take before its process or job is stopped, in ms. */
+  readonly graceMs: number;
+  /** How often the jobs' states are polled, in ms. */
+  readonly pollMs: number;
+  /** How long a job may stay PENDING before its trial fails, in ms. */
+  readonly pendingTimeoutMs: number;
+  /** The largest checkpoint a trial may stream to the driver (without shared storage). */
+  readonly checkpointMaxBytes: number;
+  /** Trials one Ray job may run, one after another (1: a job per trial). */
+  readonly trialsPerJob: number;
+  /** Whether a trial no alive node can hold is refused at once. */
+  readonly checkPlacement: boolean;
+  /** Where warnings go. */
+  readonly log: (message: string) => void;
+}
+
+/**
+ * Checks `options` and fills in the defaults.
+ *
+ * @throws {TypeError} for an address that is not an http(s) URL, a bad `deno` or `denoPipOptions`.
+ * @throws {RangeError} for a bad `collectiveTimeoutMs`, `checkpointMaxBytes` or `trialsPerJob`.
+ */
+export function raySettings(options: RayExecutorOptions): RaySettings {
+  const envAddress = Deno.env.get("RAY_ADDRESS");
+  const address = options.address ??
+    (envAddress && /^https?:\/\//.test(envAddress) ? envAddress : "http://127.0.0.1:8265");
+  if (!/^https?:\/\/[^/]+/.test(address)) {
+    throw new TypeError(
+      `rayExecutor: address must be the dashboard's http(s) URL (e.g. http://head:8265), got ` +
+        JSON.stringify(address),
+    );
+  }
+  const token = options.token ?? Deno.env.get("RAY_AUTH_TOKEN") ?? undefined;
+  const deno = options.deno ?? "path";
+  if (deno !== "path" && deno !== "pip" && !deno.startsWith("/")) {
+    throw new TypeError(
+      `rayExecutor: deno must be "path", "pip" or an absolute path, got ${JSON.stringify(deno)}`,
+    );
+  }
+  const denoVersion = options.denoVersion ?? Deno.version.deno;
+  if (
+    options.denoPipOptions !== undefined &&
+    (!Array.isArray(options.denoPipOptions) ||
+      options.denoPipOptions.some((x) => typeof x !== "string"))
+  ) {
+    throw new TypeError(
+      `rayExecutor: denoPipOptions must be a list of pip options (strings), got ${
+        JSON.stringify(options.denoPipOptions)
+      }`,
+    );
+  }
+  const checkpointMaxBytes = options.checkpointMaxBytes ?? 1 << 30;
+  if (
+    options.collectiveTimeoutMs !== undefined &&
+    !(Number.isFinite(options.collectiveTimeoutMs) && options.collectiveTimeoutMs > 0)
+  ) {
+    throw new RangeError(
+      `rayExecutor: collectiveTimeoutMs must be a number of ms > 0, got ${
+        JSON.stringify(options.collectiveTimeoutMs)
+      }`,
+    );
+  }
+  if (!(Number.isSafeInteger(checkpointMaxBytes) && checkpointMaxBytes > 0)) {
+    throw new RangeError(
+      `rayExecutor: checkpointMaxBytes must be a whole number of bytes > 0, got ${
+        JSON.stringify(options.checkpointMaxBytes)
+      }`,
+    );
+  }
+  const trialsPerJob = options.trialsPerJob ?? 1;
+  if (!(Number.isSafeInteger(trialsPerJob) && trialsPerJob >= 1)) {
+    throw new RangeError(
+      `rayExecutor: trialsPerJob must be a whole number of trials >= 1, got ${
+        JSON.stringify(options.trialsPerJob)
+      }`,
+    );
+  }
+  return {
+    options,
+    address,
+    token,
+    deno,
+    denoVersion,
+    shared: options.sharedStorage ?? true,
+    graceMs: options.graceMs ?? 5000,
+    pollMs: options.pollMs ?? 1000,
+    pendingTimeoutMs: options.pendingTimeoutMs ?? 600_000,
+    checkpointMaxBytes,
+    trialsPerJob,
+    checkPlacement: options.checkPlacement ?? true,
+    log: options.log ?? ((m: string) => console.warn(`tunebox: ${m}`)),
+  };
 }
