@@ -5,10 +5,10 @@ import type { TrialExit, TrialHandle, TrialJob, TrialListener } from "../../core
 import { type DriverMessage, PROTOCOL_VERSION } from "../../core/protocol.ts";
 import { type Conversation, driveTrial } from "../../core/channel.ts";
 import type { RemoteChannel } from "../../core/remote/channel.ts";
-import { DEFAULT_MAX_LOG_BYTES, settle, stopEscalation } from "./_shared.ts";
+import { settle, stopEscalation } from "./_shared.ts";
 import { RayApiError, rayErrorLine } from "./_ray_client.ts";
 import type { LauncherEnded } from "./_ray_launcher.ts";
-import { stderrOf } from "./_ray_io.ts";
+import { ForwardedLog, stderrOf } from "./_ray_io.ts";
 import { entrypoint, need } from "./_ray_job_spec.ts";
 import { failure } from "./_ray_failure.ts";
 import type { Launcher, LauncherPool } from "./_ray_pool.ts";
@@ -35,22 +35,7 @@ export function startPooledTrial(
   // Without shared storage the trial's folder is a fresh temp folder on its node, and its
   // output comes over the launcher's connection into its stdout.log on the driver.
   const trialDir = shared ? job.workDir : `/tmp/tunebox-${ctx.expId}/${assign}`;
-  let recent = "";
-  let written = 0;
-  let writing: Promise<unknown> = Promise.resolve();
-  const output = (text: string) => {
-    recent = (recent + text).slice(-4096);
-    if (written >= DEFAULT_MAX_LOG_BYTES) return;
-    const part = text.slice(0, DEFAULT_MAX_LOG_BYTES - written);
-    written += part.length;
-    const capped = written >= DEFAULT_MAX_LOG_BYTES
-      ? `\n[tunebox: this log reached its cap of ${DEFAULT_MAX_LOG_BYTES} bytes; later output ` +
-        `was dropped]\n`
-      : "";
-    writing = writing.then(() =>
-      Deno.writeTextFile(join(job.dir, "stdout.log"), part + capped, { append: true })
-    ).catch(() => {});
-  };
+  const output = new ForwardedLog(join(job.dir, "stdout.log"));
   let l: Launcher | undefined;
   let ran = false;
   let stopRequested = false;
@@ -116,7 +101,7 @@ export function startPooledTrial(
       return;
     }
     l.exits.set(assign, (e) => resolveEnded(e));
-    if (!shared) l.outputs.set(assign, output);
+    if (!shared) l.outputs.set(assign, (text) => output.write(text));
     await l.conn!.send(
       {
         type: "run",
@@ -205,7 +190,7 @@ export function startPooledTrial(
         end
           ? { submission_id: l!.jobId, status: end.code === 0 ? "SUCCEEDED" : "FAILED" }
           : l?.info,
-        shared ? await stderrOf(job.dir) : (await writing, recent),
+        shared ? await stderrOf(job.dir) : await output.flushed(),
         {
           jobId: l?.jobId ?? "",
           node: l?.node ?? "",
@@ -227,7 +212,7 @@ export function startPooledTrial(
     // Without shared storage the trial's last output comes with its end: wait for it.
     if (!shared) {
       await done;
-      await writing;
+      await output.flushed();
     }
     return talk.outcome;
   })();

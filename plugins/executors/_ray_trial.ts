@@ -9,15 +9,8 @@ import type { RemoteChannel } from "../../core/remote/channel.ts";
 import { TuneError } from "../../core/errors.ts";
 import type { GroupInfo } from "../../core/collectives.ts";
 import { settle, stopEscalation } from "./_shared.ts";
-import {
-  isFinal,
-  nodeOf,
-  RayApiError,
-  rayErrorLine,
-  type RayJobInfo,
-  type RayLogTail,
-} from "./_ray_client.ts";
-import { holdOpen, logSuffix, stderrOf } from "./_ray_io.ts";
+import { isFinal, nodeOf, RayApiError, rayErrorLine, type RayJobInfo } from "./_ray_client.ts";
+import { FollowedJobLog, holdOpen, logSuffix, stderrOf } from "./_ray_io.ts";
 import { JOB_PREFIX } from "./_ray_jobs.ts";
 import { entrypoint, need, placementError, rayResources } from "./_ray_job_spec.ts";
 import { failure } from "./_ray_failure.ts";
@@ -146,21 +139,12 @@ export function startTrial(
     resolveEnded(undefined);
   });
 
-  // Without shared storage the trial's output is followed live (Ray's /logs/tail WebSocket)
-  // into its stdout.log on the driver, so the dashboard and `tail -f` show it as it comes.
-  let follower: RayLogTail | undefined;
-  let streamedChars = 0;
-  let recent = "";
-  let writing: Promise<unknown> = Promise.resolve();
+  // Without shared storage the trial's output is followed live into its stdout.log on the driver.
+  const output = shared
+    ? undefined
+    : new FollowedJobLog(ray, jobId, join(job.dir, `stdout${sfx}.log`));
   function follow(): void {
-    if (shared || follower || !submitted) return;
-    follower = ray.tail(jobId, (text) => {
-      streamedChars += text.length;
-      recent = (recent + text).slice(-4096);
-      writing = writing.then(() =>
-        Deno.writeTextFile(join(job.dir, `stdout${sfx}.log`), text, { append: true })
-      ).catch(() => {});
-    });
+    if (submitted) output?.follow();
   }
 
   function learnNode(info: RayJobInfo): void {
@@ -277,22 +261,8 @@ export function startTrial(
   /** The job's log into the trial's stdout.log (without shared storage), and its tail. */
   async function tailOf(end: RayJobInfo | undefined): Promise<string> {
     if (!submitted) return "";
-    if (shared) return await stderrOf(job.dir, sfx);
-    if (follower) {
-      // Ray closes the stream once the job has ended and all of its log was sent.
-      const whole = await settle(follower.ended, 5000);
-      follower.close();
-      await writing;
-      if (whole) return recent;
-    }
-    // Not followed, or the stream broke: fetch the log, and keep what was not streamed yet.
-    const logs = await ray.logs(jobId).catch(() => "");
-    const rest = logs.slice(streamedChars);
-    if (rest && end) {
-      await Deno.writeTextFile(join(job.dir, `stdout${sfx}.log`), rest, { append: true })
-        .catch(() => {});
-    }
-    return logs.slice(-4096);
+    if (!output) return await stderrOf(job.dir, sfx);
+    return await output.finish(end !== undefined);
   }
 
   async function reap(): Promise<void> {
