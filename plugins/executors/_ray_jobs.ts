@@ -47,7 +47,7 @@ export class RayJobTable {
     await Deno.writeTextFile(join(experimentDir, JOBS_FILE), `${id}\n`, { append: true });
   }
 
-  /** Tells `watcher` Ray's record of job `id` on every poll, until it calls {@linkcode unwatch}. */
+  /** Tells `watcher` Ray's record of job `id` on every poll, until it calls `unwatch()`. */
   watch(id: string, watcher: JobWatcher): void {
     this.#live.set(id, watcher);
     this.poll();
@@ -71,7 +71,7 @@ export class RayJobTable {
     this.poll();
   }
 
-  /** Work that ends a job after its trial (its log, its record): waited for by {@linkcode drain}. */
+  /** Work that ends a job after its trial (its log, its record): `drain()` waits for it. */
   finishing(work: Promise<unknown>): void {
     this.#finishing.add(work);
     work.finally(() => this.#finishing.delete(work));
@@ -148,7 +148,7 @@ export class RayJobTable {
 
   /**
    * Waits (up to 30 s) for every job to end and be deleted, then stops the poller; returns the
-   * jobs that have not ended, stopped (see {@linkcode keepLeftovers}).
+   * jobs that have not ended, stopped (see `keepLeftovers()`).
    */
   async drain(): Promise<string[]> {
     // Trials that said done still have jobs ending (Ray's supervisor exits after them), and
@@ -173,7 +173,7 @@ export class RayJobTable {
     return left;
   }
 
-  /** Leaves `.ray_jobs` listing the jobs {@linkcode drain} left, or removes it when none. */
+  /** Leaves `.ray_jobs` listing the jobs `drain()` left, or removes it when none. */
   async keepLeftovers(experimentDir: string, left: readonly string[]): Promise<void> {
     if (left.length) {
       this.#log(

@@ -13,11 +13,13 @@ import type { RayContext } from "./_ray_context.ts";
 
 /** A pooled Ray job (`trialsPerJob > 1`) running Tunebox's launcher. */
 export interface Launcher {
+  /** Its Ray job's submission id (`tunebox-<expId>-pool-<n>`). */
   readonly jobId: string;
   /** The id its launcher says in its hello. */
   readonly chId: string;
   /** The resources (and runtime_env) it holds: only trials asking for the same run in it. */
   readonly key: string;
+  /** The node its job runs on, once known. */
   node: string;
   /** Trials given to it so far (the one it runs and one waiting included). */
   served: number;
@@ -27,32 +29,41 @@ export interface Launcher {
   finishing: boolean;
   /** A trial waits to run after the current one. */
   reserved: boolean;
+  /** Lets the waiting trial run. */
   wake?: () => void;
   /** It takes no more trials. */
   retired: boolean;
   /** Its launcher left or its job ended. */
   dead: boolean;
+  /** When it was made (its PENDING time counts from then). */
   readonly submittedAt: number;
+  /** Its submission (the placement check included). */
   submitted?: Promise<void>;
+  /** Why it was never submitted. */
   launchError?: unknown;
+  /** Ray's last record of its job. */
   info?: RayJobInfo;
   /** Its log, fetched when it ended without connecting. */
   logs: string;
+  /** Its launcher's connection, once it said hello. */
   conn?: ReturnType<RemoteChannel["keepAlive"]>;
+  /** Whether its launcher connected (false: its job ended first). */
   connected: Promise<boolean>;
+  /** Its job ended (Ray's last record), or was lost or never submitted (undefined). */
   readonly ended: Promise<RayJobInfo | undefined>;
   /** Per run id, what to call when the launcher says that trial's process ended. */
   readonly exits: Map<string, (e: LauncherEnded | undefined) => void>;
   /** Per run id, where that trial's forwarded output goes (without shared storage). */
   readonly outputs: Map<string, (text: string) => void>;
+  /** Retires it once idle too long. */
   idleTimer?: ReturnType<typeof setTimeout>;
 }
 
 /**
- * The pooled jobs of one executor (`trialsPerJob > 1`). A trial {@linkcode acquire}s a job
+ * The pooled jobs of one executor (`trialsPerJob > 1`). A trial acquires a job (`acquire()`)
  * asking for the same resources: an idle one, one whose trial is exiting (it then waits its
- * turn), or a new one. When its trial is over the job is {@linkcode vacate}d: the waiting trial
- * runs, or it idles (2 s at least) and is {@linkcode retire}d, as it is once it served
+ * turn), or a new one. When its trial is over the job is vacated (`vacate()`): the waiting trial
+ * runs, or it idles (2 s at least) and is retired (`retire()`), as it is once it served
  * `trialsPerJob` trials or the executor closes.
  */
 export class LauncherPool {
@@ -68,7 +79,10 @@ export class LauncherPool {
     this.#ctx = ctx;
   }
 
-  /** A pooled job for `job`: an idle one asking for the same, one whose trial is ending, or a new one. */
+  /**
+   * A pooled job for `job`: an idle one asking for the same, one whose trial is ending (`turn`
+   * resolves when it may run), or a new one.
+   */
   acquire(ch: RemoteChannel, job: TrialJob): { l: Launcher; turn?: Promise<void> } {
     const key = JSON.stringify([rayResources(job), this.#ctx.runtimeEnv]);
     const { trialsPerJob } = this.#ctx.settings;

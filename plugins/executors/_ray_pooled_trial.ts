@@ -36,14 +36,16 @@ export function startPooledTrial(
   // output comes over the launcher's connection into its stdout.log on the driver.
   const trialDir = shared ? job.workDir : `/tmp/tunebox-${ctx.expId}/${assign}`;
   const output = new ForwardedLog(join(job.dir, "stdout.log"));
-  let l: Launcher | undefined;
-  let ran = false;
-  let stopRequested = false;
-  let silent = false;
-  let fatal = false;
-  let launchError: string | undefined;
-  let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined;
+  // The trial's state, from its turn in a pooled job to its process's end.
+  let l: Launcher | undefined; // the pooled job it was given
+  let ran = false; // its launcher was told to run it
+  let stopRequested = false; // stop() was called
+  let silent = false; // its heartbeats stopped: its process was killed
+  let fatal = false; // launchError ends the experiment (no trial can run)
+  let launchError: string | undefined; // why it never ran
+  let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined; // once the trial said hello
   let resolveEnded!: (v: LauncherEnded | undefined) => void;
+  /** Its process ended (how, as its launcher says), or it was lost or never ran (undefined). */
   const ended = new Promise<LauncherEnded | undefined>((r) => resolveEnded = r);
   let onStop!: () => void;
   const stopping = new Promise<"stop">((r) => onStop = () => r("stop"));

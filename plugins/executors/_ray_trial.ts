@@ -60,19 +60,21 @@ export function startTrial(
     worker ? `-w${worker.rank}` : ""
   }-${run}`;
   const sfx = logSuffix(worker);
-  let stopRequested = false;
-  let silent = false;
-  let submitted = false;
-  let running = false;
-  let node = "";
-  let lastInfo: RayJobInfo | undefined;
+  // The trial's state, as its job goes from submission to deletion.
+  let stopRequested = false; // stop() was called
+  let silent = false; // its heartbeats stopped: its job was stopped
+  let submitted = false; // Ray took the job
+  let running = false; // Ray runs the job (or the trial connected)
+  let node = ""; // where it runs, once known
+  let lastInfo: RayJobInfo | undefined; // Ray's last record of the job
   let resolveEnded!: (v: RayJobInfo | undefined) => void;
-  let over = false;
+  let over = false; // `ended` resolved
+  /** Ray's last record of the job once it ended or was given up; undefined: lost, or never run. */
   const ended = new Promise<RayJobInfo | undefined>((r) => resolveEnded = r);
   ended.then(() => over = true);
-  let launchError: TuneError | undefined;
-  let fatal = false;
-  let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined;
+  let launchError: TuneError | undefined; // why it was never submitted, or never placed
+  let fatal = false; // that error ends the experiment (no trial can run)
+  let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined; // once the trial said hello
   const submittedAt = Date.now();
   // Without shared storage the trial's folder is a fresh temp folder on its node.
   const trialDir = shared ? job.workDir : `/tmp/tunebox-${ctx.expId}/${jobId}`;
