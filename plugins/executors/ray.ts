@@ -4,23 +4,23 @@
  * resources the trial asks for, and talking to the driver over TLS (`core/remote/channel.ts`)
  * with the same Deno permissions as a local trial.
  *
- * The executor is made of private modules, each owning one part:
- *
- * - `_ray_options.ts`: the options, and the settings (the options checked, with defaults).
- * - `_ray_context.ts`: `RayContext`, the state all of an executor's trials share, and
- *   `prepare()`, which makes it (entry, module cache, package, channel, probe).
- * - `_ray_jobs.ts`: the table of the jobs submitted and not deleted yet, its poller, `.ray_jobs`.
- * - `_ray_job_spec.ts`: what a job asks for (resources, the placement check) and runs (its
- *   entrypoint).
- * - `_ray_trial.ts`: a trial (or a worker) as a job of its own.
- * - `_ray_group.ts`: a trial of several workers, their ring ports.
- * - `_ray_pool.ts`, `_ray_pooled_trial.ts`: jobs that run several trials (`trialsPerJob`).
- * - `_ray_failure.ts`: how a trial that ended without an outcome failed, in words.
- * - `_ray_client.ts` (the Jobs API), `_ray_package.ts` (the shipped `working_dir`),
- *   `_ray_launcher.ts` (a pooled job's program), `_ray_io.ts` (log files, a held connection).
- *
  * @module
  */
+
+// For whoever changes it: the executor is made of private modules, each owning one part:
+//
+// - `_ray_options.ts`: the options, and the settings (the options checked, with defaults).
+// - `_ray_context.ts`: `RayContext`, the state all of an executor's trials share, and
+//   `prepare()`, which makes it (entry, module cache, package, channel, probe).
+// - `_ray_jobs.ts`: the table of the jobs submitted and not deleted yet, its poller, `.ray_jobs`.
+// - `_ray_job_spec.ts`: what a job asks for (resources, the placement check) and runs (its
+//   entrypoint).
+// - `_ray_trial.ts`: a trial (or a worker) as a job of its own.
+// - `_ray_group.ts`: a trial of several workers, their ring ports.
+// - `_ray_pool.ts`, `_ray_pooled_trial.ts`: jobs that run several trials (`trialsPerJob`).
+// - `_ray_failure.ts`: how a trial that ended without an outcome failed, in words.
+// - `_ray_client.ts` (the Jobs API), `_ray_package.ts` (the shipped `working_dir`),
+//   `_ray_launcher.ts` (a pooled job's program), `_ray_io.ts` (log files, a held connection).
 
 import type { Executor, Resources } from "../../core/plugin.ts";
 import { resolveModule } from "../../core/plugin.ts";
