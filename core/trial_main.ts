@@ -1,6 +1,9 @@
 /**
- * The entry point of a sandboxed trial process. A generated wrapper imports this module, calls
- * {@linkcode boot}, then runs the user's trainable module through it:
+ * The entry point of a sandboxed trial process. The subprocess executor runs this module itself
+ * (`deno run <flags> .../core/trial_main.ts`: one main module for every trial of every
+ * experiment, so Deno's caches under `DENO_DIR` hold one entry for it, not one per experiment);
+ * the cluster executors run a generated wrapper in the experiment's folder that imports it,
+ * calls {@linkcode boot}, then runs the user's trainable module through it:
  *
  * ```ts ignore
  * import { boot } from "file:///.../core/trial_main.ts";
@@ -357,4 +360,10 @@ export async function connectChannel(spec: string): Promise<Deno.Conn> {
 function warmCrypto(): void {
   crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign"])
     .catch(() => {});
+}
+
+// Run as the main module (the subprocess executor's trials): boot, then run the trainable.
+if (import.meta.main) {
+  const trial = await boot();
+  await trial.run();
 }

@@ -13,7 +13,6 @@ import {
   settle,
   stopEscalation,
   trialConfig,
-  writeTrialEntry,
 } from "./_shared.ts";
 import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
 import { dirname, join } from "../../core/_path.ts";
@@ -52,6 +51,14 @@ interface WorkerPlace {
   /** Suffix of its log files (`stdout_rank1.log`); empty for rank 0. */
   readonly logSuffix: string;
 }
+
+/**
+ * The main module of every trial process: `core/trial_main.ts` itself, not a wrapper generated
+ * per experiment. Deno keeps what it caches of a main module (its V8 code cache, its emitted
+ * JavaScript) by path, so a wrapper in each experiment's folder left an entry in `DENO_DIR` per
+ * experiment that nothing removed; this one is shared by all of them.
+ */
+const TRIAL_MAIN = new URL("../../core/trial_main.ts", import.meta.url).href;
 
 /** The most processes one executor keeps started ahead (warm) at once. */
 const MAX_WARM = 4;
@@ -117,7 +124,6 @@ export function subprocessExecutor(
   const killAfterMs = options.killAfterMs ?? 2000;
   const maxLogBytes = options.maxLogBytes ?? DEFAULT_MAX_LOG_BYTES;
   let privateRoot = "",
-    entry = "",
     configFile: string | undefined,
     nodeModules = false,
     readRoots: string[] = [],
@@ -141,7 +147,7 @@ export function subprocessExecutor(
   return {
     name: "subprocess",
     multiWorker: true,
-    async prepare({ experimentDir, sandbox }) {
+    async prepare({ sandbox }) {
       const experimentPolicy = merge(options.sandbox ?? {}, sandbox ?? {});
       await checkTrainableSource(moduleUrl, { allowRemote: options.allowRemoteTrainable });
       privateRoot = await Deno.makeTempDir({ prefix: "tunebox-" });
@@ -151,7 +157,6 @@ export function subprocessExecutor(
         options.denoConfig,
         experimentPolicy,
       ));
-      entry = await writeTrialEntry(experimentDir);
       const info = await denoInfo();
       denoDir = info.denoDir;
       const packageDirs = [];
@@ -171,7 +176,7 @@ export function subprocessExecutor(
           "--quiet",
           configFile ? `--config=${configFile}` : "--no-config",
           ...(experimentPolicy.unstable ?? []).map((u) => `--unstable-${u}`),
-          entry,
+          TRIAL_MAIN,
           moduleUrl,
         ],
         stdout: "piped",
@@ -406,7 +411,7 @@ export function subprocessExecutor(
         location: origin,
       }),
       ...(v8.length ? [`--v8-flags=${v8.join(",")}`] : []),
-      entry,
+      TRIAL_MAIN,
     ];
     // The OS memory limit: RLIMIT_DATA counts writable memory a process maps (ArrayBuffers,
     // wasm memories, the heap), not address space merely reserved; V8 itself maps about

@@ -176,7 +176,8 @@ Deno.test("stop decisions, trial timeouts and the time budget are enforced on tr
   );
   assert(r3.interrupted);
   for (const name of ["stubborn", "stubborn_timeout", "stubborn_budget"]) {
-    equal(await processesMatching(`${storage}/${name}/.tunebox_entry.ts`), "", name);
+    // A trial process is granted its folder, under the experiment's.
+    equal(await processesMatching(`${storage}/${name}/`), "", name);
   }
 });
 
@@ -203,7 +204,8 @@ Deno.test("a driver killed with SIGKILL takes its trials with it, even ones that
     stdout: "null",
     stderr: "null",
   }).spawn();
-  const entry = `${storage}/orphans/.tunebox_entry.ts`;
+  // A trial process is granted its folder, under the experiment's (the driver is not).
+  const entry = `${storage}/orphans/`;
   try {
     // Wait until both trials reported (and spin).
     for (let i = 0; i < 600; i++) {

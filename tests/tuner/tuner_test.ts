@@ -191,7 +191,7 @@ Deno.test("a driver killed with SIGKILL resumes: finished trials are kept, the o
   let left = "";
   for (let i = 0; i < 100; i++) {
     const ps = await new Deno.Command("pgrep", {
-      args: ["-f", `${dir}/.tunebox_entry.ts`],
+      args: ["-f", `${dir}/`],
       stdout: "piped",
     }).output();
     left = new TextDecoder().decode(ps.stdout).trim();
