@@ -170,6 +170,19 @@ export class ResourcePool {
   }
 
   /**
+   * Whether {@linkcode ResourcePool.tryAcquire} would reserve `req` now; reserves nothing (and
+   * makes no allocation object: the runner asks before every start).
+   *
+   * @param req the trial's resources (`cpu` defaults to 1, `gpu` to 0).
+   * @returns true when the resources are free now.
+   * @throws {RangeError} when the request can never fit (see {@linkcode ResourcePool.check}).
+   */
+  fits(req: Resources): boolean {
+    const { cpu, gpu } = this.#units(req);
+    return cpu <= this.#freeCpu && this.#pickDevices(gpu, this.#freeGpu) !== undefined;
+  }
+
+  /**
    * Reserves resources for a trial if they are free now.
    *
    * @param trialId the trial; it must not hold an allocation already.

@@ -410,7 +410,7 @@ export class Runner {
   async fill(): Promise<void> {
     const ahead = this.c.scheduler.pendingTrials ?? 1;
     for (;;) {
-      await this.applyClones();
+      if (this.clones.length) await this.applyClones();
       if (ahead > 1) {
         let pending = [...this.runnable].filter((t) => t.status === "pending").length;
         while (
@@ -443,7 +443,7 @@ export class Runner {
         if (this.fatal) return;
         // Stops decided while choosing (e.g. a finished rung's losers) apply before anything runs.
         this.applyStops();
-        await this.applyClones();
+        if (this.clones.length) await this.applyClones();
         pick = chosen ? this.trials.get(chosen) : undefined;
         if (pick && !this.runnable.has(pick)) continue;
         if (chosen && (!pick || !runnable.includes(pick))) {
@@ -497,7 +497,8 @@ export class Runner {
       return false;
     }
     this.trialCount++;
-    const dir = join(c.dir, id);
+    const dir = this.trialPath(id);
+    const workDir = `${dir}/${WORK_DIR}`;
     const lazy = c.executor.lazyTrialDir === true;
     if (!lazy) {
       // Fresh folders: nothing (no symlink) can be waiting in them. One made for a warm start
@@ -509,7 +510,7 @@ export class Runner {
           Deno.removeSync(dir, { recursive: true });
         } catch { /* none: the usual case */ }
         Deno.mkdirSync(dir);
-        Deno.mkdirSync(join(dir, WORK_DIR));
+        Deno.mkdirSync(workDir);
       }
       writeParams(dir, s);
     }
@@ -519,7 +520,7 @@ export class Runner {
       status: "pending",
       config: s,
       dir,
-      workDir: join(dir, WORK_DIR),
+      workDir,
       iteration: 0,
       history: [],
       checkpoints: [],
@@ -537,7 +538,7 @@ export class Runner {
     this.runnable.add(t);
     this.log.append({ trial: id, event: "created", config: s });
     this.plugin(c.scheduler.name, "onTrialAdd", () => c.scheduler.onTrialAdd?.(this.snap(t)));
-    await this.save(false);
+    if (this.saveDue()) await this.save(false);
     return true;
   }
 
@@ -798,7 +799,7 @@ export class Runner {
         outcome: "completed",
       });
     }
-    await this.save(false);
+    if (this.saveDue()) await this.save(false);
     return "stop";
   }
 
@@ -968,7 +969,7 @@ export class Runner {
     if (this.wants("onTrialEnd")) {
       this.emit("onTrialEnd", { trial: this.snap(t), outcome, ...(reason ? { reason } : {}) });
     }
-    await this.save(false);
+    if (this.saveDue()) await this.save(false);
   }
 
   /** Tells the scheduler and the searcher that a trial ended. */
@@ -1149,6 +1150,24 @@ export class Runner {
     t.warned.add(key);
     this.warn(message);
   }
+
+  /**
+   * Whether an unforced {@linkcode Runner.save} would write now (at most once a second): checked
+   * before calling it, so that the common case makes no promise and takes no turn.
+   */
+  saveDue(): boolean {
+    return Date.now() - this.lastSave >= 1000;
+  }
+
+  /**
+   * A trial's folder: `join(dir, id)` made by concatenation (the experiment's folder normalised
+   * once; ids are `<experiment>_<n>`), which spares each trial the path normalisation's garbage.
+   */
+  trialPath(id: string): string {
+    this.#root ??= join(this.c.dir);
+    return this.#root.endsWith("/") ? this.#root + id : `${this.#root}/${id}`;
+  }
+  #root: string | undefined;
 
   async save(force: boolean, status: ExperimentRecord["status"] = "running"): Promise<void> {
     const now = Date.now();

@@ -219,7 +219,11 @@ export class TrialSession implements Session<Config> {
   readonly checkpoint: string | undefined;
   readonly trialDir: string;
   readonly resources: TrialResources;
-  readonly #controller = new AbortController();
+  /**
+   * Made on first use (`signal` or a stop), not with every session: an AbortController is a
+   * web object the runtime tracks, and most trials never look at their signal.
+   */
+  #controller: AbortController | undefined;
   readonly #sink: ReportSink;
   readonly #group: Collectives;
   #iteration: number;
@@ -251,7 +255,7 @@ export class TrialSession implements Session<Config> {
 
   /** Aborted when the driver asks the trial to stop. */
   get signal(): AbortSignal {
-    return this.#controller.signal;
+    return (this.#controller ??= new AbortController()).signal;
   }
 
   /** This worker's rank. */
@@ -311,7 +315,7 @@ export class TrialSession implements Session<Config> {
   /** Marks the session stopped: the next `report` rejects with {@linkcode TrialStopped}. */
   abort(): void {
     this.#stopped = true;
-    this.#controller.abort(new TrialStopped());
+    (this.#controller ??= new AbortController()).abort(new TrialStopped());
   }
 
   /** Reports metrics and waits for the driver's answer. */

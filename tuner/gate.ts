@@ -34,10 +34,7 @@ export async function makeGate(
   let running = 0;
   const gate: ResourceGate = {
     canStart(r = req) {
-      if (running >= limit) return false;
-      const probe = pool.tryAcquire("\u0000probe", r);
-      if (probe) pool.release("\u0000probe");
-      return !!probe;
+      return running < limit && pool.fits(r);
     },
     acquire(id, r = req) {
       const a = pool.tryAcquire(id, r);
