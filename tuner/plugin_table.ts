@@ -27,9 +27,22 @@ import { lookupPlugin, type PluginFactory, pluginNames, type PluginRole } from "
 /** Loads a built-in's module and returns its factory (options with camelCase keys → plugin). */
 type Importer = () => Promise<PluginFactory<unknown>>;
 
-const schedulers = () => import("../plugins/schedulers/mod.ts");
-const searchers = () => import("../plugins/searchers/mod.ts");
-const stoppers = () => import("../plugins/stoppers/mod.ts");
+/**
+ * Imports a built-in's module by a computed specifier (relative to this file): Deno's module
+ * graph does not follow it, so a trial process whose trainable imports `mod.ts` (which exports
+ * this table) does not read, parse and hash every plugin at start, as a literal `import("...")`
+ * would make it do.
+ */
+function load<T>(path: string): Promise<T> {
+  return import(new URL(path, import.meta.url).href);
+}
+
+const schedulers = () =>
+  load<typeof import("../plugins/schedulers/mod.ts")>("../plugins/schedulers/mod.ts");
+const searchers = () =>
+  load<typeof import("../plugins/searchers/mod.ts")>("../plugins/searchers/mod.ts");
+const stoppers = () =>
+  load<typeof import("../plugins/stoppers/mod.ts")>("../plugins/stoppers/mod.ts");
 
 function scheduler(name: string): Importer {
   return async () => {
@@ -98,15 +111,23 @@ const BUILTINS: Readonly<Record<PluginRole, Readonly<Record<string, Importer>>>>
   },
   callback: {
     tensorboard: async () => {
-      const { tensorboardLogger } = await import("../plugins/loggers/tensorboard/mod.ts");
+      const { tensorboardLogger } = await load<
+        typeof import("../plugins/loggers/tensorboard/mod.ts")
+      >(
+        "../plugins/loggers/tensorboard/mod.ts",
+      );
       return (o) => tensorboardLogger(o as never);
     },
     mlflow: async () => {
-      const { mlflowLogger } = await import("../plugins/loggers/mlflow/mod.ts");
+      const { mlflowLogger } = await load<typeof import("../plugins/loggers/mlflow/mod.ts")>(
+        "../plugins/loggers/mlflow/mod.ts",
+      );
       return withoutName("mlflow", (o) => mlflowLogger(o as never));
     },
     dashboard: async () => {
-      const { dashboardCallback } = await import("../plugins/reporters/dashboard.ts");
+      const { dashboardCallback } = await load<typeof import("../plugins/reporters/dashboard.ts")>(
+        "../plugins/reporters/dashboard.ts",
+      );
       return withoutName("dashboard", (o) => dashboardCallback(o as never));
     },
   },
