@@ -34,7 +34,9 @@ export async function pdeathsig(): Promise<string[]> {
 
 /** Checks the Slurm clients exist and, in step mode, that there is an allocation. */
 export async function requireSlurm(mode: string, env: Record<string, string>): Promise<void> {
-  for (const cmd of mode === "step" ? ["srun"] : ["sbatch", "squeue", "scancel", "scontrol"]) {
+  // Step mode also needs scontrol and scancel: a stopped step is ended through the controller.
+  const step = ["srun", "scontrol", "scancel", "squeue"];
+  for (const cmd of mode === "step" ? step : ["sbatch", "squeue", "scancel", "scontrol"]) {
     try {
       await new Deno.Command(cmd, {
         args: ["--version"],

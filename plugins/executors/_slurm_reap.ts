@@ -56,7 +56,8 @@ export async function reapStep(srun: Deno.ChildProcess, o: ReapOptions): Promise
     if (exited) break;
     if (steps?.length) {
       for (const id of steps) await scancel(id, o.env);
-    } else if (steps && Date.now() - termAt >= 2000) {
+    } else if (Date.now() - termAt >= 2000) {
+      // Nothing granted yet (or Slurm did not answer): srun withdraws a waiting request.
       termAt = Date.now();
       signal("SIGTERM");
     }
@@ -74,13 +75,16 @@ export async function reapStep(srun: Deno.ChildProcess, o: ReapOptions): Promise
   }
   // srun has exited: a step Slurm still lists for it has nobody left to end it.
   const settle = Date.now() + (o.settleMs ?? 30_000);
-  for (;;) {
+  for (let unanswered = 0;;) {
     const left = await stepsOfSrun(o.allocation, pid, o.env).catch(() => undefined);
     if (left && !left.length) return;
-    if (Date.now() > settle) {
+    if (!left) unanswered++;
+    if (Date.now() > settle || unanswered >= 3) {
       o.log(
-        `Slurm still lists step ${left?.join(",") ?? "(unknown)"} of ${o.label} after its srun ` +
-          `exited; its CPUs may stay held until the allocation ends`,
+        left
+          ? `Slurm still lists step ${left.join(",")} of ${o.label} after its srun exited; ` +
+            `its CPUs may stay held until the allocation ends`
+          : `Slurm did not answer whether the step of ${o.label} is gone (scontrol show step)`,
       );
       return;
     }
