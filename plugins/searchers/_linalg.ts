@@ -110,27 +110,65 @@ export interface MinimizeResult {
   readonly iterations: number;
 }
 
+/** Options of {@linkcode lbfgsMinimize} and {@linkcode lbfgsSteps}. */
+export interface LbfgsOptions {
+  /** Lower bounds (with `hi`: the search stays in the box). */
+  readonly lo?: Float64Array;
+  /** Upper bounds. */
+  readonly hi?: Float64Array;
+  /** Most iterations. @default 100 */
+  readonly maxIter?: number;
+  /** Stop when the projected gradient's largest component is below this. @default 1e-5 */
+  readonly gtol?: number;
+  /**
+   * Stop when an iteration changes the value by at most `ftol`·max(1, |f|) (scipy's L-BFGS-B
+   * stops at `factr`·eps = 2.2e-9 relative by default). @default 1e-12
+   */
+  readonly ftol?: number;
+  /** Correction pairs kept. @default 8 */
+  readonly m?: number;
+}
+
+/** A point {@linkcode lbfgsSteps} asks to be evaluated: write the gradient into `g`. */
+export interface LbfgsRequest {
+  /** The point (read only). */
+  readonly x: Float64Array;
+  /** Where the gradient at `x` goes. */
+  readonly g: Float64Array;
+}
+
 /**
  * Minimises a smooth function by L-BFGS (memory `m`) with a backtracking Armijo line search,
  * inside the box [lo, hi] when bounds are given (steps are projected onto it and the gradient
  * components pushing against an active bound are dropped). `fg` returns the value and writes the
  * gradient into its second argument. Stops when the projected gradient's largest component is
- * below `gtol`, after `maxIter` iterations, or when no step decreases the value.
+ * below `gtol`, after `maxIter` iterations, when an iteration gains at most `ftol` (relative), or
+ * when no step decreases the value.
  */
 export function lbfgsMinimize(
   fg: (x: Float64Array, grad: Float64Array) => number,
   x0: Float64Array,
-  opts: {
-    lo?: Float64Array;
-    hi?: Float64Array;
-    maxIter?: number;
-    gtol?: number;
-    m?: number;
-  } = {},
+  opts: LbfgsOptions = {},
 ): MinimizeResult {
+  const it = lbfgsSteps(x0, opts);
+  let r = it.next();
+  while (!r.done) r = it.next(fg(r.value.x, r.value.g));
+  return r.value;
+}
+
+/**
+ * {@linkcode lbfgsMinimize} as a generator: it yields each point to evaluate (with the array for
+ * its gradient) and takes the value back from `next(f)`; its return value is the result. Several
+ * minimisations can so advance in lockstep, their points evaluated together.
+ */
+export function* lbfgsSteps(
+  x0: Float64Array,
+  opts: LbfgsOptions = {},
+): Generator<LbfgsRequest, MinimizeResult, number> {
   const n = x0.length;
   const { lo, hi } = opts;
   const maxIter = opts.maxIter ?? 100, gtol = opts.gtol ?? 1e-5, m = opts.m ?? 8;
+  const ftol = opts.ftol ?? 1e-12;
   const project = (x: Float64Array) => {
     if (!lo || !hi) return;
     for (let i = 0; i < n; i++) x[i] = Math.min(hi[i], Math.max(lo[i], x[i]));
@@ -138,7 +176,7 @@ export function lbfgsMinimize(
   let x = Float64Array.from(x0);
   project(x);
   let g = new Float64Array(n);
-  let f = fg(x, g);
+  let f: number = yield { x, g };
   if (!Number.isFinite(f)) return { x, f, iterations: 0 };
   const S: Float64Array[] = [], Y: Float64Array[] = [], rho: number[] = [];
   const d = new Float64Array(n), alpha = new Float64Array(m);
@@ -202,7 +240,7 @@ export function lbfgsMinimize(
       project(xn);
       let dec = 0;
       for (let i = 0; i < n; i++) dec += g[i] * (xn[i] - x[i]);
-      fn = fg(xn, gn);
+      fn = yield { x: xn, g: gn };
       if (Number.isFinite(fn) && fn <= f + 1e-4 * Math.min(dec, 0)) {
         ok = true;
         break;
@@ -231,7 +269,7 @@ export function lbfgsMinimize(
         rho.shift();
       }
     }
-    if (Math.abs(fPrev - f) <= 1e-12 * Math.max(1, Math.abs(f))) {
+    if (Math.abs(fPrev - f) <= ftol * Math.max(1, Math.abs(f))) {
       it++;
       break;
     }

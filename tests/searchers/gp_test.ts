@@ -7,7 +7,7 @@ import { parseExperiment } from "../../tuner/experiment_file.ts";
 import { ConfigError } from "../../mod.ts";
 import { gpSearcher, randomSearcher } from "../../plugins/searchers/mod.ts";
 import { fitGp, GaussianProcess, matern52, matern52Grad } from "../../plugins/searchers/gp/_gp.ts";
-import { logEI, logH } from "../../plugins/searchers/gp/_acquisition.ts";
+import { logEI, logEIMany, logH } from "../../plugins/searchers/gp/_acquisition.ts";
 import { ndtr } from "../../plugins/searchers/_math.ts";
 import { configProblems, contextOf, drive, searcherContract } from "../contract/searcher.ts";
 
@@ -123,6 +123,50 @@ Deno.test("predictMany gives predict's mean and variance, block by block", () =>
       const one = gp.predict(xs.subarray(p * 2, p * 2 + 2));
       close(mean[p], one.mean, 1e-12, `mean ${p} of ${m}`);
       close(variance[p], one.variance, 1e-12, `variance ${p} of ${m}`);
+    }
+  }
+});
+
+Deno.test("predictManyGrad gives predict's mean, variance and gradients in blocks of 8, 4 and 1", () => {
+  // Three inputs, the last one categorical (3 options): its gradient components stay 0.
+  const n = 23, D = 3;
+  const X = new Float64Array(n * D), y = new Float64Array(n);
+  for (let j = 0; j < n; j++) {
+    X[j * D] = (j * 0.377) % 1;
+    X[j * D + 1] = (j * 0.611) % 1;
+    X[j * D + 2] = j % 3;
+    y[j] = Math.sin(5 * X[j * D]) + 0.3 * X[j * D + 2];
+  }
+  const gp = new GaussianProcess({ X, n, D, isCat: Uint8Array.from([0, 0, 1]), y }, {
+    invLs2: Float64Array.from([8, 2, 0.7]),
+    scale: 1.3,
+    noise: 1e-3,
+  });
+  for (const m of [1, 2, 3, 4, 5, 8, 9, 13]) {
+    const xs = Float64Array.from(
+      { length: m * D },
+      (_, i) => (i % D === 2 ? i % 3 : (i * 0.29) % 1),
+    );
+    const mean = new Float64Array(m), variance = new Float64Array(m);
+    const dMean = new Float64Array(m * D), dVar = new Float64Array(m * D);
+    gp.predictManyGrad(xs, m, mean, variance, dMean, dVar);
+    const vals = new Float64Array(m), grads = new Float64Array(m * D);
+    logEIMany(gp, -0.5, xs, m, vals, grads);
+    for (let p = 0; p < m; p++) {
+      const x = xs.slice(p * D, p * D + D);
+      const dm = new Float64Array(D), dv = new Float64Array(D), g = new Float64Array(D);
+      const one = gp.predict(x, dm, dv);
+      close(mean[p], one.mean, 1e-12, `mean ${p} of ${m}`);
+      close(variance[p], one.variance, 1e-12, `variance ${p} of ${m}`);
+      const v = logEI(gp, -0.5, x, g, { dMean: new Float64Array(D), dVar: new Float64Array(D) });
+      close(vals[p], v, 1e-10, `log EI ${p} of ${m}`);
+      for (let i = 0; i < D; i++) {
+        close(dMean[p * D + i], dm[i], 1e-10, `dμ/dx${i} at ${p} of ${m}`);
+        close(dVar[p * D + i], dv[i], 1e-10, `dσ²/dx${i} at ${p} of ${m}`);
+        close(grads[p * D + i], g[i], 1e-8, `d log EI/dx${i} at ${p} of ${m}`);
+      }
+      assert.equal(dMean[p * D + 2], 0);
+      assert.equal(dVar[p * D + 2], 0);
     }
   }
 });

@@ -4,6 +4,7 @@ import {
   cholInverse,
   cholSolve,
   lbfgsMinimize,
+  lbfgsSteps,
   solveLower,
   solveUpperT,
 } from "../../plugins/searchers/_linalg.ts";
@@ -119,4 +120,35 @@ Deno.test("lbfgsMinimize finds Rosenbrock's minimum and respects bounds", () => 
   });
   close(b.x[0], 0.5, 1e-9, "x on the bound");
   close(b.x[1], 0.25, 1e-4, "y = x²");
+});
+
+Deno.test("lbfgsSteps, driven point by point, is lbfgsMinimize; ftol stops it sooner", () => {
+  let evals = 0;
+  const rosen = (x: Float64Array, g: Float64Array) => {
+    evals++;
+    const [a, b] = x;
+    g[0] = -400 * a * (b - a * a) - 2 * (1 - a);
+    g[1] = 200 * (b - a * a);
+    return 100 * (b - a * a) ** 2 + (1 - a) ** 2;
+  };
+  const opts = { maxIter: 500, gtol: 1e-8 };
+  const r = lbfgsMinimize(rosen, Float64Array.from([-1.2, 1]), opts);
+  const full = evals;
+  const it = lbfgsSteps(Float64Array.from([-1.2, 1]), opts);
+  let step = it.next();
+  let asked = 0;
+  while (!step.done) {
+    asked++;
+    step = it.next(rosen(step.value.x, step.value.g));
+  }
+  assert.equal(asked, full);
+  assert.deepEqual(Array.from(step.value.x), Array.from(r.x));
+  assert.equal(step.value.f, r.f);
+  assert.equal(step.value.iterations, r.iterations);
+  // A loose relative tolerance on the value's change ends the run earlier, not far from 1.
+  evals = 0;
+  const loose = lbfgsMinimize(rosen, Float64Array.from([-1.2, 1]), { ...opts, ftol: 1e-3 });
+  assert.ok(evals < full, `${evals} evaluations against ${full}`);
+  assert.ok(loose.iterations < r.iterations);
+  assert.ok(loose.f < 1, `f = ${loose.f}`);
 });
