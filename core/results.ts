@@ -7,7 +7,7 @@
  */
 
 import type { Config, JsonValue, Mode, TrialResult, TrialStatus } from "./trial.ts";
-import { flatten, readExperiment, readStoredTrials, toCsv } from "./store.ts";
+import { flatten, toCsv } from "./result_writer.ts";
 import { TuneError } from "./errors.ts";
 import { lossVector, nonDominatedSort } from "./pareto.ts";
 import type { NotebookHtml } from "../plugins/reporters/notebook.ts";
@@ -238,7 +238,9 @@ export class ResultGrid {
    */
   async toHtml(options: { outFile?: string } = {}): Promise<string> {
     // Loaded on demand: the report inlines its charting library (about 640 KiB).
-    const { resultGridToHtml } = await import("../plugins/reporters/html.ts");
+    const { resultGridToHtml } = await lazy<typeof import("../plugins/reporters/html.ts")>(
+      "../plugins/reporters/html.ts",
+    );
     return await resultGridToHtml(this, options);
   }
 
@@ -271,6 +273,9 @@ export class ResultGrid {
    * @throws {TuneError} when the folder is not an experiment.
    */
   static async load(path: string): Promise<ResultGrid> {
+    const { readExperiment, readStoredTrials } = await lazy<typeof import("./store.ts")>(
+      "./store.ts",
+    );
     const record = await readExperiment(path);
     const histories = new Map<string, TrialResult[]>();
     const trials: TrialInfo[] = [];
@@ -301,4 +306,14 @@ export class ResultGrid {
       interrupted: record.status === "interrupted",
     });
   }
+}
+
+/**
+ * Imports a module of this package by a computed specifier (relative to this file), on first
+ * use: Deno's module graph does not follow it, so a trial process whose trainable imports
+ * `mod.ts` (which exports ResultGrid) neither loads the store nor reads the report and its
+ * inlined charting library (~640 KiB) at start, as a literal `import("...")` would make it do.
+ */
+function lazy<T>(path: string): Promise<T> {
+  return import(new URL(path, import.meta.url).href);
 }

@@ -29,7 +29,7 @@ import type { Callback, ExperimentStart, TrialReport } from "../../core/plugin.t
 import { parameters } from "../../core/space.ts";
 import type { JsonValue, Mode, TrialSnapshot } from "../../core/trial.ts";
 import type { ResultGrid, TrialInfo } from "../../core/results.ts";
-import { flatten } from "../../core/store.ts";
+import { flatten } from "../../core/result_writer.ts";
 import { printable } from "../../core/protocol.ts";
 
 /** A Jupyter MIME bundle: MIME type -> data. */
@@ -389,7 +389,11 @@ export async function notebookPlot(
   options: NotebookPlotOptions = {},
 ): Promise<NotebookHtml> {
   // Loaded on demand: the report inlines its charting library (about 640 KiB).
-  const { resultGridToHtml } = await import("./html.ts");
+  // A computed specifier: a literal would make every trial that imports mod.ts read the report
+  // and its charting library (~640 KiB) at start (Deno's module graph follows literal imports).
+  const { resultGridToHtml } = await (import(new URL("./html.ts", import.meta.url).href) as Promise<
+    typeof import("./html.ts")
+  >);
   const report = await resultGridToHtml(grid);
   const height = options.height ?? 900;
   const srcdoc = report.replace(/&/g, "&amp;").replace(/"/g, "&quot;");

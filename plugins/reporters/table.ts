@@ -9,7 +9,7 @@ import { lossVector, nonDominatedSort } from "../../core/pareto.ts";
 import type { Callback, ExperimentStart, TrialReport } from "../../core/plugin.ts";
 import { parameters } from "../../core/space.ts";
 import type { JsonValue, Mode, TrialSnapshot } from "../../core/trial.ts";
-import { flatten } from "../../core/store.ts";
+import { flatten } from "../../core/result_writer.ts";
 import { printable } from "../../core/protocol.ts";
 import { inJupyter, notebookReporter } from "./notebook.ts";
 
