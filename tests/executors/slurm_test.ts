@@ -337,15 +337,11 @@ Deno.test({
           await nextTrialRuns("after_slow", 2);
           // A hung trial: killed for its silence, its step must be gone too.
           const hung = ex.start(job("hung", { hang: true, x: 3 }), listener("hung"));
-          await within(
-            (async () => {
-              while (!reports.get("hung")) await new Promise((r) => setTimeout(r, 50));
-            })(),
-            "hung did not report",
-          );
-          const hungStep = await stepOf("hung");
-          assert(hungStep, `no step of "hung": ${JSON.stringify(await steps())}`);
+          // Its step is listed from the moment Slurm grants it until it is gone.
+          await waitFor(async () => (await stepOf("hung")) !== undefined, 30_000);
+          const hungStep = (await stepOf("hung"))!;
           const exit = await within(hung.exited, "hung was not given up");
+          deepEqual(reports.get("hung"), [{ loss: 0 }]);
           equal(exit.kind, "error");
           match(exit.kind === "error" ? exit.message : "", /went silent for 1500 ms/);
           left = await steps();
