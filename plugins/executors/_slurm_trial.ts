@@ -64,7 +64,9 @@ interface SlurmEnd {
  * starts it: the conversation waits for that.
  *
  * It owns the `srun` child or the batch job id until both the process and the conversation have
- * ended; `handle()` is what the runner holds.
+ * ended; `handle()` is what the runner holds. A stop escalates from the protocol's `stop` to
+ * SIGTERM, then (step mode) to ending the step through Slurm's controller (`reapStep`), and a
+ * stopped run's exit waits until Slurm no longer lists its step: its CPUs are free by then.
  */
 export class SlurmTrial {
   readonly #ctx: SlurmContext;
