@@ -268,25 +268,6 @@ export function journalResults(events: readonly TrialEvent[]): Map<string, Trial
 }
 
 /**
- * A trial's history: its `result.jsonl`, or the journal's copy when that holds more (the driver
- * died before it wrote the trial's own files).
- *
- * @example
- * ```ts ignore
- * import { journalResults, readHistory, readTrialEvents } from "./store.ts";
- * const journal = journalResults(await readTrialEvents("tunebox_results/exp"));
- * const history = await readHistory("tunebox_results/exp/a2b9e_00000", journal.get("a2b9e_00000"));
- * ```
- */
-export async function readHistory(
-  trialDir: string,
-  journal: readonly TrialResult[] | undefined,
-): Promise<TrialResult[]> {
-  const file = await readResults(trialDir);
-  return journal && journal.length > file.length ? [...journal] : file;
-}
-
-/**
  * A trial read from an experiment folder: its state folded from `trials.jsonl`, its history
  * and its committed checkpoints. The one shape of "a trial on disk": `Tuner.restore` and
  * `ResultGrid.load` start from {@linkcode readStoredTrials}, the runner's `RestoredTrial` is
