@@ -1,7 +1,6 @@
 import { deepEqual, equal, ok as assert, rejects } from "#assert";
 import { parseExperiment } from "../../tuner/experiment_file.ts";
 import { ConfigError } from "../../mod.ts";
-import "../../plugins/searchers/mod.ts";
 
 const BASE = `name: exp
 trainable: ./train.ts

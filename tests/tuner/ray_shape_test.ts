@@ -3,8 +3,6 @@
 import { deepEqual, equal, ok as assert } from "#assert";
 import { parseExperiment } from "../../tuner/experiment_file.ts";
 import { ConfigError } from "../../mod.ts";
-import "../../plugins/searchers/mod.ts";
-import "../../plugins/schedulers/mod.ts";
 
 // itwinai's tutorials/hpo-workflows config, with the search algorithm on and `trainable:`.
 const ITWINAI = `trainable: ./train.ts
