@@ -527,7 +527,7 @@ function forwardBlock(L: Float64Array, n: number, V: Float64Array, B: number): v
       for (let b = 0; b < 8; b++) {
         let a = V[jb + b];
         for (let k = 0; k < j; k++) a -= L[rj + k] * V[k * 8 + b];
-        V[jb + b] = a / L[rj + j];
+        V[jb + b] = a * (1 / L[rj + j]); // as the loops above: times the reciprocal
       }
     }
   } else if (B === 4) {
