@@ -9,6 +9,7 @@ import { gpSearcher, randomSearcher } from "../../plugins/searchers/mod.ts";
 import { fitGp, GaussianProcess, matern52, matern52Grad } from "../../plugins/searchers/gp/_gp.ts";
 import { logEI, logEIMany, logH } from "../../plugins/searchers/gp/_acquisition.ts";
 import { ndtr } from "../../plugins/searchers/_math.ts";
+import { warpLosses } from "../../plugins/searchers/gp/_warp.ts";
 import { configProblems, contextOf, drive, searcherContract } from "../contract/searcher.ts";
 
 searcherContract("gpSearcher", () => gpSearcher({ candidates: 128 }), { trials: 30 });
@@ -171,6 +172,36 @@ Deno.test("predictManyGrad gives predict's mean, variance and gradients in block
   }
 });
 
+Deno.test("warpLosses compresses a long bad tail, keeps the order, and leaves other data alone", () => {
+  const standardise = (v: number[]) => {
+    const m = v.reduce((a, b) => a + b, 0) / v.length;
+    const sd = Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / v.length);
+    return Float64Array.from(v, (x) => (x - m) / sd);
+  };
+  const skew = (y: Float64Array) => y.reduce((a, b) => a + b ** 3, 0) / y.length;
+  // Levy-like losses: most far above the few good ones.
+  const raw = Array.from({ length: 60 }, (_, j) => Math.exp(4 * ((j * 0.618) % 1)));
+  const y = standardise(raw), before = y.slice();
+  const lam = warpLosses(y);
+  assert.ok(lam < 0.5, `λ = ${lam}`);
+  assert.ok(Math.abs(skew(y)) < 0.5 * skew(before), `skewness ${skew(before)} → ${skew(y)}`);
+  for (let a = 0; a < y.length; a++) {
+    for (let b = 0; b < y.length; b++) {
+      if (before[a] < before[b]) assert.ok(y[a] < y[b], "the order of the losses is kept");
+    }
+  }
+  const m = y.reduce((a, b) => a + b, 0) / y.length;
+  close(m, 0, 1e-12, "mean 0");
+  close(y.reduce((a, b) => a + (b - m) ** 2, 0) / y.length, 1, 1e-9, "variance 1");
+  // Good values far below the rest (Hartmann-like): never stretched; λ = 1, y unchanged.
+  const left = standardise(raw.map((v) => -v));
+  const kept = left.slice();
+  assert.equal(warpLosses(left), 1);
+  assert.deepEqual(left, kept);
+  // Too few points to fit: unchanged.
+  assert.equal(warpLosses(Float64Array.from([0, 1])), 1);
+});
+
 function branin(c: Config): number {
   const x1 = c.a as number, x2 = c.b as number;
   const b = 5.1 / (4 * Math.PI ** 2), cc = 5 / Math.PI, t = 1 / (8 * Math.PI);
@@ -230,6 +261,24 @@ Deno.test("gpSearcher gives running trials different suggestions (kriging believ
   }
 });
 
+Deno.test("gpSearcher models the standardised loss by default; warpOutput: true warps a long tail", () => {
+  const space = { x: uniform(0, 1), y: uniform(0, 1) };
+  const f = (c: Config) => Math.exp(8 * Math.hypot((c.x as number) - 0.3, (c.y as number) - 0.6));
+  const run = (warpOutput?: boolean) => {
+    const s = gpSearcher({
+      initialPoints: 6,
+      candidates: 64,
+      ...(warpOutput === undefined ? {} : { warpOutput }),
+    });
+    s.setup?.(contextOf(space, 3, 12));
+    return drive(s, 12, { objective: f }).configs.slice(6);
+  };
+  const byDefault = run(), warped = run(true), plain = run(false);
+  assert.deepEqual(byDefault, plain);
+  // The same start-up trials, then other models: other suggestions.
+  assert.notDeepEqual(plain, warped);
+});
+
 Deno.test("gpSearcher learns from maximised metrics and failed trials", () => {
   const space = { x: uniform(0, 1) };
   const s = gpSearcher({ initialPoints: 4, candidates: 128 });
@@ -245,7 +294,9 @@ Deno.test('gpSearcher is made by its YAML name "bayes" and "gp" with snake_case 
   const yaml = (searcher: string) =>
     `name: exp\ntrainable: ./train.ts\nmetric: loss\nmode: min\nspace:\n  x: { type: uniform, min: 0, max: 1 }\nsearcher: ${searcher}\n`;
   const o = await parseExperiment(
-    yaml("{ name: bayes, initial_points: 3, local_searches: 4, deterministic: true }"),
+    yaml(
+      "{ name: bayes, initial_points: 3, local_searches: 4, deterministic: true, warp_output: false }",
+    ),
     "/exp/e.yaml",
   );
   assert.equal(o.searcher?.name, "gp");
