@@ -3,7 +3,7 @@
 import { resolveModule } from "../../core/plugin.ts";
 import { TuneError } from "../../core/errors.ts";
 import { slurm } from "./_slurm_commands.ts";
-import type { SlurmExecutorOptions } from "./_slurm_options.ts";
+import { type SlurmExecutorOptions, slurmMode } from "./_slurm_options.ts";
 import type { SlurmSetup } from "./_slurm_setup.ts";
 
 /** The name the executor's jobs and steps carry (`--job-name`), so they can be found. */
@@ -52,11 +52,7 @@ export class SlurmContext {
     this.pollMs = options.pollMs ?? 1000;
     this.log = options.log ?? ((m: string) => console.warn(`tunebox: ${m}`));
     this.cmdEnv = { ...(options.commandEnv ?? Deno.env.toObject()) };
-    const mode = options.mode ?? (this.cmdEnv.SLURM_JOB_ID ? "step" : "sbatch");
-    if (mode !== "step" && mode !== "sbatch") {
-      throw new TypeError(`slurmExecutor: mode must be "step" or "sbatch", got ${String(mode)}`);
-    }
-    this.mode = mode;
+    this.mode = slurmMode(options.mode, this.cmdEnv);
   }
 
   /** Node name -> address (`NodeAddr`), from `scontrol show node`, asked once. */

@@ -1,4 +1,6 @@
-// Private to the Slurm executor (slurm.ts, which re-exports SlurmExecutorOptions): its options.
+// Private to the Slurm executor (slurm.ts, which re-exports SlurmExecutorOptions): its options,
+// and the one rule for its mode. Light on purpose: slurm.ts imports it in every process that
+// imports mod.ts (trials included), so it imports types only.
 
 import type { SandboxPolicy } from "../../core/plugin.ts";
 import type { ChannelLimits } from "../../core/channel.ts";
@@ -58,4 +60,21 @@ export interface SlurmExecutorOptions {
   readonly channel?: Omit<ChannelLimits, "onRefuse">;
   /** Where the executor's warnings go (refused connections, cancelled leftovers). @default console.warn */
   readonly log?: (message: string) => void;
+}
+
+/**
+ * The executor's mode: `mode` when given, else "step" inside an allocation (`SLURM_JOB_ID` in
+ * the commands' environment `cmdEnv`), else "sbatch".
+ *
+ * @throws {TypeError} for a mode other than "step" or "sbatch".
+ */
+export function slurmMode(
+  mode: SlurmExecutorOptions["mode"],
+  cmdEnv: Readonly<Record<string, string>>,
+): "step" | "sbatch" {
+  const m = mode ?? (cmdEnv.SLURM_JOB_ID ? "step" : "sbatch");
+  if (m !== "step" && m !== "sbatch") {
+    throw new TypeError(`slurmExecutor: mode must be "step" or "sbatch", got ${String(m)}`);
+  }
+  return m;
 }

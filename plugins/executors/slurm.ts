@@ -9,20 +9,19 @@
  * (`_slurm_setup.ts`), the batch jobs' poller (`_slurm_batch.ts`), warm steps
  * (`_slurm_warm.ts`), one trial's run (`_slurm_trial.ts`), how a stopped step is ended so Slurm
  * frees its CPUs (`_slurm_reap.ts`), multi-worker rings (`_slurm_group.ts`), and Slurm's
- * command-line clients (`_slurm_commands.ts`).
+ * command-line clients (`_slurm_commands.ts`). This module keeps the name, the options check and
+ * `capacity()`; the rest (`_slurm_executor.ts` and what it imports) is loaded by `prepare()`, by a
+ * computed specifier, so that a process that imports mod.ts (a trial's) reads none of it.
  *
  * @module
  */
 
 import type { Executor, Resources, TrialHandle } from "../../core/plugin.ts";
+import { resolveModule } from "../../core/plugin.ts";
 import { TuneError } from "../../core/errors.ts";
 import { allocationCpus, resourceArgs } from "./_slurm_commands.ts";
-import type { SlurmExecutorOptions } from "./_slurm_options.ts";
-import { SlurmContext } from "./_slurm_context.ts";
-import { prepareSlurm } from "./_slurm_setup.ts";
-import { BatchJobs } from "./_slurm_batch.ts";
-import { WarmSteps } from "./_slurm_warm.ts";
-import { SlurmTrial } from "./_slurm_trial.ts";
+import { type SlurmExecutorOptions, slurmMode } from "./_slurm_options.ts";
+import type { SlurmRunner } from "./_slurm_executor.ts";
 
 export type { SlurmOptions } from "./_slurm_commands.ts";
 export type { SlurmExecutorOptions } from "./_slurm_options.ts";
@@ -52,18 +51,20 @@ export function slurmExecutor(
   trainable: string | URL,
   options: SlurmExecutorOptions = {},
 ): Executor {
-  const ctx = new SlurmContext(trainable, options);
-  const batch = new BatchJobs(ctx.cmdEnv, ctx.pollMs, ctx.log);
-  const warmSteps = new WarmSteps((job, binding) =>
-    ctx.setup && new SlurmTrial(ctx, ctx.setup, batch, job, undefined, binding).handle()
-  );
-  const warm = ctx.mode === "step"
+  // Resolved now, as the options are checked now: a bad trainable or mode throws here.
+  const moduleUrl = resolveModule(trainable);
+  const cmdEnv = { ...(options.commandEnv ?? Deno.env.toObject()) };
+  const mode = slurmMode(options.mode, cmdEnv);
+  const resolved: SlurmExecutorOptions = { ...options, mode, commandEnv: cmdEnv };
+  let loading: Promise<SlurmRunner> | undefined;
+  let runner: SlurmRunner | undefined;
+  const warm = mode === "step"
     ? {
       warm(next) {
-        if (ctx.setup) warmSteps.warm(next);
+        runner?.warm(next);
       },
       unwarm(trialId) {
-        warmSteps.unwarm(trialId);
+        runner?.unwarm(trialId);
       },
     } satisfies Pick<Executor, "warm" | "unwarm">
     : {};
@@ -79,31 +80,31 @@ export function slurmExecutor(
         options.slurm ?? {},
       );
       if (options.maxJobs !== undefined) return options.maxJobs;
-      if (ctx.mode === "sbatch") return 32;
-      const cpus = allocationCpus(ctx.cmdEnv.SLURM_JOB_CPUS_PER_NODE);
+      if (mode === "sbatch") return 32;
+      const cpus = allocationCpus(cmdEnv.SLURM_JOB_CPUS_PER_NODE);
       return cpus ? Math.max(1, Math.floor(cpus / Math.max(1, resources.cpu ?? 1))) : 1;
     },
-    async prepare({ experimentDir, sandbox }) {
-      batch.dir = experimentDir;
-      ctx.setup = await prepareSlurm(ctx, experimentDir, sandbox, () => batch.cancelLeftovers());
+    async prepare(ctx) {
+      loading ??= trialSide().then((m) => m.slurmRunner(moduleUrl, resolved));
+      runner = await loading;
+      await runner.prepare(ctx);
     },
     start(job, listener): TrialHandle {
-      if (!ctx.setup) throw new TuneError("slurmExecutor: prepare() must run before start()");
-      const h = warmSteps.take(job, { job, listener }) ??
-        new SlurmTrial(ctx, ctx.setup, batch, job, listener).handle();
-      if (ctx.mode === "step") warmSteps.track(h.ready);
-      return h;
+      if (!runner) throw new TuneError("slurmExecutor: prepare() must run before start()");
+      return runner.start(job, listener);
     },
     ...warm,
     async close() {
-      warmSteps.close();
-      // The runner has stopped its trials; whatever still runs (a warm step) ends here, through
-      // Slurm, before the driver may exit.
-      const live = [...ctx.live];
-      for (const run of live) run.kill();
-      await Promise.all(live.map((run) => run.settled));
-      ctx.setup?.channel.close();
-      await batch.close();
+      await runner?.close();
     },
   } as Executor;
+}
+
+/**
+ * The executor's heavy half, loaded by `prepare()`. The specifier is computed, which Deno's
+ * module graph does not follow (a literal `import("./_slurm_executor.ts")` would make every
+ * process that imports mod.ts read and hash it and the modules it imports).
+ */
+function trialSide(): Promise<typeof import("./_slurm_executor.ts")> {
+  return import(new URL("./_slurm_executor.ts", import.meta.url).href);
 }
