@@ -1,7 +1,10 @@
 // Slurm's resource flags for one trial and for each worker of a multi-worker trial: --mem and
 // --gres count per node, so a worker's memory goes per CPU and its GPUs per task.
-import { deepEqual, throws } from "#assert";
+import { deepEqual, equal, throws } from "#assert";
 import { parseStepsOfSrun, resourceArgs } from "../../plugins/executors/_slurm_commands.ts";
+import { slurmExecutor } from "../../plugins/executors/slurm.ts";
+import { TuneError } from "../../core/errors.ts";
+import type { TrialJob, TrialListener } from "../../core/plugin.ts";
 
 Deno.test("resourceArgs: one trial gets --mem and --gres, each worker --mem-per-cpu and --gpus-per-task", () => {
   deepEqual(resourceArgs({ cpu: 2, memoryMb: 1000, gpu: 1 }, {}), [
@@ -35,4 +38,24 @@ Deno.test("parseStepsOfSrun: the steps an srun holds, by its pid, without a requ
   deepEqual(parseStepsOfSrun(text, 22124), ["1.0"]);
   deepEqual(parseStepsOfSrun(text, 22311), ["1.3"]);
   deepEqual(parseStepsOfSrun("Job step 1. not found", 22124), []);
+});
+
+Deno.test("slurmExecutor checks its mode when built and answers capacity() before prepare()", async () => {
+  throws(
+    () => slurmExecutor("/tmp/t.ts", { mode: "batch" as "sbatch", commandEnv: {} }),
+    TypeError,
+    'mode must be "step" or "sbatch"',
+  );
+  const sbatch = slurmExecutor("/tmp/t.ts", { commandEnv: {} });
+  equal(sbatch.capacity!({ cpu: 4 }), 32);
+  equal(sbatch.warm, undefined);
+  throws(() => sbatch.capacity!({ cpu: 1, gpu: 0.5 }), TuneError, "fractional GPUs");
+  const step = slurmExecutor("/tmp/t.ts", {
+    commandEnv: { SLURM_JOB_ID: "7", SLURM_JOB_CPUS_PER_NODE: "4(x2),2" },
+  });
+  equal(step.capacity!({ cpu: 3 }), 3);
+  equal(typeof step.warm, "function");
+  // The trial side is loaded by prepare(): before it, start() refuses and close() has nothing to end.
+  throws(() => step.start({} as TrialJob, {} as TrialListener), TuneError, "prepare() must run");
+  await step.close!();
 });
