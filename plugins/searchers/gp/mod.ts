@@ -39,10 +39,11 @@ export interface GpSearcherOptions {
   /**
    * Warp the losses before the GP sees them: a Box–Cox transform with its maximum-likelihood λ in
    * [−2, 1], which only ever compresses the bad (high) tail, so an objective whose poor values lie
-   * far above its good ones (Levy, Rosenbrock) is modelled where it matters; an objective without
-   * such a tail is left as it is. It exploits harder: on Levy-8 a better median, but several times
-   * as many runs that stay stuck (BENCHMARKS.md, "The GP searcher, round four").
-   * @default false (the standardised losses, as Optuna's GPSampler)
+   * far above its good ones (Levy, Rosenbrock, Styblinski–Tang) is modelled where it matters; an
+   * objective without such a tail is left as it is. It exploits harder: on shifted Levy-8 more
+   * runs stay stuck (BENCHMARKS.md, "The GP searcher, round four"). `false`: the standardised
+   * losses, as Optuna's GPSampler.
+   * @default true
    */
   readonly warpOutput?: boolean;
   /** Random points scored before the local searches of the acquisition. @default 512 */
@@ -88,8 +89,8 @@ interface Input {
  * - Fits the kernel (Matérn 5/2 with one lengthscale per parameter, signal and noise variance) by
  *   maximum a posteriori marginal likelihood with Optuna's priors, warm-started from the last
  *   fit, at every suggestion up to 100 finished trials and then at every 10 % more; standardises
- *   the objective (and, with `warpOutput`, Box–Cox-warps a long tail of bad values); a failed
- *   metric counts as the worst value seen.
+ *   the objective and Box–Cox-warps a long tail of bad values (`warpOutput`); a failed metric
+ *   counts as the worst value seen.
  * - Maximises log expected improvement: `candidates` random points, then L-BFGS local searches
  *   (and every option of each choice) from the best ones and from the best trial.
  * - Running trials are fantasised at the GP's mean ("kriging believer"), so concurrent
@@ -120,7 +121,7 @@ export function gpSearcher(options: GpSearcherOptions = {}): Searcher {
   const o = checkOptionKeys(F, options, OPTION_KEYS);
   const initialPoints = intOption(F, "initialPoints", o.initialPoints, 10, 1);
   const deterministic = boolOption(F, "deterministic", o.deterministic, false);
-  const warpOutput = boolOption(F, "warpOutput", o.warpOutput, false);
+  const warpOutput = boolOption(F, "warpOutput", o.warpOutput, true);
   const candidates = intOption(F, "candidates", o.candidates, 512, 1);
   const localSearches = intOption(F, "localSearches", o.localSearches, 10, 1);
   const points = checkPoints(F, o.pointsToEvaluate);
