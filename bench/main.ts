@@ -4,7 +4,7 @@
  *
  *     deno task bench              # our figures
  *     deno task bench --quick      # smaller workloads
- *     deno task bench --peers      # also Ray Tune / Optuna / hyperopt (bench/.venv-ray, .venv)
+ *     deno task bench --peers      # also Ray Tune / Optuna / hyperopt (installed into .venv first)
  */
 const quick = Deno.args.includes("--quick");
 const peers = Deno.args.includes("--peers");
@@ -20,6 +20,17 @@ async function run(title: string, cmd: string, args: string[]): Promise<void> {
 
 const deno = Deno.execPath();
 const q = quick ? ["--quick"] : [];
+if (peers) {
+  // The peers' pinned versions (bench/peers/requirements.txt) into .venv, beside the tests' peers.
+  await run("Setup: the benchmarks' Python peers", deno, [
+    "run",
+    "-A",
+    "tools/setup.ts",
+    "--bench",
+    "--no-native",
+    "--no-chromium",
+  ]);
+}
 await run("Driver overhead (sandboxed subprocess and in-process trials)", deno, [
   "run",
   "-A",

@@ -15,7 +15,9 @@
  * their own message — never a silent skip. The exit code is 0 so the suite runs and shows each
  * failure where it belongs; `--strict` exits 1 instead.
  *
- * Flags: `--strict`, `--no-native`, `--no-chromium`, `--no-python`.
+ * Flags: `--strict`, `--no-native`, `--no-chromium`, `--no-python`; `--bench` also installs the
+ * benchmarks' Python peers (`bench/peers/requirements.txt`: Optuna, hyperopt, cmaes, Ray Tune),
+ * which `deno task bench --peers` asks for.
  */
 import { parseArgs } from "node:util";
 import { installNativeBackend, NativeSetupError } from "../plugins/backends/tfjs/setup.ts";
@@ -27,6 +29,7 @@ const { values } = parseArgs({
     "no-native": { type: "boolean" },
     "no-chromium": { type: "boolean" },
     "no-python": { type: "boolean" },
+    bench: { type: "boolean" },
   },
 });
 // Prints each pinned requirement that is not installed at its version (nothing when all are).
@@ -89,11 +92,16 @@ async function exists(path: string): Promise<boolean> {
 // 2. Python peers
 if (!values["no-python"]) {
   const t = performance.now();
-  const reqFile = `${repo}/tests/peers/requirements.txt`;
-  const reqs = (await Deno.readTextFile(reqFile)).split("\n").map((l) =>
-    l.replace(/#.*/, "").trim()
-  )
-    .filter(Boolean);
+  const reqFiles = [`${repo}/tests/peers/requirements.txt`];
+  if (values.bench) reqFiles.push(`${repo}/bench/peers/requirements.txt`);
+  const reqs: string[] = [];
+  for (const file of reqFiles) {
+    reqs.push(
+      ...(await Deno.readTextFile(file)).split("\n").map((l) => l.replace(/#.*/, "").trim())
+        .filter(Boolean),
+    );
+  }
+  const reqArgs = reqFiles.flatMap((file) => ["-r", file]);
   const given = Deno.env.get("TUNEBOX_PYTHON");
   const python = given ?? `${repo}/.venv/bin/python`;
   let ready = await exists(python);
@@ -124,8 +132,7 @@ if (!values["no-python"]) {
         "install",
         "--quiet",
         "--disable-pip-version-check",
-        "-r",
-        reqFile,
+        ...reqArgs,
       ]).then((r) =>
         r.text.startsWith("cannot run flock")
           ? run(python, [
@@ -134,8 +141,7 @@ if (!values["no-python"]) {
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            "-r",
-            reqFile,
+            ...reqArgs,
           ])
           : r
       );
@@ -143,7 +149,7 @@ if (!values["no-python"]) {
         line("python", `installed ${missing.text.split("\n").join(", ")} into ${python}`, t);
       } else {fail(
           "python",
-          `pip install -r ${reqFile} failed: ${r.text.split("\n").slice(-3).join(" | ")}`,
+          `pip install ${reqArgs.join(" ")} failed: ${r.text.split("\n").slice(-3).join(" | ")}`,
           t,
         );}
     }
