@@ -9,7 +9,11 @@
 
 // For whoever changes it: the executor is made of private modules, each owning one part:
 //
+// - `ray.ts` (this module): the name, the options checked at once, `capacity()`, the saved spec.
+//   It is in every process that imports mod.ts (a trial's too), so it imports only light modules;
+//   `prepare()` loads the rest, `_ray_executor.ts`, by a computed specifier.
 // - `_ray_options.ts`: the options, and the settings (the options checked, with defaults).
+// - `_ray_executor.ts`: `prepare()`, `start()`, `close()`: which kind of trial a job becomes.
 // - `_ray_context.ts`: `RayContext`, the state all of an executor's trials share, and
 //   `prepare()`, which makes it (entry, module cache, package, channel, probe).
 // - `_ray_jobs.ts`: the table of the jobs submitted and not deleted yet, its poller, `.ray_jobs`.
@@ -26,11 +30,7 @@ import type { Executor, Resources } from "../../core/plugin.ts";
 import { resolveModule } from "../../core/plugin.ts";
 import { TuneError } from "../../core/errors.ts";
 import { type RayExecutorOptions, raySettings } from "./_ray_options.ts";
-import { RayContext } from "./_ray_context.ts";
-import { LauncherPool } from "./_ray_pool.ts";
-import { startPooledTrial } from "./_ray_pooled_trial.ts";
-import { RingPorts, startGroup } from "./_ray_group.ts";
-import { startTrial } from "./_ray_trial.ts";
+import type { RayRunner } from "./_ray_executor.ts";
 
 export { rayErrorLine } from "./_ray_client.ts";
 export type { RayExecutorOptions } from "./_ray_options.ts";
@@ -71,9 +71,8 @@ export function rayExecutor(
 ): Executor {
   const moduleUrl = resolveModule(trainable);
   const settings = raySettings(options);
-  const ctx = new RayContext(moduleUrl, settings);
-  const pool = new LauncherPool(ctx);
-  const ringPorts = new RingPorts();
+  let loading: Promise<RayRunner> | undefined;
+  let runner: RayRunner | undefined;
 
   const executor = {
     name: "ray",
@@ -82,26 +81,17 @@ export function rayExecutor(
     capacity(resources: Resources): number {
       return Math.max(1, Math.floor((options.maxJobs ?? 64) / (resources.workers ?? 1)));
     },
-    async prepare({ experimentDir, sandbox }) {
-      await ctx.prepare(experimentDir, sandbox);
+    async prepare(ctx) {
+      loading ??= trialSide().then((m) => m.rayRunner(moduleUrl, settings));
+      runner = await loading;
+      await runner.prepare(ctx);
     },
     start(job, listener) {
-      const ch = ctx.channel;
-      if (!ctx.prepared || !ch) {
-        throw new TuneError("rayExecutor: prepare() must run before start()");
-      }
-      const workers = job.resources?.workers ?? 1;
-      if (workers > 1) return startGroup(ctx, ringPorts, ch, job, listener, workers);
-      if (settings.trialsPerJob > 1) {
-        return startPooledTrial(ctx, pool, ch, job, listener, ++ctx.runs);
-      }
-      return startTrial(ctx, ch, job, listener, ++ctx.runs);
+      if (!runner) throw new TuneError("rayExecutor: prepare() must run before start()");
+      return runner.start(job, listener);
     },
     async close() {
-      pool.close();
-      const left = await ctx.jobs.drain();
-      ctx.channel?.close();
-      if (ctx.experimentDir) await ctx.jobs.keepLeftovers(ctx.experimentDir, left);
+      await runner?.close();
     },
   } as Executor;
   // Saved in experiment.json so `tunebox resume` makes it again; never the token (the resumed
@@ -116,4 +106,13 @@ export function rayExecutor(
     configurable: true,
   });
   return executor;
+}
+
+/**
+ * The executor's heavy half, loaded by `prepare()`. The specifier is computed, which Deno's
+ * module graph does not follow (a literal `import("./_ray_executor.ts")` would make every
+ * process that imports mod.ts read and hash it and the modules it imports).
+ */
+function trialSide(): Promise<typeof import("./_ray_executor.ts")> {
+  return import(new URL("./_ray_executor.ts", import.meta.url).href);
 }
