@@ -7,7 +7,7 @@ import type { SandboxPolicy } from "../../core/plugin.ts";
 import { checkModuleGraph, checkTrainableSource, tuneboxRoot } from "../../core/sandbox.ts";
 import { openRemoteChannel, type RemoteChannel } from "../../core/remote/channel.ts";
 import { TuneError } from "../../core/errors.ts";
-import { merge, shq, trialConfig, writeTrialEntry } from "./_shared.ts";
+import { cacheTrialGraph, merge, shq, trialConfig, writeTrialEntry } from "./_shared.ts";
 import {
   isFinal,
   rayErrorLine,
@@ -91,28 +91,16 @@ export class RayContext {
     await this.jobs.stopLeftovers(experimentDir);
     this.entry = await writeTrialEntry(experimentDir);
     const denoDir = this.denoDir = options.denoDir ?? join(experimentDir, ".deno_dir");
-    await Deno.mkdir(denoDir, { recursive: true });
     const pooled = trialsPerJob > 1 ? [this.launcherUrl] : [];
-    const cache = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "cache",
-        "--quiet",
-        configFile ? `--config=${configFile}` : "--no-config",
-        ...(policy.unstable ?? []).map((u) => `--unstable-${u}`),
-        this.entry,
-        moduleUrl,
-        ...pooled,
-      ],
-      env: { NO_COLOR: "1", DENO_DIR: denoDir },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!cache.success) {
-      const err = new TextDecoder().decode(cache.stderr).trim();
-      throw new TuneError(
-        `Cannot load the trainable module ${moduleUrl}: ${err.split("\n").slice(0, 6).join("\n")}`,
-      );
-    }
+    // Ray jobs run without the driver's registry variables, so the graph is cached without them.
+    await cacheTrialGraph(
+      denoDir,
+      configFile,
+      policy,
+      [this.entry, moduleUrl, ...pooled],
+      moduleUrl,
+      {},
+    );
     const tunebox = tuneboxRoot();
     this.readRoots = [
       ...(moduleUrl.startsWith("file:") ? [dirname(fromFileUrl(moduleUrl))] : []),

@@ -9,6 +9,7 @@ import { dirname, join } from "../../core/_path.ts";
 import type { SandboxPolicy } from "../../core/plugin.ts";
 import { checkDenoConfig } from "../../core/sandbox.ts";
 import { writeAll } from "../../core/_write_all.ts";
+import { TuneError } from "../../core/errors.ts";
 
 /** The union of two sandbox policies, key by key (the executor's defaults plus the experiment's). */
 export function merge(a: SandboxPolicy, b: SandboxPolicy): SandboxPolicy {
@@ -207,5 +208,41 @@ export async function fileTail(path: string, bytes = 4096): Promise<string> {
     }
   } catch {
     return "";
+  }
+}
+
+/**
+ * Caches a trial's module graph (`modules`: the generated entry, the trainable, any other module a
+ * trial runs) into `denoDir`, with the trainable's config and the sandbox's unstable flags, so
+ * trials on other machines run `--cached-only` from a DENO_DIR they share. `env` is what the
+ * trials resolve with (e.g. {@linkcode registryEnv}): the cache is keyed by it. Throws a
+ * `TuneError` with Deno's first lines when the trainable (`moduleUrl`) cannot be loaded.
+ */
+export async function cacheTrialGraph(
+  denoDir: string,
+  configFile: string | undefined,
+  policy: SandboxPolicy,
+  modules: readonly string[],
+  moduleUrl: string,
+  env: Record<string, string>,
+): Promise<void> {
+  await Deno.mkdir(denoDir, { recursive: true });
+  const cache = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "cache",
+      "--quiet",
+      configFile ? `--config=${configFile}` : "--no-config",
+      ...(policy.unstable ?? []).map((u) => `--unstable-${u}`),
+      ...modules,
+    ],
+    env: { ...env, NO_COLOR: "1", DENO_DIR: denoDir },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!cache.success) {
+    const err = new TextDecoder().decode(cache.stderr).trim();
+    throw new TuneError(
+      `Cannot load the trainable module ${moduleUrl}: ${err.split("\n").slice(0, 6).join("\n")}`,
+    );
   }
 }

@@ -1,7 +1,7 @@
 // Private to the Slurm executor (slurm.ts): what `prepare()` does once per experiment, and the
 // command line and Slurm flags of each trial built from it.
 
-import { merge, registryEnv, trialConfig, writeTrialEntry } from "./_shared.ts";
+import { cacheTrialGraph, merge, registryEnv, trialConfig, writeTrialEntry } from "./_shared.ts";
 import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
 import { dirname, join } from "../../core/_path.ts";
 import type { SandboxPolicy, WarmJob } from "../../core/plugin.ts";
@@ -16,7 +16,6 @@ import {
   REMOTE_ENV_NAMES,
   type RemoteChannel,
 } from "../../core/remote/channel.ts";
-import { TuneError } from "../../core/errors.ts";
 import { resourceArgs } from "./_slurm_commands.ts";
 import { onPath, pdeathsig, requireSlurm } from "./_slurm_host.ts";
 import { JOB_PREFIX, type SlurmContext } from "./_slurm_context.ts";
@@ -70,26 +69,7 @@ export async function prepareSlurm(
   // The module graph is cached once, by the driver, into a DENO_DIR every node sees:
   // trials run --cached-only.
   const denoDir = options.denoDir ?? join(experimentDir, ".deno_dir");
-  await Deno.mkdir(denoDir, { recursive: true });
-  const cache = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "cache",
-      "--quiet",
-      configFile ? `--config=${configFile}` : "--no-config",
-      ...(policy.unstable ?? []).map((u) => `--unstable-${u}`),
-      entry,
-      moduleUrl,
-    ],
-    env: { ...registryEnv(), NO_COLOR: "1", DENO_DIR: denoDir },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!cache.success) {
-    const err = new TextDecoder().decode(cache.stderr).trim();
-    throw new TuneError(
-      `Cannot load the trainable module ${moduleUrl}: ${err.split("\n").slice(0, 6).join("\n")}`,
-    );
-  }
+  await cacheTrialGraph(denoDir, configFile, policy, [entry, moduleUrl], moduleUrl, registryEnv());
   const tunebox = tuneboxRoot();
   const packages = configFile && nodeModules ? join(dirname(configFile), "node_modules") : "";
   // A linked node_modules is read where it really is (Deno resolves packages through it).
