@@ -8,9 +8,9 @@ import { TuneError } from "../../core/errors.ts";
 import type { RaySettings } from "./_ray_options.ts";
 import { RayContext } from "./_ray_context.ts";
 import { LauncherPool } from "./_ray_pool.ts";
-import { startPooledTrial } from "./_ray_pooled_trial.ts";
+import { PooledRayTrial } from "./_ray_pooled_trial.ts";
 import { RingPorts, startGroup } from "./_ray_group.ts";
-import { startTrial } from "./_ray_trial.ts";
+import { RayTrial } from "./_ray_trial.ts";
 
 /** What ray.ts delegates to once loaded. */
 export type RayRunner = Required<Pick<Executor, "prepare" | "start" | "close">>;
@@ -32,9 +32,9 @@ export function rayRunner(moduleUrl: string, settings: RaySettings): RayRunner {
       const workers = job.resources?.workers ?? 1;
       if (workers > 1) return startGroup(ctx, ringPorts, ch, job, listener, workers);
       if (settings.trialsPerJob > 1) {
-        return startPooledTrial(ctx, pool, ch, job, listener, ++ctx.runs);
+        return new PooledRayTrial(ctx, pool, ch, job, listener, ++ctx.runs).handle();
       }
-      return startTrial(ctx, ch, job, listener, ++ctx.runs);
+      return new RayTrial(ctx, ch, job, listener, ++ctx.runs).handle();
     },
     async close() {
       pool.close();

@@ -7,7 +7,7 @@ import type { RemoteChannel } from "../../core/remote/channel.ts";
 import { TuneError } from "../../core/errors.ts";
 import { fitsAtOnce, unplaceable } from "./_ray_client.ts";
 import { need } from "./_ray_job_spec.ts";
-import { type RayWorker, startTrial } from "./_ray_trial.ts";
+import { RayTrial, type RayWorker } from "./_ray_trial.ts";
 import type { RayContext } from "./_ray_context.ts";
 
 /**
@@ -136,7 +136,7 @@ export function startGroup(
           return finishing ? "stop" : "continue";
         },
       };
-    const h = startTrial(ctx, ch, { ...job, workDir }, listener, ++ctx.runs, worker);
+    const h = new RayTrial(ctx, ch, { ...job, workDir }, listener, ++ctx.runs, worker).handle();
     handles.push(h);
     h.exited.then((exit) => {
       // A worker that saw another leave the ring says so first at times: the other's own

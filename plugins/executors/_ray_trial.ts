@@ -4,11 +4,11 @@
 import { join } from "../../core/_path.ts";
 import type { TrialExit, TrialHandle, TrialJob, TrialListener } from "../../core/plugin.ts";
 import { PROTOCOL_VERSION } from "../../core/protocol.ts";
-import { type Conversation, driveTrial } from "../../core/channel.ts";
+import { type Conversation, driveTrial, type TrialConnection } from "../../core/channel.ts";
 import type { RemoteChannel } from "../../core/remote/channel.ts";
 import { TuneError } from "../../core/errors.ts";
 import type { GroupInfo } from "../../core/collectives.ts";
-import { settle, stopEscalation } from "./_shared.ts";
+import { settle, type StopEscalation, stopEscalation } from "./_shared.ts";
 import { isFinal, nodeOf, RayApiError, rayErrorLine, type RayJobInfo } from "./_ray_client.ts";
 import { FollowedJobLog, holdOpen, logSuffix, stderrOf } from "./_ray_io.ts";
 import { JOB_PREFIX } from "./_ray_jobs.ts";
@@ -40,194 +40,278 @@ export interface RayWorker {
  * `stdout.log` without shared storage. Stopping sends the trial `stop`, then stops the job after
  * the grace; a job stopped while PENDING is abandoned (its token refused, deleted once it ends).
  * Once the trial is over its job's record is deleted.
+ *
+ * It owns its job from submission until its record is deleted (or handed to the jobs table to
+ * delete once Ray ends it); `handle()` is what the runner holds.
  */
-export function startTrial(
-  ctx: RayContext,
-  ch: RemoteChannel,
-  job: TrialJob,
-  listener: TrialListener,
-  run: number,
-  worker?: RayWorker,
-): TrialHandle {
-  const { ray, jobs } = ctx;
-  const { options, shared, pendingTimeoutMs, pollMs, checkpointMaxBytes, graceMs, log } =
-    ctx.settings;
-  const token = crypto.randomUUID();
-  // A worker of a multi-worker trial says `<trial id>@<rank>` in its hello.
-  const chId = worker ? `${job.trialId}@${worker.rank}` : job.trialId;
-  const connected = ch.server.expect(chId, token);
-  const jobId = `${JOB_PREFIX}${ctx.expId}-${job.trialId.replace(/[^\w-]/g, "_")}${
-    worker ? `-w${worker.rank}` : ""
-  }-${run}`;
-  const sfx = logSuffix(worker);
-  // The trial's state, as its job goes from submission to deletion.
-  let stopRequested = false; // stop() was called
-  let silent = false; // its heartbeats stopped: its job was stopped
-  let submitted = false; // Ray took the job
-  let running = false; // Ray runs the job (or the trial connected)
-  let node = ""; // where it runs, once known
-  let lastInfo: RayJobInfo | undefined; // Ray's last record of the job
-  let resolveEnded!: (v: RayJobInfo | undefined) => void;
-  let over = false; // `ended` resolved
-  /** Ray's last record of the job once it ended or was given up; undefined: lost, or never run. */
-  const ended = new Promise<RayJobInfo | undefined>((r) => resolveEnded = r);
-  ended.then(() => over = true);
-  let launchError: TuneError | undefined; // why it was never submitted, or never placed
-  let fatal = false; // that error ends the experiment (no trial can run)
-  let connection: ReturnType<RemoteChannel["keepAlive"]> | undefined; // once the trial said hello
-  const submittedAt = Date.now();
-  // Without shared storage the trial's folder is a fresh temp folder on its node.
-  const trialDir = shared ? job.workDir : `/tmp/tunebox-${ctx.expId}/${jobId}`;
+export class RayTrial {
+  readonly #ctx: RayContext;
+  readonly #ch: RemoteChannel;
+  readonly #job: TrialJob;
+  readonly #listener: TrialListener;
+  /** Its place in a multi-worker trial (undefined for a trial of one worker). */
+  readonly #worker: RayWorker | undefined;
+  readonly #token = crypto.randomUUID();
+  /** The id it says in its hello: `<trial id>@<rank>` for a worker of several. */
+  readonly #chId: string;
+  /** Its connection, once it said hello with its token. */
+  readonly #connected: Promise<TrialConnection>;
+  /** Its Ray job's submission id. */
+  readonly #jobId: string;
+  /** Its log files' suffix (a worker's rank). */
+  readonly #sfx: string;
+  /** When it was submitted: a job PENDING longer than `pendingTimeoutMs` fails the trial. */
+  readonly #submittedAt = Date.now();
+  /** Its folder: without shared storage a fresh temp folder on its node. */
+  readonly #trialDir: string;
+  /** Its output followed into its stdout.log on the driver (without shared storage). */
+  readonly #output: FollowedJobLog | undefined;
 
-  const launch = (async () => {
+  /** stop() was called. */
+  #stopRequested = false;
+  /** Its heartbeats stopped: its job was stopped. */
+  #silent = false;
+  /** Ray took the job. */
+  #submitted = false;
+  /** Ray runs the job (or the trial connected). */
+  #running = false;
+  /** Where it runs, once known. */
+  #node = "";
+  /** Ray's last record of the job. */
+  #lastInfo: RayJobInfo | undefined;
+  /** `#ended` resolved. */
+  #over = false;
+  /** Why it was never submitted, or never placed. */
+  #launchError: TuneError | undefined;
+  /** That error ends the experiment (no trial can run). */
+  #fatal = false;
+  /** Its connection watched for silence, once the trial said hello. */
+  #connection: TrialConnection | undefined;
+  /** Ray's last record of the job once it ended or was given up; undefined: lost, or never run. */
+  readonly #ended: Promise<RayJobInfo | undefined>;
+  #resolveEnded!: (v: RayJobInfo | undefined) => void;
+  /** Its job submitted and watched, or its launch failed (`#launchError`). */
+  readonly #launch: Promise<void>;
+  readonly #converse: Promise<Conversation>;
+  readonly #exited: Promise<TrialExit>;
+  /** Stops its job at the earliest deadline a stop asked for. */
+  readonly #escalation: StopEscalation;
+
+  /** Starts the trial: checks it can be placed, records and submits its job. */
+  constructor(
+    ctx: RayContext,
+    ch: RemoteChannel,
+    job: TrialJob,
+    listener: TrialListener,
+    run: number,
+    worker?: RayWorker,
+  ) {
+    this.#ctx = ctx;
+    this.#ch = ch;
+    this.#job = job;
+    this.#listener = listener;
+    this.#worker = worker;
+    this.#chId = worker ? `${job.trialId}@${worker.rank}` : job.trialId;
+    this.#connected = ch.server.expect(this.#chId, this.#token);
+    this.#jobId = `${JOB_PREFIX}${ctx.expId}-${job.trialId.replace(/[^\w-]/g, "_")}${
+      worker ? `-w${worker.rank}` : ""
+    }-${run}`;
+    this.#sfx = logSuffix(worker);
+    this.#ended = new Promise<RayJobInfo | undefined>((r) => this.#resolveEnded = r);
+    this.#ended.then(() => this.#over = true);
+    const { shared } = ctx.settings;
+    this.#trialDir = shared ? job.workDir : `/tmp/tunebox-${ctx.expId}/${this.#jobId}`;
+    this.#launch = this.#submit(run).catch((e) => {
+      const msg = e instanceof RayApiError && /already exists/.test(e.message)
+        ? `${e.message} (a job of this name exists: another driver runs this experiment?)`
+        : String((e as Error)?.message ?? e);
+      this.#launchError = e instanceof TuneError && !(e instanceof RayApiError)
+        ? e
+        : new TuneError(msg);
+      if (e instanceof RayApiError && (e.status === 401 || e.status === 403 || e.status === 400)) {
+        this.#fatal = true;
+      }
+      this.#resolveEnded(undefined);
+    });
+    this.#output = shared
+      ? undefined
+      : new FollowedJobLog(ctx.ray, this.#jobId, join(job.dir, `stdout${this.#sfx}.log`));
+    this.#converse = this.#talk();
+    this.#converse.catch(() => {});
+    this.#escalation = stopEscalation(() => this.#cancel());
+    this.#exited = this.#exit();
+  }
+
+  /** What the runner holds. */
+  handle(): TrialHandle {
+    return {
+      exited: this.#exited,
+      stop: async (grace = this.#ctx.settings.graceMs) => {
+        this.#stopRequested = true;
+        if (!this.#running && !this.#connection) {
+          // A PENDING job does not end when stopped; give it up (its token is refused from now
+          // on) and delete it once Ray ends it.
+          await this.#launch;
+          if (this.#submitted && !this.#connection) this.#abandon();
+        }
+        this.#connection?.send({ v: PROTOCOL_VERSION, type: "stop" });
+        this.#escalation.escalate(grace);
+        await this.#exited;
+      },
+    };
+  }
+
+  /** Checks the job can be placed, records it in `.ray_jobs`, submits it and watches it. */
+  async #submit(run: number): Promise<void> {
+    const ctx = this.#ctx, job = this.#job, worker = this.#worker, jobId = this.#jobId;
     let ringNet: readonly string[] = [];
     if (worker) {
       ringNet = await worker.net.catch((e) => {
-        fatal = true;
+        this.#fatal = true;
         throw e;
       });
     } else {
       const unplaceable = await placementError(ctx, job);
       if (unplaceable) {
-        fatal = true;
+        this.#fatal = true;
         throw unplaceable;
       }
     }
-    await jobs.record(ctx.experimentDir, jobId);
-    await ray.submit({
+    await ctx.jobs.record(ctx.experimentDir, jobId);
+    await ctx.ray.submit({
       submission_id: jobId,
-      entrypoint: entrypoint(ctx, job, run, ch, token, trialDir, worker, ringNet),
+      entrypoint: entrypoint(ctx, job, run, this.#ch, this.#token, this.#trialDir, worker, ringNet),
       ...rayResources(job),
       ...(Object.keys(ctx.runtimeEnv).length ? { runtime_env: ctx.runtimeEnv } : {}),
       metadata: { tunebox_trial: job.trialId, tunebox_experiment: ctx.experimentDir },
     });
-    submitted = true;
-    jobs.watch(jobId, (info) => {
-      if (info) lastInfo = info;
-      if (info?.status === "RUNNING" && !running) {
-        running = true;
-        worker?.running();
-        learnNode(info);
-      }
-      if (!info || isFinal(info.status)) {
-        jobs.unwatch(jobId);
-        resolveEnded(info);
-      } else if (
-        info.status === "PENDING" && Date.now() - submittedAt > pendingTimeoutMs && !launchError
-      ) {
-        launchError = new TuneError(
-          `Ray did not place trial ${job.trialId}'s job ${jobId} within ${pendingTimeoutMs} ms ` +
-            `(it asks for ${JSON.stringify(need(job))}; Ray says: ${
-              rayErrorLine(info.message ?? "")
-            })${
-              worker
-                ? `; ${worker.placed()} of the trial's ${worker.workers} workers were placed ` +
-                  `and waited for it`
-                : ""
-            }: the cluster is busy or lacks those resources; raise pendingTimeoutMs or ` +
-            `ask for less`,
-        );
-        abandon();
-      }
-    });
-  })().catch((e) => {
-    const msg = e instanceof RayApiError && /already exists/.test(e.message)
-      ? `${e.message} (a job of this name exists: another driver runs this experiment?)`
-      : String((e as Error)?.message ?? e);
-    launchError = e instanceof TuneError && !(e instanceof RayApiError) ? e : new TuneError(msg);
-    if (e instanceof RayApiError && (e.status === 401 || e.status === 403 || e.status === 400)) {
-      fatal = true;
-    }
-    resolveEnded(undefined);
-  });
-
-  // Without shared storage the trial's output is followed live into its stdout.log on the driver.
-  const output = shared
-    ? undefined
-    : new FollowedJobLog(ray, jobId, join(job.dir, `stdout${sfx}.log`));
-  function follow(): void {
-    if (submitted) output?.follow();
+    this.#submitted = true;
+    ctx.jobs.watch(jobId, (info) => this.#onPoll(info));
   }
 
-  function learnNode(info: RayJobInfo): void {
-    follow();
-    if (node) return;
-    node = nodeOf(info);
-    if (node && !worker) listener.placed?.(node);
+  /** Ray's record of the job on a poll (undefined: Ray lost it). */
+  #onPoll(info: RayJobInfo | undefined): void {
+    const { pendingTimeoutMs } = this.#ctx.settings;
+    const job = this.#job, worker = this.#worker, jobId = this.#jobId;
+    if (info) this.#lastInfo = info;
+    if (info?.status === "RUNNING" && !this.#running) {
+      this.#running = true;
+      worker?.running();
+      this.#learnNode(info);
+    }
+    if (!info || isFinal(info.status)) {
+      this.#ctx.jobs.unwatch(jobId);
+      this.#resolveEnded(info);
+    } else if (
+      info.status === "PENDING" && Date.now() - this.#submittedAt > pendingTimeoutMs &&
+      !this.#launchError
+    ) {
+      this.#launchError = new TuneError(
+        `Ray did not place trial ${job.trialId}'s job ${jobId} within ${pendingTimeoutMs} ms ` +
+          `(it asks for ${JSON.stringify(need(job))}; Ray says: ${
+            rayErrorLine(info.message ?? "")
+          })${
+            worker
+              ? `; ${worker.placed()} of the trial's ${worker.workers} workers were placed ` +
+                `and waited for it`
+              : ""
+          }: the cluster is busy or lacks those resources; raise pendingTimeoutMs or ` +
+          `ask for less`,
+      );
+      this.#abandon();
+    }
+  }
+
+  /** Follows the job's log (without shared storage), once it was submitted. */
+  #follow(): void {
+    if (this.#submitted) this.#output?.follow();
+  }
+
+  /** Learns where the job runs from Ray's record (and tells the listener, for one worker). */
+  #learnNode(info: RayJobInfo): void {
+    this.#follow();
+    if (this.#node) return;
+    this.#node = nodeOf(info);
+    if (this.#node && !this.#worker) this.#listener.placed?.(this.#node);
   }
 
   /** Gives the job up before it ran: stop it, refuse its token, delete it once it ends. */
-  function abandon(): void {
-    ch.server.forget(chId);
-    jobs.unwatch(jobId);
-    jobs.abandon(jobId);
-    resolveEnded(lastInfo);
+  #abandon(): void {
+    this.#ch.server.forget(this.#chId);
+    this.#ctx.jobs.unwatch(this.#jobId);
+    this.#ctx.jobs.abandon(this.#jobId);
+    this.#resolveEnded(this.#lastInfo);
   }
 
-  const converse = (async (): Promise<Conversation> => {
-    const first = await Promise.race([connected, ended.then(() => undefined)]);
+  /** Talks with the trial once connected (a worker: once its whole group runs). */
+  async #talk(): Promise<Conversation> {
+    const { ray, settings: { options, shared, pollMs, checkpointMaxBytes } } = this.#ctx;
+    const job = this.#job, worker = this.#worker, jobId = this.#jobId, ch = this.#ch;
+    const first = await Promise.race([this.#connected, this.#ended.then(() => undefined)]);
     if (!first) return {};
-    if (!running) worker?.running();
-    running = true;
-    follow();
+    if (!this.#running) worker?.running();
+    this.#running = true;
+    this.#follow();
     // A short trial may end between two polls: learn its node now, for the live table.
-    if (!node) {
+    if (!this.#node) {
       const info = await settle(ray.get(jobId), 2000);
-      if (info) learnNode(info);
+      if (info) this.#learnNode(info);
     }
-    connection = ch.keepAlive(first, () => {
-      silent = true;
-      cancel();
+    let connection = this.#connection = ch.keepAlive(first, () => {
+      this.#silent = true;
+      this.#cancel();
     });
     let group: GroupInfo | undefined;
     if (worker) {
       // Its node's address is where it listens: asked of Ray until known (it runs by now).
-      while (!node && !over) {
+      while (!this.#node && !this.#over) {
         const info = await settle(ray.get(jobId), 5000);
-        if (info) learnNode(info);
-        if (!node) await new Promise((r) => setTimeout(r, pollMs));
+        if (info) this.#learnNode(info);
+        if (!this.#node) await new Promise((r) => setTimeout(r, pollMs));
       }
       // Waits here, connected but not started (never in a collective), for the others; its
       // heartbeats are read meanwhile, so its silence is still noticed (and not mistaken).
       const release = holdOpen(connection);
-      group = node ? await worker.gate(node) : undefined;
-      connection = release();
+      group = this.#node ? await worker.gate(this.#node) : undefined;
+      connection = this.#connection = release();
       if (!group) return {};
     }
-    if (shared) return await driveTrial(connection, job, listener, undefined, group);
+    if (shared) return await driveTrial(connection, job, this.#listener, undefined, group);
     // The trial's folder is on its node: checkpoints come back over the channel into the
     // driver's trial folder, and one to restore goes out the same way.
-    return await driveTrial(connection, { ...job, workDir: trialDir }, listener, {
+    return await driveTrial(connection, { ...job, workDir: this.#trialDir }, this.#listener, {
       localDir: job.workDir,
       maxBytes: checkpointMaxBytes,
       ...(options.channel?.maxLineBytes ? { maxLineBytes: options.channel.maxLineBytes } : {}),
     }, group);
-  })();
-  converse.catch(() => {});
+  }
 
-  const cancel = () => {
-    if (submitted) ray.stop(jobId).catch(() => {});
-  };
+  /** Stops the job (once submitted). */
+  #cancel(): void {
+    if (this.#submitted) this.#ctx.ray.stop(this.#jobId).catch(() => {});
+  }
 
-  const { escalate, clear: clearStopTimer } = stopEscalation(cancel);
-
-  const exited = (async (): Promise<TrialExit> => {
-    await launch;
+  /** The trial's end as the runner sees it. */
+  async #exit(): Promise<TrialExit> {
+    const ch = this.#ch;
+    await this.#launch;
     const talkOrEnd = await Promise.race([
-      converse.then((c) => ({ talk: c })),
-      ended.then(() => undefined),
+      this.#converse.then((c) => ({ talk: c })),
+      this.#ended.then(() => undefined),
     ]);
     let talk = talkOrEnd?.talk;
-    if (talk?.broken) cancel();
+    if (talk?.broken) this.#cancel();
     if (!talk?.outcome || talk.broken) {
-      const end = await ended;
-      connection?.close();
-      talk ??= await settle(converse, 5000);
-      clearStopTimer();
-      ch.server.forget(chId);
-      const tail = await tailOf(end);
-      await reap();
-      if (launchError) return { kind: "error", message: launchError.message, fatal };
+      const end = await this.#ended;
+      this.#connection?.close();
+      talk ??= await settle(this.#converse, 5000);
+      this.#escalation.clear();
+      ch.server.forget(this.#chId);
+      const tail = await this.#tailOf(end);
+      await this.#reap();
+      if (this.#launchError) {
+        return { kind: "error", message: this.#launchError.message, fatal: this.#fatal };
+      }
       if (talk?.broken) {
         return {
           kind: "error",
@@ -235,60 +319,50 @@ export function startTrial(
         };
       }
       if (talk?.outcome) return talk.outcome;
-      if (stopRequested) return { kind: "stopped" };
-      if (silent) {
+      if (this.#stopRequested) return { kind: "stopped" };
+      if (this.#silent) {
         return {
           kind: "error",
           message: `the trial went silent for ${ch.heartbeatMs} ms (no heartbeat: its node or ` +
             `network may be down) and its Ray job was stopped`,
         };
       }
-      return failure(ctx, end, tail, { jobId, node, connected: !!connection });
+      return failure(this.#ctx, end, tail, {
+        jobId: this.#jobId,
+        node: this.#node,
+        connected: !!this.#connection,
+      });
     }
-    clearStopTimer();
-    ch.server.forget(chId);
+    this.#escalation.clear();
+    ch.server.forget(this.#chId);
     // The job ends by itself; make sure it does, then (its log fetched without shared
     // storage) delete its record.
-    const done = settle(ended, 15_000).then(async (v) => {
-      if (!v || !isFinal(v.status)) cancel();
-      await tailOf(v);
-      await reap();
+    const done = settle(this.#ended, 15_000).then(async (v) => {
+      if (!v || !isFinal(v.status)) this.#cancel();
+      await this.#tailOf(v);
+      await this.#reap();
     });
-    jobs.finishing(done);
+    this.#ctx.jobs.finishing(done);
     // Without shared storage the trial's output comes back with the job's log: wait for it.
-    if (!shared) await done;
+    if (!this.#ctx.settings.shared) await done;
     return talk.outcome;
-  })();
+  }
 
   /** The job's log into the trial's stdout.log (without shared storage), and its tail. */
-  async function tailOf(end: RayJobInfo | undefined): Promise<string> {
-    if (!submitted) return "";
-    if (!output) return await stderrOf(job.dir, sfx);
-    return await output.finish(end !== undefined);
+  async #tailOf(end: RayJobInfo | undefined): Promise<string> {
+    if (!this.#submitted) return "";
+    if (!this.#output) return await stderrOf(this.#job.dir, this.#sfx);
+    return await this.#output.finish(end !== undefined);
   }
 
-  async function reap(): Promise<void> {
-    if (!submitted) return;
-    if (lastInfo && isFinal(lastInfo.status)) {
-      await ray.delete(jobId).catch((e) =>
-        log(`could not delete Ray job ${jobId}: ${(e as Error).message}`)
+  /** Deletes the job's record now if it ended, else once Ray ends it. */
+  async #reap(): Promise<void> {
+    if (!this.#submitted) return;
+    const jobId = this.#jobId;
+    if (this.#lastInfo && isFinal(this.#lastInfo.status)) {
+      await this.#ctx.ray.delete(jobId).catch((e) =>
+        this.#ctx.settings.log(`could not delete Ray job ${jobId}: ${(e as Error).message}`)
       );
-    } else jobs.deleteOnceEnded(jobId);
+    } else this.#ctx.jobs.deleteOnceEnded(jobId);
   }
-
-  return {
-    exited,
-    async stop(grace = graceMs) {
-      stopRequested = true;
-      if (!running && !connection) {
-        // A PENDING job does not end when stopped; give it up (its token is refused from now
-        // on) and delete it once Ray ends it.
-        await launch;
-        if (submitted && !connection) abandon();
-      }
-      connection?.send({ v: PROTOCOL_VERSION, type: "stop" });
-      escalate(grace);
-      await exited;
-    },
-  };
 }
