@@ -35,6 +35,11 @@ export class RayJobTable {
   #poller: ReturnType<typeof setInterval> | undefined;
   /** A poll is in flight (a slow dashboard makes the next tick skip, not pile up). */
   #polling = false;
+  /**
+   * `stopLeftovers()` ran: `.ray_jobs` lists this executor's jobs from then on. Before, it lists
+   * an earlier driver's, which `keepLeftovers()` must not forget.
+   */
+  #ownsFile = false;
 
   constructor(ray: RayJobsClient, pollMs: number, log: (message: string) => void) {
     this.#ray = ray;
@@ -144,6 +149,7 @@ export class RayJobTable {
     }
     if (this.#zombies.size) this.poll();
     await Deno.remove(join(experimentDir, JOBS_FILE)).catch(() => {});
+    this.#ownsFile = true;
   }
 
   /**
@@ -173,8 +179,14 @@ export class RayJobTable {
     return left;
   }
 
-  /** Leaves `.ray_jobs` listing the jobs `drain()` left, or removes it when none. */
+  /**
+   * Leaves `.ray_jobs` listing the jobs `drain()` left, or removes it when none. Before
+   * `stopLeftovers()` ran (a `prepare()` that failed first, e.g. on an unreachable dashboard) the
+   * file is left as it is: the jobs it lists were never stopped, and the next driver stops them.
+   */
   async keepLeftovers(experimentDir: string, left: readonly string[]): Promise<void> {
+    // No job of this table was submitted before then (start() needs a prepare() that ended well).
+    if (!this.#ownsFile) return;
     if (left.length) {
       this.#log(
         `${left.length} Ray job(s) of this experiment have not ended yet (${left[0]}, ...); ` +

@@ -1,9 +1,11 @@
 // The Ray executor's pieces that need no cluster: Ray's error bodies in one line, the placement
-// check, the YAML `executor: { name: ray }` spec (saved without a token), bad options.
-import { equal, match, throws } from "#assert";
+// check, the YAML `executor: { name: ray }` spec (saved without a token), bad options, and
+// `.ray_jobs` kept by a prepare() that could not reach the cluster.
+import { deepEqual, equal, match, throws } from "#assert";
 import { rayErrorLine, type RayNode, unplaceable } from "../../plugins/executors/_ray_client.ts";
 import { rayExecutor } from "../../plugins/executors/ray.ts";
 import { parseExperiment } from "../../tuner/experiment_file.ts";
+import { join } from "../../core/_path.ts";
 import { ConfigError } from "../../core/errors.ts";
 
 // Bodies as Ray 2.52's dashboard answers them (captured from the test cluster).
@@ -96,4 +98,30 @@ Deno.test("rayExecutor refuses a bad address or deno option when built", () => {
     TypeError,
     /"path", "pip" or an absolute/,
   );
+});
+
+Deno.test("a prepare() that cannot reach the dashboard keeps .ray_jobs: its jobs are stopped by the next driver", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tunebox-ray-jobs-" });
+  try {
+    // What a driver killed with -9 left: the jobs it submitted and did not delete.
+    const listing = "tunebox-0badf00d-t_00000-1\ntunebox-0badf00d-t_00001-2\n";
+    await Deno.writeTextFile(join(dir, ".ray_jobs"), listing);
+    // An address nothing listens on.
+    const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = free.addr.port;
+    free.close();
+    const logged: string[] = [];
+    const ex = rayExecutor("/tmp/train.ts", {
+      address: `http://127.0.0.1:${port}`,
+      log: (m) => logged.push(m),
+    });
+    const err = await ex.prepare!({ experimentDir: dir }).then(() => undefined, (e) => e);
+    match(String(err?.message), /Cannot reach the Ray dashboard at http:\/\/127\.0\.0\.1:/);
+    await ex.close!();
+    // The leftovers were never stopped: the list stays for the next driver of this experiment.
+    equal(await Deno.readTextFile(join(dir, ".ray_jobs")), listing);
+    deepEqual(logged, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
