@@ -397,7 +397,7 @@ class Ring implements Collectives {
     v.setFloat64(12, n);
     v.setUint32(20, root);
     const inp = new Uint8Array(HEADER_BYTES);
-    await Promise.all([writeAll(this.#send, out), this.#read(inp)]);
+    await Promise.all([this.#write(out), this.#read(inp)]);
     const w = new DataView(inp.buffer);
     const theirs = `${KIND_NAMES[w.getUint32(8)] ?? "?"} #${w.getUint32(4)} of ${
       w.getFloat64(12)
