@@ -25,6 +25,11 @@ export class BatchJobs {
   #poller: ReturnType<typeof setInterval> | undefined;
   /** The experiment folder (set by `prepare()`); "" before. */
   dir = "";
+  /**
+   * `cancelLeftovers()` ran: the jobs file lists this executor's jobs from then on. Before, it
+   * lists an earlier driver's, which `close()` must not forget.
+   */
+  #ownsFile = false;
 
   /** Watches with the commands' environment, every `pollMs`. */
   constructor(
@@ -70,7 +75,10 @@ export class BatchJobs {
       ids = (await Deno.readTextFile(join(this.dir, JOBS_FILE))).split("\n")
         .filter((x) => /^\d+$/.test(x));
     } catch { /* none */ }
-    if (!ids.length) return;
+    if (!ids.length) {
+      this.#ownsFile = true;
+      return;
+    }
     const states = await squeue(ids, this.env).catch(() => new Map());
     for (const id of ids) {
       if (!states.has(id)) continue;
@@ -78,11 +86,16 @@ export class BatchJobs {
       await scancel(id, this.env);
     }
     await Deno.remove(join(this.dir, JOBS_FILE)).catch(() => {});
+    this.#ownsFile = true;
   }
 
-  /** Stops polling and removes the list (the driver ends normally). */
+  /**
+   * Stops polling and removes the list (the driver ends normally). Before `cancelLeftovers()`
+   * ran (a `prepare()` that failed first) the list is left as it is: the jobs it names were never
+   * cancelled, and the next driver cancels them. (No job is submitted before then.)
+   */
   async close(): Promise<void> {
     this.#stopPolling();
-    if (this.dir) await Deno.remove(join(this.dir, JOBS_FILE)).catch(() => {});
+    if (this.dir && this.#ownsFile) await Deno.remove(join(this.dir, JOBS_FILE)).catch(() => {});
   }
 }

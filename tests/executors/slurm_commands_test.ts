@@ -1,7 +1,8 @@
 // Slurm's resource flags for one trial and for each worker of a multi-worker trial: --mem and
 // --gres count per node, so a worker's memory goes per CPU and its GPUs per task.
-import { deepEqual, equal, throws } from "#assert";
+import { deepEqual, equal, rejects, throws } from "#assert";
 import { parseStepsOfSrun, resourceArgs } from "../../plugins/executors/_slurm_commands.ts";
+import { BatchJobs } from "../../plugins/executors/_slurm_batch.ts";
 import { slurmExecutor } from "../../plugins/executors/slurm.ts";
 import { TuneError } from "../../core/errors.ts";
 import type { TrialJob, TrialListener } from "../../core/plugin.ts";
@@ -58,4 +59,28 @@ Deno.test("slurmExecutor checks its mode when built and answers capacity() befor
   // The trial side is loaded by prepare(): before it, start() refuses and close() has nothing to end.
   throws(() => step.start({} as TrialJob, {} as TrialListener), TuneError, "prepare() must run");
   await step.close!();
+});
+
+Deno.test("BatchJobs: close() before the leftovers were cancelled keeps .slurm_jobs for the next driver", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A killed driver's list, and a prepare() that failed before it cancelled them.
+    await Deno.writeTextFile(`${dir}/.slurm_jobs`, "41\n42\n");
+    const failed = new BatchJobs({}, 60_000, () => {});
+    failed.dir = dir;
+    await failed.close();
+    equal(await Deno.readTextFile(`${dir}/.slurm_jobs`), "41\n42\n");
+
+    // Once the leftovers are dealt with, the list is this executor's and close() removes it.
+    await Deno.remove(`${dir}/.slurm_jobs`);
+    const jobs = new BatchJobs({}, 60_000, () => {});
+    jobs.dir = dir;
+    await jobs.cancelLeftovers();
+    await jobs.watch("43", () => {});
+    equal(await Deno.readTextFile(`${dir}/.slurm_jobs`), "43\n");
+    await jobs.close();
+    await rejects(() => Deno.stat(`${dir}/.slurm_jobs`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
