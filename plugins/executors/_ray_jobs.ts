@@ -3,6 +3,7 @@
 // the experiment folder's list of them that lets the next driver stop what a killed one left.
 
 import { join } from "../../core/_path.ts";
+import { TuneError } from "../../core/errors.ts";
 import { isFinal, type RayJobInfo, type RayJobsClient } from "./_ray_client.ts";
 
 /** The file in the experiment folder listing the jobs submitted and not yet deleted. */
@@ -135,13 +136,22 @@ export class RayJobTable {
       );
     } catch { /* none */ }
     for (const id of ids) {
-      const info = await ray.get(id).catch(() => undefined);
+      // Gone (404) is gone; a dashboard that cannot answer is not: then prepare() fails and
+      // `.ray_jobs` stays for the next driver (see keepLeftovers()), instead of forgetting a job
+      // that may still run.
+      const leftover = (e: unknown) =>
+        new TuneError(
+          `Cannot tell whether Ray job ${id}, left by an earlier driver of this experiment, ` +
+            `still runs (${(e as Error).message}); ${JOBS_FILE} is kept, so the next run stops it`,
+          { cause: e },
+        );
+      const info = await ray.get(id).catch((e) => Promise.reject(leftover(e)));
       if (!info) continue;
       if (!isFinal(info.status)) {
         this.#log(
           `stopping Ray job ${id}, left ${info.status} by an earlier driver of this experiment`,
         );
-        await ray.stop(id).catch(() => {});
+        await ray.stop(id).catch((e) => Promise.reject(leftover(e)));
         this.#zombies.add(id);
       } else {
         await ray.delete(id).catch(() => {});

@@ -125,3 +125,31 @@ Deno.test("a prepare() that cannot reach the dashboard keeps .ray_jobs: its jobs
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a dashboard that cannot tell a leftover job's state fails prepare() and keeps .ray_jobs", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tunebox-ray-jobs-" });
+  // A dashboard that answers the version and the job list, then fails on the job's state.
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/api/version") return Response.json({ ray_version: "2.52.1" });
+    if (path === "/api/jobs/" && req.method === "GET") return Response.json([]);
+    return new Response("the GCS is restarting", { status: 503 });
+  });
+  try {
+    const listing = "tunebox-0badf00d-t_00000-1\n";
+    await Deno.writeTextFile(join(dir, ".ray_jobs"), listing);
+    const trainable = join(dir, "train.ts");
+    await Deno.writeTextFile(trainable, "export default () => {};\n");
+    const ex = rayExecutor(trainable, { address: `http://127.0.0.1:${server.addr.port}` });
+    const err = await ex.prepare!({ experimentDir: dir }).then(() => undefined, (e) => e);
+    match(
+      String(err?.message),
+      /Cannot tell whether Ray job tunebox-0badf00d-t_00000-1, left by an earlier driver .*\.ray_jobs is kept/s,
+    );
+    await ex.close!();
+    equal(await Deno.readTextFile(join(dir, ".ray_jobs")), listing);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
