@@ -5,7 +5,7 @@ import type { TrialExit, TrialHandle, TrialJob, TrialListener } from "../../core
 import { type DriverMessage, PROTOCOL_VERSION } from "../../core/protocol.ts";
 import { type Conversation, driveTrial, type TrialConnection } from "../../core/channel.ts";
 import type { RemoteChannel } from "../../core/remote/channel.ts";
-import { settle, type StopEscalation, stopEscalation } from "./_shared.ts";
+import { channelExit, settle, silentExit, type StopEscalation, stopEscalation } from "./_shared.ts";
 import { RayApiError, rayErrorLine } from "./_ray_client.ts";
 import type { LauncherEnded } from "./_ray_launcher.ts";
 import { ForwardedLog, stderrOf } from "./_ray_io.ts";
@@ -247,20 +247,10 @@ export class PooledRayTrial {
       if (this.#launchError) {
         return { kind: "error", message: this.#launchError, fatal: this.#fatal };
       }
-      if (talk?.broken) {
-        return {
-          kind: "error",
-          message: `the trial broke the protocol and was killed: ${talk.broken}`,
-        };
-      }
-      if (talk?.outcome) return talk.outcome;
-      if (this.#stopRequested) return { kind: "stopped" };
+      const spoken = channelExit(talk, this.#stopRequested);
+      if (spoken) return spoken;
       if (this.#silent) {
-        return {
-          kind: "error",
-          message: `the trial went silent for ${ch.heartbeatMs} ms (no heartbeat: its node or ` +
-            `network may be down) and its process was killed`,
-        };
+        return silentExit(ch.heartbeatMs, "its process was killed");
       }
       const l = this.#l;
       const where = l?.node ? ` on node ${l.node}` : "";

@@ -8,7 +8,7 @@ import { type Conversation, driveTrial, type TrialConnection } from "../../core/
 import type { RemoteChannel } from "../../core/remote/channel.ts";
 import { TuneError } from "../../core/errors.ts";
 import type { GroupInfo } from "../../core/collectives.ts";
-import { settle, type StopEscalation, stopEscalation } from "./_shared.ts";
+import { channelExit, settle, silentExit, type StopEscalation, stopEscalation } from "./_shared.ts";
 import { isFinal, nodeOf, RayApiError, rayErrorLine, type RayJobInfo } from "./_ray_client.ts";
 import { FollowedJobLog, holdOpen, logSuffix, stderrOf } from "./_ray_io.ts";
 import { JOB_PREFIX } from "./_ray_jobs.ts";
@@ -312,20 +312,10 @@ export class RayTrial {
       if (this.#launchError) {
         return { kind: "error", message: this.#launchError.message, fatal: this.#fatal };
       }
-      if (talk?.broken) {
-        return {
-          kind: "error",
-          message: `the trial broke the protocol and was killed: ${talk.broken}`,
-        };
-      }
-      if (talk?.outcome) return talk.outcome;
-      if (this.#stopRequested) return { kind: "stopped" };
+      const spoken = channelExit(talk, this.#stopRequested);
+      if (spoken) return spoken;
       if (this.#silent) {
-        return {
-          kind: "error",
-          message: `the trial went silent for ${ch.heartbeatMs} ms (no heartbeat: its node or ` +
-            `network may be down) and its Ray job was stopped`,
-        };
+        return silentExit(ch.heartbeatMs, "its Ray job was stopped");
       }
       return failure(this.#ctx, end, tail, {
         jobId: this.#jobId,

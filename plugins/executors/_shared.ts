@@ -6,7 +6,8 @@
 
 import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
 import { dirname, join } from "../../core/_path.ts";
-import type { SandboxPolicy } from "../../core/plugin.ts";
+import type { SandboxPolicy, TrialExit } from "../../core/plugin.ts";
+import type { Conversation } from "../../core/channel.ts";
 import { checkDenoConfig } from "../../core/sandbox.ts";
 import { writeAll } from "../../core/_write_all.ts";
 import { TuneError } from "../../core/errors.ts";
@@ -245,4 +246,33 @@ export async function cacheTrialGraph(
       `Cannot load the trainable module ${moduleUrl}: ${err.split("\n").slice(0, 6).join("\n")}`,
     );
   }
+}
+
+/**
+ * How a trial ended as its channel tells it, which comes before what its process or job says: it
+ * broke the protocol (and was killed), it reported an outcome, or the driver asked it to stop.
+ * Undefined when the channel says none of these.
+ */
+export function channelExit(
+  talk: Conversation | undefined,
+  stopRequested: boolean,
+): TrialExit | undefined {
+  if (talk?.broken) {
+    return {
+      kind: "error",
+      message: `the trial broke the protocol and was killed: ${talk.broken}`,
+    };
+  }
+  if (talk?.outcome) return talk.outcome;
+  if (stopRequested) return { kind: "stopped" };
+  return undefined;
+}
+
+/** A remote trial that sent no heartbeat for `heartbeatMs`; `ending` says what was done to it. */
+export function silentExit(heartbeatMs: number, ending: string): TrialExit {
+  return {
+    kind: "error",
+    message: `the trial went silent for ${heartbeatMs} ms (no heartbeat: its node or network may ` +
+      `be down) and ${ending}`,
+  };
 }

@@ -1,10 +1,12 @@
 // Private to the Slurm executor (slurm.ts): one run of one trial, as a job step or a batch job.
 
 import {
+  channelExit,
   DEFAULT_MAX_LOG_BYTES,
   pipeToFile,
   settle,
   shq,
+  silentExit,
   type StopEscalation,
   stopEscalation,
 } from "./_shared.ts";
@@ -417,21 +419,11 @@ export class SlurmTrial {
           fatal: !/Unable to contact|timed out|try again/i.test(this.#launchError.message),
         };
       }
-      if (talk?.broken) {
-        return {
-          kind: "error",
-          message: `the trial broke the protocol and was killed: ${talk.broken}`,
-        };
-      }
-      if (talk?.outcome) return talk.outcome;
-      if (this.#stopRequested) return { kind: "stopped" };
+      const spoken = channelExit(talk, this.#stopRequested);
+      if (spoken) return spoken;
       const tailText = await stderrOf(this.#job.dir, this.#stderrTail.text);
       if (this.#silent) {
-        return {
-          kind: "error",
-          message: `the trial went silent for ${ch.heartbeatMs} ms (no heartbeat: its node or ` +
-            `network may be down) and was cancelled`,
-        };
+        return silentExit(ch.heartbeatMs, "was cancelled");
       }
       return this.#failure(end, tailText);
     }

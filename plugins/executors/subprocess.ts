@@ -5,6 +5,7 @@
  */
 
 import {
+  channelExit,
   DEFAULT_MAX_LOG_BYTES,
   exists,
   merge,
@@ -503,14 +504,8 @@ export function subprocessExecutor(
       await settle(logs, 5000);
       await Deno.remove(channelDir, { recursive: true }).catch(() => {});
       await removeOriginData(denoDir, origin);
-      if (talk?.broken) {
-        return {
-          kind: "error",
-          message: `the trial broke the protocol and was killed: ${talk.broken}`,
-        };
-      }
-      if (talk?.outcome) return talk.outcome;
-      if (stopRequested) return { kind: "stopped" };
+      const spoken = channelExit(talk, stopRequested);
+      if (spoken) return spoken;
       const tail = stderrTail.text.trim().split("\n").slice(-8).join("\n");
       const denial = parseDenial(tail);
       const how = st.signal ? `was killed by ${st.signal}` : `exited with code ${st.code}`;
