@@ -4,6 +4,7 @@
 import type { TrialExit } from "../../core/plugin.ts";
 import { parseDenial } from "../../core/sandbox.ts";
 import { rayErrorLine, type RayJobInfo } from "./_ray_client.ts";
+import { unreachableDriverExit } from "./_shared.ts";
 
 /** Where the trial ran, for {@linkcode failure}'s words. */
 export interface FailedAt {
@@ -33,16 +34,8 @@ export function failure(
   const { jobId, node } = at;
   const lines = tail.trim().split("\n").filter((l) => !/^\d{4}-\d\d-\d\d .*(INFO|DEBUG)/.test(l))
     .slice(-8).join("\n");
-  const unreachable = /tunebox: cannot reach the driver at (\S+): (.*)/.exec(tail);
-  if (unreachable) {
-    return {
-      kind: "error",
-      message: `the trial could not reach the driver at ${unreachable[1]} (${
-        unreachable[2]
-      }): driverHost must be an address every Ray node reaches`,
-      fatal: true,
-    };
-  }
+  const unreachable = unreachableDriverExit(tail, "Ray node");
+  if (unreachable) return unreachable;
   if (/tunebox: deno is not on the PATH|is not an executable on Ray node/.test(tail)) {
     return { kind: "error", message: tail.trim().split("\n").pop()!, fatal: true };
   }

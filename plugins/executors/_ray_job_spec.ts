@@ -8,7 +8,7 @@ import type { Resources, TrialJob } from "../../core/plugin.ts";
 import { sandboxFlags } from "../../core/sandbox.ts";
 import { REMOTE_ENV_NAMES, type RemoteChannel } from "../../core/remote/channel.ts";
 import { TuneError } from "../../core/errors.ts";
-import { merge, shq } from "./_shared.ts";
+import { clusterJobEnv, merge, passedEnv, shq, v8Args } from "./_shared.ts";
 import { type RayJobRequest, unplaceable } from "./_ray_client.ts";
 import { IMPORT_MAP } from "./_ray_package.ts";
 import { logSuffix } from "./_ray_io.ts";
@@ -75,15 +75,9 @@ export function entrypoint(
   const { options, shared } = ctx.settings;
   const { configFile, denoDir, moduleUrl } = ctx;
   const policy = merge(options.sandbox ?? {}, job.sandbox);
-  const passEnv: Record<string, string> = {};
-  for (const name of policy.env ?? []) {
-    const v = Deno.env.get(name);
-    if (v !== undefined) passEnv[name] = v;
-  }
-  // Ray sets CUDA_VISIBLE_DEVICES for the GPUs it gives; the driver's pick is local.
-  const jobEnv = Object.fromEntries(
-    Object.entries(job.env).filter(([k]) => k !== "CUDA_VISIBLE_DEVICES"),
-  );
+  const passEnv = passedEnv(policy);
+  // Ray sets CUDA_VISIBLE_DEVICES for the GPUs it gives.
+  const jobEnv = clusterJobEnv(job.env);
   const envNames = [
     ...REMOTE_ENV_NAMES,
     "TUNEBOX_MODULE",
@@ -95,10 +89,7 @@ export function entrypoint(
     ...Object.keys(jobEnv),
   ];
   const memoryMb = job.resources?.memoryMb ?? job.memoryMb;
-  const v8 = [
-    ...(options.v8Flags ? [options.v8Flags] : []),
-    ...(memoryMb ? [`--max-old-space-size=${Math.max(16, Math.floor(memoryMb))}`] : []),
-  ];
+  const v8 = v8Args(options.v8Flags, memoryMb);
   // Without shared storage the shipped files are under the job's working dir ($W on the node).
   const W = "\u0000W\u0000";
   const here = (p: string) => shared ? p : `${W}/${ctx.packagePath(p)}`;

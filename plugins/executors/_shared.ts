@@ -276,3 +276,45 @@ export function silentExit(heartbeatMs: number, ending: string): TrialExit {
       `be down) and ${ending}`,
   };
 }
+
+/** The driver's values of the variables a sandbox passes through (`policy.env`) that are set. */
+export function passedEnv(policy: SandboxPolicy): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of policy.env ?? []) {
+    const v = Deno.env.get(name);
+    if (v !== undefined) out[name] = v;
+  }
+  return out;
+}
+
+/**
+ * A trial's environment on a cluster: the job's variables without the driver's GPU pick
+ * (`CUDA_VISIBLE_DEVICES`), which is local; the cluster sets it for the GPUs it gives.
+ */
+export function clusterJobEnv(env: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => k !== "CUDA_VISIBLE_DEVICES"));
+}
+
+/** A trial's `--v8-flags` values: the executor's own, and a heap cap for `memoryMb`. */
+export function v8Args(v8Flags: string | undefined, memoryMb: number | undefined): string[] {
+  return [
+    ...(v8Flags ? [v8Flags] : []),
+    ...(memoryMb ? [`--max-old-space-size=${Math.max(16, Math.floor(memoryMb))}`] : []),
+  ];
+}
+
+/**
+ * A remote trial that could not open its channel (its last words in `tail`): a fatal error,
+ * because every trial would fail alike, saying that `driverHost` must be an address every
+ * `nodes` reaches. Undefined when the tail does not say so.
+ */
+export function unreachableDriverExit(tail: string, nodes: string): TrialExit | undefined {
+  const m = /tunebox: cannot reach the driver at (\S+): (.*)/.exec(tail);
+  if (!m) return undefined;
+  return {
+    kind: "error",
+    message: `the trial could not reach the driver at ${m[1]} (${m[2]}): driverHost must be an ` +
+      `address every ${nodes} reaches`,
+    fatal: true,
+  };
+}

@@ -1,7 +1,16 @@
 // Private to the Slurm executor (slurm.ts): what `prepare()` does once per experiment, and the
 // command line and Slurm flags of each trial built from it.
 
-import { cacheTrialGraph, merge, registryEnv, trialConfig, writeTrialEntry } from "./_shared.ts";
+import {
+  cacheTrialGraph,
+  clusterJobEnv,
+  merge,
+  passedEnv,
+  registryEnv,
+  trialConfig,
+  v8Args,
+  writeTrialEntry,
+} from "./_shared.ts";
 import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
 import { dirname, join } from "../../core/_path.ts";
 import type { SandboxPolicy, WarmJob } from "../../core/plugin.ts";
@@ -119,15 +128,9 @@ export function trialCommand(
     merge(options.sandbox ?? {}, job.sandbox),
     ring ? { net: [...ring.net] } : {},
   );
-  const passEnv: Record<string, string> = {};
-  for (const name of policy.env ?? []) {
-    const v = Deno.env.get(name);
-    if (v !== undefined) passEnv[name] = v;
-  }
-  // Slurm sets CUDA_VISIBLE_DEVICES for the GPUs it gives (--gres); the driver's pick is local.
-  const jobEnv = Object.fromEntries(
-    Object.entries(job.env).filter(([k]) => k !== "CUDA_VISIBLE_DEVICES"),
-  );
+  const passEnv = passedEnv(policy);
+  // Slurm sets CUDA_VISIBLE_DEVICES for the GPUs it gives (--gres).
+  const jobEnv = clusterJobEnv(job.env);
   const resolution = registryEnv();
   const envNames = [
     ...Object.keys(resolution),
@@ -144,10 +147,7 @@ export function trialCommand(
     ...Object.keys(jobEnv),
   ];
   const memoryMb = job.resources?.memoryMb ?? job.memoryMb;
-  const v8 = [
-    ...(options.v8Flags ? [options.v8Flags] : []),
-    ...(memoryMb ? [`--max-old-space-size=${Math.max(16, Math.floor(memoryMb))}`] : []),
-  ];
+  const v8 = v8Args(options.v8Flags, memoryMb);
   const args = [
     ...sandboxFlags({
       trialDir: job.workDir,

@@ -9,6 +9,7 @@ import {
   silentExit,
   type StopEscalation,
   stopEscalation,
+  unreachableDriverExit,
 } from "./_shared.ts";
 import { join } from "../../core/_path.ts";
 import type {
@@ -445,16 +446,8 @@ export class SlurmTrial {
       return { kind: "error", message: `Slurm refused the trial's step: ${refusal}`, fatal: true };
     }
     const lines = tail.trim().split("\n").slice(-8).join("\n");
-    const unreachable = /tunebox: cannot reach the driver at (\S+): (.*)/.exec(tail);
-    if (unreachable) {
-      return {
-        kind: "error",
-        message: `the trial could not reach the driver at ${unreachable[1]} (${
-          unreachable[2]
-        }): driverHost must be an address every compute node reaches`,
-        fatal: true,
-      };
-    }
+    const unreachable = unreachableDriverExit(tail, "compute node");
+    if (unreachable) return unreachable;
     const unshared = (why: string): TrialExit => ({
       kind: "error",
       message: `the experiment folder ${this.#setup.experimentDir} is not visible on the node ` +

@@ -9,11 +9,13 @@ import {
   DEFAULT_MAX_LOG_BYTES,
   exists,
   merge,
+  passedEnv,
   pipeToFile,
   registryEnv,
   settle,
   stopEscalation,
   trialConfig,
+  v8Args,
 } from "./_shared.ts";
 import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
 import { dirname, join } from "../../core/_path.ts";
@@ -400,15 +402,8 @@ export function subprocessExecutor(
       ...Object.keys(job.env),
     ];
     const policy = merge(options.sandbox ?? {}, job.sandbox);
-    const passEnv: Record<string, string> = {};
-    for (const name of policy.env ?? []) {
-      const v = Deno.env.get(name);
-      if (v !== undefined) passEnv[name] = v;
-    }
-    const v8 = [
-      ...(options.v8Flags ? [options.v8Flags] : []),
-      ...(job.memoryMb ? [`--max-old-space-size=${Math.max(16, Math.floor(job.memoryMb))}`] : []),
-    ];
+    const passEnv = passedEnv(policy);
+    const v8 = v8Args(options.v8Flags, job.memoryMb);
     const args = [
       ...sandboxFlags({
         trialDir: job.workDir,
