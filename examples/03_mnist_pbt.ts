@@ -1,9 +1,10 @@
 #!/usr/bin/env -S deno run --allow-read --allow-write --allow-run --allow-env --allow-sys --allow-net
 /**
  * `deno task example:pbt`: the MNIST classifier of example 02 with Population Based Training.
- * Every epoch checkpoints the model; at each perturbation interval the bottom quarter of the
- * population copies a top trial's model and config, and perturbs its learning rate and batch
- * size. Layer sizes stay fixed. Each trial's lineage is in `pbt_policy_<trial>.txt`.
+ * Every epoch checkpoints the model; every two epochs the whole population meets (synchronous
+ * PBT), and its bottom quarter copies a top trial's model and config and perturbs its learning
+ * rate and batch size. Layer sizes stay fixed. Each trial's lineage is in
+ * `pbt_policy_<trial>.txt`.
  *
  * Smaller: NUM_SAMPLES=4 EPOCHS=4 deno task example:pbt
  */
@@ -26,6 +27,11 @@ const results = await new Tuner({
   scheduler: pbtScheduler({
     timeAttr: "training_iteration",
     perturbationInterval: 2,
+    // The population is larger than the two slots, so its trials take turns at each perturbation
+    // point anyway; meeting there ranks the whole population at once, so every round exploits
+    // its bottom quarter. Asynchronous PBT (the default) ranks a trial only against the scores
+    // already in, so the first trials at a point are never exploited.
+    synch: true,
     hyperparamMutations: { lr: loguniform(1e-4, 1e-1), batch_size: [32, 64, 128] },
   }),
   sandbox: setup.sandbox,
