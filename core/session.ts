@@ -195,6 +195,11 @@ export interface SessionInit {
   readonly trialDir: string;
   /** The CPUs and GPUs it holds. @default { cpu: 1, gpu: 0 } */
   readonly resources?: { readonly cpu?: number; readonly gpu?: number };
+  /**
+   * Called once, the first time the trainable reads `trialDir` (or saves a checkpoint): an
+   * in-process trial's folder is made then. @default none
+   */
+  readonly onTrialDir?: () => void;
 }
 
 /**
@@ -217,8 +222,10 @@ export class TrialSession implements Session<Config> {
   readonly trialId: string;
   readonly config: Config;
   readonly checkpoint: string | undefined;
-  readonly trialDir: string;
   readonly resources: TrialResources;
+  readonly #trialDir: string;
+  /** Called at the first read of `trialDir`, then dropped. */
+  #onTrialDir: (() => void) | undefined;
   /**
    * Made on first use (`signal` or a stop), not with every session: an AbortController is a
    * web object the runtime tracks, and most trials never look at their signal.
@@ -240,12 +247,26 @@ export class TrialSession implements Session<Config> {
     this.config = init.config;
     this.#iteration = init.iteration;
     this.checkpoint = init.checkpoint;
-    this.trialDir = init.trialDir;
+    this.#trialDir = init.trialDir;
+    this.#onTrialDir = init.onTrialDir;
     this.resources = Object.freeze({
       cpu: init.resources?.cpu ?? 1,
       gpu: init.resources?.gpu ?? 0,
     });
     this.#sink = sink;
+  }
+
+  /**
+   * The trial folder. A getter of the class (not an accessor defined per session: that gives
+   * every session a hidden class of its own, which V8 keeps alive across scavenges).
+   */
+  get trialDir(): string {
+    const hook = this.#onTrialDir;
+    if (hook) {
+      this.#onTrialDir = undefined;
+      hook();
+    }
+    return this.#trialDir;
   }
 
   /** Reports made so far, including earlier runs. */

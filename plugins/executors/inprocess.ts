@@ -39,6 +39,11 @@ export function inprocessExecutor<C = Config>(fn: TrainableFn<C>): Executor {
           ...(job.checkpoint ? { checkpoint: job.checkpoint } : {}),
           trialDir: job.workDir,
           ...(job.resources ? { resources: job.resources } : {}),
+          // The runner creates no folder for an in-process trial: the first look at
+          // session.trialDir has it written (the trial's records with it).
+          onTrialDir: listener.needsDir
+            ? () => listener.needsDir!()
+            : () => Deno.mkdirSync(job.workDir, { recursive: true }),
         },
         {
           send: (metrics, checkpointDir) =>
@@ -49,19 +54,6 @@ export function inprocessExecutor<C = Config>(fn: TrainableFn<C>): Executor {
             }),
         },
       );
-      // The runner creates no folder for an in-process trial: the first look at
-      // session.trialDir has it written (the trial's records with it).
-      let made = false;
-      Object.defineProperty(session, "trialDir", {
-        get(): string {
-          if (!made) {
-            if (listener.needsDir) listener.needsDir();
-            else Deno.mkdirSync(job.workDir, { recursive: true });
-          }
-          made = true;
-          return job.workDir;
-        },
-      });
       let stopped = false;
       let release!: (e: TrialExit) => void;
       const stoppedEarly = new Promise<TrialExit>((r) => (release = r));
