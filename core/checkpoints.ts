@@ -91,6 +91,8 @@ export async function cloneInto(
     );
     return false;
   }
+  // Reports queued in this turn go out before the copy (acknowledged without waiting for it).
+  this.log.flush();
   this.materialize(t);
   const dst = join(t.dir, checkpointName(t.iteration));
   const tmp = join(t.dir, STAGING_DIR, `exploit_${Date.now()}`);

@@ -25,26 +25,42 @@ export class EventLog {
   #lines: string[] = [];
   #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #flushTimer: boolean;
   /** Events in the log so far (queued ones included). */
   count: number;
 
-  private constructor(file: Deno.FsFile, count: number) {
+  private constructor(file: Deno.FsFile, count: number, flushTimer: boolean) {
     this.#file = file;
     this.count = count;
+    this.#flushTimer = flushTimer;
   }
 
-  /** Opens (creating or appending) the log of an experiment folder. */
-  static async open(dir: string): Promise<EventLog> {
+  /**
+   * Opens (creating or appending) the log of an experiment folder.
+   *
+   * @param dir the experiment folder.
+   * @param options `flushTimer: false` for an owner that calls {@linkcode EventLog.flush} itself
+   *   at the end of each of its turns and before anything that may wait (the runner): no timer
+   *   is armed then. @default a timer writes what is queued at the end of the macrotask
+   */
+  static async open(
+    dir: string,
+    options: { readonly flushTimer?: boolean } = {},
+  ): Promise<EventLog> {
     const path = join(dir, "trials.jsonl");
+    // Synchronous calls: the file is opened once (created if missing) and read only when it has
+    // lines already (a resume); a fresh experiment makes no failed read.
+    const file = Deno.openSync(path, { read: true, append: true, create: true });
     let text = "";
+    let existing = 0;
     try {
-      text = await Deno.readTextFile(path);
+      if (file.statSync().size > 0) text = Deno.readTextFileSync(path);
+      if (text) existing = parseJsonLines<TrialEvent>(text).length;
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      file.close();
+      throw e;
     }
-    const existing = parseJsonLines<TrialEvent>(text).length;
-    const file = await Deno.open(path, { append: true, create: true });
-    const log = new EventLog(file, existing);
+    const log = new EventLog(file, existing, options.flushTimer ?? true);
     if (text && !text.endsWith("\n")) {
       // The last write of a killed driver: end a whole last line, cut off a torn one, so that
       // the next event starts a line of its own.
@@ -60,9 +76,9 @@ export class EventLog {
   append(event: Omit<TrialEvent, "t">): void {
     this.count++;
     this.#lines.push(toJson({ t: Date.now() / 1000, ...event }));
-    // At the latest at the end of this macrotask. An owner that flushes at the end of each turn
-    // of its own (the runner's loop, whose in-process trials can run many turns within one
-    // macrotask) leaves this timer armed: one timer per macrotask, not one per turn.
+    // At the latest at the end of this macrotask (one timer per macrotask, not one per event),
+    // unless the owner flushes itself.
+    if (!this.#flushTimer) return;
     this.#timer ??= setTimeout(() => {
       this.#timer = undefined;
       this.flush();

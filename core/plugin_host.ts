@@ -61,6 +61,8 @@ export function emit<K extends Exclude<keyof Callback, "name">>(
 
 /** Waits for the callbacks' pending events, at most `callbackDrainMs`. */
 export async function flushCallbacks(this: Runner): Promise<void> {
+  // Nothing sent (no callback has a hook that ran): no timer to arm.
+  if (!this.chains.size) return;
   const limit = this.c.callbackDrainMs ?? 60_000;
   const busy = new Set(this.chains.keys());
   for (const [cb, chain] of this.chains) chain.then(() => busy.delete(cb));

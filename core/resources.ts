@@ -352,7 +352,8 @@ export interface DiscoverGpusOptions {
 /**
  * Finds the GPUs trials may use: the `gpus` option, else the `TUNEBOX_GPUS` variable (a count
  * of simulated devices, or comma-separated names, for tests), else `nvidia-smi -L`. A missing
- * `nvidia-smi` means no GPU. When the driver's own `CUDA_VISIBLE_DEVICES` is set (e.g. by a batch
+ * `nvidia-smi` means no GPU, and so does a Linux machine without an NVIDIA driver (neither
+ * `/dev/nvidiactl` nor `/dev/dxg`: `nvidia-smi` is not run there). When the driver's own `CUDA_VISIBLE_DEVICES` is set (e.g. by a batch
  * scheduler), only the devices it names are used.
  *
  * @param options where to look.
@@ -399,6 +400,9 @@ export async function discoverGpus(options: DiscoverGpusOptions = {}): Promise<D
     }
     return names.map((name, index) => ({ index, name }));
   }
+  // Without an NVIDIA driver there is nothing to ask: a stat or two, where starting a command
+  // costs milliseconds the first time in a process (Deno loads its process module).
+  if (!mayHaveNvidiaDriver()) return [];
   let text: string;
   try {
     const out = await new Deno.Command("nvidia-smi", {
@@ -421,6 +425,24 @@ export async function discoverGpus(options: DiscoverGpusOptions = {}): Promise<D
     return [];
   }
   return visibleDevices(parseNvidiaSmiList(text), getEnv("CUDA_VISIBLE_DEVICES"));
+}
+
+/**
+ * False only when this is surely a machine without an NVIDIA driver: Linux with neither
+ * `/dev/nvidiactl` nor `/dev/dxg` (WSL 2's GPU device), whose `nvidia-smi` could only fail. True
+ * elsewhere, and when the device files cannot be looked at (then `nvidia-smi` tells).
+ */
+function mayHaveNvidiaDriver(): boolean {
+  if (Deno.build.os !== "linux") return true;
+  for (const path of ["/dev/nvidiactl", "/dev/dxg"]) {
+    try {
+      Deno.statSync(path);
+      return true;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) return true;
+    }
+  }
+  return false;
 }
 
 function simulated(n: number, what: string): Device[] {

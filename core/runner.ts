@@ -224,7 +224,9 @@ export class Runner {
 
   async run(): Promise<RunOutcome> {
     const c = this.c;
-    this.log = await EventLog.open(c.dir);
+    // The loop writes the journal at the end of each turn, and before anything in a turn that
+    // may wait (checkpoint and folder files, stopping trials): no timer per macrotask.
+    this.log = await EventLog.open(c.dir, { flushTimer: false });
     const multi = c.metrics && c.metrics.length > 1
       ? { metrics: c.metrics, modes: c.modes ?? c.metrics.map(() => c.mode) }
       : {};
@@ -316,6 +318,7 @@ export class Runner {
       }
     } catch (e) {
       this.fatal ??= e instanceof Error ? e : new Error(String(e));
+      this.log.flush();
       // Leave no trial process behind.
       const handles = this.order.flatMap((
         t,
@@ -325,6 +328,7 @@ export class Runner {
       clearTimeout(budget);
       for (const [s, h] of signals) Deno.removeSignalListener(s, h);
       this.dropWarm();
+      this.log.flush();
       await c.executor.close?.();
     }
     const snapshots = this.order.map((t) => this.snap(t));
@@ -710,6 +714,7 @@ export class Runner {
     // Commit the checkpoint first, so the result line can name it.
     let checkpointPath: string | undefined;
     if (raw.checkpointDir) {
+      this.log.flush();
       this.materialize(t);
       t.staged = true;
       try {
@@ -851,9 +856,13 @@ export class Runner {
     // Checkpoint staging left by the trial (or by an exploit): never committed now. Listing the
     // folder first spares the common case (nothing staged) a failing remove.
     if (t.materialized && hasEntry(t.workDir, STAGING_DIR)) {
+      this.log.flush();
       await Deno.remove(join(t.workDir, STAGING_DIR), { recursive: true }).catch(() => {});
     }
-    if (t.staged) await Deno.remove(join(t.dir, STAGING_DIR), { recursive: true }).catch(() => {});
+    if (t.staged) {
+      this.log.flush();
+      await Deno.remove(join(t.dir, STAGING_DIR), { recursive: true }).catch(() => {});
+    }
     const action = t.action;
     t.action = undefined;
     const c = this.c;
@@ -941,6 +950,7 @@ export class Runner {
     t.errorText = `${full}${stack}\n`;
     // A failed trial's folder is written now, whatever the executor: its error.txt (with the
     // stack) is what people look for.
+    this.log.flush();
     if (t.materialized) {
       await Deno.writeTextFile(join(t.dir, "error.txt"), t.errorText).catch(() => {});
     } else await this.writeFolder(t);
@@ -1136,6 +1146,7 @@ export class Runner {
    * already holds their records, so this is a derived view, written once.
    */
   async writeFolders(): Promise<void> {
+    this.log.flush();
     const batch = this.order.filter((t) => !t.materialized);
     for (let i = 0; i < batch.length; i += 16) {
       await Promise.all(batch.slice(i, i + 16).map((t) => this.writeFolder(t)));

@@ -131,10 +131,17 @@ export interface ConfigChange {
  * await writeJsonAtomic(`${dir}/a.json`, { a: 1 });
  * ```
  */
-export async function writeJsonAtomic(path: string, data: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  await Deno.writeTextFile(tmp, JSON.stringify(data, nonFiniteReplacer, 2) + "\n");
-  await Deno.rename(tmp, path);
+export function writeJsonAtomic(path: string, data: unknown): Promise<void> {
+  // Synchronous writes: a small file, and Deno's asynchronous writeTextFile loads its streams
+  // module on first use (milliseconds at the start of a short experiment).
+  try {
+    const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+    Deno.writeTextFileSync(tmp, JSON.stringify(data, nonFiniteReplacer, 2) + "\n");
+    Deno.renameSync(tmp, path);
+    return Promise.resolve();
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 /**

@@ -59,7 +59,7 @@ export async function fitTuner(
   const storage = resolve(o.storage ?? "./tunebox_results");
   const name = o.name ?? `${trainableName(o.trainable)}_${stamp()}`;
   const dir = restore?.dir ?? join(storage, name);
-  if (!restore) await prepareFolder(storage, dir);
+  if (!restore) prepareFolder(storage, dir);
   const seed = o.seed ?? (Date.now() % 2 ** 31);
   const numSamples = o.numSamples ?? 1;
   const total = numSamples < 0 ? Infinity : numSamples * gridSize(o.space);
@@ -332,12 +332,16 @@ function randomHex5(): string {
   return crypto.randomUUID().replaceAll("-", "").slice(0, 5);
 }
 
-async function prepareFolder(storage: string, dir: string): Promise<void> {
+/**
+ * Makes the experiment's folder, with synchronous calls (four small ones: Deno's asynchronous
+ * writeTextFile loads its streams module on first use, milliseconds of a short experiment).
+ */
+function prepareFolder(storage: string, dir: string): void {
   try {
-    await Deno.mkdir(storage, { recursive: true });
+    Deno.mkdirSync(storage, { recursive: true });
     const probe = join(storage, `.tunebox_probe_${crypto.randomUUID().slice(0, 8)}`);
-    await Deno.writeTextFile(probe, "");
-    await Deno.remove(probe);
+    Deno.writeFileSync(probe, new Uint8Array());
+    Deno.removeSync(probe);
   } catch (e) {
     throw new TuneError(
       `The storage folder "${storage}" is not writable (${
@@ -347,7 +351,7 @@ async function prepareFolder(storage: string, dir: string): Promise<void> {
     );
   }
   try {
-    await Deno.mkdir(dir);
+    Deno.mkdirSync(dir);
   } catch (e) {
     if (e instanceof Deno.errors.AlreadyExists) {
       throw new TuneError(
