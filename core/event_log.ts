@@ -85,6 +85,15 @@ export class EventLog {
     }, 0);
   }
 
+  /**
+   * Calls `resolve` once everything queued so far is written (at once when nothing is queued),
+   * or `reject` when that write failed: {@linkcode EventLog.committed} without a promise.
+   */
+  onCommitted(resolve: () => void, reject: (e: unknown) => void): void {
+    if (!this.#lines.length) resolve();
+    else this.#waiters.push({ resolve, reject });
+  }
+
   /** Resolves once everything queued so far is written (rejects when the write failed). */
   committed(): Promise<void> {
     if (!this.#lines.length) return Promise.resolve();
@@ -110,7 +119,7 @@ export class EventLog {
   /** Writes what is queued and closes the file. */
   close(): void {
     this.flush();
-    clearTimeout(this.#timer);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     try {
       this.#file.close();

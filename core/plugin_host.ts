@@ -14,6 +14,8 @@ import type { Runner } from "./runner.ts";
 
 /** A scheduler's decision if it is well formed; otherwise the experiment's `PluginError` and `continue`. */
 export function checkDecision(d: Decision, name: string, r: Runner): Decision {
+  // The usual answer needs no walk.
+  if (d !== null && typeof d === "object" && d.kind === "continue") return d;
   const problem = validateDecision(d, r.trials);
   if (problem) {
     r.fatal ??= new PluginError(name, "onReport", new TypeError(problem));
@@ -34,7 +36,13 @@ export function plugin<T>(this: Runner, name: string, hook: string, fn: () => T)
 
 /** Whether a callback has this hook (the event is then worth making). */
 export function wants(this: Runner, hook: Exclude<keyof Callback, "name">): boolean {
-  return this.c.callbacks.some((cb) => typeof cb[hook] === "function");
+  // Asked for every report: answered once per hook (the callbacks are fixed for the run).
+  let known = this.hooks.get(hook);
+  if (known === undefined) {
+    known = this.c.callbacks.some((cb) => typeof cb[hook] === "function");
+    this.hooks.set(hook, known);
+  }
+  return known;
 }
 
 /** Sends an event to every callback with the hook, in order per callback; a failure is warned once. */

@@ -144,7 +144,7 @@ export class ResultWriter {
 
   /** Rewrites `progress.csv` with every key seen so far. */
   #rewriteCsv(): void {
-    clearTimeout(this.#timer);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#dirty = false;
     const path = join(this.#dir, "progress.csv");
@@ -160,7 +160,7 @@ export class ResultWriter {
   /** Writes what is pending and closes both files. */
   close(): void {
     if (this.#dirty) this.#rewriteCsv();
-    clearTimeout(this.#timer);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
     for (const f of [this.#jsonl, this.#csv]) {
       try {
         f.close();

@@ -22,7 +22,7 @@ import type {
 } from "./plugin.ts";
 
 import { STAGING_DIR, WORK_DIR } from "./layout.ts";
-import type { Config, TrialResult, TrialStatus } from "./trial.ts";
+import type { Config, TrialResources, TrialResult, TrialStatus } from "./trial.ts";
 import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
 import { printable, toJson } from "./protocol.ts";
 
@@ -34,7 +34,7 @@ import {
   materializeTrial,
   ResultWriter,
   STORE_FORMAT,
-  writeJsonAtomic,
+  writeJsonAtomicSync,
   writeParams,
 } from "./store.ts";
 
@@ -123,6 +123,8 @@ export interface TrialState {
   env: Record<string, string>;
   /** What it holds when it runs: the experiment's `resources`, or what a reallocation gave it. */
   resources: Resources;
+  /** The frozen `{ cpu, gpu }` snapshots show, and the `resources` it was made from. */
+  resourcesView?: { of: Resources; frozen: Readonly<TrialResources> };
 }
 
 type LoopEvent =
@@ -144,6 +146,10 @@ class EventQueue<T> {
   }
   get size(): number {
     return this.#items.length;
+  }
+  /** The next item if one is queued (no promise, no turn), else undefined. */
+  take(): T | undefined {
+    return this.#items.length ? this.#items.shift() : undefined;
   }
   next(): Promise<T> {
     if (this.#items.length) return Promise.resolve(this.#items.shift()!);
@@ -176,6 +182,8 @@ export class Runner {
   readonly queue = new EventQueue<LoopEvent>();
   readonly chains = new Map<Callback, Promise<void>>();
   readonly failedHooks = new Set<string>();
+  /** Which callback hooks some callback has (see `wants`). */
+  readonly hooks = new Map<string, boolean>();
   log!: EventLog;
   /** The trial whose process the executor started ahead (a warm start), until it starts. */
   warmIds = new Set<string>();
@@ -264,7 +272,7 @@ export class Runner {
         }),
     );
     if (c.restored) this.restore(c.restored);
-    await this.save(true, "running");
+    this.save(true, "running");
     this.emit("onExperimentStart", {
       name: c.name,
       dir: c.dir,
@@ -294,7 +302,11 @@ export class Runner {
     try {
       await c.executor.prepare?.({ experimentDir: c.dir, sandbox: c.sandbox });
       for (;;) {
-        if (!this.stopping && !this.fatal) await this.fill();
+        if (!this.stopping && !this.fatal) {
+          // Most turns of a busy experiment cannot start anything: no call, no promise then.
+          if (this.mayFill()) await this.fill();
+          else this.warmNext();
+        }
         if (this.running === 0) {
           if (this.stopping || this.fatal || this.finished()) break;
           if (this.searcherWaiting) {
@@ -314,7 +326,10 @@ export class Runner {
         }
         // The end of a turn: one write of what the journal queued, then the acknowledgements.
         if (!this.queue.size) this.log.flush();
-        await this.handle(await this.queue.next());
+        // An event already queued is taken without a turn; a report without a checkpoint is
+        // handled synchronously.
+        const pending = this.handle(this.queue.take() ?? await this.queue.next());
+        if (pending) await pending;
       }
     } catch (e) {
       this.fatal ??= e instanceof Error ? e : new Error(String(e));
@@ -325,7 +340,7 @@ export class Runner {
       ) => (t.status === "running" && t.handle ? [t.handle] : []));
       await Promise.allSettled(handles.map((h) => h.stop()));
     } finally {
-      clearTimeout(budget);
+      if (budget !== undefined) clearTimeout(budget);
       for (const [s, h] of signals) Deno.removeSignalListener(s, h);
       this.dropWarm();
       this.log.flush();
@@ -338,7 +353,7 @@ export class Runner {
     });
     await this.flushCallbacks();
     if (this.c.trialFolders === "end") await this.writeFolders();
-    await this.save(true, this.fatal ? "failed" : this.interrupted ? "interrupted" : "finished");
+    this.save(true, this.fatal ? "failed" : this.interrupted ? "interrupted" : "finished");
     this.log.close();
     return {
       trials: snapshots,
@@ -347,6 +362,15 @@ export class Runner {
       budgetExhausted: this.budgetExhausted,
       ...(this.fatal ? { fatal: this.fatal } : {}),
     };
+  }
+
+  /**
+   * Whether {@linkcode Runner.fill} may do anything beyond {@linkcode Runner.warmNext}: exploits
+   * to apply, a scheduler that wants trials made ahead, or a free slot.
+   */
+  mayFill(): boolean {
+    return this.clones.length > 0 || (this.c.scheduler.pendingTrials ?? 1) > 1 ||
+      this.c.gate.canStart();
   }
 
   finished(): boolean {
@@ -419,7 +443,7 @@ export class Runner {
         let pending = [...this.runnable].filter((t) => t.status === "pending").length;
         while (
           pending < ahead && !this.searcherDone && this.trialCount < this.c.totalTrials &&
-          await this.create()
+          this.create()
         ) pending++;
       }
       if (!this.c.gate.canStart()) {
@@ -432,7 +456,7 @@ export class Runner {
         !runnable.some((t) => t.status === "pending") && !this.searcherDone &&
         this.trialCount < this.c.totalTrials
       ) {
-        if (await this.create()) continue;
+        if (this.create()) continue;
       }
       if (!runnable.length) return;
       let pick = runnable.find((t) => t.priority);
@@ -478,7 +502,7 @@ export class Runner {
     }
   }
 
-  async create(): Promise<boolean> {
+  create(): boolean {
     const c = this.c;
     const id = `${c.experimentId}_${String(this.trialCount).padStart(5, "0")}`;
     const s = this.plugin(c.searcher.name, "suggest", () => c.searcher.suggest(id));
@@ -542,7 +566,7 @@ export class Runner {
     this.runnable.add(t);
     this.log.append({ trial: id, event: "created", config: s });
     this.plugin(c.scheduler.name, "onTrialAdd", () => c.scheduler.onTrialAdd?.(this.snap(t)));
-    if (this.saveDue()) await this.save(false);
+    if (this.saveDue()) this.save(false);
     return true;
   }
 
@@ -618,40 +642,24 @@ export class Runner {
 
   // ------------------------------------------------------------------ events
 
-  async handle(ev: LoopEvent): Promise<void> {
+  /** Handles one event; a promise only when it has to wait (a checkpoint, a trial's end). */
+  handle(ev: LoopEvent): void | Promise<void> {
     switch (ev.type) {
       case "report": {
-        const t = ev.trial;
-        let ack: Ack = "stop";
+        let ack: Ack | Promise<Ack>;
         try {
-          ack = await this.onReport(t, ev.raw);
+          ack = this.onReport(ev.trial, ev.raw);
         } catch (e) {
-          // Whatever a trial sent, it fails that trial alone, never the driver.
-          if (t.status === "running" && (!t.action || t.action.kind !== "failed")) {
-            t.action = {
-              kind: "failed",
-              message: `its report could not be recorded: ${errorMessage(e)}`,
-            };
-          }
+          ack = this.reportFailed(ev.trial, e);
         }
-        // Acknowledged once the journal holds the report (group commit: one write per turn).
-        this.log.committed().then(
-          () => ev.resolve(ack),
-          (e) => {
-            t.action ??= {
-              kind: "failed",
-              message: `its report could not be recorded: ${errorMessage(e)}`,
-            };
-            ev.resolve("stop");
-            t.handle?.stop();
-          },
+        if (typeof ack === "string") return this.acknowledge(ev, ack);
+        return ack.then(
+          (a) => this.acknowledge(ev, a),
+          (e) => this.acknowledge(ev, this.reportFailed(ev.trial, e)),
         );
-        // The decision is enforced: a trial told to stop that goes on is killed after the grace.
-        if (ack === "stop" && t.status === "running") t.handle?.stop();
-        return;
       }
       case "exit":
-        return await this.onExit(ev.trial, ev.exit);
+        return this.onExit(ev.trial, ev.exit);
       case "timeout":
         if (ev.trial.status === "running") {
           ev.trial.action ??= { kind: "timeout" };
@@ -682,6 +690,37 @@ export class Runner {
     }
   }
 
+  /** Whatever a trial sent, it fails that trial alone, never the driver: "stop". */
+  reportFailed(t: TrialState, e: unknown): Ack {
+    if (t.status === "running" && (!t.action || t.action.kind !== "failed")) {
+      t.action = {
+        kind: "failed",
+        message: `its report could not be recorded: ${errorMessage(e)}`,
+      };
+    }
+    return "stop";
+  }
+
+  /**
+   * Answers a report once the journal holds it (group commit: one write per turn), and enforces
+   * a stop: a trial told to stop that goes on is killed after the grace.
+   */
+  acknowledge(ev: Extract<LoopEvent, { type: "report" }>, ack: Ack): void {
+    const t = ev.trial;
+    this.log.onCommitted(
+      () => ev.resolve(ack),
+      (e) => {
+        t.action ??= {
+          kind: "failed",
+          message: `its report could not be recorded: ${errorMessage(e)}`,
+        };
+        ev.resolve("stop");
+        t.handle?.stop();
+      },
+    );
+    if (ack === "stop" && t.status === "running") t.handle?.stop();
+  }
+
   stopAll(action: Action): void {
     for (const t of this.order) {
       if (t.status !== "running") continue;
@@ -691,19 +730,20 @@ export class Runner {
     }
   }
 
-  async onReport(t: TrialState, raw: RawReport): Promise<Ack> {
+  /**
+   * Records a report and decides what the trial does next: synchronously, unless the report
+   * carries a checkpoint to commit first.
+   */
+  onReport(t: TrialState, raw: RawReport): Ack | Promise<Ack> {
     if (t.status !== "running" || t.action) return "stop";
-    const c = this.c;
     const now = Date.now();
     const elapsed = raw.elapsedS ?? 0;
-    const timeTotal = t.timeTotalS - t.runTimeS + elapsed;
-    const iteration = t.iteration + 1;
     const metrics = raw.metrics;
     const result: TrialResult = {
       ...metrics,
-      training_iteration: iteration,
+      training_iteration: t.iteration + 1,
       time_this_iter_s: Math.max(0, elapsed - t.runTimeS),
-      time_total_s: timeTotal,
+      time_total_s: t.timeTotalS - t.runTimeS + elapsed,
       timestamp: Math.floor(now / 1000),
       date: this.localDate(now),
       trial_id: t.id,
@@ -711,18 +751,33 @@ export class Runner {
       time_since_restore: elapsed,
       done: metrics.done === true,
     };
-    // Commit the checkpoint first, so the result line can name it.
+    return raw.checkpointDir
+      ? this.onCheckpointReport(t, raw.checkpointDir, result)
+      : this.record(t, result, undefined);
+  }
+
+  /** Commits a report's checkpoint first, so that the result line can name it. */
+  async onCheckpointReport(t: TrialState, staging: string, result: TrialResult): Promise<Ack> {
+    const iteration = result.training_iteration;
     let checkpointPath: string | undefined;
-    if (raw.checkpointDir) {
-      this.log.flush();
-      this.materialize(t);
-      t.staged = true;
-      try {
-        checkpointPath = await this.commitCheckpoint(t, raw.checkpointDir, iteration, result);
-      } catch (e) {
-        this.warnOnce(t, "checkpoint", `trial "${t.id}": checkpoint not saved: ${errorMessage(e)}`);
-      }
+    this.log.flush();
+    this.materialize(t);
+    t.staged = true;
+    try {
+      checkpointPath = await this.commitCheckpoint(t, staging, iteration, result);
+    } catch (e) {
+      this.warnOnce(t, "checkpoint", `trial "${t.id}": checkpoint not saved: ${errorMessage(e)}`);
     }
+    // The trial may have been stopped meanwhile: its report is recorded all the same.
+    return this.record(t, result, checkpointPath);
+  }
+
+  /** Records a result (its checkpoint committed, if any) and returns the decision. */
+  record(t: TrialState, result: TrialResult, checkpointPath: string | undefined): Ack {
+    const c = this.c;
+    const iteration = result.training_iteration;
+    const elapsed = result.time_since_restore as number;
+    const timeTotal = result.time_total_s;
     const recorded: TrialResult = checkpointPath
       ? { ...result, checkpoint_dir_name: checkpointName(iteration) }
       : result;
@@ -804,7 +859,7 @@ export class Runner {
         outcome: "completed",
       });
     }
-    if (this.saveDue()) await this.save(false);
+    if (this.saveDue()) this.save(false);
     return "stop";
   }
 
@@ -846,8 +901,10 @@ export class Runner {
     return d;
   }
 
-  async onExit(t: TrialState, exit: TrialExit): Promise<void> {
-    clearTimeout(t.timer);
+  /** A trial's end: a promise only when there are files to remove or write first. */
+  onExit(t: TrialState, exit: TrialExit): void | Promise<void> {
+    // A call of clearTimeout loads Deno's timers (milliseconds, once): none without a timer.
+    if (t.timer !== undefined) clearTimeout(t.timer);
     t.writer?.close();
     t.writer = undefined;
     t.handle = undefined;
@@ -855,14 +912,24 @@ export class Runner {
     this.c.gate.release(t.id);
     // Checkpoint staging left by the trial (or by an exploit): never committed now. Listing the
     // folder first spares the common case (nothing staged) a failing remove.
-    if (t.materialized && hasEntry(t.workDir, STAGING_DIR)) {
-      this.log.flush();
+    const inWorkDir = t.materialized && hasEntry(t.workDir, STAGING_DIR);
+    if (inWorkDir || t.staged) {
+      return this.removeStaging(t, inWorkDir).then(() => this.settle(t, exit));
+    }
+    return this.settle(t, exit);
+  }
+
+  /** Removes the checkpoint staging folders a trial left. */
+  async removeStaging(t: TrialState, inWorkDir: boolean): Promise<void> {
+    this.log.flush();
+    if (inWorkDir) {
       await Deno.remove(join(t.workDir, STAGING_DIR), { recursive: true }).catch(() => {});
     }
-    if (t.staged) {
-      this.log.flush();
-      await Deno.remove(join(t.dir, STAGING_DIR), { recursive: true }).catch(() => {});
-    }
+    if (t.staged) await Deno.remove(join(t.dir, STAGING_DIR), { recursive: true }).catch(() => {});
+  }
+
+  /** What becomes of a trial that ended: by its action, or by how it exited. */
+  settle(t: TrialState, exit: TrialExit): void | Promise<void> {
     const action = t.action;
     t.action = undefined;
     const c = this.c;
@@ -875,7 +942,7 @@ export class Runner {
     if (action?.kind === "stop" || (!action && exit.kind !== "error")) {
       const outcome: TrialOutcome = action?.kind === "stop" ? action.outcome : "completed";
       const reason = action?.kind === "stop" ? action.reason : undefined;
-      return await this.finish(t, "terminated", outcome, reason);
+      return this.finish(t, "terminated", outcome, reason);
     }
     if (action?.kind === "pause") {
       this.setStatus(t, "paused");
@@ -905,14 +972,7 @@ export class Runner {
     }
     if (action?.kind === "exploit") {
       this.setStatus(t, "paused");
-      if (!(await this.cloneInto(t, action.from, action.config, "onReport"))) return;
-      this.emit("onTrialEnd", {
-        trial: this.snap(t),
-        outcome: "paused",
-        reason: `exploiting ${action.from}`,
-      });
-      t.priority = true;
-      return;
+      return this.exploit(t, action.from, action.config);
     }
     // A failure (or a timeout).
     const message = action?.kind === "timeout"
@@ -946,6 +1006,22 @@ export class Runner {
       t.priority = true;
       return;
     }
+    return this.fail(t, exit, full, fatal === true);
+  }
+
+  /** A paused trial takes a donor's checkpoint and config (PBT's exploit). */
+  async exploit(t: TrialState, from: string, config: Config): Promise<void> {
+    if (!(await this.cloneInto(t, from, config, "onReport"))) return;
+    this.emit("onTrialEnd", {
+      trial: this.snap(t),
+      outcome: "paused",
+      reason: `exploiting ${from}`,
+    });
+    t.priority = true;
+  }
+
+  /** A trial that failed for good: its error.txt, the warning, its end. */
+  async fail(t: TrialState, exit: TrialExit, full: string, fatal: boolean): Promise<void> {
     const stack = exit.kind === "error" && exit.stack ? `\n\n${exit.stack}` : "";
     t.errorText = `${full}${stack}\n`;
     // A failed trial's folder is written now, whatever the executor: its error.txt (with the
@@ -962,15 +1038,15 @@ export class Runner {
       this.stopping = true;
       this.stopAll({ kind: "interrupt" });
     }
-    await this.finish(t, "error", "error", full);
+    this.finish(t, "error", "error", full);
   }
 
-  async finish(
+  finish(
     t: TrialState,
     status: "terminated" | "error",
     outcome: TrialOutcome,
     reason?: string,
-  ): Promise<void> {
+  ): void {
     this.setStatus(t, status);
     if (reason && status === "terminated") t.reason = reason;
     this.log.append({ trial: t.id, event: status, outcome, ...(reason ? { reason } : {}) });
@@ -979,7 +1055,7 @@ export class Runner {
     if (this.wants("onTrialEnd")) {
       this.emit("onTrialEnd", { trial: this.snap(t), outcome, ...(reason ? { reason } : {}) });
     }
-    if (this.saveDue()) await this.save(false);
+    if (this.saveDue()) this.save(false);
   }
 
   /** Tells the scheduler and the searcher that a trial ended. */
@@ -1180,7 +1256,8 @@ export class Runner {
   }
   #root: string | undefined;
 
-  async save(force: boolean, status: ExperimentRecord["status"] = "running"): Promise<void> {
+  /** Rewrites `experiment.json` (synchronously: a small file), at most once a second unless forced. */
+  save(force: boolean, status: ExperimentRecord["status"] = "running"): void {
     const now = Date.now();
     if (!force && now - this.lastSave < 1000) return;
     this.lastSave = now;
@@ -1211,7 +1288,7 @@ export class Runner {
       searcher: { name: c.searcher.name, state: searcherState },
       scheduler: { name: c.scheduler.name, state: schedulerState },
     };
-    await writeJsonAtomic(join(c.dir, "experiment.json"), record);
+    writeJsonAtomicSync(join(c.dir, "experiment.json"), record);
   }
 }
 

@@ -57,21 +57,31 @@ export function isoLocal(ms: number): string {
   }-${p(d.getSeconds())}`;
 }
 
-/** The frozen snapshot of a trial that plugins see. */
+/**
+ * The frozen snapshot of a trial that plugins see. Built by assignment in a fixed order (the
+ * optional keys only when set), not from spread literals: made for every report, it should cost
+ * one object.
+ */
 export function snap(this: Runner, t: TrialState): TrialSnapshot {
-  return Object.freeze({
+  const s: { -readonly [K in keyof TrialSnapshot]: TrialSnapshot[K] } = {
     id: t.id,
     status: t.status,
     config: t.config,
     iteration: t.iteration,
     dir: t.dir,
-    ...(t.lastResult ? { lastResult: t.lastResult } : {}),
-    ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
-    ...(t.error ? { error: t.error } : {}),
-    ...(t.reason ? { reason: t.reason } : {}),
-    ...(t.node ? { node: t.node } : {}),
-    resources: Object.freeze(current(t.resources)),
-  });
+  } as TrialSnapshot;
+  if (t.lastResult) s.lastResult = t.lastResult;
+  if (t.checkpoint) s.checkpoint = t.checkpoint;
+  if (t.error) s.error = t.error;
+  if (t.reason) s.reason = t.reason;
+  if (t.node) s.node = t.node;
+  // The frozen view of the trial's resources, made again only when they change.
+  let view = t.resourcesView;
+  if (!view || view.of !== t.resources) {
+    view = t.resourcesView = { of: t.resources, frozen: Object.freeze(current(t.resources)) };
+  }
+  s.resources = view.frozen;
+  return Object.freeze(s);
 }
 
 /** Why the stop criteria end a trial at this result, or undefined. */

@@ -132,16 +132,30 @@ export interface ConfigChange {
  * ```
  */
 export function writeJsonAtomic(path: string, data: unknown): Promise<void> {
-  // Synchronous writes: a small file, and Deno's asynchronous writeTextFile loads its streams
-  // module on first use (milliseconds at the start of a short experiment).
   try {
-    const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-    Deno.writeTextFileSync(tmp, JSON.stringify(data, nonFiniteReplacer, 2) + "\n");
-    Deno.renameSync(tmp, path);
+    writeJsonAtomicSync(path, data);
     return Promise.resolve();
   } catch (e) {
     return Promise.reject(e);
   }
+}
+
+/**
+ * Writes `data` to `path` atomically (temp file + rename), synchronously: a small file, and
+ * Deno's asynchronous `writeTextFile` loads its streams module on first use (milliseconds at
+ * the start of a short experiment).
+ *
+ * @example
+ * ```ts
+ * import { writeJsonAtomicSync } from "./store.ts";
+ * const dir = Deno.makeTempDirSync();
+ * writeJsonAtomicSync(`${dir}/a.json`, { a: 1 });
+ * ```
+ */
+export function writeJsonAtomicSync(path: string, data: unknown): void {
+  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  Deno.writeTextFileSync(tmp, JSON.stringify(data, nonFiniteReplacer, 2) + "\n");
+  Deno.renameSync(tmp, path);
 }
 
 /**

@@ -46,12 +46,12 @@ export function inprocessExecutor<C = Config>(fn: TrainableFn<C>): Executor {
             : () => Deno.mkdirSync(job.workDir, { recursive: true }),
         },
         {
-          send: (metrics, checkpointDir) =>
-            listener.report({
-              metrics,
-              elapsedS: (performance.now() - t0) / 1000,
-              ...(checkpointDir ? { checkpointDir } : {}),
-            }),
+          send: (metrics, checkpointDir) => {
+            const elapsedS = (performance.now() - t0) / 1000;
+            return listener.report(
+              checkpointDir ? { metrics, elapsedS, checkpointDir } : { metrics, elapsedS },
+            );
+          },
         },
       );
       let stopped = false;
