@@ -22,7 +22,7 @@ import type {
 } from "./plugin.ts";
 
 import { STAGING_DIR, WORK_DIR } from "./layout.ts";
-import type { Config, TrialResources, TrialResult, TrialStatus } from "./trial.ts";
+import type { Config, TrialResources, TrialResult, TrialSnapshot, TrialStatus } from "./trial.ts";
 import { errorMessage, PluginError, SandboxViolation, TuneError } from "./errors.ts";
 import { printable, toJson } from "./protocol.ts";
 
@@ -123,8 +123,6 @@ export interface TrialState {
   env: Record<string, string>;
   /** What it holds when it runs: the experiment's `resources`, or what a reallocation gave it. */
   resources: Resources;
-  /** The frozen `{ cpu, gpu }` snapshots show, and the `resources` it was made from. */
-  resourcesView?: { of: Resources; frozen: Readonly<TrialResources> };
 }
 
 type LoopEvent =
@@ -184,6 +182,10 @@ export class Runner {
   readonly failedHooks = new Set<string>();
   /** Which callback hooks some callback has (see `wants`). */
   readonly hooks = new Map<string, boolean>();
+  /** The experiment's `resources`, the one object every trial holds until it is given others. */
+  readonly defaultResources: Resources;
+  /** The frozen `{ cpu, gpu }` snapshots show, per resources object (see `snap`). */
+  readonly resourceViews = new WeakMap<Resources, Readonly<TrialResources>>();
   log!: EventLog;
   /** The trial whose process the executor started ahead (a warm start), until it starts. */
   warmIds = new Set<string>();
@@ -224,6 +226,7 @@ export class Runner {
 
   constructor(c: RunnerConfig) {
     this.c = c;
+    this.defaultResources = { ...c.resources };
     this.objectives = c.metrics ?? [c.metric];
     // Messages carry what trials sent (metric names, error texts): no terminal control codes.
     const warn = c.warn ?? ((m: string) => console.warn(`tunebox: ${m}`));
@@ -346,7 +349,12 @@ export class Runner {
       this.log.flush();
       await c.executor.close?.();
     }
-    const snapshots = this.order.map((t) => this.snap(t));
+    const snapshots: TrialSnapshot[] = [];
+    const histories = new Map<string, TrialResult[]>();
+    for (const t of this.order) {
+      snapshots.push(this.snap(t));
+      histories.set(t.id, t.history);
+    }
     this.emit("onExperimentEnd", {
       trials: snapshots,
       interrupted: this.interrupted || this.budgetExhausted,
@@ -357,7 +365,7 @@ export class Runner {
     this.log.close();
     return {
       trials: snapshots,
-      histories: new Map(this.order.map((t) => [t.id, t.history])),
+      histories,
       interrupted: this.interrupted,
       budgetExhausted: this.budgetExhausted,
       ...(this.fatal ? { fatal: this.fatal } : {}),
@@ -410,8 +418,8 @@ export class Runner {
         runIterations: 0,
         runTimeS: 0,
         priority: t.status === "running",
-        env: {},
-        resources: t.resources ? { ...this.c.resources, ...t.resources } : { ...this.c.resources },
+        env: NO_ENV,
+        resources: t.resources ? { ...this.c.resources, ...t.resources } : this.defaultResources,
         materialized: !this.c.executor.lazyTrialDir || exists(join(this.c.dir, t.id)),
       };
       this.trials.set(t.id, state);
@@ -557,8 +565,10 @@ export class Runner {
       runIterations: 0,
       runTimeS: 0,
       priority: false,
-      env: {},
-      resources: { ...c.resources },
+      env: NO_ENV,
+      // Shared until a reallocation gives the trial its own (resources are replaced, never
+      // changed in place).
+      resources: this.defaultResources,
       materialized: !lazy,
     };
     this.trials.set(id, t);
@@ -789,7 +799,9 @@ export class Runner {
     t.runTimeS = elapsed;
     t.timeTotalS = timeTotal;
     t.lastResult = recorded;
-    t.history.push(recorded);
+    // A first result makes an array of one (a push onto [] reserves room for 17).
+    if (t.history.length) t.history.push(recorded);
+    else t.history = [recorded];
     this.checkMetric(t, recorded);
 
     let decision: Decision = { kind: "continue" };
@@ -908,6 +920,7 @@ export class Runner {
     t.writer?.close();
     t.writer = undefined;
     t.handle = undefined;
+    t.env = NO_ENV;
     this.running--;
     this.c.gate.release(t.id);
     // Checkpoint staging left by the trial (or by an exploit): never committed now. Listing the
@@ -1299,6 +1312,9 @@ export class Runner {
  * idle processes.
  */
 const WARM_AHEAD = 2;
+
+/** The environment of a trial that does not run (no object per trial). */
+const NO_ENV: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
 /** Re-exported from `layout.ts`, where the trial folder's names live. */
 export { WORK_DIR };

@@ -75,12 +75,10 @@ export function snap(this: Runner, t: TrialState): TrialSnapshot {
   if (t.error) s.error = t.error;
   if (t.reason) s.reason = t.reason;
   if (t.node) s.node = t.node;
-  // The frozen view of the trial's resources, made again only when they change.
-  let view = t.resourcesView;
-  if (!view || view.of !== t.resources) {
-    view = t.resourcesView = { of: t.resources, frozen: Object.freeze(current(t.resources)) };
-  }
-  s.resources = view.frozen;
+  // One frozen view per resources object (trials share the experiment's until reallocated).
+  let view = this.resourceViews.get(t.resources);
+  if (!view) this.resourceViews.set(t.resources, view = Object.freeze(current(t.resources)));
+  s.resources = view;
   return Object.freeze(s);
 }
 

@@ -8,7 +8,7 @@
 
 import { basename, join, resolve } from "../core/_path.ts";
 import type { PluginFactory } from "../core/plugin.ts";
-import type { Config, JsonValue, TrialResult } from "../core/trial.ts";
+import type { Config, JsonValue } from "../core/trial.ts";
 import { gridSize, type Space, spaceFromJson } from "../core/space.ts";
 import type { TrainableFn } from "../core/session.ts";
 import { type RestoredTrial, runExperiment, type RunnerConfig } from "../core/runner.ts";
@@ -135,21 +135,23 @@ export async function fitTuner(
         cause: outcome.fatal,
       });
   }
-  const histories = new Map<string, readonly TrialResult[]>();
+  // The runner's map of histories (every trial's) is the grid's; each trial's record is built by
+  // assignment (10,000 trials at once at the end of an experiment: no spread objects).
+  const histories = outcome.histories;
   const trials: TrialInfo[] = [];
   for (const t of outcome.trials) {
-    histories.set(t.id, outcome.histories.get(t.id) ?? []);
-    trials.push({
+    const info: { -readonly [K in keyof TrialInfo]: TrialInfo[K] } = {
       id: t.id,
       status: t.status,
       config: t.config,
       metrics: t.lastResult,
       iterations: t.iteration,
-      ...(t.error ? { error: t.error } : {}),
-      ...(t.reason ? { reason: t.reason } : {}),
-      path: t.dir,
-      ...(t.checkpoint ? { checkpoint: t.checkpoint } : {}),
-    });
+    } as TrialInfo;
+    if (t.error) info.error = t.error;
+    if (t.reason) info.reason = t.reason;
+    info.path = t.dir;
+    if (t.checkpoint) info.checkpoint = t.checkpoint;
+    trials.push(info);
   }
   return new ResultGrid({
     path: dir,
