@@ -36,7 +36,7 @@ import {
 import type { DriverMessage, TrialMessage } from "./protocol.ts";
 import type { Ack, TrialExit, TrialJob, TrialListener } from "./plugin.ts";
 import type { JsonValue } from "./trial.ts";
-import { parseDenial } from "./sandbox.ts";
+import { parseDenial } from "./denial.ts";
 import type { GroupInfo } from "./collectives.ts";
 import { join } from "./_path.ts";
 

@@ -309,32 +309,4 @@ export async function checkModuleGraph(
   }
 }
 
-/** A parsed Deno permission denial. */
-export interface Denial {
-  /** The permission: read, write, net, env, run, ffi, sys, import. */
-  readonly permission: string;
-  /** The path, host, variable or program (empty when Deno gives none). */
-  readonly target: string;
-}
-
-/**
- * Finds a Deno permission denial (`NotCapable: Requires read access to "/etc/passwd"`) in an
- * error message or stderr text.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseDenial } from "./sandbox.ts";
- * assert.deepEqual(
- *   parseDenial('NotCapable: Requires net access to "127.0.0.1:80", run again'),
- *   { permission: "net", target: "127.0.0.1:80" },
- * );
- * ```
- */
-export function parseDenial(text: string): Denial | undefined {
-  const m = /Requires (\w+) access(?: to "([^"]*)")?/.exec(text);
-  if (m) return { permission: m[1], target: m[2] ?? "" };
-  const sym = /(Deno\.\w+\(\)|\w+) requires unscoped --allow-(\w+)/.exec(text);
-  if (sym) return { permission: sym[2], target: sym[1] };
-  return undefined;
-}
+export { type Denial, parseDenial } from "./denial.ts";
