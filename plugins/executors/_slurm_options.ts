@@ -4,7 +4,7 @@
 
 import type { SandboxPolicy } from "../../core/plugin.ts";
 import type { ChannelLimits } from "../../core/channel.ts";
-import type { SlurmOptions } from "./_slurm_commands.ts";
+import type { SlurmOptions } from "./_slurm_resources.ts";
 
 /** Options of {@linkcode slurmExecutor}. */
 export interface SlurmExecutorOptions {

@@ -32,7 +32,7 @@ import { TuneError } from "../../core/errors.ts";
 import { type RayExecutorOptions, raySettings } from "./_ray_options.ts";
 import type { RayRunner } from "./_ray_executor.ts";
 
-export { rayErrorLine } from "./_ray_client.ts";
+export { rayErrorLine } from "./_ray_error_line.ts";
 export type { RayExecutorOptions } from "./_ray_options.ts";
 
 /**

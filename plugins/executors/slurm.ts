@@ -19,11 +19,11 @@
 import type { Executor, Resources, TrialHandle } from "../../core/plugin.ts";
 import { resolveModule } from "../../core/plugin.ts";
 import { TuneError } from "../../core/errors.ts";
-import { allocationCpus, resourceArgs } from "./_slurm_commands.ts";
+import { allocationCpus, resourceArgs } from "./_slurm_resources.ts";
 import { type SlurmExecutorOptions, slurmMode } from "./_slurm_options.ts";
 import type { SlurmRunner } from "./_slurm_executor.ts";
 
-export type { SlurmOptions } from "./_slurm_commands.ts";
+export type { SlurmOptions } from "./_slurm_resources.ts";
 export type { SlurmExecutorOptions } from "./_slurm_options.ts";
 
 /**
