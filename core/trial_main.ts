@@ -11,7 +11,7 @@
  * await trial.run();
  * ```
  *
- * Boot connects to the trial's own channel (`TUNEBOX_CHANNEL`: `unix:/private/1/c.sock`, or
+ * Boot connects to the trial's own channel (`TUNEBOX_CHANNEL`: `unix:/private/1.sock`, or
  * `tls:<host>:<port>` with the experiment's CA in `TUNEBOX_CA` for a remote trial;
  * the trial id and a token come in `TUNEBOX_TRIAL_ID` and `TUNEBOX_TOKEN`), waits for the
  * `start` message, and watches stdin: when the driver dies the pipe closes and the trial exits
@@ -328,7 +328,7 @@ function watchStdin(exit: (code: number) => never): void {
  * @example
  * ```ts ignore
  * import { connectChannel } from "./trial_main.ts";
- * const conn = await connectChannel("unix:/tmp/tunebox-x/1/c.sock");
+ * const conn = await connectChannel("unix:/tmp/tunebox-x/1.sock");
  * ```
  */
 export async function connectChannel(spec: string): Promise<Deno.Conn> {

@@ -60,10 +60,15 @@ export function splitDevices(
   );
 }
 
-export function killGroup(pid: number, signal: Deno.Signal): void {
+export function killGroup(
+  pid: number,
+  signal: Deno.Signal,
+  options: { readonly groupOnly?: boolean } = {},
+): void {
   try {
     Deno.kill(-pid, signal);
   } catch {
+    if (options.groupOnly) return;
     // The group is gone, or not made yet (the child has not run setsid): the process itself.
     try {
       Deno.kill(pid, signal);

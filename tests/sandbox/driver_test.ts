@@ -9,9 +9,9 @@ import { byKey, experimentStatus, hostileTrainable, processesMatching } from "./
 Deno.test("a trial cannot connect to, remove or replace any trial's channel, its own included", async () => {
   const train = await hostileTrainable(`
     const path = Deno.env.get("TUNEBOX_CHANNEL")!.slice("unix:".length);
-    const root = path.split("/").slice(0, -2).join("/");
+    const root = path.split("/").slice(0, -1).join("/");
     const seen: string[] = [];
-    const others = [1, 2, 3].map((n) => root + "/" + n + "/c.sock").filter((p) => p !== path);
+    const others = [1, 2, 3].map((n) => root + "/" + n + ".sock").filter((p) => p !== path);
     for (const target of [path, ...others]) {
       try { (await Deno.connect({ transport: "unix", path: target })).close(); seen.push("connected"); }
       catch (e) { seen.push((e as Error).name); }
