@@ -26,38 +26,20 @@
  */
 
 import type { Callback, ExperimentStart, TrialReport } from "../../core/plugin.ts";
+import { inJupyter } from "./_jupyter.ts";
 import { parameters } from "../../core/space.ts";
 import type { JsonValue, Mode, TrialSnapshot } from "../../core/trial.ts";
 import type { ResultGrid, TrialInfo } from "../../core/results.ts";
 import { flatten } from "../../core/result_writer.ts";
 import { printable } from "../../core/protocol.ts";
 
+export { inJupyter };
+
 /** A Jupyter MIME bundle: MIME type -> data. */
 export type MediaBundle = Record<string, unknown>;
 
 /** Sends one message on the kernel's IOPub channel (`Deno.jupyter.broadcast`'s shape). */
 export type Broadcast = (msgType: string, content: Record<string, unknown>) => Promise<void>;
-
-/**
- * Whether this code runs in Deno's Jupyter kernel.
- *
- * @returns true inside `deno jupyter`.
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { inJupyter } from "./notebook.ts";
- * assert.equal(inJupyter(), false); // under deno run and deno test
- * ```
- */
-export function inJupyter(): boolean {
-  try {
-    // Outside the kernel, reading Deno.jupyter throws ("only available in `deno jupyter`").
-    const j = (Deno as unknown as { jupyter?: { broadcast?: unknown } }).jupyter;
-    return typeof j?.broadcast === "function";
-  } catch {
-    return false;
-  }
-}
 
 function kernelBroadcast(): Broadcast {
   const j = (Deno as unknown as { jupyter: { broadcast: Broadcast } }).jupyter;

@@ -11,7 +11,14 @@ import { parameters } from "../../core/space.ts";
 import type { JsonValue, Mode, TrialSnapshot } from "../../core/trial.ts";
 import { flatten } from "../../core/result_writer.ts";
 import { printable } from "../../core/protocol.ts";
-import { inJupyter, notebookReporter } from "./notebook.ts";
+import { inJupyter } from "./_jupyter.ts";
+
+// In Deno's Jupyter kernel the table is the notebook view: its module loads here, and only there
+// (a computed specifier, which Deno's module graph does not follow: every other process that
+// imports mod.ts, a trial's too, never reads it).
+const notebook: typeof import("./notebook.ts") | undefined = inJupyter()
+  ? await import(new URL("./notebook.ts", import.meta.url).href)
+  : undefined;
 
 /** Options of {@linkcode tableReporter}. */
 export interface TableReporterOptions {
@@ -49,8 +56,8 @@ interface Row {
  */
 export function tableReporter(options: TableReporterOptions = {}): Callback {
   // In Deno's Jupyter kernel the table is an HTML table updated in place, with a progress bar.
-  if (options.write === undefined && options.live === undefined && inJupyter()) {
-    return notebookReporter({
+  if (options.write === undefined && options.live === undefined && notebook && inJupyter()) {
+    return notebook.notebookReporter({
       ...(options.parameterColumns ? { parameterColumns: options.parameterColumns } : {}),
       ...(options.metricColumns ? { metricColumns: options.metricColumns } : {}),
       ...(options.maxRows !== undefined ? { maxRows: options.maxRows } : {}),
