@@ -11,6 +11,14 @@ import { parseJsonLines, scanJsonLines } from "./json_lines.ts";
 import type { TrialEvent } from "./store.ts";
 import { writeAllSync } from "./_write_all.ts";
 
+/** What waits for a write of the journal (see {@linkcode EventLog.onCommitted}). */
+export interface CommitWaiter {
+  /** Everything queued before it is on disk. */
+  committed(): void;
+  /** The write failed. */
+  failed(error: unknown): void;
+}
+
 /**
  * The experiment's journal, `trials.jsonl`: lifecycle events and every report, appended with
  * group commit. {@linkcode EventLog.append} only queues a line; everything queued in one turn of
@@ -22,8 +30,11 @@ import { writeAllSync } from "./_write_all.ts";
 export class EventLog {
   #file: Deno.FsFile;
   #enc = new TextEncoder();
+  #buf = new Uint8Array(4096);
   #lines: string[] = [];
-  #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #waiters: CommitWaiter[] = [];
+  /** An empty array for #waiters after a write (two arrays take turns: none made per write). */
+  #spare: CommitWaiter[] | undefined = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #flushTimer: boolean;
   /** Events in the log so far (queued ones included). */
@@ -86,34 +97,62 @@ export class EventLog {
   }
 
   /**
-   * Calls `resolve` once everything queued so far is written (at once when nothing is queued),
-   * or `reject` when that write failed: {@linkcode EventLog.committed} without a promise.
+   * Calls `waiter.committed()` once everything queued so far is written (at once when nothing
+   * is queued), or `waiter.failed(error)` when that write failed: {@linkcode EventLog.committed}
+   * without a promise or a closure.
    */
-  onCommitted(resolve: () => void, reject: (e: unknown) => void): void {
-    if (!this.#lines.length) resolve();
-    else this.#waiters.push({ resolve, reject });
+  onCommitted(waiter: CommitWaiter): void {
+    if (!this.#lines.length) waiter.committed();
+    else this.#waiters.push(waiter);
   }
 
   /** Resolves once everything queued so far is written (rejects when the write failed). */
   committed(): Promise<void> {
     if (!this.#lines.length) return Promise.resolve();
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) =>
+      this.#waiters.push({ committed: resolve, failed: reject })
+    );
   }
 
   /** Writes what is queued now, in one write. */
   flush(): void {
-    if (!this.#lines.length) return;
-    const text = this.#lines.join("\n") + "\n";
-    this.#lines = [];
+    const lines = this.#lines;
+    if (!lines.length) return;
+    // The lines' text without the last newline, which goes into the buffer after it (appending
+    // it to the string would copy the whole text once more).
+    const text = lines.join("\n");
+    lines.length = 0;
     const waiters = this.#waiters;
-    this.#waiters = [];
+    this.#waiters = this.#spare ?? [];
+    this.#spare = undefined; // until the calls below are done (one of them may flush again)
+    let error: unknown;
+    let failed = false;
     try {
-      writeAllSync(this.#file, this.#enc.encode(text));
+      writeAllSync(this.#file, this.#encode(text));
     } catch (e) {
-      for (const w of waiters) w.reject(e);
-      return;
+      error = e;
+      failed = true;
     }
-    for (const w of waiters) w.resolve();
+    for (const w of waiters) {
+      if (failed) w.failed(error);
+      else w.committed();
+    }
+    waiters.length = 0;
+    this.#spare = waiters;
+  }
+
+  /**
+   * The UTF-8 bytes of `text` in a buffer kept between writes (a write per turn would otherwise
+   * allocate an ArrayBuffer per turn); a view of it, valid until the next call.
+   */
+  #encode(text: string): Uint8Array {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit, and one more for the newline.
+    if (this.#buf.length < text.length * 3 + 1) {
+      this.#buf = new Uint8Array(Math.max(text.length * 3 + 1, this.#buf.length * 2));
+    }
+    const { written } = this.#enc.encodeInto(text, this.#buf);
+    this.#buf[written] = 10; // "\n"
+    return this.#buf.subarray(0, written + 1);
   }
 
   /** Writes what is queued and closes the file. */

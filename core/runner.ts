@@ -29,6 +29,7 @@ import { printable, toJson } from "./protocol.ts";
 import { spaceToJson } from "./space.ts";
 import {
   checkpointName,
+  type CommitWaiter,
   EventLog,
   type ExperimentRecord,
   materializeTrial,
@@ -125,8 +126,35 @@ export interface TrialState {
   resources: Resources;
 }
 
+/**
+ * A report waiting for the loop, then for the journal's write: it is its own
+ * {@linkcode CommitWaiter} (no closures per report).
+ */
+class ReportEvent implements CommitWaiter {
+  readonly type = "report" as const;
+  /** The answer, once decided. */
+  ack: Ack = "stop";
+  constructor(
+    readonly trial: TrialState,
+    readonly raw: RawReport,
+    readonly resolve: (a: Ack) => void,
+  ) {}
+  committed(): void {
+    this.resolve(this.ack);
+  }
+  failed(e: unknown): void {
+    const t = this.trial;
+    t.action ??= {
+      kind: "failed",
+      message: `its report could not be recorded: ${errorMessage(e)}`,
+    };
+    this.resolve("stop");
+    t.handle?.stop();
+  }
+}
+
 type LoopEvent =
-  | { type: "report"; trial: TrialState; raw: RawReport; resolve: (a: Ack) => void }
+  | ReportEvent
   | { type: "exit"; trial: TrialState; exit: TrialExit }
   | { type: "timeout"; trial: TrialState }
   | { type: "budget" }
@@ -619,9 +647,7 @@ export class Runner {
       },
       {
         report: (raw) =>
-          new Promise<Ack>((resolve) =>
-            this.queue.push({ type: "report", trial: t, raw, resolve })
-          ),
+          new Promise<Ack>((resolve) => this.queue.push(new ReportEvent(t, raw, resolve))),
         placed: (node) => {
           if (t.handle === handle || t.handle === undefined) t.node = printable(node.slice(0, 64));
         },
@@ -715,19 +741,10 @@ export class Runner {
    * Answers a report once the journal holds it (group commit: one write per turn), and enforces
    * a stop: a trial told to stop that goes on is killed after the grace.
    */
-  acknowledge(ev: Extract<LoopEvent, { type: "report" }>, ack: Ack): void {
+  acknowledge(ev: ReportEvent, ack: Ack): void {
+    ev.ack = ack;
+    this.log.onCommitted(ev);
     const t = ev.trial;
-    this.log.onCommitted(
-      () => ev.resolve(ack),
-      (e) => {
-        t.action ??= {
-          kind: "failed",
-          message: `its report could not be recorded: ${errorMessage(e)}`,
-        };
-        ev.resolve("stop");
-        t.handle?.stop();
-      },
-    );
     if (ack === "stop" && t.status === "running") t.handle?.stop();
   }
 
@@ -804,21 +821,32 @@ export class Runner {
     else t.history = [recorded];
     this.checkMetric(t, recorded);
 
-    let decision: Decision = { kind: "continue" };
-    const stopReason = this.stopCriterion(t, recorded);
+    let decision: Decision = CONTINUE;
+    const stopReason = c.stop || recorded.done === true
+      ? this.stopCriterion(t, recorded)
+      : undefined;
     if (stopReason) decision = { kind: "stop", reason: stopReason };
     else {
-      const d = this.plugin(
-        c.scheduler.name,
-        "onReport",
-        () => c.scheduler.onReport(this.snap(t), recorded),
-      );
+      // The plugin guard written out (this runs for every report): a throw is the experiment's
+      // PluginError.
+      let d: Decision | undefined;
+      try {
+        d = c.scheduler.onReport(this.snap(t), recorded);
+      } catch (e) {
+        this.fatal ??= new PluginError(c.scheduler.name, "onReport", e);
+      }
       if (d !== undefined) decision = checkDecision(d, c.scheduler.name, this);
       if (decision.kind === "reallocate") {
         decision = this.reallocation(t, decision, !!checkpointPath);
       }
     }
-    this.plugin(c.searcher.name, "onReport", () => c.searcher.onReport?.(t.id, recorded));
+    if (c.searcher.onReport) {
+      try {
+        c.searcher.onReport(t.id, recorded);
+      } catch (e) {
+        this.fatal ??= new PluginError(c.searcher.name, "onReport", e);
+      }
+    }
     if (checkpointPath) {
       this.emit("onCheckpoint", { trial: this.snap(t), path: checkpointPath, iteration });
     }
@@ -1312,6 +1340,9 @@ export class Runner {
  * idle processes.
  */
 const WARM_AHEAD = 2;
+
+/** The decision of a report nobody stops (one object). */
+const CONTINUE: Decision = Object.freeze({ kind: "continue" });
 
 /** The environment of a trial that does not run (no object per trial). */
 const NO_ENV: Record<string, string> = Object.freeze({}) as Record<string, string>;

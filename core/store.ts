@@ -19,7 +19,7 @@ import { flatten, toCsv } from "./result_writer.ts";
 export { type JsonLines, parseJsonLines, scanJsonLines } from "./json_lines.ts";
 export { checkpointName, copyTree, listCheckpoints, removeSymlinks } from "./checkpoint_files.ts";
 export { flatten, ResultWriter, toCsv } from "./result_writer.ts";
-export { EventLog } from "./event_log.ts";
+export { type CommitWaiter, EventLog } from "./event_log.ts";
 
 /** The format of `experiment.json`. */
 export const STORE_FORMAT = 1;
