@@ -1137,7 +1137,8 @@ export class Runner {
     const stops = this.c.scheduler.takeStops
       ? this.plugin(this.c.scheduler.name, "takeStops", () => this.c.scheduler.takeStops!())
       : undefined;
-    for (const s of stops ?? []) {
+    if (!stops) return; // most schedulers (FIFO) have none: no array made per report
+    for (const s of stops) {
       const t = this.trials.get(s.trialId);
       if (!t) continue;
       if (t.status === "running" && !t.action) {
