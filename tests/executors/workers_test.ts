@@ -34,8 +34,11 @@ Deno.test("a trial of 3 workers: ranks, shards, allreduce, broadcast and barrier
   equal(m.shard, "0 1 2"); // rank 0's third of 0..9
   // One recorded report: the other ranks' reports were acknowledged, not recorded.
   equal(results.history(t.id).length, 1);
-  // Each rank has its logs and its own folder.
-  for (const f of ["stdout_rank1.log", "stderr_rank2.log", `${FILES}/rank_1`, `${FILES}/rank_2`]) {
+  // Each rank has its logs (made on its first output) and its own folder.
+  equal((await Deno.readTextFile(`${t.path}/stdout_rank1.log`)).trim(), "rank 1 out");
+  equal((await Deno.readTextFile(`${t.path}/stderr_rank2.log`)).trim(), "rank 2 err");
+  equal((await Deno.readTextFile(`${t.path}/stdout.log`)).trim(), "rank 0 out");
+  for (const f of [`${FILES}/rank_1`, `${FILES}/rank_2`]) {
     assert(await Deno.stat(`${t.path}/${f}`).then(() => true, () => false), f);
   }
 });
