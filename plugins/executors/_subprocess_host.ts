@@ -78,6 +78,10 @@ export function killGroup(
 
 /** Removes what Deno stored for an origin (`localStorage`, Cache API) under DENO_DIR. */
 export async function removeOriginData(denoDir: string, origin: string): Promise<void> {
+  // Most trials store nothing: two folder listings first, instead of a digest and two removals
+  // that fail (0.26 ms of the driver's CPU per trial).
+  const data = join(denoDir, "location_data");
+  if (!hasEntries(data, "web_cache") && !hasEntries(join(data, "web_cache"))) return;
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(origin));
   const hash = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
   for (
@@ -88,6 +92,14 @@ export async function removeOriginData(denoDir: string, origin: string): Promise
   ) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** Whether the folder `dir` holds anything but `except`; false when it cannot be read. */
+function hasEntries(dir: string, except?: string): boolean {
+  try {
+    for (const e of Deno.readDirSync(dir)) if (e.name !== except) return true;
+  } catch { /* no such folder */ }
+  return false;
 }
 
 /** The util-linux tools a trial is started through (each execs the next: one process). */
