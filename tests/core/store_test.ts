@@ -144,3 +144,35 @@ Deno.test("scanJsonLines: empty text and blank lines give nothing, a final newli
   assert.deepEqual(scanJsonLines(""), { rows: [], bad: 0, torn: false });
   assert.deepEqual(scanJsonLines('\n\n{"a":1}\n\n'), { rows: [{ a: 1 }], bad: 0, torn: false });
 });
+
+Deno.test("EventLog without its timer: onCommitted waits for the owner's flush, a failed write reaches failed()", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = await EventLog.open(dir, { flushTimer: false });
+    const seen: string[] = [];
+    const waiter = (name: string) => ({
+      committed: () => seen.push(`${name} committed`),
+      failed: (e: unknown) => seen.push(`${name} failed: ${(e as Error).name}`),
+    });
+    log.onCommitted(waiter("nothing queued")); // answered at once
+    log.append({ trial: "e_00000", event: "created", config: {} });
+    log.onCommitted(waiter("a"));
+    log.append({ trial: "e_00000", event: "started" });
+    log.onCommitted(waiter("b"));
+    // No timer: a macrotask later nothing is written and nobody is answered.
+    await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(seen, ["nothing queued committed"]);
+    assert.equal(await Deno.readTextFile(join(dir, "trials.jsonl")), "");
+    log.flush(); // one write for both events, then both answers
+    assert.deepEqual(seen, ["nothing queued committed", "a committed", "b committed"]);
+    assert.equal((await readTrialEvents(dir)).length, 2);
+    log.close();
+    // A write to a closed file fails: the waiters hear it.
+    log.append({ trial: "e_00000", event: "paused" });
+    log.onCommitted(waiter("c"));
+    log.flush();
+    assert.match(seen.at(-1)!, /^c failed: /);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
