@@ -224,7 +224,7 @@ export class TrialSession implements Session<Config> {
   readonly checkpoint: string | undefined;
   readonly resources: TrialResources;
   readonly #trialDir: string;
-  /** Called at the first read of `trialDir`, then dropped. */
+  /** Called at the first read of `trialDir`, then dropped once it returned. */
   #onTrialDir: (() => void) | undefined;
   /**
    * Made on first use (`signal` or a stop), not with every session: an AbortController is a
@@ -263,8 +263,8 @@ export class TrialSession implements Session<Config> {
   get trialDir(): string {
     const hook = this.#onTrialDir;
     if (hook) {
+      hook(); // a hook that throws is called again at the next read
       this.#onTrialDir = undefined;
-      hook();
     }
     return this.#trialDir;
   }

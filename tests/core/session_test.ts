@@ -43,3 +43,23 @@ Deno.test("TrialSession.report counts acknowledged reports, rejects bad metrics 
   );
   await assert.rejects(broken.report({ loss: 1 }), /channel closed/);
 });
+
+Deno.test("a TrialSession whose onTrialDir throws calls it again at the next read", () => {
+  let calls = 0;
+  const s = new TrialSession(
+    {
+      trialId: "t",
+      config: {},
+      iteration: 0,
+      trialDir: "/x",
+      onTrialDir: () => {
+        if (++calls === 1) throw new Error("disk full");
+      },
+    },
+    { send: () => Promise.resolve("continue") },
+  );
+  assert.throws(() => s.trialDir, /disk full/);
+  assert.equal(s.trialDir, "/x");
+  assert.equal(s.trialDir, "/x");
+  assert.equal(calls, 2);
+});
