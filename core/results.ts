@@ -252,7 +252,9 @@ export class ResultGrid {
    * @returns an object the kernel displays as HTML (its `html` is the markup).
    */
   async plot(options: { height?: number } = {}): Promise<NotebookHtml> {
-    const { notebookPlot } = await import("../plugins/reporters/notebook.ts");
+    const { notebookPlot } = await lazy<typeof import("../plugins/reporters/notebook.ts")>(
+      "../plugins/reporters/notebook.ts",
+    );
     return await notebookPlot(this, options);
   }
 
@@ -263,7 +265,9 @@ export class ResultGrid {
    * @returns the MIME bundle (`text/html`, `text/plain`).
    */
   async [Symbol.for("Jupyter.display")](): Promise<Record<string, unknown>> {
-    const { resultGridBundle } = await import("../plugins/reporters/notebook.ts");
+    const { resultGridBundle } = await lazy<typeof import("../plugins/reporters/notebook.ts")>(
+      "../plugins/reporters/notebook.ts",
+    );
     return resultGridBundle(this);
   }
 
