@@ -75,3 +75,18 @@ Deno.test("recordSpec records only plain JSON options", () => {
   const nan = recordSpec("x", { v: NaN }, { name: "x" }) as { spec?: unknown };
   assert.equal(nan.spec, undefined);
 });
+
+Deno.test("recordSpec keeps a copy of the options: later changes do not reach it, a __proto__ key stays a key", () => {
+  const options = JSON.parse('{"a":[1,{"b":"c"}],"__proto__":{"x":1},"z":-0}');
+  const s = recordSpec("x", options, { name: "x" }) as {
+    spec?: { options: Record<string, unknown> };
+  };
+  options.a[1].b = "changed";
+  options.a.push(2);
+  const kept = s.spec!.options;
+  assert.deepEqual(kept.a, [1, { b: "c" }]);
+  assert.ok(Object.hasOwn(kept, "__proto__"));
+  assert.equal(Object.getPrototypeOf(kept), Object.prototype);
+  assert.deepEqual(Object.keys(kept), ["a", "__proto__", "z"]);
+  assert.ok(Object.is(kept.z, -0));
+});
