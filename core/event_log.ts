@@ -133,9 +133,10 @@ export class EventLog {
       error = e;
       failed = true;
     }
-    for (const w of waiters) {
-      if (failed) w.failed(error);
-      else w.committed();
+    // An indexed loop: a for-of makes an iterator per write until V8 optimizes the loop.
+    for (let i = 0; i < waiters.length; i++) {
+      if (failed) waiters[i].failed(error);
+      else waiters[i].committed();
     }
     waiters.length = 0;
     this.#spare = waiters;
