@@ -304,17 +304,19 @@ export class Runner {
     );
     if (c.restored) this.restore(c.restored);
     this.save(true, "running");
-    this.emit("onExperimentStart", {
-      name: c.name,
-      dir: c.dir,
-      space: c.space,
-      metric: c.metric,
-      mode: c.mode,
-      ...multi,
-      searcher: c.searcher.name,
-      scheduler: c.scheduler.name,
-      resumed: !!c.restored,
-    });
+    if (c.callbacks.length) {
+      this.emit("onExperimentStart", {
+        name: c.name,
+        dir: c.dir,
+        space: c.space,
+        metric: c.metric,
+        mode: c.mode,
+        ...multi,
+        searcher: c.searcher.name,
+        scheduler: c.scheduler.name,
+        resumed: !!c.restored,
+      });
+    }
 
     const signals: [Deno.Signal, () => void][] = [];
     if (c.handleSignals !== false) {
@@ -373,7 +375,9 @@ export class Runner {
     } finally {
       if (budget !== undefined) clearTimeout(budget);
       for (const [s, h] of signals) Deno.removeSignalListener(s, h);
-      this.dropWarm();
+      // Guarded here (as flushCallbacks and emit below): V8 compiles a function at its first
+      // call, and an experiment without warm starts or callbacks never needs these.
+      if (this.warmIds.size) this.dropWarm();
       this.log.flush();
       await c.executor.close?.();
     }
@@ -383,11 +387,13 @@ export class Runner {
       snapshots.push(this.snap(t));
       histories.set(t.id, t.history);
     }
-    this.emit("onExperimentEnd", {
-      trials: snapshots,
-      interrupted: this.interrupted || this.budgetExhausted,
-    });
-    await this.flushCallbacks();
+    if (this.c.callbacks.length) {
+      this.emit("onExperimentEnd", {
+        trials: snapshots,
+        interrupted: this.interrupted || this.budgetExhausted,
+      });
+    }
+    if (this.chains.size) await this.flushCallbacks();
     if (this.c.trialFolders === "end") await this.writeFolders();
     this.save(true, this.fatal ? "failed" : this.interrupted ? "interrupted" : "finished");
     this.log.close();
