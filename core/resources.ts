@@ -179,7 +179,9 @@ export class ResourcePool {
    */
   fits(req: Resources): boolean {
     const { cpu, gpu } = this.#units(req);
-    return cpu <= this.#freeCpu && this.#pickDevices(gpu, this.#freeGpu) !== undefined;
+    // No GPU asked (the usual trial): nothing to pick, and #pickDevices never compiled.
+    return cpu <= this.#freeCpu &&
+      (gpu === 0 || this.#pickDevices(gpu, this.#freeGpu) !== undefined);
   }
 
   /**
@@ -199,7 +201,7 @@ export class ResourcePool {
       );
     }
     if (cpu > this.#freeCpu) return undefined;
-    const picked = this.#pickDevices(gpu, this.#freeGpu);
+    const picked = gpu === 0 ? [] : this.#pickDevices(gpu, this.#freeGpu);
     if (picked === undefined) return undefined;
     this.#freeCpu -= cpu;
     const shares: GpuShare[] = [];

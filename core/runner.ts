@@ -1135,7 +1135,18 @@ export class Runner {
     }
   }
 
+  /**
+   * Applies what the scheduler asks for besides its decision (exploits of paused trials, stops
+   * of other trials). Called for every report: a scheduler with neither hook (FIFO) makes it a
+   * check of two properties, and {@linkcode Runner.takeRequests} is never compiled.
+   */
   applyStops(): void {
+    const s = this.c.scheduler;
+    if (s.takeExploits || s.takeStops) this.takeRequests();
+  }
+
+  /** Takes the scheduler's exploit and stop requests and applies them. */
+  takeRequests(): void {
     const exploits = this.c.scheduler.takeExploits
       ? this.plugin(this.c.scheduler.name, "takeExploits", () => this.c.scheduler.takeExploits!())
       : undefined;
