@@ -112,23 +112,7 @@ export function validateOptions(o: TunerOptions<Space>): void {
   }
   validateSpace(o.space);
   const { metrics } = objectivesOf(o);
-  if (metrics.length > 1) {
-    const list = metrics.map((m) => JSON.stringify(m)).join(", ");
-    if (o.searcher !== undefined && o.searcher.multiObjective !== true) {
-      fail(
-        "searcher",
-        `"searcher": ${o.searcher.name} optimises one metric, but "metric" lists ${metrics.length} (${list}): ` +
-          `use tpeSearcher (MOTPE), nsga2Searcher or randomSearcher, or give one metric`,
-      );
-    }
-    if (o.scheduler !== undefined && o.scheduler.multiObjective !== true) {
-      fail(
-        "scheduler",
-        `"scheduler": ${o.scheduler.name} decides by one metric, but "metric" lists ${metrics.length} (${list}): ` +
-          `use fifoScheduler (the default) for a multi-objective experiment, or give one metric`,
-      );
-    }
-  }
+  if (metrics.length > 1) checkMultiObjectivePlugins(o, metrics);
   if (o.numSamples !== undefined && !(o.numSamples === -1 || isPositiveInt(o.numSamples))) {
     fail(
       "numSamples",
@@ -156,52 +140,7 @@ export function validateOptions(o: TunerOptions<Space>): void {
       OptionRangeError,
     );
   }
-  if (o.resources !== undefined) {
-    for (const [k, v] of Object.entries(o.resources)) {
-      if (k === "custom") {
-        for (const [name, n] of Object.entries(v ?? {})) {
-          if (typeof n !== "number" || !(n >= 0) || !Number.isFinite(n)) {
-            fail(
-              `resources.custom.${name}`,
-              `"resources.custom.${name}" must be a number >= 0, got ${n}`,
-              OptionRangeError,
-            );
-          }
-        }
-        continue;
-      }
-      if (k === "workers") {
-        if (!isPositiveInt(v)) {
-          fail(
-            "resources.workers",
-            `"resources.workers" must be a whole number of workers per trial >= 1, got ${
-              JSON.stringify(v)
-            }`,
-            OptionRangeError,
-          );
-        }
-        continue;
-      }
-      if (k !== "cpu" && k !== "gpu" && k !== "memoryMb") {
-        fail(
-          `resources.${k}`,
-          `unknown resource "${k}"${
-            suggest(k, ["workers", "cpu", "gpu", "memoryMb", "custom"])
-          }; use { workers, cpu, gpu, memoryMb, custom }`,
-        );
-      }
-      if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {
-        fail(
-          `resources.${k}`,
-          `"resources.${k}" must be a number >= 0, got ${v}`,
-          OptionRangeError,
-        );
-      }
-    }
-    if ((o.resources.cpu ?? 1) === 0 && (o.resources.gpu ?? 0) === 0) {
-      fail("resources", `"resources" asks for nothing: give cpu or gpu > 0`, OptionRangeError);
-    }
-  }
+  if (o.resources !== undefined) checkResources(o.resources);
   for (const k of ["timeBudgetMs", "trialTimeoutMs", "callbackDrainMs"] as const) {
     const v = o[k];
     if (v !== undefined && !(typeof v === "number" && v > 0)) {
@@ -221,65 +160,10 @@ export function validateOptions(o: TunerOptions<Space>): void {
       OptionRangeError,
     );
   }
-  if (o.stop !== undefined && typeof o.stop !== "function") {
-    if (typeof o.stop !== "object" || o.stop === null || Array.isArray(o.stop)) {
-      fail("stop", `"stop" must be an object like { training_iteration: 10 } or a function`);
-    }
-    for (const [k, v] of Object.entries(o.stop)) {
-      if (typeof v !== "number" || Number.isNaN(v)) {
-        fail(
-          `stop.${k}`,
-          `"stop.${k}" must be a number (stop when the result reaches it), got ${
-            JSON.stringify(v)
-          }`,
-        );
-      }
-    }
-  }
-  if (o.checkpoint !== undefined) {
-    const c = o.checkpoint;
-    for (const k of Object.keys(c)) {
-      const keys = ["numToKeep", "scoreAttribute", "scoreOrder"];
-      if (!keys.includes(k)) {
-        fail(`checkpoint.${k}`, `unknown checkpoint option "${k}"${suggest(k, keys)}`);
-      }
-    }
-    if (c.numToKeep !== undefined && !isPositiveInt(c.numToKeep)) {
-      fail(
-        "checkpoint.numToKeep",
-        `"checkpoint.numToKeep" must be a positive integer, got ${c.numToKeep}`,
-        OptionRangeError,
-      );
-    }
-    if (c.scoreOrder !== undefined && c.scoreOrder !== "min" && c.scoreOrder !== "max") {
-      fail(
-        "checkpoint.scoreOrder",
-        `"checkpoint.scoreOrder" must be "min" or "max", got ${JSON.stringify(c.scoreOrder)}`,
-      );
-    }
-  }
-  if (o.sandbox !== undefined) {
-    const keys = ["read", "write", "net", "env", "sys", "ffi", "unstable"];
-    for (const [k, v] of Object.entries(o.sandbox)) {
-      if (!keys.includes(k)) fail(`sandbox.${k}`, `unknown sandbox key "${k}"${suggest(k, keys)}`);
-      if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
-        fail(`sandbox.${k}`, `"sandbox.${k}" must be a list of strings`);
-      }
-    }
-  }
-  if (o.backend !== undefined) {
-    const b = o.backend as unknown as Record<string, unknown> | null;
-    if (
-      typeof b !== "object" || b === null || typeof b.name !== "string" ||
-      typeof b.permissions !== "function" || typeof b.env !== "function"
-    ) {
-      fail(
-        "backend",
-        `"backend" must be an object with a name, permissions() and env(devices), such as ` +
-          `tfjsBackend({ native: true }) of "@tunebox/tunebox/backends/tfjs"`,
-      );
-    }
-  }
+  if (o.stop !== undefined && typeof o.stop !== "function") checkStop(o.stop);
+  if (o.checkpoint !== undefined) checkCheckpoint(o.checkpoint);
+  if (o.sandbox !== undefined) checkSandbox(o.sandbox);
+  if (o.backend !== undefined) checkBackend(o.backend);
   if (o.scheduler !== undefined) {
     const p = checkPluginShape("scheduler", o.scheduler);
     if (p) fail("scheduler", `"scheduler": ${p}`);
@@ -301,6 +185,140 @@ export function validateOptions(o: TunerOptions<Space>): void {
       `"name" must be a folder name of letters, digits, "_", "-" and ".", got ${
         JSON.stringify(o.name)
       }`,
+    );
+  }
+}
+
+// The checks of options most experiments do not give, each in a function of its own: V8 compiles
+// a function at its first call, so an experiment without them compiles none of this.
+
+/** Checks `resources`. */
+function checkResources(r: NonNullable<TunerOptions<Space>["resources"]>): void {
+  for (const [k, v] of Object.entries(r)) {
+    if (k === "custom") {
+      for (const [name, n] of Object.entries(v ?? {})) {
+        if (typeof n !== "number" || !(n >= 0) || !Number.isFinite(n)) {
+          fail(
+            `resources.custom.${name}`,
+            `"resources.custom.${name}" must be a number >= 0, got ${n}`,
+            OptionRangeError,
+          );
+        }
+      }
+      continue;
+    }
+    if (k === "workers") {
+      if (!isPositiveInt(v)) {
+        fail(
+          "resources.workers",
+          `"resources.workers" must be a whole number of workers per trial >= 1, got ${
+            JSON.stringify(v)
+          }`,
+          OptionRangeError,
+        );
+      }
+      continue;
+    }
+    if (k !== "cpu" && k !== "gpu" && k !== "memoryMb") {
+      fail(
+        `resources.${k}`,
+        `unknown resource "${k}"${
+          suggest(k, ["workers", "cpu", "gpu", "memoryMb", "custom"])
+        }; use { workers, cpu, gpu, memoryMb, custom }`,
+      );
+    }
+    if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {
+      fail(
+        `resources.${k}`,
+        `"resources.${k}" must be a number >= 0, got ${v}`,
+        OptionRangeError,
+      );
+    }
+  }
+  if ((r.cpu ?? 1) === 0 && (r.gpu ?? 0) === 0) {
+    fail("resources", `"resources" asks for nothing: give cpu or gpu > 0`, OptionRangeError);
+  }
+}
+
+/** Checks a `stop` object (a function needs no check). */
+function checkStop(stop: unknown): void {
+  if (typeof stop !== "object" || stop === null || Array.isArray(stop)) {
+    fail("stop", `"stop" must be an object like { training_iteration: 10 } or a function`);
+  }
+  for (const [k, v] of Object.entries(stop)) {
+    if (typeof v !== "number" || Number.isNaN(v)) {
+      fail(
+        `stop.${k}`,
+        `"stop.${k}" must be a number (stop when the result reaches it), got ${JSON.stringify(v)}`,
+      );
+    }
+  }
+}
+
+/** Checks `checkpoint`. */
+function checkCheckpoint(c: NonNullable<TunerOptions<Space>["checkpoint"]>): void {
+  for (const k of Object.keys(c)) {
+    const keys = ["numToKeep", "scoreAttribute", "scoreOrder"];
+    if (!keys.includes(k)) {
+      fail(`checkpoint.${k}`, `unknown checkpoint option "${k}"${suggest(k, keys)}`);
+    }
+  }
+  if (c.numToKeep !== undefined && !isPositiveInt(c.numToKeep)) {
+    fail(
+      "checkpoint.numToKeep",
+      `"checkpoint.numToKeep" must be a positive integer, got ${c.numToKeep}`,
+      OptionRangeError,
+    );
+  }
+  if (c.scoreOrder !== undefined && c.scoreOrder !== "min" && c.scoreOrder !== "max") {
+    fail(
+      "checkpoint.scoreOrder",
+      `"checkpoint.scoreOrder" must be "min" or "max", got ${JSON.stringify(c.scoreOrder)}`,
+    );
+  }
+}
+
+/** Checks `sandbox`. */
+function checkSandbox(sandbox: NonNullable<TunerOptions<Space>["sandbox"]>): void {
+  const keys = ["read", "write", "net", "env", "sys", "ffi", "unstable"];
+  for (const [k, v] of Object.entries(sandbox)) {
+    if (!keys.includes(k)) fail(`sandbox.${k}`, `unknown sandbox key "${k}"${suggest(k, keys)}`);
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
+      fail(`sandbox.${k}`, `"sandbox.${k}" must be a list of strings`);
+    }
+  }
+}
+
+/** Checks `backend`. */
+function checkBackend(backend: NonNullable<TunerOptions<Space>["backend"]>): void {
+  const b = backend as unknown as Record<string, unknown> | null;
+  if (
+    typeof b !== "object" || b === null || typeof b.name !== "string" ||
+    typeof b.permissions !== "function" || typeof b.env !== "function"
+  ) {
+    fail(
+      "backend",
+      `"backend" must be an object with a name, permissions() and env(devices), such as ` +
+        `tfjsBackend({ native: true }) of "@tunebox/tunebox/backends/tfjs"`,
+    );
+  }
+}
+
+/** A multi-objective experiment's searcher and scheduler must both handle several metrics. */
+function checkMultiObjectivePlugins(o: TunerOptions<Space>, metrics: readonly string[]): void {
+  const list = metrics.map((m) => JSON.stringify(m)).join(", ");
+  if (o.searcher !== undefined && o.searcher.multiObjective !== true) {
+    fail(
+      "searcher",
+      `"searcher": ${o.searcher.name} optimises one metric, but "metric" lists ${metrics.length} (${list}): ` +
+        `use tpeSearcher (MOTPE), nsga2Searcher or randomSearcher, or give one metric`,
+    );
+  }
+  if (o.scheduler !== undefined && o.scheduler.multiObjective !== true) {
+    fail(
+      "scheduler",
+      `"scheduler": ${o.scheduler.name} decides by one metric, but "metric" lists ${metrics.length} (${list}): ` +
+        `use fifoScheduler (the default) for a multi-objective experiment, or give one metric`,
     );
   }
 }
