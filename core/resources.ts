@@ -378,7 +378,6 @@ export async function discoverGpus(options: DiscoverGpusOptions = {}): Promise<D
       return undefined;
     }
   };
-  const warn = options.warn ?? ((m: string) => console.warn(m));
   const { gpus } = options;
   if (gpus !== undefined) {
     if (typeof gpus === "number") return simulated(gpus, `option "gpus"`);
@@ -390,21 +389,35 @@ export async function discoverGpus(options: DiscoverGpusOptions = {}): Promise<D
     return [...gpus].sort((a, b) => a.index - b.index);
   }
   const forced = getEnv("TUNEBOX_GPUS");
-  if (forced !== undefined && forced.trim() !== "") {
-    const t = forced.trim();
-    if (/^\d+$/.test(t)) return simulated(Number(t), "TUNEBOX_GPUS");
-    const names = t.split(",").map((s) => s.trim());
-    if (names.some((n) => n === "")) {
-      throw new RangeError(
-        `TUNEBOX_GPUS must be a count ("2") or comma-separated device names ` +
-          `("A100,A100"), got "${forced}"`,
-      );
-    }
-    return names.map((name, index) => ({ index, name }));
-  }
+  if (forced !== undefined && forced.trim() !== "") return forcedGpus(forced);
   // Without an NVIDIA driver there is nothing to ask: a stat or two, where starting a command
   // costs milliseconds the first time in a process (Deno loads its process module).
   if (!mayHaveNvidiaDriver()) return [];
+  return await askNvidiaSmi(getEnv, options.warn ?? ((m: string) => console.warn(m)));
+}
+
+// The two ways below of finding devices are functions of their own, compiled only when used
+// (most machines have neither TUNEBOX_GPUS nor an NVIDIA driver).
+
+/** The devices `TUNEBOX_GPUS` (set, not blank) names or counts. */
+function forcedGpus(forced: string): Device[] {
+  const t = forced.trim();
+  if (/^\d+$/.test(t)) return simulated(Number(t), "TUNEBOX_GPUS");
+  const names = t.split(",").map((s) => s.trim());
+  if (names.some((n) => n === "")) {
+    throw new RangeError(
+      `TUNEBOX_GPUS must be a count ("2") or comma-separated device names ` +
+        `("A100,A100"), got "${forced}"`,
+    );
+  }
+  return names.map((name, index) => ({ index, name }));
+}
+
+/** The devices `nvidia-smi -L` lists, less those `CUDA_VISIBLE_DEVICES` hides. */
+async function askNvidiaSmi(
+  getEnv: (k: string) => string | undefined,
+  warn: (m: string) => void,
+): Promise<Device[]> {
   let text: string;
   try {
     const out = await new Deno.Command("nvidia-smi", {

@@ -865,6 +865,16 @@ export class Runner {
       this.stopAll({ kind: "interrupt" });
       return "stop";
     }
+    if (decision.kind === "continue") return "continue";
+    return this.decide(t, decision, stopReason);
+  }
+
+  /**
+   * What {@linkcode Runner.record} does with a decision other than `continue` (a method of its
+   * own, compiled only when a scheduler or stopper decides so): sets the trial's action, applies
+   * a stopper's `stopAll()`, and answers "stop".
+   */
+  decide(t: TrialState, decision: Decision, stopReason: string | undefined): Ack {
     switch (decision.kind) {
       case "continue":
         return "continue";
@@ -979,7 +989,6 @@ export class Runner {
   settle(t: TrialState, exit: TrialExit): void | Promise<void> {
     const action = t.action;
     t.action = undefined;
-    const c = this.c;
 
     if (action?.kind === "interrupt") {
       // Left as "running" in trials.jsonl: a resume restarts it from its checkpoint.
@@ -991,6 +1000,15 @@ export class Runner {
       const reason = action?.kind === "stop" ? action.reason : undefined;
       return this.finish(t, "terminated", outcome, reason);
     }
+    return this.settleOther(t, exit, action);
+  }
+
+  /**
+   * {@linkcode Runner.settle} for a trial paused, reallocated, exploited or failed: a method of
+   * its own, compiled only when a trial ends that way.
+   */
+  settleOther(t: TrialState, exit: TrialExit, action: Action | undefined): void | Promise<void> {
+    const c = this.c;
     if (action?.kind === "pause") {
       this.setStatus(t, "paused");
       this.log.append({ trial: t.id, event: "paused" });
