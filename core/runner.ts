@@ -341,20 +341,7 @@ export class Runner {
           else this.warmNext();
         }
         if (this.running === 0) {
-          if (this.stopping || this.fatal || this.finished()) break;
-          if (this.searcherWaiting) {
-            this.fatal = new PluginError(
-              c.searcher.name,
-              "suggest",
-              new Error('it answered "wait" while no trial was running, so it would wait forever'),
-            );
-            break;
-          }
-          // Nothing runs, nothing could start, and nothing else will wake the loop.
-          this.fatal = new TuneError(
-            `No trial can start: ${this.runnable.size} trial(s) wait, but none fits the resources ` +
-              `(maxConcurrent and resources: { cpu, gpu } per trial)`,
-          );
+          if (!(this.stopping || this.fatal || this.finished())) this.fatal = this.stuck();
           break;
         }
         // The end of a turn: one write of what the journal queued, then the acknowledgements.
@@ -365,13 +352,7 @@ export class Runner {
         if (pending) await pending;
       }
     } catch (e) {
-      this.fatal ??= e instanceof Error ? e : new Error(String(e));
-      this.log.flush();
-      // Leave no trial process behind.
-      const handles = this.order.flatMap((
-        t,
-      ) => (t.status === "running" && t.handle ? [t.handle] : []));
-      await Promise.allSettled(handles.map((h) => h.stop()));
+      await this.loopFailed(e);
     } finally {
       if (budget !== undefined) clearTimeout(budget);
       for (const [s, h] of signals) Deno.removeSignalListener(s, h);
@@ -404,6 +385,35 @@ export class Runner {
       budgetExhausted: this.budgetExhausted,
       ...(this.fatal ? { fatal: this.fatal } : {}),
     };
+  }
+
+  /**
+   * Why the loop cannot go on while no trial runs, the experiment not finished (a method of its
+   * own, as {@linkcode Runner.loopFailed}: V8 compiles it only when it happens).
+   */
+  stuck(): Error {
+    if (this.searcherWaiting) {
+      return new PluginError(
+        this.c.searcher.name,
+        "suggest",
+        new Error('it answered "wait" while no trial was running, so it would wait forever'),
+      );
+    }
+    // Nothing runs, nothing could start, and nothing else will wake the loop.
+    return new TuneError(
+      `No trial can start: ${this.runnable.size} trial(s) wait, but none fits the resources ` +
+        `(maxConcurrent and resources: { cpu, gpu } per trial)`,
+    );
+  }
+
+  /** The loop threw: the experiment fails with that error, and no trial process is left behind. */
+  async loopFailed(e: unknown): Promise<void> {
+    this.fatal ??= e instanceof Error ? e : new Error(String(e));
+    this.log.flush();
+    const handles = this.order.flatMap((
+      t,
+    ) => (t.status === "running" && t.handle ? [t.handle] : []));
+    await Promise.allSettled(handles.map((h) => h.stop()));
   }
 
   /**
@@ -702,6 +712,17 @@ export class Runner {
       }
       case "exit":
         return this.onExit(ev.trial, ev.exit);
+      default:
+        return this.handleRare(ev);
+    }
+  }
+
+  /**
+   * {@linkcode Runner.handle} for a trial's timeout, the time budget and a signal: a method of its
+   * own, compiled only when one happens.
+   */
+  handleRare(ev: LoopEvent): void {
+    switch (ev.type) {
       case "timeout":
         if (ev.trial.status === "running") {
           ev.trial.action ??= { kind: "timeout" };

@@ -38,6 +38,15 @@ export function objectivesOf(
     }
     return { metrics: [m], modes: [d] };
   }
+  return objectiveLists(m, d, example);
+}
+
+/** {@linkcode objectivesOf} for several metrics (compiled only when an experiment has them). */
+function objectiveLists(
+  m: unknown,
+  d: unknown,
+  example: string,
+): { metrics: readonly string[]; modes: readonly Mode[] } {
   if (!Array.isArray(m)) {
     fail(
       "metric",
