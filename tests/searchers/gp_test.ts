@@ -200,6 +200,13 @@ Deno.test("warpLosses compresses a long bad tail, keeps the order, and leaves ot
   assert.deepEqual(left, kept);
   // Too few points to fit: unchanged.
   assert.equal(warpLosses(Float64Array.from([0, 1])), 1);
+  // Mildly skewed (e^u, u uniform on [0, 1]): λ̂ ≈ 0.2, but λ = 1 is not rejected at 5 % (a gain
+  // in log-likelihood below 1.92): unchanged. Without the test (minGain 0) it would be warped.
+  const mild = standardise(Array.from({ length: 40 }, (_, j) => Math.exp((j * 0.618) % 1)));
+  const mildKept = mild.slice();
+  assert.equal(warpLosses(mild), 1);
+  assert.deepEqual(mild, mildKept);
+  assert.ok(warpLosses(mild.slice(), -2, 1, 0) < 0.5, "the fitted λ itself is below 1");
 });
 
 function branin(c: Config): number {
@@ -277,6 +284,24 @@ Deno.test("gpSearcher warps a long-tailed loss by default; warpOutput: false mod
   assert.deepEqual(byDefault, warped);
   // The same start-up trials, then other models: other suggestions.
   assert.notDeepEqual(plain, warped);
+});
+
+Deno.test("gpSearcher leaves mildly skewed losses unwarped by default", () => {
+  // e^r with r ≤ ~1: over the first 6–10 trials the fitted λ is 0.5 … 0 (so warping, as before
+  // the likelihood-ratio test, gave other suggestions), but it never beats λ = 1 by the test's
+  // 1.92: the same suggestions as warpOutput: false.
+  const space = { x: uniform(0, 1), y: uniform(0, 1) };
+  const f = (c: Config) => Math.exp(Math.hypot((c.x as number) - 0.3, (c.y as number) - 0.6));
+  const run = (warpOutput?: boolean) => {
+    const s = gpSearcher({
+      initialPoints: 6,
+      candidates: 64,
+      ...(warpOutput === undefined ? {} : { warpOutput }),
+    });
+    s.setup?.(contextOf(space, 3, 11));
+    return drive(s, 11, { objective: f }).configs.slice(6);
+  };
+  assert.deepEqual(run(), run(false));
 });
 
 Deno.test("gpSearcher learns from maximised metrics and failed trials", () => {

@@ -25,14 +25,23 @@ function boxCoxLogLik(v: Float64Array, sumLog: number, lam: number): number {
 }
 
 /**
+ * Half the 95 % quantile of χ² with one degree of freedom (3.841 / 2): the gain in profile
+ * log-likelihood over λ = 1 that the fitted λ must reach before the losses are warped.
+ */
+export const WARP_MIN_GAIN = 1.92;
+
+/**
  * Warps standardised losses `y` (minimised) in place: v = 1 + (y − min y) ≥ 1, Box–Cox with the
  * maximum-likelihood λ in [`lo`, `hi`] (golden-section search), then standardised again. With
  * `hi` = 1 the transform never stretches the high (bad) tail: an objective whose bad values are
  * spread far above its good ones (Levy, Rosenbrock) is compressed there, so the GP resolves the
  * good region; one already roughly normal or long-tailed towards good values keeps λ = 1, the
- * identity up to standardisation. Returns λ.
+ * identity up to standardisation. A likelihood-ratio test gates the warp: `y` is left as it is
+ * unless the profile log-likelihood at the fitted λ beats λ = 1 by `minGain` (default
+ * {@linkcode WARP_MIN_GAIN}: λ = 1 rejected at the 5 % level), so losses that are only mildly
+ * skewed (Ackley's plateau) are not warped. Returns λ (1 when `y` is left as it is).
  */
-export function warpLosses(y: Float64Array, lo = -2, hi = 1): number {
+export function warpLosses(y: Float64Array, lo = -2, hi = 1, minGain = WARP_MIN_GAIN): number {
   const n = y.length;
   if (n < 3) return 1;
   let min = Infinity;
@@ -59,7 +68,7 @@ export function warpLosses(y: Float64Array, lo = -2, hi = 1): number {
   }
   let lam = (a + b) / 2;
   if (f(hi) >= f(lam)) lam = hi;
-  if (lam === 1) return 1;
+  if (lam === 1 || !(f(lam) - f(1) >= minGain)) return 1;
   let mean = 0;
   for (let j = 0; j < n; j++) mean += y[j] = boxCox(v[j], lam);
   mean /= n;

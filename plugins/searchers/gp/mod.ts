@@ -39,10 +39,12 @@ export interface GpSearcherOptions {
   /**
    * Warp the losses before the GP sees them: a Box–Cox transform with its maximum-likelihood λ in
    * [−2, 1], which only ever compresses the bad (high) tail, so an objective whose poor values lie
-   * far above its good ones (Levy, Rosenbrock, Styblinski–Tang) is modelled where it matters; an
-   * objective without such a tail is left as it is. It exploits harder: on shifted Levy-8 more
-   * runs stay stuck (BENCHMARKS.md, "The GP searcher, round four"). `false`: the standardised
-   * losses, as Optuna's GPSampler.
+   * far above its good ones (Levy, Rosenbrock, Styblinski–Tang) is modelled where it matters. It
+   * is applied only when a likelihood-ratio test rejects λ = 1 at the 5 % level (at each
+   * suggestion, on the losses so far): losses without such a tail, or only mildly skewed ones
+   * (Ackley's plateau, where warping kept more runs stuck), are modelled as they are.
+   * BENCHMARKS.md, "The GP searcher, round four" and "issue 15's last GP gap". `false`: never
+   * warp; the standardised losses, as Optuna's GPSampler.
    * @default true
    */
   readonly warpOutput?: boolean;
@@ -89,8 +91,8 @@ interface Input {
  * - Fits the kernel (Matérn 5/2 with one lengthscale per parameter, signal and noise variance) by
  *   maximum a posteriori marginal likelihood with Optuna's priors, warm-started from the last
  *   fit, at every suggestion up to 100 finished trials and then at every 10 % more; standardises
- *   the objective and Box–Cox-warps a long tail of bad values (`warpOutput`); a failed metric
- *   counts as the worst value seen.
+ *   the objective and Box–Cox-warps a long tail of bad values when a likelihood-ratio test says
+ *   there is one (`warpOutput`); a failed metric counts as the worst value seen.
  * - Maximises log expected improvement: `candidates` random points, then L-BFGS local searches
  *   (and every option of each choice) from the best ones and from the best trial.
  * - Running trials are fantasised at the GP's mean ("kriging believer"), so concurrent
