@@ -9,6 +9,7 @@
  */
 
 import { join } from "./_path.ts";
+import { nameTakenSync } from "./_fs.ts";
 import type {
   Ack,
   Callback,
@@ -464,7 +465,7 @@ export class Runner {
         priority: t.status === "running",
         env: NO_ENV,
         resources: t.resources ? { ...this.c.resources, ...t.resources } : this.defaultResources,
-        materialized: !this.c.executor.lazyTrialDir || exists(join(this.c.dir, t.id)),
+        materialized: !this.c.executor.lazyTrialDir || nameTakenSync(join(this.c.dir, t.id)),
       };
       this.trials.set(t.id, state);
       this.order.push(state);
@@ -1406,15 +1407,6 @@ const NO_ENV: Record<string, string> = Object.freeze({}) as Record<string, strin
 
 /** Re-exported from `layout.ts`, where the trial folder's names live. */
 export { WORK_DIR };
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function hasEntry(dir: string, name: string): boolean {
   try {

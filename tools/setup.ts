@@ -21,6 +21,7 @@
  */
 import { parseArgs } from "node:util";
 import { installNativeBackend, NativeSetupError } from "../plugins/backends/tfjs/setup.ts";
+import { exists } from "../core/_fs.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -69,15 +70,6 @@ async function run(cmd: string, args: string[], opts: { cwd?: string } = {}) {
     return { ok: out.success, text: text.trim() };
   } catch (e) {
     return { ok: false, text: `cannot run ${cmd}: ${(e as Error).message}` };
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -14,6 +14,7 @@ import type { TrainableFn } from "../core/session.ts";
 import { type RestoredTrial, runExperiment, type RunnerConfig } from "../core/runner.ts";
 import { ResultGrid, type TrialInfo } from "../core/results.ts";
 import { TuneError } from "../core/errors.ts";
+import { exists } from "../core/_fs.ts";
 import {
   materializeTrial,
   readExperiment,
@@ -255,8 +256,8 @@ export async function restoreTuner(
     // journal) is completed now; an in-process trial without one keeps its records in the
     // journal alone (written at the end with trialFolders: "end").
     if (
-      (s.behindJournal || !(await exists(join(tdir, "params.json")))) &&
-      await exists(tdir)
+      (s.behindJournal || !(await exists(join(tdir, "params.json"), { followLinks: false }))) &&
+      await exists(tdir, { followLinks: false })
     ) {
       await materializeTrial(tdir, s.config, history);
     }
@@ -363,14 +364,5 @@ function prepareFolder(storage: string, dir: string): void {
     throw new TuneError(`Cannot create the experiment folder "${dir}": ${(e as Error).message}`, {
       cause: e,
     });
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -10,6 +10,7 @@ import type { SandboxPolicy, TrialExit } from "../../core/plugin.ts";
 import type { Conversation } from "../../core/channel.ts";
 import { checkDenoConfig } from "../../core/sandbox.ts";
 import { writeAll } from "../../core/_write_all.ts";
+import { exists } from "../../core/_fs.ts";
 import { TuneError } from "../../core/errors.ts";
 
 /** The union of two sandbox policies, key by key (the executor's defaults plus the experiment's). */
@@ -31,16 +32,6 @@ export async function settle<T>(p: Promise<T>, ms: number): Promise<T | undefine
   ]);
   clearTimeout(timer);
   return r;
-}
-
-/** Whether something is at `path`. */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The nearest deno.json(c) above a file: URL's folder, as Deno itself finds it; undefined for other URLs. */

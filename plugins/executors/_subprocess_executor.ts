@@ -6,7 +6,6 @@
 import {
   channelExit,
   DEFAULT_MAX_LOG_BYTES,
-  exists,
   merge,
   passedEnv,
   pipeToFile,
@@ -16,6 +15,7 @@ import {
   trialConfig,
   v8Args,
 } from "./_shared.ts";
+import { exists } from "../../core/_fs.ts";
 import { fileURLToPath as fromFileUrl } from "../../core/_path.ts";
 import { dirname, join } from "../../core/_path.ts";
 import type {

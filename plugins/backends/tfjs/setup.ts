@@ -24,6 +24,7 @@
  * @module
  */
 
+import { exists } from "../../../core/_fs.ts";
 import {
   findBinding,
   findPackage,
@@ -654,15 +655,6 @@ async function output(cmd: string, args: string[]): Promise<string | undefined> 
     return out.success ? new TextDecoder().decode(out.stdout) : undefined;
   } catch {
     return undefined;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
