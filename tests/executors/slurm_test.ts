@@ -70,6 +70,23 @@ function executor(
   });
 }
 
+/** A trial's job for the executor's own calls, with its folder made: 2 CPUs, a fresh start. */
+function trialJob(storage: string, trialId: string, config: Record<string, number | boolean>) {
+  const dir = `${storage}/${trialId}`;
+  Deno.mkdirSync(`${dir}/files`, { recursive: true });
+  return {
+    trialId,
+    dir,
+    workDir: `${dir}/files`,
+    sandbox: {},
+    env: {},
+    resources: { cpu: 2 },
+    config,
+    iteration: 0,
+    timeOffsetS: 0,
+  };
+}
+
 async function squeueAll(c: SlurmCluster): Promise<string> {
   return (await c.run("squeue", ["-h", "-o", "%i %j %T"])).out.trim();
 }
@@ -185,21 +202,8 @@ Deno.test({
         const ex = executor(train, env(c, { SLURM_JOB_ID: id, SLURM_JOB_CPUS_PER_NODE: "2" }));
         try {
           await ex.prepare!({ experimentDir: storage });
-          const job = (trialId: string) => {
-            const dir = `${storage}/${trialId}`;
-            Deno.mkdirSync(`${dir}/files`, { recursive: true });
-            return {
-              trialId,
-              dir,
-              workDir: `${dir}/files`,
-              sandbox: {},
-              env: {},
-              resources: { cpu: 2 },
-              config: { x: trialId === "a" ? 1 : 2 },
-              iteration: 0,
-              timeOffsetS: 0,
-            };
-          };
+          const job = (trialId: string) =>
+            trialJob(storage, trialId, { x: trialId === "a" ? 1 : 2 });
           ex.warm!(job("a"));
           // The steps of the allocation as "<step id> <name> <state>" lines.
           const steps = async () => {
@@ -273,21 +277,8 @@ Deno.test({
           heartbeatMs: 1500,
           slurm: { extraArgs: [`--prolog=${prolog}`] },
         });
-        const job = (trialId: string, config: Record<string, number | boolean>) => {
-          const dir = `${storage}/${trialId}`;
-          Deno.mkdirSync(`${dir}/files`, { recursive: true });
-          return {
-            trialId,
-            dir,
-            workDir: `${dir}/files`,
-            sandbox: {},
-            env: {},
-            resources: { cpu: 2 },
-            config,
-            iteration: 0,
-            timeOffsetS: 0,
-          };
-        };
+        const job = (trialId: string, config: Record<string, number | boolean>) =>
+          trialJob(storage, trialId, config);
         const reports = new Map<string, unknown[]>();
         const listener = (trialId: string) => ({
           report(r: { metrics: unknown }) {
